@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/errandhq/errand/config"
+	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/httpapi"
+	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/queue"
+	"github.com/errandhq/errand/storage/sqlite"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the API (configuration from errand.yaml, ERRAND_* variables and flags)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd, file, getenv)
+			if err != nil {
+				return err
+			}
+			if !cfg.Dev {
+				return errors.New("this version of errand has no token authentication yet: " +
+					"run `errand serve --dev` (every request is the built-in dev principal), on a trusted network only")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, newLogger(cfg, stderr))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "config", "", "configuration file (default errand.yaml when it exists; or ERRAND_CONFIG)")
+	f.String("listen", "", "address to serve on (default :8080)")
+	f.String("store", "", "store URL (default sqlite://./errand-data/errand.db)")
+	f.Bool("dev", false, "development mode: no authentication, every request is the dev principal")
+	return cmd
+}
+
+// loadConfig reads the configuration named by --config, ERRAND_CONFIG or
+// ./errand.yaml, with the command's set flags on top.
+func loadConfig(cmd *cobra.Command, file string, getenv func(string) string) (*config.Config, error) {
+	if file == "" {
+		file = getenv("ERRAND_CONFIG")
+	}
+	if file == "" {
+		if _, err := os.Stat("errand.yaml"); err == nil {
+			file = "errand.yaml"
+		}
+	}
+	flags := map[string]string{}
+	for _, name := range []string{"listen", "store", "dev"} {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			flags[name] = f.Value.String()
+		}
+	}
+	return config.Load(config.Source{File: file, Getenv: getenv, Flags: flags})
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// app is a running errand: store, services, maintenance and HTTP server.
+type app struct {
+	log        *slog.Logger
+	cfg        *config.Config
+	store      *sqlite.Store
+	jobs       *job.Service
+	queue      *queue.Queue
+	maintainer *queue.Maintainer
+	server     *http.Server
+	listener   net.Listener
+	cancel     context.CancelFunc // ends long polls at shutdown
+	served     chan error
+}
+
+// startApp opens the store and starts everything; it returns once the listener is bound.
+func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	a := &app{log: log, cfg: cfg, served: make(chan error, 1)}
+	path, scfg, err := sqlite.ParseURL(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	if a.store, err = sqlite.Open(ctx, path, scfg); err != nil {
+		return nil, err
+	}
+	hub, sig := event.NewHub(), queue.NewSignal()
+	a.store.Listen(hub)
+	a.store.Listen(sig)
+	ops := cfg.OperationList()
+	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait)}); err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	a.queue = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
+		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs})
+	a.maintainer = queue.NewMaintainer(a.queue, log, nil)
+	a.maintainer.Start(ctx)
+	if err := a.listen(ctx); err != nil {
+		a.maintainer.Stop(ctx)
+		a.store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) listen(ctx context.Context) error {
+	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Store: a.store},
+		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait)})
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.server = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: time.Duration(a.cfg.HTTP.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(a.cfg.HTTP.ReadHeaderTimeout) + time.Minute,
+		IdleTimeout:       time.Duration(a.cfg.HTTP.IdleTimeout),
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	var err error
+	if a.listener, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+		cancel()
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	go func() { a.served <- a.server.Serve(a.listener) }()
+	a.log.Info("listening", "addr", a.listener.Addr().String(), "url", a.URL(), "store", a.cfg.Store, "dev", a.cfg.Dev)
+	return nil
+}
+
+// URL is the base URL clients on this machine reach the server at.
+func (a *app) URL() string {
+	addr := a.listener.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return fmt.Sprintf("http://%s:%d", host, addr.Port)
+}
+
+// Stop shuts down in reverse order of start: end long polls, drain requests,
+// stop maintenance, close the store (after its last commit).
+func (a *app) Stop(ctx context.Context) error {
+	a.cancel()
+	var errs []error
+	if err := a.server.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := a.maintainer.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("maintainer: %w", err))
+	}
+	if err := a.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// serve runs errand until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a, err := startApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-a.served:
+		log.Error("server stopped", "err", err)
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(cfg.HTTP.ShutdownTimeout))
+	defer cancel()
+	err = a.Stop(sctx)
+	log.Info("stopped", "err", err)
+	return err
+}

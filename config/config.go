@@ -1,0 +1,188 @@
+// Package config loads errand.yaml, applies ERRAND_* environment variables and
+// command-line flags on top, fills defaults and validates the result. Every error
+// names the key and the line (or the variable or flag) it came from.
+//
+// Environment variables name a key path in upper case with "__" between levels:
+// ERRAND_LISTEN sets listen, ERRAND_HTTP__MAX_WAIT sets http.max_wait.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand"
+)
+
+// Config is errand's configuration. Its zero value, after Default, serves a pull
+// operation-less errand on :8080 with SQLite in ./errand-data.
+type Config struct {
+	// Listen is the address to serve on. Defaults to ":8080".
+	Listen string `yaml:"listen"`
+	// Store is where jobs live. Defaults to "sqlite://./errand-data/errand.db".
+	Store string `yaml:"store"`
+	// Dev turns authentication off: every request runs as the dev principal.
+	Dev        bool                  `yaml:"dev"`
+	Log        Log                   `yaml:"log"`
+	HTTP       HTTP                  `yaml:"http"`
+	Workers    Workers               `yaml:"workers"`
+	Operations map[string]*Operation `yaml:"operations"`
+}
+
+// Log says how errand logs.
+type Log struct {
+	// Level is debug, info, warn or error. Defaults to info.
+	Level string `yaml:"level"`
+	// Format is json or text. Defaults to json.
+	Format string `yaml:"format"`
+}
+
+// HTTP tunes the HTTP server.
+type HTTP struct {
+	// MaxBodyBytes is the largest request body accepted. Defaults to 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxWait caps Prefer: wait=N and long-polls. Defaults to 60s.
+	MaxWait Duration `yaml:"max_wait"`
+	// ReadHeaderTimeout bounds reading request headers. Defaults to 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Defaults to 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout is how long a graceful stop waits for requests. Defaults to 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Workers tunes the worker protocol.
+type Workers struct {
+	// DefaultLease is the lease when a worker does not ask for one. Defaults to 60s.
+	DefaultLease Duration `yaml:"default_lease"`
+	// MaxLease caps the lease a worker may ask for. Defaults to 1h.
+	MaxLease Duration `yaml:"max_lease"`
+	// MaxJobs caps the jobs one lease request takes. Defaults to 1000.
+	MaxJobs int `yaml:"max_jobs"`
+}
+
+// Operation declares one kind of work.
+type Operation struct {
+	Description string   `yaml:"description"`
+	Route       string   `yaml:"route"`
+	InputSchema any      `yaml:"input_schema"`
+	Handler     Handler  `yaml:"handler"`
+	Timeout     Duration `yaml:"timeout"`
+	Retry       Retry    `yaml:"retry"`
+	Concurrency int      `yaml:"concurrency"`
+	Wait        Duration `yaml:"wait"`
+	Retention   Duration `yaml:"retention"`
+}
+
+// Handler says how jobs of an operation run.
+type Handler struct {
+	Type string `yaml:"type"`
+}
+
+// Retry is an operation's retry policy.
+type Retry struct {
+	MaxAttempts int      `yaml:"max_attempts"`
+	Initial     Duration `yaml:"initial"`
+	Max         Duration `yaml:"max"`
+}
+
+// Default returns the configuration with every default filled in.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	c.Listen = or(c.Listen, ":8080")
+	c.Store = or(c.Store, "sqlite://./errand-data/errand.db")
+	c.Log.Level = or(c.Log.Level, "info")
+	c.Log.Format = or(c.Log.Format, "json")
+	if c.HTTP.MaxBodyBytes == 0 {
+		c.HTTP.MaxBodyBytes = 1 << 20
+	}
+	c.HTTP.MaxWait = orD(c.HTTP.MaxWait, 60*time.Second)
+	c.HTTP.ReadHeaderTimeout = orD(c.HTTP.ReadHeaderTimeout, 10*time.Second)
+	c.HTTP.IdleTimeout = orD(c.HTTP.IdleTimeout, 120*time.Second)
+	c.HTTP.ShutdownTimeout = orD(c.HTTP.ShutdownTimeout, 30*time.Second)
+	c.Workers.DefaultLease = orD(c.Workers.DefaultLease, 60*time.Second)
+	c.Workers.MaxLease = orD(c.Workers.MaxLease, time.Hour)
+	if c.Workers.MaxJobs == 0 {
+		c.Workers.MaxJobs = 1000
+	}
+	for _, op := range c.Operations {
+		if op != nil && op.Handler.Type == "" {
+			op.Handler.Type = errand.HandlerPull
+		}
+	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orD(d Duration, def time.Duration) Duration {
+	if d == 0 {
+		return Duration(def)
+	}
+	return d
+}
+
+var (
+	opName  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	routeRe = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
+	// reserved are path prefixes errand serves itself.
+	reserved = []string{"/v1", "/healthz", "/readyz", "/metrics", "/ui", "/docs", "/.well-known"}
+)
+
+// OperationList returns the declared operations as domain values, sorted by name.
+func (c *Config) OperationList() []errand.Operation {
+	names := make([]string, 0, len(c.Operations))
+	for n := range c.Operations {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]errand.Operation, 0, len(names))
+	for _, n := range names {
+		o := c.Operations[n]
+		var sch json.RawMessage
+		if o.InputSchema != nil {
+			sch, _ = json.Marshal(o.InputSchema) // validated as JSON in validate
+		}
+		out = append(out, errand.Operation{
+			Name: n, Description: o.Description, Route: o.Route, InputSchema: sch,
+			Handler: errand.Handler{Type: o.Handler.Type}, Timeout: time.Duration(o.Timeout),
+			Retry: errand.RetryPolicy{MaxAttempts: o.Retry.MaxAttempts, Initial: time.Duration(o.Retry.Initial),
+				Max: time.Duration(o.Retry.Max)},
+			Concurrency: o.Concurrency, Wait: time.Duration(o.Wait), Retention: time.Duration(o.Retention),
+		}.WithDefaults())
+	}
+	return out
+}
+
+// Duration is a time.Duration written as "90s", "10m", "2h" or "7d".
+type Duration time.Duration
+
+// ParseDuration reads a duration, allowing a "d" (24h) suffix.
+func ParseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n float64
+		if _, err := fmt.Sscanf(days, "%g", &n); err == nil && n >= 0 {
+			return time.Duration(n * 24 * float64(time.Hour)), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration (like 90s, 10m, 2h or 7d)", s)
+	}
+	return d, nil
+}
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }

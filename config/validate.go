@@ -1,0 +1,131 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/schema"
+)
+
+// validate checks values; errors name the key and where it was set.
+func (c *Config) validate(l *lines) error {
+	var errs []error
+	bad := func(path []string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", l.at(path...), fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad([]string{"listen"}, "%q is not host:port (like :8080 or 127.0.0.1:8080)", c.Listen)
+	}
+	if !strings.HasPrefix(c.Store, "sqlite:") {
+		bad([]string{"store"}, "%q: the store must be a sqlite:// URL (PostgreSQL support is not in this version)", c.Store)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad([]string{"log", "level"}, "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		bad([]string{"log", "format"}, "must be json or text, not %q", c.Log.Format)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 1<<30 {
+		bad([]string{"http", "max_body_bytes"}, "must be between 1024 and 1073741824")
+	}
+	if c.Workers.MaxJobs < 1 || c.Workers.MaxJobs > 10000 {
+		bad([]string{"workers", "max_jobs"}, "must be between 1 and 10000")
+	}
+	if c.Workers.MaxLease < c.Workers.DefaultLease {
+		bad([]string{"workers", "max_lease"}, "must not be shorter than workers.default_lease (%s)", c.Workers.DefaultLease)
+	}
+	routes := map[string]string{}
+	for _, name := range sortedKeys(c.Operations) {
+		for _, e := range c.Operations[name].validate(name, c, routes) {
+			bad(append([]string{"operations", name}, e.path...), "%s", e.msg)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type fieldErr struct {
+	path []string
+	msg  string
+}
+
+func (o *Operation) validate(name string, c *Config, routes map[string]string) []fieldErr {
+	var errs []fieldErr
+	bad := func(msg string, path ...string) { errs = append(errs, fieldErr{path, msg}) }
+	if o == nil {
+		return []fieldErr{{nil, "declare the operation's settings (at least {})"}}
+	}
+	if !opName.MatchString(name) {
+		bad("an operation name is 1 to 63 lower-case letters, digits, '.', '_' or '-'")
+	}
+	if o.Route != "" {
+		switch {
+		case !routeRe.MatchString(o.Route):
+			bad(fmt.Sprintf("%q is not a path like /generate-report", o.Route), "route")
+		case reservedRoute(o.Route):
+			bad(fmt.Sprintf("%q is a path errand serves itself", o.Route), "route")
+		case routes[o.Route] != "":
+			bad(fmt.Sprintf("%q is already the route of operation %s", o.Route, routes[o.Route]), "route")
+		}
+		routes[o.Route] = name
+	}
+	if o.Handler.Type != errand.HandlerPull {
+		bad(fmt.Sprintf("%q is not a handler type this version runs (pull)", o.Handler.Type), "handler", "type")
+	}
+	if o.InputSchema != nil {
+		raw, err := json.Marshal(o.InputSchema)
+		if err == nil {
+			_, err = schema.Compile("operations."+name+".input_schema", raw)
+		}
+		if err != nil {
+			bad(err.Error(), "input_schema")
+		}
+	}
+	errs = append(errs, o.validateNumbers(c)...)
+	return errs
+}
+
+func (o *Operation) validateNumbers(c *Config) []fieldErr {
+	var errs []fieldErr
+	bad := func(msg string, path ...string) { errs = append(errs, fieldErr{path, msg}) }
+	week := Duration(7 * 24 * time.Hour)
+	if o.Timeout < 0 || o.Timeout > week {
+		bad("must be between 1s and 168h", "timeout")
+	}
+	if o.Retry.MaxAttempts < 0 || o.Retry.MaxAttempts > 1000 {
+		bad("must be between 1 and 1000", "retry", "max_attempts")
+	}
+	if o.Retry.Max != 0 && o.Retry.Initial > o.Retry.Max {
+		bad("must not be longer than retry.max", "retry", "initial")
+	}
+	if o.Concurrency < 0 {
+		bad("must be 0 (unlimited) or more", "concurrency")
+	}
+	if o.Wait > c.HTTP.MaxWait {
+		bad(fmt.Sprintf("must not be longer than http.max_wait (%s)", c.HTTP.MaxWait), "wait")
+	}
+	return errs
+}
+
+func reservedRoute(r string) bool {
+	for _, p := range reserved {
+		if r == p || strings.HasPrefix(r, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

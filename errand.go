@@ -1,0 +1,176 @@
+package errand
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is where a job is in its life.
+type Status string
+
+// The statuses of a job. A job starts queued (or scheduled when run_at is in the
+// future), becomes running when a worker leases it, and ends succeeded, failed or
+// canceled. A failed attempt that will be retried goes back to scheduled.
+const (
+	StatusScheduled Status = "scheduled"
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusCanceled  Status = "canceled"
+)
+
+// Terminal reports whether s is a final status.
+func (s Status) Terminal() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
+}
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusScheduled, StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// Job is one request to run an operation.
+type Job struct {
+	ID              string            `json:"id"`
+	Operation       string            `json:"operation"`
+	Status          Status            `json:"status"`
+	Input           json.RawMessage   `json:"input"`
+	Result          json.RawMessage   `json:"result"`
+	Error           *Problem          `json:"error"`
+	Progress        *Progress         `json:"progress"`
+	Attempt         int               `json:"attempt"`
+	MaxAttempts     int               `json:"max_attempts"`
+	Priority        int               `json:"priority"`
+	TimeoutSeconds  int               `json:"timeout_seconds"`
+	CancelRequested bool              `json:"cancel_requested"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	CallbackURL     string            `json:"callback_url,omitempty"`
+	CreatedAt       time.Time         `json:"created_at"`
+	RunAt           time.Time         `json:"run_at"`
+	StartedAt       *time.Time        `json:"started_at"`
+	FinishedAt      *time.Time        `json:"finished_at"`
+
+	// Tenant scopes who may see the job. Owner is the subject that submitted it.
+	Tenant string `json:"-"`
+	Owner  string `json:"-"`
+	// LeaseToken is the secret half of the current lease id; empty when not leased.
+	LeaseToken     string     `json:"-"`
+	LeaseExpiresAt *time.Time `json:"-"`
+	Worker         string     `json:"-"`
+	// IdempotencyKey and RequestHash detect replays of the same submission.
+	IdempotencyKey string `json:"-"`
+	RequestHash    string `json:"-"`
+	// ExpiresAt is when retention deletes a finished job; nil until it finishes.
+	ExpiresAt *time.Time `json:"-"`
+}
+
+// jobLinks are the related resources of a job.
+type jobLinks struct {
+	Self   string `json:"self"`
+	Events string `json:"events"`
+}
+
+// MarshalJSON renders the job as clients see it, with its links.
+func (j *Job) MarshalJSON() ([]byte, error) {
+	type plain Job
+	return json.Marshal(struct {
+		*plain
+		Links jobLinks `json:"links"`
+	}{(*plain)(j), jobLinks{Self: j.Path(), Events: j.Path() + "/events"}})
+}
+
+// Path is the job's resource path, e.g. /v1/jobs/job_01JD….
+func (j *Job) Path() string { return "/v1/jobs/" + j.ID }
+
+// Stream is the name of the job's event stream: its id.
+func (j *Job) Stream() string { return j.ID }
+
+// LeaseID is the id a worker uses to act on the job while it holds the lease.
+// It is empty when the job is not leased.
+func (j *Job) LeaseID() string {
+	if j.LeaseToken == "" {
+		return ""
+	}
+	return LeasePrefix + j.ID + "." + j.LeaseToken
+}
+
+// Progress is what a worker last said about how far along a job is.
+type Progress struct {
+	Percent float64 `json:"percent"`
+	Message string  `json:"message,omitempty"`
+}
+
+// Lease is a worker's time-limited claim on one job.
+type Lease struct {
+	ID        string    `json:"lease_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Job       *Job      `json:"job"`
+}
+
+// LeasePrefix starts every lease id.
+const LeasePrefix = "lease_"
+
+// Event is one entry in the event log.
+type Event struct {
+	// Seq is the event's position in the log; its decimal form is the cursor.
+	Seq    int64           `json:"-"`
+	Stream string          `json:"stream"`
+	Type   string          `json:"type"`
+	Time   time.Time       `json:"time"`
+	Data   json.RawMessage `json:"data"`
+	Tenant string          `json:"-"`
+}
+
+// The job event types.
+const (
+	EventJobCreated   = "job.created"
+	EventJobStarted   = "job.started"
+	EventJobProgress  = "job.progress"
+	EventJobRetrying  = "job.retrying"
+	EventJobSucceeded = "job.succeeded"
+	EventJobFailed    = "job.failed"
+	EventJobCanceled  = "job.canceled"
+)
+
+// MarshalJSON renders the event with its cursor as id.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	return json.Marshal(struct {
+		ID string `json:"id"`
+		*plain
+	}{e.Cursor(), (*plain)(e)})
+}
+
+// Cursor is the resume position just after this event.
+func (e *Event) Cursor() string { return FormatCursor(e.Seq) }
+
+// Principal is the authenticated caller.
+type Principal struct {
+	Subject string   `json:"subject"`
+	Tenant  string   `json:"tenant"`
+	Roles   []string `json:"roles"`
+}
+
+// DevPrincipal is who every request runs as under `errand demo` and `--dev`.
+var DevPrincipal = Principal{Subject: "dev", Tenant: "default", Roles: []string{"admin"}}
+
+// Problem is an RFC 9457 problem as stored on a failed job and sent to clients.
+type Problem struct {
+	Type   string       `json:"type,omitempty"`
+	Title  string       `json:"title,omitempty"`
+	Status int          `json:"status,omitempty"`
+	Code   string       `json:"code"`
+	Detail string       `json:"detail,omitempty"`
+	Errors []FieldError `json:"errors,omitempty"`
+}
+
+// FieldError points at one part of a request that is wrong.
+type FieldError struct {
+	Pointer string `json:"pointer"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,115 @@
+// Package event fans committed events out to in-process subscribers.
+//
+// The hub is fed by the store's commit notifications (storage.Notifier), never by
+// the code paths that write events, so every subscriber sees exactly the committed
+// events, in log order. Each subscription has a bounded buffer: a subscriber that
+// falls behind is cut off (its Reset reports true) and never slows the publisher or
+// other subscribers; it resumes from its last cursor by reading the log.
+package event
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+)
+
+// Hub is the in-process fan-out of committed events. The zero value is not usable;
+// call NewHub.
+type Hub struct {
+	mu      sync.RWMutex
+	streams map[string]map[*Subscription]struct{}
+}
+
+var _ storage.Notifier = (*Hub)(nil)
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	return &Hub{streams: make(map[string]map[*Subscription]struct{})}
+}
+
+// Subscription receives the events of one stream.
+type Subscription struct {
+	hub    *Hub
+	stream string
+	c      chan *errand.Event
+	reset  atomic.Bool
+	once   sync.Once
+}
+
+// C delivers events in log order. It is closed when the subscription is closed or
+// cut off for falling behind (then Reset reports true).
+func (s *Subscription) C() <-chan *errand.Event { return s.c }
+
+// Reset reports whether the subscription was cut off because its buffer was full.
+func (s *Subscription) Reset() bool { return s.reset.Load() }
+
+// Close ends the subscription. It is safe to call more than once.
+func (s *Subscription) Close() { s.hub.remove(s) }
+
+// Subscribe starts receiving the committed events of stream. buffer is how many
+// undelivered events may wait before the subscription is cut off (at least 1).
+func (h *Hub) Subscribe(stream string, buffer int) *Subscription {
+	s := &Subscription{hub: h, stream: stream, c: make(chan *errand.Event, max(buffer, 1))}
+	h.mu.Lock()
+	subs := h.streams[stream]
+	if subs == nil {
+		subs = make(map[*Subscription]struct{})
+		h.streams[stream] = subs
+	}
+	subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+func (h *Hub) remove(s *Subscription) {
+	s.once.Do(func() {
+		h.mu.Lock()
+		if subs := h.streams[s.stream]; subs != nil {
+			delete(subs, s)
+			if len(subs) == 0 {
+				delete(h.streams, s.stream)
+			}
+		}
+		h.mu.Unlock()
+		close(s.c)
+	})
+}
+
+// Committed delivers a commit's events to the subscribers of their streams.
+func (h *Hub) Committed(c *storage.Commit) {
+	if len(c.Events) == 0 {
+		return
+	}
+	var overflow []*Subscription
+	h.mu.RLock()
+	for _, e := range c.Events {
+		for s := range h.streams[e.Stream] {
+			if s.reset.Load() {
+				continue
+			}
+			select {
+			case s.c <- e:
+			default:
+				s.reset.Store(true)
+				overflow = append(overflow, s)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range overflow {
+		s.Close()
+	}
+}
+
+// Subscribers returns how many subscriptions are open (for metrics and tests).
+func (h *Hub) Subscribers() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, subs := range h.streams {
+		n += len(subs)
+	}
+	return n
+}

@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/errandhq/errand"
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any, contentType string) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() { buf.Reset(); bufPool.Put(buf) }()
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"code":"internal","title":"Internal error","status":500}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", fmt.Sprint(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// encode answers status with v as application/json.
+func encode(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v, "application/json") }
+
+// readBody reads the whole body, refusing more than the server's limit (set by
+// the limitBody middleware).
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, errand.Errorf(errand.ETOOLARGE, "the body is larger than %d bytes", tooBig.Limit)
+	}
+	if err != nil {
+		return nil, errand.Errorf(errand.EINVALID, "reading the body: %v", err)
+	}
+	return b, nil
+}
+
+// decode reads the body as JSON into a T. Unknown fields, wrong types and
+// trailing data are errors that point at the field. An empty body decodes as {}
+// when allowEmpty.
+func decode[T any](r *http.Request, allowEmpty bool) (T, error) {
+	var v T
+	b, err := readBody(r)
+	if err != nil {
+		return v, err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		if allowEmpty {
+			return v, nil
+		}
+		return v, errand.Errorf(errand.EMALFORMED, "the body is empty; send a JSON object")
+	}
+	return v, unmarshalStrict(b, &v)
+}
+
+// unmarshalStrict decodes b into v and explains what is wrong.
+func unmarshalStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data")
+	}
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data")
+		}
+	}
+	return jsonError(err)
+}
+
+// jsonError turns an encoding/json error into a client error.
+func jsonError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return errand.Errorf(errand.EMALFORMED, "the body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
+	case errors.As(err, &typ):
+		ptr := "/" + strings.ReplaceAll(typ.Field, ".", "/")
+		if typ.Field == "" {
+			return errand.Errorf(errand.EMALFORMED, "the body must be a JSON object, not %s", typ.Value)
+		}
+		return &errand.Error{Code: errand.EVALIDATION, Message: "the request has fields of the wrong type",
+			Fields: []errand.FieldError{{Pointer: ptr, Message: fmt.Sprintf("must be %s, not %s", jsonType(typ.Type.String()), typ.Value)}}}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return errand.Errorf(errand.EMALFORMED, "the body ends in the middle of a JSON value")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &errand.Error{Code: errand.EVALIDATION, Message: "the request has an unknown field",
+			Fields: []errand.FieldError{{Pointer: "/" + name, Message: "unknown field"}}}
+	case err.Error() == "trailing data":
+		return errand.Errorf(errand.EMALFORMED, "the body has data after the JSON value")
+	}
+	var e *errand.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return errand.Errorf(errand.EMALFORMED, "the body is not valid JSON: %v", err)
+}
+
+func jsonType(goType string) string {
+	switch {
+	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
+		return "a number"
+	case goType == "string", goType == "*string":
+		return "a string"
+	case strings.Contains(goType, "bool"):
+		return "a boolean"
+	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):
+		return "an object"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return "a " + goType
+}

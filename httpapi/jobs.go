@@ -1,0 +1,265 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/job"
+)
+
+// submitRequest is the body of POST /v1/jobs.
+type submitRequest struct {
+	Operation      string            `json:"operation"`
+	Input          json.RawMessage   `json:"input"`
+	CallbackURL    string            `json:"callback_url"`
+	RunAt          *string           `json:"run_at"`
+	DelaySeconds   *int              `json:"delay_seconds"`
+	Priority       *int              `json:"priority"`
+	MaxAttempts    *int              `json:"max_attempts"`
+	TimeoutSeconds *int              `json:"timeout_seconds"`
+	Metadata       map[string]string `json:"metadata"`
+}
+
+func (s *submitRequest) params(r *http.Request) (job.SubmitParams, error) {
+	sp := job.SubmitParams{Operation: s.Operation, Input: s.Input, Delay: s.DelaySeconds, Priority: s.Priority,
+		Attempts: s.MaxAttempts, Timeout: s.TimeoutSeconds, Metadata: s.Metadata, Callback: s.CallbackURL,
+		IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if s.Operation == "" {
+		return sp, &errand.Error{Code: errand.EVALIDATION, Message: "the request has invalid fields",
+			Fields: []errand.FieldError{{Pointer: "/operation", Message: "required"}}}
+	}
+	if s.RunAt != nil {
+		t, err := time.Parse(time.RFC3339Nano, *s.RunAt)
+		if err != nil {
+			return sp, &errand.Error{Code: errand.EVALIDATION, Message: "the request has invalid fields",
+				Fields: []errand.FieldError{{Pointer: "/run_at", Message: "must be an RFC 3339 time like 2026-12-01T00:00:00Z"}}}
+		}
+		sp.RunAt = &t
+	}
+	if bytes.Equal(bytes.TrimSpace(sp.Input), []byte("null")) {
+		sp.Input = nil
+	}
+	return sp, nil
+}
+
+func handleSubmit(log *slog.Logger, jobs *job.Service, c *Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[submitRequest](r, false)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		sp, err := req.params(r)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		submit(w, r, log, jobs, c, sp)
+	})
+}
+
+// handleRouteSubmit serves an operation mounted at its own path: the body is the input.
+func handleRouteSubmit(log *slog.Logger, jobs *job.Service, c *Config, operation string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := readBody(r)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
+			var v any
+			writeError(w, r, log, jsonError(json.Unmarshal(body, &v)))
+			return
+		}
+		submit(w, r, log, jobs, c, job.SubmitParams{Operation: operation, Input: bytes.TrimSpace(body),
+			IdempotencyKey: r.Header.Get("Idempotency-Key")})
+	})
+}
+
+// submit creates the job and answers 202, or 200 with the finished job when the
+// client (or the operation's default) waits and the job finishes in time.
+func submit(w http.ResponseWriter, r *http.Request, log *slog.Logger, jobs *job.Service, c *Config, sp job.SubmitParams) {
+	p := principal(r)
+	j, replayed, err := jobs.Submit(r.Context(), p, sp)
+	if err != nil {
+		writeError(w, r, log, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	op, _ := jobs.Operation(j.Operation)
+	pref := parsePrefer(r.Header)
+	wait := pref.waitFor(op.Wait, c.MaxWait)
+	if wait > 0 && !j.Status.Terminal() {
+		if j, err = jobs.Wait(r.Context(), p, j.ID, wait); err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+	}
+	w.Header().Set("Location", j.Path())
+	switch {
+	case pref.async:
+		w.Header().Set("Preference-Applied", "respond-async")
+	case j.Status.Terminal() && pref.wait >= 0:
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	}
+	writeJob(w, j, http.StatusAccepted)
+}
+
+// writeJob answers with the job: 200 when finished, else the given status with a
+// Retry-After hint.
+func writeJob(w http.ResponseWriter, j *errand.Job, pending int) {
+	if j.Status.Terminal() {
+		encode(w, http.StatusOK, j)
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter(j)))
+	encode(w, pending, j)
+}
+
+// retryAfter suggests when to poll again, in seconds: when a scheduled job is due,
+// else one second.
+func retryAfter(j *errand.Job) int {
+	if j.Status == errand.StatusScheduled {
+		if d := time.Until(j.RunAt); d > time.Second {
+			return int(math.Ceil(min(d, time.Hour).Seconds()))
+		}
+	}
+	return 1
+}
+
+func handleGetJob(log *slog.Logger, jobs *job.Service, c *Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principal(r)
+		pref := parsePrefer(r.Header)
+		var j *errand.Job
+		var err error
+		if wait := min(max(pref.wait, 0), c.MaxWait); wait > 0 {
+			j, err = jobs.Wait(r.Context(), p, r.PathValue("id"), wait)
+		} else {
+			j, err = jobs.Get(r.Context(), p, r.PathValue("id"))
+		}
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		writeJob(w, j, http.StatusOK)
+	})
+}
+
+// jobList is a page of jobs.
+type jobList struct {
+	Jobs       []*errand.Job `json:"jobs"`
+	NextCursor *string       `json:"next_cursor"`
+}
+
+func handleListJobs(log *slog.Logger, jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		lp := job.ListParams{Operation: q.Get("operation"), Status: errand.Status(q.Get("status")), Cursor: q.Get("cursor")}
+		var err error
+		if lp.Limit, err = intParam(q.Get("limit")); err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		list, next, err := jobs.List(r.Context(), principal(r), lp)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		out := jobList{Jobs: list}
+		if out.Jobs == nil {
+			out.Jobs = []*errand.Job{}
+		}
+		if next != "" {
+			out.NextCursor = &next
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+func intParam(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, errand.Errorf(errand.EINVALID, "limit %q is not a whole number", s)
+	}
+	return n, nil
+}
+
+func handleCancelJob(log *slog.Logger, jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		j, err := jobs.Cancel(r.Context(), principal(r), r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		encode(w, http.StatusOK, j)
+	})
+}
+
+func handleRetryJob(log *slog.Logger, jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		j, err := jobs.Retry(r.Context(), principal(r), r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		w.Header().Set("Location", j.Path())
+		encode(w, http.StatusAccepted, j)
+	})
+}
+
+func handleDeleteJob(log *slog.Logger, jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := jobs.Delete(r.Context(), principal(r), r.PathValue("id")); err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// eventList is a page of a stream's events.
+type eventList struct {
+	Events     []*errand.Event `json:"events"`
+	NextCursor *string         `json:"next_cursor"`
+}
+
+func handleJobEvents(log *slog.Logger, jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit, err := intParam(q.Get("limit"))
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		if limit == 0 {
+			limit = 100
+		}
+		events, err := jobs.Events(r.Context(), principal(r), r.PathValue("id"), q.Get("after"), limit)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		out := eventList{Events: events}
+		if out.Events == nil {
+			out.Events = []*errand.Event{}
+		}
+		if len(events) == limit {
+			next := events[len(events)-1].Cursor()
+			out.NextCursor = &next
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+

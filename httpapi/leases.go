@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/queue"
+)
+
+// leaseList is the answer to a lease request.
+type leaseList struct {
+	Leases []errand.Lease `json:"leases"`
+}
+
+func handleLease(log *slog.Logger, q *queue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lp, err := decode[queue.LeaseParams](r, false)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		leases, err := q.Lease(r.Context(), lp)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		if leases == nil {
+			leases = []errand.Lease{}
+		}
+		encode(w, http.StatusOK, leaseList{leases})
+	})
+}
+
+func handleHeartbeat(log *slog.Logger, q *queue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hp, err := decode[queue.HeartbeatParams](r, true)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		res, err := q.Heartbeat(r.Context(), r.PathValue("lease_id"), hp)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		encode(w, http.StatusOK, res)
+	})
+}
+
+// completeRequest is the body of a completion.
+type completeRequest struct {
+	Result json.RawMessage `json:"result"`
+}
+
+func handleComplete(log *slog.Logger, q *queue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cr, err := decode[completeRequest](r, true)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		j, err := q.Complete(r.Context(), r.PathValue("lease_id"), cr.Result)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		encode(w, http.StatusOK, j)
+	})
+}
+
+// batchRequest is the body of POST /v1/leases/complete.
+type batchRequest struct {
+	Completions []queue.Completion `json:"completions"`
+}
+
+// batchResult is one entry of the answer: the job, or the problem.
+type batchResult struct {
+	LeaseID string          `json:"lease_id"`
+	Job     *errand.Job     `json:"job,omitempty"`
+	Error   *errand.Problem `json:"error,omitempty"`
+}
+
+func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		br, err := decode[batchRequest](r, false)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		outcomes, err := q.CompleteBatch(r.Context(), br.Completions)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		res := make([]batchResult, len(outcomes))
+		for i, o := range outcomes {
+			res[i] = batchResult{LeaseID: br.Completions[i].LeaseID, Job: o.Job}
+			if o.Err != nil {
+				res[i].Job, res[i].Error = nil, Problem(o.Err)
+			}
+		}
+		encode(w, http.StatusOK, struct {
+			Results []batchResult `json:"results"`
+		}{res})
+	})
+}
+
+func handleFail(log *slog.Logger, q *queue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fp, err := decode[queue.FailParams](r, true)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		j, err := q.Fail(r.Context(), r.PathValue("lease_id"), fp)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		encode(w, http.StatusOK, j)
+	})
+}

@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/storage"
+)
+
+func handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+func handleReady(log *slog.Logger, s storage.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context(), s); err != nil {
+			log.Warn("not ready", "err", err)
+			writeError(w, r, log, errand.Errorf(errand.EUNAVAILABLE, "the store does not answer"))
+			return
+		}
+		encode(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+func handleNotFound(log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, log, errand.Errorf(errand.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+	})
+}
+
+func handleMethodNotAllowed(log *slog.Logger, allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, r, log, errand.Errorf(errand.EMETHODNOTALLOWED, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+	})
+}
+
+// operationView is an operation as clients see it.
+type operationView struct {
+	Name             string          `json:"name"`
+	Description      string          `json:"description,omitempty"`
+	Route            string          `json:"route,omitempty"`
+	InputSchema      json.RawMessage `json:"input_schema,omitempty"`
+	Handler          string          `json:"handler"`
+	TimeoutSeconds   int             `json:"timeout_seconds"`
+	MaxAttempts      int             `json:"max_attempts"`
+	Concurrency      int             `json:"concurrency"`
+	WaitSeconds      float64         `json:"wait_seconds"`
+	RetentionSeconds int             `json:"retention_seconds"`
+}
+
+func viewOperation(op errand.Operation) operationView {
+	return operationView{Name: op.Name, Description: op.Description, Route: op.Route, InputSchema: op.InputSchema,
+		Handler: op.Handler.Type, TimeoutSeconds: int(op.Timeout.Seconds()), MaxAttempts: op.Retry.MaxAttempts,
+		Concurrency: op.Concurrency, WaitSeconds: op.Wait.Seconds(), RetentionSeconds: int(op.Retention.Seconds())}
+}
+
+func handleListOperations(jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ops := jobs.Operations()
+		out := make([]operationView, len(ops))
+		for i, op := range ops {
+			out[i] = viewOperation(op)
+		}
+		encode(w, http.StatusOK, map[string]any{"operations": out})
+	})
+}
+
+func handleGetOperation(log *slog.Logger, jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op, err := jobs.Operation(r.PathValue("name"))
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		encode(w, http.StatusOK, viewOperation(op))
+	})
+}

@@ -1,0 +1,64 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// addRoutes registers every route of the API.
+func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
+	r := router{mux: mux, methods: map[string][]string{}}
+	api := func(h http.Handler) http.Handler { return authenticate(c.Dev, h) }
+
+	r.handle("GET /healthz", handleHealth())
+	r.handle("GET /readyz", handleReady(d.Log, d.Store))
+
+	r.handle("POST /v1/jobs", api(handleSubmit(d.Log, d.Jobs, c)))
+	r.handle("GET /v1/jobs", api(handleListJobs(d.Log, d.Jobs)))
+	r.handle("GET /v1/jobs/{id}", api(handleGetJob(d.Log, d.Jobs, c)))
+	r.handle("DELETE /v1/jobs/{id}", api(handleDeleteJob(d.Log, d.Jobs)))
+	r.handle("POST /v1/jobs/{id}/cancel", api(handleCancelJob(d.Log, d.Jobs)))
+	r.handle("POST /v1/jobs/{id}/retry", api(handleRetryJob(d.Log, d.Jobs)))
+	r.handle("GET /v1/jobs/{id}/events", api(handleJobEvents(d.Log, d.Jobs)))
+	r.handle("GET /v1/operations", api(handleListOperations(d.Jobs)))
+	r.handle("GET /v1/operations/{name}", api(handleGetOperation(d.Log, d.Jobs)))
+
+	r.handle("POST /v1/leases", api(handleLease(d.Log, d.Queue)))
+	r.handle("POST /v1/leases/complete", api(handleCompleteBatch(d.Log, d.Queue)))
+	r.handle("POST /v1/leases/{lease_id}/heartbeat", api(handleHeartbeat(d.Log, d.Queue)))
+	r.handle("POST /v1/leases/{lease_id}/complete", api(handleComplete(d.Log, d.Queue)))
+	r.handle("POST /v1/leases/{lease_id}/fail", api(handleFail(d.Log, d.Queue)))
+
+	for _, op := range d.Jobs.Operations() {
+		if op.Route != "" {
+			r.handle("POST "+op.Route, api(handleRouteSubmit(d.Log, d.Jobs, c, op.Name)))
+		}
+	}
+	r.finish(d)
+}
+
+// router registers routes and answers wrong methods and unknown paths with problems.
+type router struct {
+	mux     *http.ServeMux
+	methods map[string][]string
+}
+
+func (r *router) handle(pattern string, h http.Handler) {
+	method, path, _ := strings.Cut(pattern, " ")
+	r.methods[path] = append(r.methods[path], method)
+	r.mux.Handle(pattern, h)
+}
+
+// finish adds a 405 for each path's other methods and a 404 for everything else.
+func (r *router) finish(d Deps) {
+	for path, methods := range r.methods {
+		if slices.Contains(methods, "GET") {
+			methods = append(methods, "HEAD")
+		}
+		sort.Strings(methods)
+		r.mux.Handle(path, handleMethodNotAllowed(d.Log, strings.Join(methods, ", ")))
+	}
+	r.mux.Handle("/", handleNotFound(d.Log))
+}

@@ -1,0 +1,59 @@
+// Package httpapi serves errand's HTTP API: jobs, the worker protocol, operations
+// and health. Every route is in routes.go; every error becomes a problem in
+// writeError.
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/queue"
+	"github.com/errandhq/errand/storage"
+)
+
+// Config tunes the API. The zero value is ready to use.
+type Config struct {
+	// Dev serves every request as the dev principal (no authentication).
+	Dev bool
+	// MaxBodyBytes caps request bodies. Defaults to 1 MiB.
+	MaxBodyBytes int64
+	// MaxWait caps Prefer: wait=N. Defaults to 60 seconds.
+	MaxWait time.Duration
+}
+
+func (c *Config) withDefaults() Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	out.MaxBodyBytes = cmp.Or(out.MaxBodyBytes, 1<<20)
+	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
+	return out
+}
+
+// Deps are what the API serves.
+type Deps struct {
+	Log   *slog.Logger
+	Jobs  *job.Service
+	Queue *queue.Queue
+	Store storage.Store
+}
+
+// NewServer returns the API as one handler.
+func NewServer(d Deps, cfg *Config) http.Handler {
+	c := cfg.withDefaults()
+	mux := http.NewServeMux()
+	addRoutes(mux, d, &c)
+	return observe(d.Log, limitBody(c.MaxBodyBytes, mux))
+}
+
+// ready reports whether the store answers.
+func ready(ctx context.Context, s storage.Store) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.Ping(ctx)
+}

@@ -1,0 +1,84 @@
+package job
+
+import (
+	"context"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+)
+
+// Cancel cancels a job that has not started; a running job is asked to stop
+// (cancel_requested), which its worker learns on its next heartbeat.
+func (s *Service) Cancel(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
+	return s.change(ctx, p, id, func(tx storage.Tx, j *errand.Job) error {
+		now := s.cfg.Now().UTC()
+		switch j.Status {
+		case errand.StatusQueued, errand.StatusScheduled:
+			Finish(j, errand.StatusCanceled, now, s.retention(j.Operation))
+			return Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
+		case errand.StatusRunning:
+			if j.CancelRequested {
+				return nil
+			}
+			j.CancelRequested = true
+			return tx.UpdateJob(ctx, j)
+		case errand.StatusCanceled:
+			return nil
+		default:
+			return errand.Errorf(errand.ECONFLICT, "job %s already %s", j.ID, j.Status)
+		}
+	})
+}
+
+// Retry runs a failed or canceled job again, as a new attempt.
+func (s *Service) Retry(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
+	return s.change(ctx, p, id, func(tx storage.Tx, j *errand.Job) error {
+		if j.Status != errand.StatusFailed && j.Status != errand.StatusCanceled {
+			return errand.Errorf(errand.ECONFLICT, "only failed or canceled jobs can be retried; job %s is %s", j.ID, j.Status)
+		}
+		now := s.cfg.Now().UTC()
+		Requeue(j, now, now)
+		j.Error, j.CancelRequested = nil, false
+		if j.Attempt >= j.MaxAttempts {
+			j.MaxAttempts = j.Attempt + 1
+		}
+		return Record(ctx, tx, j, errand.EventJobRetrying, RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Reason: "manual"}, now)
+	})
+}
+
+// Delete forgets a finished job and its events.
+func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) error {
+	_, err := s.change(ctx, p, id, func(tx storage.Tx, j *errand.Job) error {
+		if !j.Status.Terminal() {
+			return errand.Errorf(errand.ENOTTERMINAL, "job %s is %s; cancel it first", j.ID, j.Status)
+		}
+		return tx.DeleteJob(ctx, j.ID)
+	})
+	return err
+}
+
+// change loads a job of the principal's tenant in a transaction and applies fn.
+func (s *Service) change(ctx context.Context, p errand.Principal, id string, fn func(storage.Tx, *errand.Job) error) (*errand.Job, error) {
+	var out *errand.Job
+	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
+		j, err := tx.GetJob(ctx, id)
+		if err == storage.ErrNotFound || (err == nil && j.Tenant != p.Tenant) {
+			return errand.Errorf(errand.EJOBNOTFOUND, "job %q does not exist", id)
+		}
+		if err != nil {
+			return err
+		}
+		out = j
+		return fn(tx, j)
+	})
+	return out, err
+}
+
+// retention is how long finished jobs of an operation are kept.
+func (s *Service) retention(operation string) time.Duration {
+	if e, ok := s.ops[operation]; ok {
+		return e.op.Retention
+	}
+	return errand.DefaultRetention
+}

@@ -1,0 +1,375 @@
+// Package job is the jobs service: submit, read, wait for, list, cancel, retry and
+// delete jobs, with idempotency and input validation. Every state change commits
+// with its event in one transaction.
+package job
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/schema"
+	"github.com/errandhq/errand/storage"
+)
+
+// Config tunes the service. The zero value is ready to use.
+type Config struct {
+	// MaxWait caps how long a request may wait for a job to finish
+	// (Prefer: wait=N). Defaults to 60 seconds.
+	MaxWait time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) withDefaults() Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	return out
+}
+
+// Service runs the jobs API.
+type Service struct {
+	store storage.Store
+	hub   *event.Hub
+	ops   map[string]*entry
+	names []string
+	cfg   Config
+	ids   errand.IDGenerator
+}
+
+// entry is a declared operation with its compiled input schema.
+type entry struct {
+	op     errand.Operation
+	schema *schema.Schema
+}
+
+// NewService returns the jobs service for the declared operations.
+func NewService(store storage.Store, hub *event.Hub, ops []errand.Operation, cfg *Config) (*Service, error) {
+	s := &Service{store: store, hub: hub, ops: make(map[string]*entry, len(ops)), cfg: cfg.withDefaults()}
+	for _, op := range ops {
+		op = op.WithDefaults()
+		e := &entry{op: op}
+		if len(op.InputSchema) > 0 {
+			sc, err := schema.Compile("operation "+op.Name, op.InputSchema)
+			if err != nil {
+				return nil, err
+			}
+			e.schema = sc
+		}
+		s.ops[op.Name] = e
+		s.names = append(s.names, op.Name)
+	}
+	slices.Sort(s.names)
+	return s, nil
+}
+
+// Operations returns the declared operations, sorted by name.
+func (s *Service) Operations() []errand.Operation {
+	out := make([]errand.Operation, 0, len(s.names))
+	for _, n := range s.names {
+		out = append(out, s.ops[n].op)
+	}
+	return out
+}
+
+// Operation returns the declared operation called name.
+func (s *Service) Operation(name string) (errand.Operation, error) {
+	e, ok := s.ops[name]
+	if !ok {
+		return errand.Operation{}, errand.Errorf(errand.EOPNOTFOUND, "operation %q is not declared", name)
+	}
+	return e.op, nil
+}
+
+// SubmitParams is a request to run an operation.
+type SubmitParams struct {
+	Operation string            `json:"operation"`
+	Input     json.RawMessage   `json:"input,omitempty"`
+	RunAt     *time.Time        `json:"run_at,omitempty"`
+	Delay     *int              `json:"delay_seconds,omitempty"`
+	Priority  *int              `json:"priority,omitempty"`
+	Attempts  *int              `json:"max_attempts,omitempty"`
+	Timeout   *int              `json:"timeout_seconds,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Callback  string            `json:"callback_url,omitempty"`
+	// IdempotencyKey, when set, makes a repeat of the same request return the first job.
+	IdempotencyKey string `json:"-"`
+}
+
+// Limits on what a submit may ask for.
+const (
+	MaxPriority      = 1000
+	MaxAttempts      = 1000
+	MaxTimeout       = 7 * 24 * 3600 // seconds
+	MaxDelay         = 366 * 24 * 3600
+	MaxMetadataKeys  = 50
+	MaxMetadataKey   = 40
+	MaxMetadataValue = 500
+	MaxIdempotency   = 255
+)
+
+// Submit creates a job. replayed is true when an earlier job with the same
+// idempotency key and the same request is returned instead.
+func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParams) (j *errand.Job, replayed bool, err error) {
+	e, ok := s.ops[sp.Operation]
+	if !ok {
+		return nil, false, errand.Errorf(errand.EOPNOTFOUND, "operation %q is not declared", sp.Operation)
+	}
+	if len(sp.Input) == 0 {
+		sp.Input = json.RawMessage("{}")
+	}
+	if err := s.check(e, &sp); err != nil {
+		return nil, false, err
+	}
+	j = s.newJob(e.op, p, &sp)
+	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
+		if j.IdempotencyKey != "" {
+			prev, err := tx.FindIdempotent(ctx, j.Tenant, j.Owner, j.IdempotencyKey)
+			if err == nil {
+				if prev.RequestHash != j.RequestHash {
+					return errand.Errorf(errand.EIDEMPOTENCY, "idempotency key %q was used with a different request", j.IdempotencyKey)
+				}
+				j, replayed = prev, true
+				return nil
+			}
+			if !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+		}
+		if err := tx.InsertJob(ctx, j); err != nil {
+			return err
+		}
+		return Append(ctx, tx, j, errand.EventJobCreated, createdData{j.Operation, j.Status, j.RunAt}, j.CreatedAt)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return j, replayed, nil
+}
+
+// check validates sp against the limits and the operation's schema.
+func (s *Service) check(e *entry, sp *SubmitParams) error {
+	var fields []errand.FieldError
+	bad := func(ptr, msg string) { fields = append(fields, errand.FieldError{Pointer: ptr, Message: msg}) }
+	if sp.RunAt != nil && sp.Delay != nil {
+		bad("/delay_seconds", "give run_at or delay_seconds, not both")
+	}
+	if sp.Delay != nil && (*sp.Delay < 0 || *sp.Delay > MaxDelay) {
+		bad("/delay_seconds", fmt.Sprintf("must be between 0 and %d", MaxDelay))
+	}
+	if sp.Priority != nil && (*sp.Priority < -MaxPriority || *sp.Priority > MaxPriority) {
+		bad("/priority", fmt.Sprintf("must be between %d and %d", -MaxPriority, MaxPriority))
+	}
+	if sp.Attempts != nil && (*sp.Attempts < 1 || *sp.Attempts > MaxAttempts) {
+		bad("/max_attempts", fmt.Sprintf("must be between 1 and %d", MaxAttempts))
+	}
+	if sp.Timeout != nil && (*sp.Timeout < 1 || *sp.Timeout > MaxTimeout) {
+		bad("/timeout_seconds", fmt.Sprintf("must be between 1 and %d", MaxTimeout))
+	}
+	if sp.Callback != "" {
+		bad("/callback_url", "callback delivery is not available in this version of errand; subscribe to the job's events instead")
+	}
+	if len(sp.IdempotencyKey) > MaxIdempotency {
+		return errand.Errorf(errand.EINVALID, "Idempotency-Key is longer than %d bytes", MaxIdempotency)
+	}
+	fields = append(fields, checkMetadata(sp.Metadata)...)
+	if len(fields) > 0 {
+		return &errand.Error{Code: errand.EVALIDATION, Message: "the request has invalid fields", Fields: fields}
+	}
+	if e.schema != nil {
+		return e.schema.Validate(sp.Input)
+	}
+	if !json.Valid(sp.Input) {
+		return errand.Errorf(errand.EMALFORMED, "input is not valid JSON")
+	}
+	return nil
+}
+
+func checkMetadata(m map[string]string) []errand.FieldError {
+	var fields []errand.FieldError
+	if len(m) > MaxMetadataKeys {
+		return []errand.FieldError{{Pointer: "/metadata", Message: fmt.Sprintf("at most %d keys", MaxMetadataKeys)}}
+	}
+	for k, v := range m {
+		if k == "" || len(k) > MaxMetadataKey {
+			fields = append(fields, errand.FieldError{Pointer: "/metadata", Message: fmt.Sprintf("keys must be 1 to %d bytes", MaxMetadataKey)})
+		}
+		if len(v) > MaxMetadataValue {
+			fields = append(fields, errand.FieldError{Pointer: "/metadata/" + k, Message: fmt.Sprintf("at most %d bytes", MaxMetadataValue)})
+		}
+	}
+	return fields
+}
+
+func (s *Service) newJob(op errand.Operation, p errand.Principal, sp *SubmitParams) *errand.Job {
+	now := s.cfg.Now().UTC()
+	runAt := now
+	if sp.RunAt != nil {
+		runAt = sp.RunAt.UTC()
+	} else if sp.Delay != nil {
+		runAt = now.Add(time.Duration(*sp.Delay) * time.Second)
+	}
+	j := &errand.Job{
+		ID: s.ids.New("job", now), Operation: op.Name, Status: errand.StatusQueued, Input: sp.Input,
+		MaxAttempts: op.Retry.MaxAttempts, TimeoutSeconds: int(op.Timeout / time.Second),
+		Metadata: sp.Metadata, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.Subject,
+		IdempotencyKey: sp.IdempotencyKey,
+	}
+	if runAt.After(now) {
+		j.Status = errand.StatusScheduled
+	}
+	if sp.Priority != nil {
+		j.Priority = *sp.Priority
+	}
+	if sp.Attempts != nil {
+		j.MaxAttempts = *sp.Attempts
+	}
+	if sp.Timeout != nil {
+		j.TimeoutSeconds = *sp.Timeout
+	}
+	if sp.IdempotencyKey != "" {
+		j.RequestHash = requestHash(sp)
+	}
+	return j
+}
+
+// requestHash fingerprints what a submit asked for, ignoring JSON white space.
+func requestHash(sp *SubmitParams) string {
+	b, _ := json.Marshal(sp) // Input is RawMessage: compacted by Marshal
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Get returns a job the principal may see.
+func (s *Service) Get(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
+	return storage.Get(ctx, s.store, p.Tenant, id)
+}
+
+// Wait returns the job once it has finished or after d, whichever is first.
+// d is capped by Config.MaxWait.
+func (s *Service) Wait(ctx context.Context, p errand.Principal, id string, d time.Duration) (*errand.Job, error) {
+	d = min(d, s.cfg.MaxWait)
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		// Subscribe before reading, so a finish between the two is not missed.
+		sub := s.hub.Subscribe(id, 64)
+		j, err := s.Get(ctx, p, id)
+		if err != nil || j.Status.Terminal() || d <= 0 {
+			sub.Close()
+			return j, err
+		}
+		done, err := waitTerminal(ctx, sub, deadline.C)
+		sub.Close()
+		if err != nil || done {
+			return s.Get(context.WithoutCancel(ctx), p, id)
+		}
+		// The subscription fell behind: read the job again.
+	}
+}
+
+// waitTerminal reports true once a terminal event arrives or the deadline passes,
+// false if the subscription was cut off.
+func waitTerminal(ctx context.Context, sub *event.Subscription, deadline <-chan time.Time) (bool, error) {
+	for {
+		select {
+		case e, ok := <-sub.C():
+			if !ok {
+				return false, nil
+			}
+			switch e.Type {
+			case errand.EventJobSucceeded, errand.EventJobFailed, errand.EventJobCanceled:
+				return true, nil
+			}
+		case <-deadline:
+			return true, nil
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	}
+}
+
+// ListParams selects jobs for List.
+type ListParams struct {
+	Operation string
+	Status    errand.Status
+	Limit     int    // 1 to 1000; defaults to 50
+	Cursor    string // from a previous page
+}
+
+// List returns a page of jobs the principal may see, newest first, and the cursor
+// of the next page ("" on the last).
+func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) ([]*errand.Job, string, error) {
+	if lp.Limit == 0 {
+		lp.Limit = 50
+	}
+	if lp.Limit < 1 || lp.Limit > 1000 {
+		return nil, "", errand.Errorf(errand.EINVALID, "limit must be between 1 and 1000")
+	}
+	if lp.Status != "" && !lp.Status.Valid() {
+		return nil, "", errand.Errorf(errand.EINVALID, "status %q is not a job status", lp.Status)
+	}
+	before, err := decodeCursor(lp.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	jobs, err := s.store.ListJobs(ctx, storage.ListJobsParams{Tenant: p.Tenant, Operation: lp.Operation,
+		Status: lp.Status, Before: before, Limit: lp.Limit + 1})
+	if err != nil {
+		return nil, "", fmt.Errorf("list jobs: %w", err)
+	}
+	next := ""
+	if len(jobs) > lp.Limit {
+		jobs = jobs[:lp.Limit]
+		next = encodeCursor(jobs[len(jobs)-1].ID)
+	}
+	return jobs, next, nil
+}
+
+func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte("j1:" + id)) }
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := "", false
+	if err == nil {
+		id, ok = strings.CutPrefix(string(b), "j1:")
+	}
+	if !ok || !errand.ValidID("job", id) {
+		return "", errand.Errorf(errand.ECURSOR, "cursor is not one errand issued")
+	}
+	return id, nil
+}
+
+// Events returns a job's events after a cursor, oldest first.
+func (s *Service) Events(ctx context.Context, p errand.Principal, id, after string, limit int) ([]*errand.Event, error) {
+	seq, err := errand.ParseCursor(after)
+	if err != nil {
+		return nil, err
+	}
+	if limit < 1 || limit > 1000 {
+		return nil, errand.Errorf(errand.EINVALID, "limit must be between 1 and 1000")
+	}
+	if _, err := s.Get(ctx, p, id); err != nil {
+		return nil, err
+	}
+	return s.store.ListEvents(ctx, storage.ListEventsParams{Tenant: p.Tenant, Stream: id, After: seq, Limit: limit})
+}

@@ -1,0 +1,204 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+)
+
+// MaintainConfig tunes the maintainer. The zero value is ready to use.
+type MaintainConfig struct {
+	// MaxSleep is the longest the maintainer sleeps between checks for expired
+	// leases. Defaults to 1 second.
+	MaxSleep time.Duration
+	// RetentionEvery is how often finished jobs past their retention are deleted.
+	// Defaults to 1 minute.
+	RetentionEvery time.Duration
+	// Batch is the most jobs one maintenance transaction touches. Defaults to 500.
+	Batch int
+}
+
+// Maintainer keeps the queue moving: it requeues jobs whose leases expired,
+// moves scheduled jobs to the queue when their run_at comes, and deletes finished
+// jobs after their retention. It wakes exactly when the next of those is due.
+type Maintainer struct {
+	q      *Queue
+	log    *slog.Logger
+	cfg    MaintainConfig
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewMaintainer returns a stopped maintainer for q.
+func NewMaintainer(q *Queue, log *slog.Logger, cfg *MaintainConfig) *Maintainer {
+	c := MaintainConfig{}
+	if cfg != nil {
+		c = *cfg
+	}
+	c.MaxSleep = cmp.Or(c.MaxSleep, time.Second)
+	c.RetentionEvery = cmp.Or(c.RetentionEvery, time.Minute)
+	c.Batch = cmp.Or(c.Batch, 500)
+	return &Maintainer{q: q, log: log, cfg: c, done: make(chan struct{})}
+}
+
+// Start runs the maintainer until Stop.
+func (m *Maintainer) Start(ctx context.Context) {
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go m.loop(ctx)
+}
+
+// Stop ends the maintainer and waits for its current pass, or for ctx.
+func (m *Maintainer) Stop(ctx context.Context) error {
+	m.once.Do(func() {
+		if m.cancel != nil {
+			m.cancel()
+		} else {
+			close(m.done)
+		}
+	})
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Maintainer) loop(ctx context.Context) {
+	defer close(m.done)
+	var nextRetention time.Time
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-m.q.signal.scheduled:
+		}
+		now := m.q.cfg.Now()
+		m.Pass(ctx, now)
+		if !now.Before(nextRetention) {
+			if _, err := m.Clean(ctx, now); err != nil && ctx.Err() == nil {
+				m.log.Error("retention cleaner", "err", err)
+			}
+			nextRetention = now.Add(m.cfg.RetentionEvery)
+		}
+		timer.Reset(m.sleep(ctx, now))
+	}
+}
+
+// sleep is how long until the next scheduled job or lease expiry, at most MaxSleep.
+func (m *Maintainer) sleep(ctx context.Context, now time.Time) time.Duration {
+	d := m.cfg.MaxSleep
+	runAt, leaseEnd, err := m.q.store.NextWakeup(ctx)
+	if err != nil {
+		return d
+	}
+	for _, t := range []time.Time{runAt, leaseEnd} {
+		if !t.IsZero() {
+			d = min(d, t.Sub(now)+time.Millisecond)
+		}
+	}
+	return max(d, time.Millisecond)
+}
+
+// Pass requeues expired leases and promotes due scheduled jobs, as of now.
+func (m *Maintainer) Pass(ctx context.Context, now time.Time) {
+	for {
+		n, err := m.reap(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("lease reaper", "err", err)
+		}
+		if err != nil || n < m.cfg.Batch {
+			break
+		}
+	}
+	for {
+		n, err := m.promote(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("scheduler", "err", err)
+		}
+		if err != nil || n < m.cfg.Batch {
+			break
+		}
+	}
+}
+
+// reap ends attempts whose lease expired (or that ran past their timeout).
+func (m *Maintainer) reap(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
+		jobs, err := tx.ExpiredLeases(ctx, now, m.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		n = len(jobs)
+		for _, j := range jobs {
+			p := &errand.Problem{Code: errand.ECODELEASEEXPIRED, Title: "The worker's lease expired",
+				Detail: "no heartbeat or completion arrived before the lease ended (worker " + cmp.Or(j.Worker, "unnamed") + ")"}
+			if !now.Before(j.StartedAt.Add(time.Duration(j.TimeoutSeconds) * time.Second)) {
+				p = &errand.Problem{Code: errand.ECODETIMEOUT, Title: "The attempt timed out",
+					Detail: "the attempt ran longer than its timeout of " + (time.Duration(j.TimeoutSeconds) * time.Second).String()}
+			}
+			if err := m.q.endAttempt(ctx, tx, j, p, true, nil, now.UTC()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// promote queues scheduled jobs whose run_at has come.
+func (m *Maintainer) promote(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
+		jobs, err := tx.DueScheduled(ctx, now, m.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		n = len(jobs)
+		for _, j := range jobs {
+			j.Status = errand.StatusQueued
+			if err := tx.UpdateJob(ctx, j); err != nil {
+				return err
+			}
+			tx.JobsReady(j.Operation)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Clean deletes finished jobs whose retention ended before now; it returns how many.
+func (m *Maintainer) Clean(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		var n int
+		err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
+			ids, err := tx.ExpiredJobs(ctx, now, m.cfg.Batch)
+			if err != nil {
+				return err
+			}
+			n = len(ids)
+			for _, id := range ids {
+				if err := tx.DeleteJob(ctx, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		total += n
+		if err != nil || n < m.cfg.Batch {
+			return total, err
+		}
+	}
+}
+

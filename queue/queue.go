@@ -1,0 +1,431 @@
+// Package queue hands jobs to workers: leases with long-poll, heartbeats,
+// completion and failure with retries, and the maintenance that keeps the queue
+// moving (lease reaper, scheduler, retention cleaner).
+package queue
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/storage"
+)
+
+// Config tunes the queue. The zero value is ready to use.
+type Config struct {
+	// DefaultLease is how long a lease lasts when the worker does not say.
+	// Defaults to 60 seconds.
+	DefaultLease time.Duration
+	// MaxLease caps the lease a worker may ask for. Defaults to 1 hour.
+	MaxLease time.Duration
+	// MaxWait caps how long a lease request long-polls. Defaults to 60 seconds.
+	MaxWait time.Duration
+	// MaxJobs caps the jobs one lease request may take. Defaults to 1000.
+	MaxJobs int
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) withDefaults() Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	out.DefaultLease = cmp.Or(out.DefaultLease, 60*time.Second)
+	out.MaxLease = cmp.Or(out.MaxLease, time.Hour)
+	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
+	out.MaxJobs = cmp.Or(out.MaxJobs, 1000)
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	return out
+}
+
+// Queue is the worker side of jobs.
+type Queue struct {
+	store  storage.Store
+	signal *Signal
+	ops    map[string]errand.Operation
+	cfg    Config
+}
+
+// New returns a queue over the declared operations.
+func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) *Queue {
+	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)), cfg: cfg.withDefaults()}
+	for _, op := range ops {
+		q.ops[op.Name] = op.WithDefaults()
+	}
+	return q
+}
+
+// LeaseParams is a worker's request for work.
+type LeaseParams struct {
+	Operations []string `json:"operations"`
+	// MaxJobs is how many jobs to take at most. Defaults to 1.
+	MaxJobs int `json:"max_jobs"`
+	// WaitSeconds is how long to wait for work when there is none. Defaults to 0.
+	WaitSeconds float64 `json:"wait_seconds"`
+	// LeaseSeconds is how long the worker holds each job without a heartbeat.
+	LeaseSeconds float64 `json:"lease_seconds"`
+	Worker       string  `json:"worker"`
+}
+
+func (q *Queue) check(lp *LeaseParams) error {
+	if len(lp.Operations) == 0 {
+		return errand.Errorf(errand.EINVALID, "operations: name at least one operation")
+	}
+	for _, name := range lp.Operations {
+		if _, ok := q.ops[name]; !ok {
+			return errand.Errorf(errand.EOPNOTFOUND, "operation %q is not declared", name)
+		}
+	}
+	lp.Operations = slices.Compact(slices.Sorted(slices.Values(lp.Operations)))
+	lp.MaxJobs = cmp.Or(lp.MaxJobs, 1)
+	if lp.MaxJobs < 1 || lp.MaxJobs > q.cfg.MaxJobs {
+		return errand.Errorf(errand.EINVALID, "max_jobs must be between 1 and %d", q.cfg.MaxJobs)
+	}
+	if lp.WaitSeconds < 0 || lp.LeaseSeconds < 0 {
+		return errand.Errorf(errand.EINVALID, "wait_seconds and lease_seconds must not be negative")
+	}
+	if len(lp.Worker) > 200 {
+		return errand.Errorf(errand.EINVALID, "worker must be at most 200 bytes")
+	}
+	return nil
+}
+
+// Lease takes up to MaxJobs queued jobs of the operations, waiting up to
+// WaitSeconds for work to arrive. It returns an empty list when none came.
+func (q *Queue) Lease(ctx context.Context, lp LeaseParams) ([]errand.Lease, error) {
+	if err := q.check(&lp); err != nil {
+		return nil, err
+	}
+	lease := seconds(lp.LeaseSeconds, q.cfg.DefaultLease, q.cfg.MaxLease)
+	wait := seconds(lp.WaitSeconds, 0, q.cfg.MaxWait)
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	wake, stop := q.signal.Watch(lp.Operations)
+	defer stop()
+	for {
+		leases, err := q.claim(ctx, lp, lease)
+		if err != nil || len(leases) > 0 || timeout == nil {
+			return leases, err
+		}
+		select {
+		case <-wake:
+		case <-timeout:
+			return q.claim(ctx, lp, lease)
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+func seconds(s float64, def, limit time.Duration) time.Duration {
+	if s == 0 {
+		return def
+	}
+	return min(time.Duration(s*float64(time.Second)), limit)
+}
+
+// claim leases what is queued now, honouring priority and concurrency limits.
+func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) ([]errand.Lease, error) {
+	var out []errand.Lease
+	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		out = out[:0]
+		jobs, err := q.candidates(ctx, tx, lp)
+		if err != nil {
+			return err
+		}
+		now := q.cfg.Now().UTC()
+		for _, j := range jobs {
+			if err := q.start(ctx, tx, j, lp.Worker, lease, now); err != nil {
+				return err
+			}
+			out = append(out, errand.Lease{ID: j.LeaseID(), ExpiresAt: *j.LeaseExpiresAt, Job: j})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// candidates picks the jobs to lease: the best of each operation, within its
+// concurrency limit, merged by priority, run_at and id.
+func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) ([]*errand.Job, error) {
+	var all []*errand.Job
+	for _, name := range lp.Operations {
+		limit := lp.MaxJobs
+		if c := q.ops[name].Concurrency; c > 0 {
+			running, err := tx.CountRunning(ctx, name)
+			if err != nil {
+				return nil, fmt.Errorf("count running %s: %w", name, err)
+			}
+			limit = min(limit, c-running)
+		}
+		if limit <= 0 {
+			continue
+		}
+		jobs, err := tx.QueuedJobs(ctx, name, limit)
+		if err != nil {
+			return nil, fmt.Errorf("queued jobs of %s: %w", name, err)
+		}
+		all = append(all, jobs...)
+	}
+	if len(lp.Operations) > 1 {
+		slices.SortFunc(all, func(a, b *errand.Job) int {
+			return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.RunAt.Compare(b.RunAt), strings.Compare(a.ID, b.ID))
+		})
+	}
+	return all[:min(len(all), lp.MaxJobs)], nil
+}
+
+// startedData is the data of a job.started event.
+type startedData struct {
+	Attempt int    `json:"attempt"`
+	Worker  string `json:"worker,omitempty"`
+}
+
+func (q *Queue) start(ctx context.Context, tx storage.Tx, j *errand.Job, worker string, lease time.Duration, now time.Time) error {
+	j.Status = errand.StatusRunning
+	j.Attempt++
+	j.StartedAt = &now
+	j.Worker = worker
+	j.Progress = nil
+	j.LeaseToken = newToken()
+	exp := leaseEnd(j, now, lease)
+	j.LeaseExpiresAt = &exp
+	return job.Record(ctx, tx, j, errand.EventJobStarted, startedData{j.Attempt, worker}, now)
+}
+
+// leaseEnd is when a lease taken or extended at now ends: after d, but never past
+// the attempt's timeout.
+func leaseEnd(j *errand.Job, now time.Time, d time.Duration) time.Time {
+	end := now.Add(d)
+	if deadline := j.StartedAt.Add(time.Duration(j.TimeoutSeconds) * time.Second); deadline.Before(end) {
+		return deadline
+	}
+	return end
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// parseLease splits a lease id into its job id and token.
+func parseLease(id string) (jobID, token string, err error) {
+	rest, ok := strings.CutPrefix(id, errand.LeasePrefix)
+	if ok {
+		jobID, token, ok = strings.Cut(rest, ".")
+	}
+	if !ok || !errand.ValidID("job", jobID) || len(token) != 32 {
+		return "", "", errand.Errorf(errand.ELEASEEXPIRED, "lease %q is not held", truncate(id))
+	}
+	return jobID, token, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// held loads the job of a lease and checks that the lease is still held at now.
+func held(ctx context.Context, tx storage.Tx, leaseID string, now time.Time) (*errand.Job, error) {
+	jobID, token, err := parseLease(leaseID)
+	if err != nil {
+		return nil, err
+	}
+	j, err := tx.GetJob(ctx, jobID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: the job is gone", leaseID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if j.Status != errand.StatusRunning || subtle.ConstantTimeCompare([]byte(j.LeaseToken), []byte(token)) != 1 {
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: it was completed, failed or taken over", leaseID)
+	}
+	if !now.Before(*j.LeaseExpiresAt) {
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s expired at %s", leaseID, j.LeaseExpiresAt.Format(time.RFC3339Nano))
+	}
+	return j, nil
+}
+
+// HeartbeatParams extends a lease and reports progress.
+type HeartbeatParams struct {
+	Progress *errand.Progress `json:"progress"`
+	// ExtendSeconds is how long from now the lease should last. Defaults to the
+	// queue's DefaultLease.
+	ExtendSeconds float64 `json:"extend_seconds"`
+}
+
+// HeartbeatResult tells the worker how long it holds the job and whether to stop.
+type HeartbeatResult struct {
+	ExpiresAt       time.Time `json:"expires_at"`
+	CancelRequested bool      `json:"cancel_requested"`
+}
+
+// Heartbeat extends a lease (never past the attempt's timeout) and records progress.
+func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParams) (HeartbeatResult, error) {
+	if hp.ExtendSeconds < 0 {
+		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "extend_seconds must not be negative")
+	}
+	if p := hp.Progress; p != nil && (p.Percent < 0 || p.Percent > 100 || len(p.Message) > 1000) {
+		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "progress: percent must be 0 to 100 and message at most 1000 bytes")
+	}
+	var res HeartbeatResult
+	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		now := q.cfg.Now().UTC()
+		j, err := held(ctx, tx, leaseID, now)
+		if err != nil {
+			return err
+		}
+		exp := leaseEnd(j, now, seconds(hp.ExtendSeconds, q.cfg.DefaultLease, q.cfg.MaxLease))
+		j.LeaseExpiresAt = &exp
+		res = HeartbeatResult{ExpiresAt: exp, CancelRequested: j.CancelRequested}
+		if hp.Progress == nil {
+			return tx.UpdateJob(ctx, j)
+		}
+		j.Progress = hp.Progress
+		return job.Record(ctx, tx, j, errand.EventJobProgress, hp.Progress, now)
+	})
+	return res, err
+}
+
+// Complete finishes a leased job successfully with result.
+func (q *Queue) Complete(ctx context.Context, leaseID string, result json.RawMessage) (*errand.Job, error) {
+	var out *errand.Job
+	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		var err error
+		out, err = q.complete(ctx, tx, leaseID, result)
+		return err
+	})
+	return out, err
+}
+
+func (q *Queue) complete(ctx context.Context, tx storage.Tx, leaseID string, result json.RawMessage) (*errand.Job, error) {
+	now := q.cfg.Now().UTC()
+	j, err := held(ctx, tx, leaseID, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(result) == 0 {
+		result = json.RawMessage("null")
+	}
+	j.Result = result
+	j.Error = nil
+	job.Finish(j, errand.StatusSucceeded, now, q.retention(j))
+	return j, job.Record(ctx, tx, j, errand.EventJobSucceeded, nil, now)
+}
+
+// Completion is one entry of a batch completion.
+type Completion struct {
+	LeaseID string          `json:"lease_id"`
+	Result  json.RawMessage `json:"result"`
+}
+
+// Outcome is what became of one entry of a batch: the job, or the error.
+type Outcome struct {
+	Job *errand.Job
+	Err error
+}
+
+// CompleteBatch completes many leases in one transaction; each succeeds or fails
+// on its own.
+func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, error) {
+	if len(cs) == 0 || len(cs) > q.cfg.MaxJobs {
+		return nil, errand.Errorf(errand.EINVALID, "a batch holds 1 to %d completions", q.cfg.MaxJobs)
+	}
+	out := make([]Outcome, len(cs))
+	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		for i, c := range cs {
+			out[i].Job, out[i].Err = q.complete(ctx, tx, c.LeaseID, c.Result)
+			if errand.ErrorCode(out[i].Err) == errand.EINTERNAL {
+				return out[i].Err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FailParams says why an attempt failed and whether to try again.
+type FailParams struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	// Retry asks for another attempt (if any are left). Defaults to true.
+	Retry *bool `json:"retry"`
+	// RetryAfterSeconds overrides the backoff before the next attempt.
+	RetryAfterSeconds *float64 `json:"retry_after_seconds"`
+}
+
+// Fail ends a leased attempt with an error: the job is retried after a backoff
+// while attempts are left and the worker asked for it, else it fails. A job whose
+// cancel was requested is canceled.
+func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*errand.Job, error) {
+	if len(fp.Error.Code) > 100 || len(fp.Error.Message) > 10_000 {
+		return nil, errand.Errorf(errand.EINVALID, "error.code must be at most 100 bytes and error.message 10000")
+	}
+	if r := fp.RetryAfterSeconds; r != nil && (*r < 0 || *r > job.MaxDelay) {
+		return nil, errand.Errorf(errand.EINVALID, "retry_after_seconds must be between 0 and %d", job.MaxDelay)
+	}
+	var out *errand.Job
+	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		now := q.cfg.Now().UTC()
+		j, err := held(ctx, tx, leaseID, now)
+		if err != nil {
+			return err
+		}
+		out = j
+		p := &errand.Problem{Code: cmp.Or(fp.Error.Code, "worker_error"), Title: "The worker reported an error", Detail: fp.Error.Message}
+		var delay *time.Duration
+		if fp.RetryAfterSeconds != nil {
+			d := time.Duration(*fp.RetryAfterSeconds * float64(time.Second))
+			delay = &d
+		}
+		return q.endAttempt(ctx, tx, j, p, fp.Retry == nil || *fp.Retry, delay, now)
+	})
+	return out, err
+}
+
+// endAttempt records a failed attempt: canceled if a cancel was asked for,
+// retried after a backoff while attempts are left, else failed.
+func (q *Queue) endAttempt(ctx context.Context, tx storage.Tx, j *errand.Job, p *errand.Problem, retry bool, delay *time.Duration, now time.Time) error {
+	j.Error = p
+	if j.CancelRequested {
+		job.Finish(j, errand.StatusCanceled, now, q.retention(j))
+		return job.Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
+	}
+	if !retry || j.Attempt >= j.MaxAttempts {
+		job.Finish(j, errand.StatusFailed, now, q.retention(j))
+		return job.Record(ctx, tx, j, errand.EventJobFailed, nil, now)
+	}
+	d := Backoff(q.ops[j.Operation].WithDefaults().Retry, j.Attempt)
+	if delay != nil {
+		d = *delay
+	}
+	job.Requeue(j, now.Add(d), now)
+	return job.Record(ctx, tx, j, errand.EventJobRetrying, job.RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Error: p, Reason: p.Code}, now)
+}
+
+func (q *Queue) retention(j *errand.Job) time.Duration {
+	return q.ops[j.Operation].WithDefaults().Retention
+}

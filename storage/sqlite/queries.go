@@ -1,0 +1,382 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+)
+
+// jobCols is the column list every job query reads, in scanJob's order.
+const jobCols = `id, tenant, owner, operation, status, input, result, error, progress, attempt,
+	max_attempts, priority, timeout_seconds, cancel_requested, metadata, callback_url, created_at,
+	run_at, started_at, finished_at, lease_token, lease_expires_at, worker, idempotency_key,
+	request_hash, expires_at`
+
+// The queries, named as in the PostgreSQL driver.
+const (
+	qInsertJob = `INSERT INTO jobs (` + jobCols + `) VALUES
+		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpdateJob = `UPDATE jobs SET status = ?, result = ?, error = ?, progress = ?, attempt = ?,
+		max_attempts = ?, cancel_requested = ?, run_at = ?, started_at = ?, finished_at = ?,
+		lease_token = ?, lease_expires_at = ?, worker = ?, expires_at = ? WHERE id = ?`
+	qGetJob         = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
+	qGetTenantJob   = `SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND tenant = ?`
+	qFindIdempotent = `SELECT ` + jobCols + ` FROM jobs WHERE tenant = ? AND owner = ? AND idempotency_key = ?`
+	qDeleteJob      = `DELETE FROM jobs WHERE id = ?`
+	qDeleteEvents   = `DELETE FROM events WHERE stream = ?`
+	qInsertEvent    = `INSERT INTO events (stream, tenant, type, time, data) VALUES (?, ?, ?, ?, ?)`
+	qQueuedJobs     = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND operation = ?
+		ORDER BY priority DESC, run_at, id LIMIT ?`
+	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = ?`
+	qExpiredLeases = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < ?
+		ORDER BY lease_expires_at LIMIT ?`
+	qDueScheduled = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'scheduled' AND run_at <= ?
+		ORDER BY run_at LIMIT ?`
+	qExpiredJobs    = `SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
+	qNextScheduled  = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
+	qNextLeaseEnd   = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
+	qListEvents     = `SELECT seq, stream, tenant, type, time, data FROM events WHERE stream = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
+)
+
+// writeStmts are prepared once on the writer's connection.
+type writeStmts struct {
+	insertJob, updateJob, getJob, findIdempotent, deleteJob, deleteEvents, insertEvent,
+	queuedJobs, countRunning, expiredLeases, dueScheduled, expiredJobs *sql.Stmt
+}
+
+func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+	return prepareAll(ctx, c.PrepareContext, map[**sql.Stmt]string{
+		&s.insertJob: qInsertJob, &s.updateJob: qUpdateJob, &s.getJob: qGetJob,
+		&s.findIdempotent: qFindIdempotent, &s.deleteJob: qDeleteJob, &s.deleteEvents: qDeleteEvents,
+		&s.insertEvent: qInsertEvent, &s.queuedJobs: qQueuedJobs, &s.countRunning: qCountRunning,
+		&s.expiredLeases: qExpiredLeases, &s.dueScheduled: qDueScheduled, &s.expiredJobs: qExpiredJobs,
+	})
+}
+
+func (s *writeStmts) close() {
+	closeAll(s.insertJob, s.updateJob, s.getJob, s.findIdempotent, s.deleteJob, s.deleteEvents,
+		s.insertEvent, s.queuedJobs, s.countRunning, s.expiredLeases, s.dueScheduled, s.expiredJobs)
+}
+
+// readStmts are prepared on the read pool.
+type readStmts struct {
+	getTenantJob, listEvents, nextScheduled, nextLeaseEnd *sql.Stmt
+}
+
+func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	return prepareAll(ctx, db.PrepareContext, map[**sql.Stmt]string{
+		&s.getTenantJob: qGetTenantJob, &s.listEvents: qListEvents,
+		&s.nextScheduled: qNextScheduled, &s.nextLeaseEnd: qNextLeaseEnd,
+	})
+}
+
+func (s *readStmts) close() { closeAll(s.getTenantJob, s.listEvents, s.nextScheduled, s.nextLeaseEnd) }
+
+func prepareAll(ctx context.Context, prep func(context.Context, string) (*sql.Stmt, error), qs map[**sql.Stmt]string) error {
+	for dst, q := range qs {
+		st, err := prep(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", strings.Fields(q)[0:3], err)
+		}
+		*dst = st
+	}
+	return nil
+}
+
+func closeAll(stmts ...*sql.Stmt) {
+	for _, st := range stmts {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// txn is the storage.Tx of one request inside a group commit.
+type txn struct {
+	w *writer
+	c storage.Commit
+}
+
+var _ storage.Tx = (*txn)(nil)
+
+func (t *txn) reset() { t.c = storage.Commit{} }
+
+// Every statement runs under the writer's context, never the caller's: an interrupted
+// statement could roll back the whole shared transaction.
+
+func (t *txn) GetJob(_ context.Context, id string) (*errand.Job, error) {
+	return scanJob(t.w.stmts.getJob.QueryRowContext(t.w.ctx, id))
+}
+
+func (t *txn) FindIdempotent(_ context.Context, tenant, owner, key string) (*errand.Job, error) {
+	return scanJob(t.w.stmts.findIdempotent.QueryRowContext(t.w.ctx, tenant, owner, key))
+}
+
+func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
+	_, err := t.w.stmts.insertJob.ExecContext(t.w.ctx, j.ID, j.Tenant, j.Owner, j.Operation, string(j.Status),
+		[]byte(j.Input), nullBytes(j.Result), jsonOrNil(j.Error), jsonOrNil(j.Progress), j.Attempt,
+		j.MaxAttempts, j.Priority, j.TimeoutSeconds, j.CancelRequested, jsonOrNil(j.Metadata), j.CallbackURL,
+		micros(j.CreatedAt), micros(j.RunAt), microsPtr(j.StartedAt), microsPtr(j.FinishedAt), j.LeaseToken,
+		microsPtr(j.LeaseExpiresAt), j.Worker, nullString(j.IdempotencyKey), j.RequestHash, microsPtr(j.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	return nil
+}
+
+func (t *txn) UpdateJob(_ context.Context, j *errand.Job) error {
+	res, err := t.w.stmts.updateJob.ExecContext(t.w.ctx, string(j.Status), nullBytes(j.Result), jsonOrNil(j.Error),
+		jsonOrNil(j.Progress), j.Attempt, j.MaxAttempts, j.CancelRequested, micros(j.RunAt), microsPtr(j.StartedAt),
+		microsPtr(j.FinishedAt), j.LeaseToken, microsPtr(j.LeaseExpiresAt), j.Worker, microsPtr(j.ExpiresAt), j.ID)
+	if err != nil {
+		return fmt.Errorf("update job: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+func (t *txn) DeleteJob(_ context.Context, id string) error {
+	if _, err := t.w.stmts.deleteEvents.ExecContext(t.w.ctx, id); err != nil {
+		return fmt.Errorf("delete events: %w", err)
+	}
+	if _, err := t.w.stmts.deleteJob.ExecContext(t.w.ctx, id); err != nil {
+		return fmt.Errorf("delete job: %w", err)
+	}
+	return nil
+}
+
+func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
+	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, micros(e.Time), []byte(e.Data))
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	if e.Seq, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("event sequence: %w", err)
+	}
+	t.c.Events = append(t.c.Events, e)
+	return nil
+}
+
+func (t *txn) QueuedJobs(_ context.Context, operation string, limit int) ([]*errand.Job, error) {
+	return queryJobs(t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit))
+}
+
+func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
+	var n int
+	err := t.w.stmts.countRunning.QueryRowContext(t.w.ctx, operation).Scan(&n)
+	return n, err
+}
+
+func (t *txn) ExpiredLeases(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
+	return queryJobs(t.w.stmts.expiredLeases.QueryContext(t.w.ctx, micros(now), limit))
+}
+
+func (t *txn) DueScheduled(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
+	return queryJobs(t.w.stmts.dueScheduled.QueryContext(t.w.ctx, micros(now), limit))
+}
+
+func (t *txn) ExpiredJobs(_ context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := t.w.stmts.expiredJobs.QueryContext(t.w.ctx, micros(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func (t *txn) JobsReady(operation string) { t.c.Add(&storage.Commit{Ready: []string{operation}}) }
+
+func (t *txn) JobsScheduled(runAt time.Time) { t.c.Add(&storage.Commit{Scheduled: runAt}) }
+
+// GetJob reads a committed job.
+func (s *Store) GetJob(ctx context.Context, tenant, id string) (*errand.Job, error) {
+	return scanJob(s.read.getTenantJob.QueryRowContext(ctx, id, tenant))
+}
+
+// ListJobs reads committed jobs newest first.
+func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*errand.Job, error) {
+	q := `SELECT ` + jobCols + ` FROM jobs WHERE tenant = ?`
+	args := []any{p.Tenant}
+	if p.Before != "" {
+		q += ` AND id < ?`
+		args = append(args, p.Before)
+	}
+	if p.Operation != "" {
+		q += ` AND operation = ?`
+		args = append(args, p.Operation)
+	}
+	if p.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, string(p.Status))
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, p.Limit)
+	return queryJobs(s.rdb.QueryContext(ctx, q, args...))
+}
+
+// ListEvents reads a stream's committed events.
+func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*errand.Event, error) {
+	rows, err := s.read.listEvents.QueryContext(ctx, p.Stream, p.Tenant, p.After, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []*errand.Event
+	for rows.Next() {
+		e := &errand.Event{}
+		var t int64
+		var data []byte
+		if err := rows.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &t, &data); err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		e.Time, e.Data = fromMicros(t), data
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// NextWakeup reads when the scheduler and the lease reaper next have work.
+func (s *Store) NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error) {
+	var a, b sql.NullInt64
+	if err = s.read.nextScheduled.QueryRowContext(ctx).Scan(&a); err != nil {
+		return runAt, leaseExpiry, fmt.Errorf("next scheduled: %w", err)
+	}
+	if err = s.read.nextLeaseEnd.QueryRowContext(ctx).Scan(&b); err != nil {
+		return runAt, leaseExpiry, fmt.Errorf("next lease expiry: %w", err)
+	}
+	if a.Valid {
+		runAt = fromMicros(a.Int64)
+	}
+	if b.Valid {
+		leaseExpiry = fromMicros(b.Int64)
+	}
+	return runAt, leaseExpiry, nil
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanJob(row rowScanner) (*errand.Job, error) {
+	j := &errand.Job{}
+	var status string
+	var result, jerr, progress, metadata []byte
+	var created, runAt int64
+	var started, finished, leaseExp, expires sql.NullInt64
+	var idem sql.NullString
+	err := row.Scan(&j.ID, &j.Tenant, &j.Owner, &j.Operation, &status, &j.Input, &result, &jerr, &progress,
+		&j.Attempt, &j.MaxAttempts, &j.Priority, &j.TimeoutSeconds, &j.CancelRequested, &metadata,
+		&j.CallbackURL, &created, &runAt, &started, &finished, &j.LeaseToken, &leaseExp, &j.Worker, &idem,
+		&j.RequestHash, &expires)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	j.Status, j.IdempotencyKey = errand.Status(status), idem.String
+	j.CreatedAt, j.RunAt = fromMicros(created), fromMicros(runAt)
+	j.StartedAt, j.FinishedAt = timePtr(started), timePtr(finished)
+	j.LeaseExpiresAt, j.ExpiresAt = timePtr(leaseExp), timePtr(expires)
+	if len(result) > 0 {
+		j.Result = result
+	}
+	if err := unmarshalAll(jerr, &j.Error, progress, &j.Progress, metadata, &j.Metadata); err != nil {
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	return j, nil
+}
+
+func queryJobs(rows *sql.Rows, err error) ([]*errand.Job, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*errand.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// unmarshalAll decodes pairs of (JSON column, destination), skipping NULL columns.
+func unmarshalAll(pairs ...any) error {
+	for i := 0; i < len(pairs); i += 2 {
+		if b := pairs[i].([]byte); len(b) > 0 {
+			if err := json.Unmarshal(b, pairs[i+1]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func jsonOrNil(v any) any {
+	switch x := v.(type) {
+	case *errand.Problem:
+		if x == nil {
+			return nil
+		}
+	case *errand.Progress:
+		if x == nil {
+			return nil
+		}
+	case map[string]string:
+		if len(x) == 0 {
+			return nil
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func nullBytes(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(b)
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func microsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func timePtr(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMicros(n.Int64)
+	return &t
+}

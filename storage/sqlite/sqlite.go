@@ -1,0 +1,248 @@
+// Package sqlite is errand's embedded storage driver: one SQLite file in WAL mode.
+//
+// Every write goes through one writer goroutine. It takes all the transactions that
+// are waiting, runs each in a savepoint of one SQLite transaction and commits them
+// with one fsync (group commit): a caller returns only after its work is on disk,
+// and throughput grows with concurrency instead of being capped by the fsync rate.
+// Reads use a separate pool of read-only connections.
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand/storage"
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Config tunes the driver. The zero value is ready to use.
+type Config struct {
+	// Synchronous is SQLite's synchronous setting: "full" (every commit fsynced, the
+	// default), "normal" (WAL may lose the last commits on power loss, never on a
+	// process crash) or "off" (benchmarks only).
+	Synchronous string
+	// ReadConns is the size of the read pool. Defaults to 4.
+	ReadConns int
+	// MaxBatch is the most transactions grouped into one commit. Defaults to 1024.
+	MaxBatch int
+}
+
+func (c *Config) withDefaults() Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	out.Synchronous = strings.ToLower(cmp.Or(out.Synchronous, "full"))
+	out.ReadConns = cmp.Or(out.ReadConns, 4)
+	out.MaxBatch = cmp.Or(out.MaxBatch, 1024)
+	return out
+}
+
+func (c *Config) validate() error {
+	switch c.Synchronous {
+	case "full", "normal", "off":
+	default:
+		return fmt.Errorf("synchronous must be full, normal or off, not %q", c.Synchronous)
+	}
+	if c.ReadConns < 1 || c.MaxBatch < 1 {
+		return errors.New("read_conns and max_batch must be positive")
+	}
+	return nil
+}
+
+// Store is the SQLite driver.
+type Store struct {
+	cfg    Config
+	path   string
+	wdb    *sql.DB
+	rdb    *sql.DB
+	w      *writer
+	read   readStmts
+	mu     sync.Mutex
+	notify []storage.Notifier
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// ParseURL reads a store URL of the form sqlite://path/to/file.db?synchronous=full
+// (or sqlite:path) into a path and a Config.
+func ParseURL(raw string) (string, *Config, error) {
+	rest, ok := strings.CutPrefix(raw, "sqlite:")
+	if !ok {
+		return "", nil, fmt.Errorf("store %q: not a sqlite: URL", raw)
+	}
+	rest = strings.TrimPrefix(rest, "//")
+	p, query, _ := strings.Cut(rest, "?")
+	if p == "" {
+		return "", nil, fmt.Errorf("store %q: no file path", raw)
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", nil, fmt.Errorf("store %q: %w", raw, err)
+	}
+	cfg := &Config{Synchronous: q.Get("synchronous")}
+	for k := range q {
+		if k != "synchronous" {
+			return "", nil, fmt.Errorf("store %q: unknown parameter %q", raw, k)
+		}
+	}
+	return p, cfg, nil
+}
+
+// Open opens (creating if needed) the database at path, applies migrations and
+// starts the writer.
+func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
+	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("sqlite config: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s := &Store{cfg: c, path: path}
+	if err := s.open(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open(ctx context.Context) error {
+	base := "file:" + s.path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(" + s.cfg.Synchronous + ")&_pragma=temp_store(MEMORY)"
+	var err error
+	if s.wdb, err = sql.Open("sqlite", base); err != nil {
+		return fmt.Errorf("open %s: %w", s.path, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetConnMaxIdleTime(0)
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	if s.rdb, err = sql.Open("sqlite", base+"&_pragma=query_only(1)"); err != nil {
+		return fmt.Errorf("open %s for reading: %w", s.path, err)
+	}
+	s.rdb.SetMaxOpenConns(s.cfg.ReadConns)
+	s.rdb.SetMaxIdleConns(s.cfg.ReadConns)
+	if err := s.read.prepare(ctx, s.rdb); err != nil {
+		return err
+	}
+	s.w, err = startWriter(ctx, s)
+	return err
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := storage.ReadMigrations(mustSub(migrationFS, "migrations"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS errand_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	var have int
+	if err := s.wdb.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM errand_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if have > len(ms) {
+		return fmt.Errorf("database schema version %d is newer than this errand (%d): upgrade errand", have, len(ms))
+	}
+	for _, m := range ms[have:] {
+		if err := s.apply(ctx, m); err != nil {
+			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, m storage.Migration) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO errand_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Listen registers n to hear about commits.
+func (s *Store) Listen(n storage.Notifier) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notify = append(s.notify, n)
+}
+
+func (s *Store) notifiers() []storage.Notifier {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notify
+}
+
+// WithTx runs fn in the next group commit.
+func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
+	return s.w.do(ctx, fn)
+}
+
+// Ping checks that the database answers reads and that the writer runs.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite read pool: %w", err)
+	}
+	return s.w.alive()
+}
+
+// Close stops the writer (after the transactions in flight) and closes the database.
+func (s *Store) Close() error {
+	if s.w != nil {
+		s.w.stop()
+	}
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	s.read.close()
+	var errs []error
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// interpretError maps database/sql and SQLite errors to the storage seam's.
+func interpretError(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+func mustSub(fsys embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	return sub
+}

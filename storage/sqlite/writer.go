@@ -1,0 +1,191 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+)
+
+// errClosed is returned for work handed to a writer that has stopped.
+var errClosed = errand.Errorf(errand.EUNAVAILABLE, "the store is shutting down")
+
+// request is one caller's transaction waiting for the writer.
+type request struct {
+	fn   func(storage.Tx) error
+	done chan error
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+// writer owns the only write connection and runs group commits.
+type writer struct {
+	store   *Store
+	conn    *sql.Conn
+	stmts   writeStmts
+	reqs    chan *request
+	quit    chan struct{}
+	stopped chan struct{}
+	ctx     context.Context // for statements: a caller's cancel must never interrupt a shared transaction
+	cancel  context.CancelFunc
+	failed  error
+}
+
+func startWriter(ctx context.Context, s *Store) (*writer, error) {
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writer connection: %w", err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	w := &writer{store: s, conn: conn, reqs: make(chan *request, s.cfg.MaxBatch),
+		quit: make(chan struct{}), stopped: make(chan struct{}), ctx: wctx, cancel: cancel}
+	if err := w.stmts.prepare(ctx, conn); err != nil {
+		cancel()
+		conn.Close()
+		return nil, err
+	}
+	go w.loop()
+	return w, nil
+}
+
+// do hands fn to the writer and waits until its batch has committed.
+func (w *writer) do(ctx context.Context, fn func(storage.Tx) error) error {
+	r := requestPool.Get().(*request)
+	r.fn = fn
+	select {
+	case w.reqs <- r:
+	case <-w.quit:
+		requestPool.Put(r)
+		return errClosed
+	case <-ctx.Done():
+		requestPool.Put(r)
+		return ctx.Err()
+	}
+	// Once handed over, wait for the outcome even if ctx ends: the work may commit,
+	// and the caller must not report failure for work that is on disk.
+	err := <-r.done
+	r.fn = nil
+	requestPool.Put(r)
+	return err
+}
+
+func (w *writer) alive() error {
+	select {
+	case <-w.stopped:
+		return errClosed
+	default:
+		return nil
+	}
+}
+
+func (w *writer) stop() {
+	select {
+	case <-w.quit:
+	default:
+		close(w.quit)
+	}
+	<-w.stopped
+}
+
+func (w *writer) loop() {
+	defer close(w.stopped)
+	defer w.conn.Close()
+	defer w.stmts.close()
+	defer w.cancel()
+	batch := make([]*request, 0, w.store.cfg.MaxBatch)
+	for {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch[:0], r)
+		case <-w.quit:
+			w.drain()
+			return
+		}
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+// drain fails the requests still queued when the writer stops.
+func (w *writer) drain() {
+	for {
+		select {
+		case r := <-w.reqs:
+			r.done <- errClosed
+		default:
+			return
+		}
+	}
+}
+
+// commit runs batch in one transaction, one savepoint per request.
+func (w *writer) commit(batch []*request) {
+	errs := make([]error, len(batch))
+	tx := &txn{w: w}
+	var all storage.Commit
+	err := w.exec("BEGIN IMMEDIATE")
+	for i, r := range batch {
+		if err != nil {
+			break
+		}
+		tx.reset()
+		if err = w.exec("SAVEPOINT r"); err != nil {
+			break
+		}
+		if errs[i] = run(r.fn, tx); errs[i] != nil {
+			err = w.exec("ROLLBACK TO r")
+		}
+		if err == nil {
+			err = w.exec("RELEASE r")
+		}
+		if errs[i] == nil {
+			all.Add(&tx.c)
+		}
+	}
+	if err == nil {
+		err = w.exec("COMMIT")
+	}
+	if err != nil {
+		_ = w.exec("ROLLBACK")
+		err = fmt.Errorf("sqlite commit: %w", err)
+		for i := range errs {
+			errs[i] = err
+		}
+		all = storage.Commit{}
+	}
+	if !all.Empty() {
+		for _, n := range w.store.notifiers() {
+			n.Committed(&all)
+		}
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// run calls fn, turning a panic into an error so one bad caller cannot stop the writer.
+func run(fn func(storage.Tx) error, tx *txn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in transaction: %v", p)
+		}
+	}()
+	return fn(tx)
+}
+
+func (w *writer) exec(q string) error {
+	_, err := w.conn.ExecContext(w.ctx, q)
+	return err
+}
+

@@ -1,0 +1,150 @@
+// Package storage is the seam between errand's domain logic and its databases.
+//
+// A driver (storage/sqlite, storage/postgres) implements Store. Domain packages run
+// their logic inside Store.WithTx against the small Tx vocabulary below, so the same
+// state machine runs on every driver; SQL stays inside the drivers, and both drivers
+// pass the conformance suite in storage/storagetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/errandhq/errand"
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is a durable home for jobs and events.
+type Store interface {
+	Reader
+	// WithTx runs fn in a write transaction and commits it durably before returning.
+	// When fn returns an error nothing it wrote is kept. fn may run on another
+	// goroutine, batched with other callers' functions into one commit; it must not
+	// block or start transactions of its own.
+	WithTx(ctx context.Context, fn func(Tx) error) error
+	// Listen registers n to hear about every commit, in commit order. Call before
+	// the store is used.
+	Listen(n Notifier)
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	// Close stops the writer and closes the database.
+	Close() error
+}
+
+// Reader reads committed state; it sees every transaction that has returned.
+type Reader interface {
+	// GetJob returns the job with id in tenant, or ErrNotFound.
+	GetJob(ctx context.Context, tenant, id string) (*errand.Job, error)
+	// ListJobs returns jobs newest first.
+	ListJobs(ctx context.Context, p ListJobsParams) ([]*errand.Job, error)
+	// ListEvents returns a stream's events after a cursor, oldest first.
+	ListEvents(ctx context.Context, p ListEventsParams) ([]*errand.Event, error)
+	// NextWakeup returns the earliest run_at of a scheduled job and the earliest
+	// lease expiry of a running job (zero when there is none).
+	NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error)
+}
+
+// Tx is what domain logic may do inside a write transaction.
+type Tx interface {
+	// GetJob returns the job with id (any tenant), or ErrNotFound.
+	GetJob(ctx context.Context, id string) (*errand.Job, error)
+	// FindIdempotent returns the job submitted by tenant/owner with key, or ErrNotFound.
+	FindIdempotent(ctx context.Context, tenant, owner, key string) (*errand.Job, error)
+	// InsertJob stores a new job.
+	InsertJob(ctx context.Context, j *errand.Job) error
+	// UpdateJob writes every mutable field of j.
+	UpdateJob(ctx context.Context, j *errand.Job) error
+	// DeleteJob removes a job and its events.
+	DeleteJob(ctx context.Context, id string) error
+	// InsertEvent appends e to the log and sets e.Seq.
+	InsertEvent(ctx context.Context, e *errand.Event) error
+	// QueuedJobs returns up to limit queued jobs of operation in the order they
+	// should run: priority (highest first), then run_at, then id. On drivers with
+	// row locks, the rows are locked for this transaction and rows locked by others
+	// are skipped.
+	QueuedJobs(ctx context.Context, operation string, limit int) ([]*errand.Job, error)
+	// CountRunning returns how many jobs of operation are running.
+	CountRunning(ctx context.Context, operation string) (int, error)
+	// ExpiredLeases returns up to limit running jobs whose lease ended before now.
+	ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]*errand.Job, error)
+	// DueScheduled returns up to limit scheduled jobs whose run_at is not after now.
+	DueScheduled(ctx context.Context, now time.Time, limit int) ([]*errand.Job, error)
+	// ExpiredJobs returns the ids of up to limit finished jobs whose retention ended before now.
+	ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// JobsReady records that queued jobs of operation exist, so that after commit
+	// the store tells its notifiers (and long-polling workers wake).
+	JobsReady(operation string)
+	// JobsScheduled records that a job became scheduled to run at runAt, so that
+	// after commit the scheduler can wake in time.
+	JobsScheduled(runAt time.Time)
+}
+
+// Notifier hears about commits. Calls come in commit order from one goroutine and
+// must not block.
+type Notifier interface {
+	// Committed is called after a transaction commits. c is shared: read it, keep
+	// what you need, do not change it.
+	Committed(c *Commit)
+}
+
+// Commit is what one committed transaction (or group of them) changed.
+type Commit struct {
+	// Events are the appended events, in log order.
+	Events []*errand.Event
+	// Ready are the operations that gained queued jobs.
+	Ready []string
+	// Scheduled is the earliest run_at of the jobs that became scheduled; zero if none.
+	Scheduled time.Time
+}
+
+// Add merges another transaction's changes into c.
+func (c *Commit) Add(o *Commit) {
+	c.Events = append(c.Events, o.Events...)
+next:
+	for _, op := range o.Ready {
+		for _, have := range c.Ready {
+			if have == op {
+				continue next
+			}
+		}
+		c.Ready = append(c.Ready, op)
+	}
+	if !o.Scheduled.IsZero() && (c.Scheduled.IsZero() || o.Scheduled.Before(c.Scheduled)) {
+		c.Scheduled = o.Scheduled
+	}
+}
+
+// Empty reports whether the commit changed nothing anyone listens for.
+func (c *Commit) Empty() bool {
+	return len(c.Events) == 0 && len(c.Ready) == 0 && c.Scheduled.IsZero()
+}
+
+// ListJobsParams selects jobs for ListJobs.
+type ListJobsParams struct {
+	Tenant    string
+	Operation string        // "" for all
+	Status    errand.Status // "" for all
+	// Before, when set, returns only jobs with an id below it (the next page).
+	Before string
+	Limit  int
+}
+
+// ListEventsParams selects events for ListEvents.
+type ListEventsParams struct {
+	Tenant string
+	Stream string
+	After  int64 // sequence number; 0 for the start
+	Limit  int
+}
+
+// Get reads one job and maps ErrNotFound to the client-facing not-found error.
+func Get(ctx context.Context, r Reader, tenant, id string) (*errand.Job, error) {
+	j, err := r.GetJob(ctx, tenant, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, errand.Errorf(errand.EJOBNOTFOUND, "job %q does not exist", id)
+	}
+	return j, err
+}
