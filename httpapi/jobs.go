@@ -262,4 +262,3 @@ func handleJobEvents(log *slog.Logger, jobs *job.Service) http.Handler {
 		encode(w, http.StatusOK, out)
 	})
 }
-

@@ -201,4 +201,3 @@ func (m *Maintainer) Clean(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 }
-

@@ -38,10 +38,10 @@ const (
 		ORDER BY lease_expires_at LIMIT ?`
 	qDueScheduled = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'scheduled' AND run_at <= ?
 		ORDER BY run_at LIMIT ?`
-	qExpiredJobs    = `SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
-	qNextScheduled  = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
-	qNextLeaseEnd   = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
-	qListEvents     = `SELECT seq, stream, tenant, type, time, data FROM events WHERE stream = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
+	qExpiredJobs   = `SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
+	qNextScheduled = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
+	qNextLeaseEnd  = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
+	qListEvents    = `SELECT seq, stream, tenant, type, time, data FROM events WHERE stream = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
 )
 
 // writeStmts are prepared once on the writer's connection.

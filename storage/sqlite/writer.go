@@ -188,4 +188,3 @@ func (w *writer) exec(q string) error {
 	_, err := w.conn.ExecContext(w.ctx, q)
 	return err
 }
-
