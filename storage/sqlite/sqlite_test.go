@@ -1,0 +1,71 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlite"
+	"github.com/errandhq/errand/storage/storagetest"
+)
+
+func open(t *testing.T) storage.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "errand.db"), nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Exercise(t, open)
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "errand.db")
+	s, err := sqlite.Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := storagetest.NewHarness(t, s, storagetest.Op("report"))
+	j := h.Submit("report", jobParams())
+	s.Close()
+	s2, err := sqlite.Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	if _, err := s2.GetJob(context.Background(), j.Tenant, j.ID); err != nil {
+		t.Fatalf("job after reopen: %v", err)
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		in, path, sync string
+		ok             bool
+	}{
+		{"sqlite://./data/e.db", "./data/e.db", "", true},
+		{"sqlite:e.db?synchronous=normal", "e.db", "normal", true},
+		{"sqlite:///abs/e.db", "/abs/e.db", "", true},
+		{"sqlite://", "", "", false},
+		{"postgres://x", "", "", false},
+		{"sqlite://e.db?cache=shared", "", "", false},
+	}
+	for _, tt := range tests {
+		path, cfg, err := sqlite.ParseURL(tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("ParseURL(%q) err = %v, want ok=%v", tt.in, err, tt.ok)
+			continue
+		}
+		if tt.ok && (path != tt.path || cfg.Synchronous != tt.sync) {
+			t.Errorf("ParseURL(%q) = %q, %q; want %q, %q", tt.in, path, cfg.Synchronous, tt.path, tt.sync)
+		}
+	}
+}
+
+func jobParams() job.SubmitParams { return job.SubmitParams{} }
