@@ -122,3 +122,14 @@ func handleFail(log *slog.Logger, q *queue.Queue) http.Handler {
 		encode(w, http.StatusOK, j)
 	})
 }
+
+func handleRelease(log *slog.Logger, q *queue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		j, err := q.Release(r.Context(), r.PathValue("lease_id"))
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		encode(w, http.StatusOK, j)
+	})
+}

@@ -30,6 +30,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("POST /v1/leases/{lease_id}/heartbeat", api(handleHeartbeat(d.Log, d.Queue)))
 	r.handle("POST /v1/leases/{lease_id}/complete", api(handleComplete(d.Log, d.Queue)))
 	r.handle("POST /v1/leases/{lease_id}/fail", api(handleFail(d.Log, d.Queue)))
+	r.handle("POST /v1/leases/{lease_id}/release", api(handleRelease(d.Log, d.Queue)))
 
 	for _, op := range d.Jobs.Operations() {
 		if op.Route != "" {

@@ -429,3 +429,26 @@ func (q *Queue) endAttempt(ctx context.Context, tx storage.Tx, j *errand.Job, p 
 func (q *Queue) retention(j *errand.Job) time.Duration {
 	return q.ops[j.Operation].WithDefaults().Retention
 }
+
+// Release gives a leased job back without counting the attempt: a worker that
+// stops before it could finish the job. The job is queued again at once.
+func (q *Queue) Release(ctx context.Context, leaseID string) (*errand.Job, error) {
+	var out *errand.Job
+	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		now := q.cfg.Now().UTC()
+		j, err := held(ctx, tx, leaseID, now)
+		if err != nil {
+			return err
+		}
+		out = j
+		if j.CancelRequested {
+			job.Finish(j, errand.StatusCanceled, now, q.retention(j))
+			return job.Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
+		}
+		j.Attempt--
+		j.StartedAt, j.Worker = nil, ""
+		job.Requeue(j, now, now)
+		return job.Record(ctx, tx, j, errand.EventJobRetrying, job.RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Reason: "released"}, now)
+	})
+	return out, err
+}

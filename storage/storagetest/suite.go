@@ -31,6 +31,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		"CancelQueued":          testCancelQueued,
 		"CancelRunning":         testCancelRunning,
 		"ManualRetry":           testManualRetry,
+		"Release":               testRelease,
 		"Delete":                testDelete,
 		"EventsOrder":           testEventsOrder,
 		"Retention":             testRetention,
@@ -624,4 +625,20 @@ func leaseIDs(ls []errand.Lease) []string {
 		out = append(out, l.Job.ID)
 	}
 	return out
+}
+
+func testRelease(t *testing.T, open func(*testing.T) storage.Store) {
+	h := NewHarness(t, open(t), Op("report"))
+	j := h.Submit("report", job.SubmitParams{})
+	ls := h.Lease(1, "report")
+	got, err := h.Queue.Release(h.Ctx, ls[0].ID)
+	if err != nil || got.Status != errand.StatusQueued || got.Attempt != 0 {
+		t.Fatalf("Release = %s attempt %d, %v; want queued, attempt 0 (not counted)", got.Status, got.Attempt, err)
+	}
+	again := h.Lease(1, "report")
+	if len(again) != 1 || again[0].Job.ID != j.ID || again[0].Job.Attempt != 1 {
+		t.Fatalf("after Release, Lease = %v; want the job at attempt 1", leaseIDs(again))
+	}
+	_, err = h.Queue.Release(h.Ctx, ls[0].ID)
+	Code(t, err, errand.ELEASEEXPIRED)
 }

@@ -1,0 +1,397 @@
+// Package worker is the Go SDK for errand's pull workers: it leases jobs over
+// HTTP, runs a handler for each with N at a time, heartbeats to keep the lease
+// and learn of cancels, reports progress, completes in batches, and on stop lets
+// running jobs finish (or hands them back) before it returns.
+//
+//	w, err := worker.New(worker.Config{URL: "http://localhost:8080", Operations: []string{"generate-report"}},
+//		func(ctx context.Context, j *worker.Job) (any, error) {
+//			j.Progress(ctx, 50, "halfway")
+//			return map[string]string{"url": "/reports/1.pdf"}, nil
+//		})
+//	err = w.Run(ctx) // until ctx ends
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/client"
+)
+
+// Handler runs one job and returns its result (any JSON-encodable value) or an
+// error. ctx ends when the job is canceled, its lease is lost or the worker stops
+// for good; return promptly then.
+type Handler func(ctx context.Context, j *Job) (any, error)
+
+// Config tunes a worker. URL and Operations are required.
+type Config struct {
+	// URL is the errand server, like http://localhost:8080.
+	URL string
+	// Token is sent as a bearer token.
+	Token string
+	// Operations are the operations this worker runs.
+	Operations []string
+	// Concurrency is how many jobs run at once. Defaults to 1.
+	Concurrency int
+	// Lease is how long the worker holds a job between heartbeats. Defaults to 60s.
+	Lease time.Duration
+	// Heartbeat is how often a running job's lease is extended. Defaults to Lease/3.
+	Heartbeat time.Duration
+	// PollWait is how long one lease request waits for work. Defaults to 30s.
+	PollWait time.Duration
+	// ShutdownTimeout is how long Run lets running jobs finish after its context
+	// ends; jobs still running then are released back to the queue. Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// Name identifies the worker in job events. Defaults to host-pid.
+	Name string
+	// HTTPClient sends the requests. Defaults to a keep-alive client.
+	HTTPClient *http.Client
+	// Logger logs transport errors. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Worker leases and runs jobs.
+type Worker struct {
+	cfg   Config
+	h     Handler
+	api   *client.Client
+	log   *slog.Logger
+	done  chan completion
+	slots chan struct{}
+}
+
+// New returns a worker; it does nothing until Run.
+func New(cfg Config, h Handler) (*Worker, error) {
+	if cfg.URL == "" || len(cfg.Operations) == 0 || h == nil {
+		return nil, errors.New("worker: URL, Operations and a handler are required")
+	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 1)
+	cfg.Lease = cmp.Or(cfg.Lease, 60*time.Second)
+	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, cfg.Lease/3)
+	cfg.PollWait = cmp.Or(cfg.PollWait, 30*time.Second)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 30*time.Second)
+	if cfg.Name == "" {
+		host, _ := os.Hostname()
+		cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	opts := []client.Option{client.WithToken(cfg.Token)}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, client.WithHTTPClient(cfg.HTTPClient))
+	}
+	w := &Worker{cfg: cfg, h: h, api: client.New(cfg.URL, opts...), log: cmp.Or(cfg.Logger, slog.Default()),
+		done: make(chan completion, cfg.Concurrency), slots: make(chan struct{}, cfg.Concurrency)}
+	return w, nil
+}
+
+// Job is a leased job handed to a Handler.
+type Job struct {
+	*errand.Job
+	// LeaseID identifies the lease this worker holds.
+	LeaseID string
+	w       *Worker
+	cancel  context.CancelCauseFunc
+}
+
+// Progress reports how far along the job is (0 to 100) and extends the lease.
+func (j *Job) Progress(ctx context.Context, percent float64, message string) error {
+	_, err := j.w.heartbeat(ctx, j, &errand.Progress{Percent: percent, Message: message})
+	return err
+}
+
+// Errors a handler may return to steer what happens next.
+var (
+	// ErrCanceled is the cause of a job context ended by a cancel request.
+	ErrCanceled = errors.New("the job was canceled")
+	// ErrLeaseLost is the cause of a job context ended because the lease expired.
+	ErrLeaseLost = errors.New("the lease was lost")
+	// errStopping is the cause when the worker stops before the job finished.
+	errStopping = errors.New("the worker is stopping")
+)
+
+// Error is a handler error with instructions for the retry.
+type Error struct {
+	Err error
+	// Code is the error code recorded on the job. Defaults to "worker_error".
+	Code string
+	// NoRetry fails the job now, whatever attempts are left.
+	NoRetry bool
+	// After overrides the backoff before the next attempt.
+	After time.Duration
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Permanent fails the job without retrying.
+func Permanent(err error) error { return &Error{Err: err, NoRetry: true} }
+
+// RetryAfter retries the job after d.
+func RetryAfter(err error, d time.Duration) error { return &Error{Err: err, After: d} }
+
+// Run leases and runs jobs until ctx ends, then stops leasing, waits up to
+// ShutdownTimeout for running jobs and releases those still running.
+func (w *Worker) Run(ctx context.Context) error {
+	hard, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopJobs(errStopping)
+	var jobs sync.WaitGroup
+	completerDone := make(chan struct{})
+	go func() { w.completer(); close(completerDone) }()
+	w.leaseLoop(ctx, hard, &jobs)
+	finished := make(chan struct{})
+	go func() { jobs.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(w.cfg.ShutdownTimeout):
+		stopJobs(errStopping) // handlers see ctx end; their jobs are released
+		<-finished
+	}
+	close(w.done)
+	<-completerDone
+	return nil
+}
+
+func (w *Worker) leaseLoop(ctx, hard context.Context, jobs *sync.WaitGroup) {
+	failures := 0
+	for ctx.Err() == nil {
+		select { // wait for a free slot
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		free := 1
+	more:
+		for free < w.cfg.Concurrency {
+			select {
+			case w.slots <- struct{}{}:
+				free++
+			default:
+				break more
+			}
+		}
+		leases, err := w.lease(ctx, free)
+		if err != nil && ctx.Err() == nil {
+			failures++
+			w.log.Warn("errand worker: lease failed", "err", err, "attempt", failures)
+			sleep(ctx, backoff(failures))
+		} else {
+			failures = 0
+		}
+		for i := len(leases); i < free; i++ {
+			<-w.slots
+		}
+		for _, l := range leases {
+			jobs.Add(1)
+			go func() {
+				defer jobs.Done()
+				defer func() { <-w.slots }()
+				w.run(hard, l)
+			}()
+		}
+	}
+}
+
+func (w *Worker) lease(ctx context.Context, n int) ([]errand.Lease, error) {
+	var out struct {
+		Leases []errand.Lease `json:"leases"`
+	}
+	body := map[string]any{"operations": w.cfg.Operations, "max_jobs": n, "wait_seconds": w.cfg.PollWait.Seconds(),
+		"lease_seconds": w.cfg.Lease.Seconds(), "worker": w.cfg.Name}
+	_, err := w.api.Do(ctx, http.MethodPost, "/v1/leases", body, nil, &out)
+	return out.Leases, err
+}
+
+// run handles one leased job from start to its final report.
+func (w *Worker) run(hard context.Context, l errand.Lease) {
+	ctx, cancel := context.WithCancelCause(hard)
+	defer cancel(nil)
+	j := &Job{Job: l.Job, LeaseID: l.ID, w: w, cancel: cancel}
+	stopBeats := w.keepAlive(ctx, j)
+	result, err := w.call(ctx, j)
+	stopBeats()
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, ErrLeaseLost):
+		return // someone else has the job now
+	case err == nil:
+		w.complete(j, result)
+	case errors.Is(cause, errStopping):
+		w.report(j, "release", nil)
+	default:
+		w.fail(j, err)
+	}
+}
+
+// call runs the handler, turning a panic into an error.
+func (w *Worker) call(ctx context.Context, j *Job) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return w.h(ctx, j)
+}
+
+// keepAlive heartbeats until the returned function is called.
+func (w *Worker) keepAlive(ctx context.Context, j *Job) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				w.heartbeat(ctx, j, nil) //nolint:errcheck // a lost lease cancels ctx
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// heartbeat extends the lease; a cancel request or a lost lease ends the job's context.
+func (w *Worker) heartbeat(ctx context.Context, j *Job, p *errand.Progress) (bool, error) {
+	var out struct {
+		CancelRequested bool `json:"cancel_requested"`
+	}
+	body := map[string]any{"extend_seconds": w.cfg.Lease.Seconds()}
+	if p != nil {
+		body["progress"] = p
+	}
+	_, err := w.api.Do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(j.LeaseID)+"/heartbeat", body, nil, &out)
+	var ce *client.Error
+	switch {
+	case errors.As(err, &ce) && ce.Code == errand.ELEASEEXPIRED:
+		j.cancel(ErrLeaseLost)
+	case err != nil:
+		w.log.Warn("errand worker: heartbeat failed", "job", j.ID, "err", err)
+	case out.CancelRequested:
+		j.cancel(ErrCanceled)
+	}
+	return out.CancelRequested, err
+}
+
+func (w *Worker) fail(j *Job, err error) {
+	body := map[string]any{"error": map[string]string{"code": "worker_error", "message": err.Error()}}
+	var we *Error
+	if errors.As(err, &we) {
+		if we.Code != "" {
+			body["error"] = map[string]string{"code": we.Code, "message": err.Error()}
+		}
+		if we.NoRetry {
+			body["retry"] = false
+		}
+		if we.After > 0 {
+			body["retry_after_seconds"] = we.After.Seconds()
+		}
+	}
+	w.report(j, "fail", body)
+}
+
+// report posts a final report (fail, release) for one lease.
+func (w *Worker) report(j *Job, action string, body any) {
+	if err := w.deliver("/v1/leases/"+url.PathEscape(j.LeaseID)+"/"+action, body); err != nil {
+		w.log.Warn("errand worker: "+action+" failed", "job", j.ID, "err", err)
+	}
+}
+
+// deliver posts body, retrying transport errors and 5xx answers until a lease
+// would have expired: after that the server has requeued the job anyway.
+func (w *Worker) deliver(path string, body any) error {
+	deadline := time.Now().Add(w.cfg.Lease)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := w.api.Do(ctx, http.MethodPost, path, body, nil, nil)
+		cancel()
+		var ce *client.Error
+		if err == nil || errors.As(err, &ce) && ce.StatusCode < 500 || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(backoff(attempt))
+	}
+}
+
+// completion is a finished job waiting for the batch completer.
+type completion struct {
+	job    *Job
+	result json.RawMessage
+	sent   chan struct{}
+}
+
+func (w *Worker) complete(j *Job, result any) {
+	b, err := json.Marshal(result)
+	if err != nil {
+		w.fail(j, Permanent(fmt.Errorf("the result is not JSON-encodable: %w", err)))
+		return
+	}
+	c := completion{job: j, result: b, sent: make(chan struct{})}
+	w.done <- c
+	<-c.sent
+}
+
+// completer sends completions in batches: whatever finished while the previous
+// batch was in flight goes in the next one.
+func (w *Worker) completer() {
+	batch := make([]completion, 0, 100)
+	for c := range w.done {
+		batch = append(batch[:0], c)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case c, ok := <-w.done:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		w.sendBatch(batch)
+	}
+}
+
+func (w *Worker) sendBatch(batch []completion) {
+	defer func() {
+		for _, c := range batch {
+			close(c.sent)
+		}
+	}()
+	items := make([]map[string]any, len(batch))
+	for i, c := range batch {
+		items[i] = map[string]any{"lease_id": c.job.LeaseID, "result": c.result}
+	}
+	if err := w.deliver("/v1/leases/complete", map[string]any{"completions": items}); err != nil {
+		w.log.Warn("errand worker: complete failed", "jobs", len(batch), "err", err)
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := min(time.Duration(1<<min(attempt, 5))*100*time.Millisecond, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
