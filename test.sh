@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: vet, then every test (unit, conformance, end-to-end against the
+# real binary, crash tests with kill -9). CI runs exactly this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")"
+echo "== go vet"
+go vet ./...
+echo "== go test (race detector on)"
+go test -count=1 -race -timeout 15m ./... 2>&1 | tee /tmp/errand-test.log
