@@ -180,4 +180,3 @@ func TempDir(base string) (string, error) {
 	}
 	return os.MkdirTemp(base, "bench-")
 }
-

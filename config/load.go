@@ -196,11 +196,9 @@ func nameKeys(doc *yaml.Node, msg string) string {
 		}
 		for k := 0; k+1 < len(n.Content); k += 2 {
 			p := strings.TrimPrefix(path+"."+n.Content[k].Value, ".")
-			if v := n.Content[k+1]; v.Kind == yaml.ScalarNode {
-				paths[fmt.Sprint(v.Line)] = p
-			} else {
-				walk(v, p)
-			}
+			v := n.Content[k+1]
+			paths[fmt.Sprint(v.Line)] = p
+			walk(v, p)
 		}
 	}
 	walk(doc, "")
@@ -256,13 +254,21 @@ func where(file string) string {
 	return " " + file
 }
 
-var yamlType = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
+var (
+	yamlType       = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
+	yamlCollection = regexp.MustCompile(`cannot unmarshal !!(seq|map) into (\S+)`)
+)
 
 // cleanYAMLError rewrites yaml.v3's messages for people.
 func cleanYAMLError(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	msg = yamlCollection.ReplaceAllStringFunc(msg, func(s string) string {
+		m := yamlCollection.FindStringSubmatch(s)
+		kind := map[string]string{"seq": "a list", "map": "a mapping"}[m[1]]
+		return fmt.Sprintf("must be a %s, not %s", friendlyType(m[2]), kind)
+	})
 	return yamlType.ReplaceAllStringFunc(msg, func(s string) string {
 		m := yamlType.FindStringSubmatch(s)
 		return fmt.Sprintf("%q is not a valid %s", m[2], friendlyType(m[3]))

@@ -17,7 +17,7 @@ import (
 func (c *Config) validate(l *lines) error {
 	var errs []error
 	bad := func(path []string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", l.at(path...), fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("config%s: %s: %s", where(l.file), l.at(path...), fmt.Sprintf(format, args...)))
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad([]string{"listen"}, "%q is not host:port (like :8080 or 127.0.0.1:8080)", c.Listen)

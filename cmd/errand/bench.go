@@ -196,4 +196,3 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 	}
 	return tw.Flush()
 }
-

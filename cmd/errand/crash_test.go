@@ -216,4 +216,3 @@ func TestHelperHangingWorker(t *testing.T) {
 	}
 	select {} // hold the job until killed
 }
-
