@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -25,6 +26,7 @@ type benchOptions struct {
 	concurrency int
 	synchronous string
 	asJSON      bool
+	cpuprofile  string
 }
 
 func (o *benchOptions) flags(cmd *cobra.Command) {
@@ -35,6 +37,7 @@ func (o *benchOptions) flags(cmd *cobra.Command) {
 	f.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients")
 	f.StringVar(&o.synchronous, "synchronous", "full", "SQLite synchronous mode of the in-process server: full (durable), normal or off")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
+	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (server and load) to this file")
 }
 
 // benchConfig is what the in-process server serves.
@@ -55,6 +58,17 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer) (string, ma
 		return "", nil, nil, err
 	}
 	cleanup := func() { os.RemoveAll(dir) }
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return "", nil, cleanup, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return "", nil, cleanup, err
+		}
+		rm := cleanup
+		cleanup = func() { pprof.StopCPUProfile(); f.Close(); rm() }
+	}
 	if rate, err := bench.FsyncRate(dir); err == nil {
 		facts["fsyncs_per_second"] = int(rate)
 	}

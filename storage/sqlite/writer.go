@@ -134,30 +134,30 @@ func (w *writer) commit(batch []*request) {
 	errs := make([]error, len(batch))
 	tx := &txn{w: w}
 	var all storage.Commit
-	err := w.exec("BEGIN IMMEDIATE")
+	err := w.exec(w.stmts.begin)
 	for i, r := range batch {
 		if err != nil {
 			break
 		}
 		tx.reset()
-		if err = w.exec("SAVEPOINT r"); err != nil {
+		if err = w.exec(w.stmts.savepoint); err != nil {
 			break
 		}
 		if errs[i] = run(r.fn, tx); errs[i] != nil {
-			err = w.exec("ROLLBACK TO r")
+			err = w.exec(w.stmts.rollbackTo)
 		}
 		if err == nil {
-			err = w.exec("RELEASE r")
+			err = w.exec(w.stmts.release)
 		}
 		if errs[i] == nil {
 			all.Add(&tx.c)
 		}
 	}
 	if err == nil {
-		err = w.exec("COMMIT")
+		err = w.exec(w.stmts.commit)
 	}
 	if err != nil {
-		_ = w.exec("ROLLBACK")
+		_ = w.exec(w.stmts.rollback)
 		err = fmt.Errorf("sqlite commit: %w", err)
 		for i := range errs {
 			errs[i] = err
@@ -184,7 +184,7 @@ func run(fn func(storage.Tx) error, tx *txn) (err error) {
 	return fn(tx)
 }
 
-func (w *writer) exec(q string) error {
-	_, err := w.conn.ExecContext(w.ctx, q)
+func (w *writer) exec(st *sql.Stmt) error {
+	_, err := st.ExecContext(w.ctx)
 	return err
 }
