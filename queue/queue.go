@@ -267,6 +267,21 @@ func held(ctx context.Context, tx storage.Tx, leaseID string, now time.Time) (*e
 	return j, nil
 }
 
+// onLease runs fn on the job of a held lease in one transaction and returns the job.
+func (q *Queue) onLease(ctx context.Context, leaseID string, fn func(tx storage.Tx, j *errand.Job, now time.Time) error) (*errand.Job, error) {
+	var out *errand.Job
+	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		now := q.cfg.Now().UTC()
+		j, err := held(ctx, tx, leaseID, now)
+		if err != nil {
+			return err
+		}
+		out = j
+		return fn(tx, j, now)
+	})
+	return out, err
+}
+
 // HeartbeatParams extends a lease and reports progress.
 type HeartbeatParams struct {
 	Progress *errand.Progress `json:"progress"`
@@ -290,12 +305,7 @@ func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParam
 		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "progress: percent must be 0 to 100 and message at most 1000 bytes")
 	}
 	var res HeartbeatResult
-	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
-		now := q.cfg.Now().UTC()
-		j, err := held(ctx, tx, leaseID, now)
-		if err != nil {
-			return err
-		}
+	_, err := q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
 		exp := leaseEnd(j, now, seconds(hp.ExtendSeconds, q.cfg.DefaultLease, q.cfg.MaxLease))
 		j.LeaseExpiresAt = &exp
 		res = HeartbeatResult{ExpiresAt: exp, CancelRequested: j.CancelRequested}
@@ -310,28 +320,19 @@ func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParam
 
 // Complete finishes a leased job successfully with result.
 func (q *Queue) Complete(ctx context.Context, leaseID string, result json.RawMessage) (*errand.Job, error) {
-	var out *errand.Job
-	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
-		var err error
-		out, err = q.complete(ctx, tx, leaseID, result)
-		return err
+	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
+		return q.succeed(ctx, tx, j, result, now)
 	})
-	return out, err
 }
 
-func (q *Queue) complete(ctx context.Context, tx storage.Tx, leaseID string, result json.RawMessage) (*errand.Job, error) {
-	now := q.cfg.Now().UTC()
-	j, err := held(ctx, tx, leaseID, now)
-	if err != nil {
-		return nil, err
-	}
+func (q *Queue) succeed(ctx context.Context, tx storage.Tx, j *errand.Job, result json.RawMessage, now time.Time) error {
 	if len(result) == 0 {
 		result = json.RawMessage("null")
 	}
 	j.Result = result
 	j.Error = nil
 	job.Finish(j, errand.StatusSucceeded, now, q.retention(j))
-	return j, job.Record(ctx, tx, j, errand.EventJobSucceeded, nil, now)
+	return job.Record(ctx, tx, j, errand.EventJobSucceeded, nil, now)
 }
 
 // Completion is one entry of a batch completion.
@@ -354,10 +355,15 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 	}
 	out := make([]Outcome, len(cs))
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		now := q.cfg.Now().UTC()
 		for i, c := range cs {
-			out[i].Job, out[i].Err = q.complete(ctx, tx, c.LeaseID, c.Result)
-			if errand.ErrorCode(out[i].Err) == errand.EINTERNAL {
-				return out[i].Err
+			j, err := held(ctx, tx, c.LeaseID, now)
+			if err == nil {
+				err = q.succeed(ctx, tx, j, c.Result, now)
+			}
+			out[i] = Outcome{Job: j, Err: err}
+			if errand.ErrorCode(err) == errand.EINTERNAL {
+				return err
 			}
 		}
 		return nil
@@ -387,14 +393,7 @@ func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*erran
 	if r := fp.RetryAfterSeconds; r != nil && (*r < 0 || *r > job.MaxDelay) {
 		return nil, errand.Errorf(errand.EINVALID, "retry_after_seconds must be between 0 and %d", job.MaxDelay)
 	}
-	var out *errand.Job
-	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
-		now := q.cfg.Now().UTC()
-		j, err := held(ctx, tx, leaseID, now)
-		if err != nil {
-			return err
-		}
-		out = j
+	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
 		p := &errand.Problem{Code: cmp.Or(fp.Error.Code, "worker_error"), Title: "The worker reported an error", Detail: fp.Error.Message}
 		var delay *time.Duration
 		if fp.RetryAfterSeconds != nil {
@@ -403,7 +402,6 @@ func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*erran
 		}
 		return q.endAttempt(ctx, tx, j, p, fp.Retry == nil || *fp.Retry, delay, now)
 	})
-	return out, err
 }
 
 // endAttempt records a failed attempt: canceled if a cancel was asked for,
@@ -433,14 +431,7 @@ func (q *Queue) retention(j *errand.Job) time.Duration {
 // Release gives a leased job back without counting the attempt: a worker that
 // stops before it could finish the job. The job is queued again at once.
 func (q *Queue) Release(ctx context.Context, leaseID string) (*errand.Job, error) {
-	var out *errand.Job
-	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
-		now := q.cfg.Now().UTC()
-		j, err := held(ctx, tx, leaseID, now)
-		if err != nil {
-			return err
-		}
-		out = j
+	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
 		if j.CancelRequested {
 			job.Finish(j, errand.StatusCanceled, now, q.retention(j))
 			return job.Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
@@ -450,5 +441,4 @@ func (q *Queue) Release(ctx context.Context, leaseID string) (*errand.Job, error
 		job.Requeue(j, now, now)
 		return job.Record(ctx, tx, j, errand.EventJobRetrying, job.RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Reason: "released"}, now)
 	})
-	return out, err
 }

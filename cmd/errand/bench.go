@@ -110,25 +110,20 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "submit",
 		Short: "POST /v1/jobs → durable 202: throughput at full load, p50/p99 at half load, against a trivial net/http baseline",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			url, facts, stop, err := o.target(cmd.Context(), stderr)
-			if err != nil {
-				return err
-			}
-			defer stop()
+		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, facts map[string]any) (any, error) {
 			l := bench.Load{Name: "submit: full load", URL: url + "/v1/jobs", Body: []byte(`{"operation":"bench","input":{"type":"monthly"}}`),
 				Header: http.Header{"Content-Type": {"application/json"}}, Concurrency: o.concurrency, Duration: o.duration, WantStatus: 202}
-			base, err := bench.Baseline(cmd.Context(), l)
+			base, err := bench.Baseline(ctx, l)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			full := bench.Run(cmd.Context(), l)
+			full := bench.Run(ctx, l)
 			half := l
 			half.Name, half.Rate = "submit: half load", full.PerSecond/2
-			h := bench.Run(cmd.Context(), half)
+			h := bench.Run(ctx, half)
 			facts["submit_vs_baseline"] = fmt.Sprintf("%.2f", full.PerSecond/base.PerSecond)
-			return report(stdout, o.asJSON, facts, []bench.Result{base, full, h})
-		},
+			return []bench.Result{base, full, h}, nil
+		}),
 	}
 	o.flags(cmd)
 	return cmd
@@ -141,15 +136,9 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "cycle",
 		Short: "Submits while batched pull workers lease and complete: completed jobs a second",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			url, facts, stop, err := o.target(cmd.Context(), stderr)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			r := bench.Cycle(cmd.Context(), url, "bench", o.concurrency, workers, batch, o.duration)
-			return report(stdout, o.asJSON, facts, r)
-		},
+		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+			return bench.Cycle(ctx, url, "bench", o.concurrency, workers, batch, o.duration), nil
+		}),
 	}
 	o.flags(cmd)
 	cmd.Flags().IntVar(&workers, "workers", 4, "worker loops, each leasing and completing in batches")
@@ -164,22 +153,30 @@ func newBenchLatencyCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "latency",
 		Short: "Submit → a long-polling worker has the job, on an idle server: p50/p99",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			url, facts, stop, err := o.target(cmd.Context(), stderr)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			r, err := bench.Latency(cmd.Context(), url, "bench", samples)
-			if err != nil {
-				return err
-			}
-			return report(stdout, o.asJSON, facts, r)
-		},
+		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+			return bench.Latency(ctx, url, "bench", samples)
+		}),
 	}
 	o.flags(cmd)
 	cmd.Flags().IntVar(&samples, "samples", 1000, "jobs to time")
 	return cmd
+}
+
+// runE makes a benchmark command's RunE: it finds the target, runs measure against
+// its URL and reports.
+func (o *benchOptions) runE(stdout, stderr io.Writer, measure func(ctx context.Context, url string, facts map[string]any) (any, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		url, facts, stop, err := o.target(cmd.Context(), stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		results, err := measure(cmd.Context(), url, facts)
+		if err != nil {
+			return err
+		}
+		return report(stdout, o.asJSON, facts, results)
+	}
 }
 
 // report prints the results as a table, or as JSON.
