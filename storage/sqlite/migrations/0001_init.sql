@@ -26,7 +26,7 @@ CREATE TABLE jobs (
   idempotency_key  TEXT,
   request_hash     TEXT NOT NULL DEFAULT '',
   expires_at       INTEGER
-);
+) WITHOUT ROWID;
 
 -- Partial indexes: each holds only the rows one background task looks for, so a
 -- job pays for an index only while it is in that state.
