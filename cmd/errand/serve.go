@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -95,8 +96,17 @@ type app struct {
 	served     chan error
 }
 
+// gcPercent is the GC target errand runs with unless GOGC says otherwise. Jobs live
+// in the store, not the heap, so the live heap stays small at any queue depth and
+// the default (100) spends CPU collecting a few megabytes over and over; 400 cut
+// GC from ~8 % to ~2 % of CPU under load for a few tens of megabytes more RSS.
+const gcPercent = 400
+
 // startApp opens the store and starts everything; it returns once the listener is bound.
 func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	a := &app{log: log, cfg: cfg, served: make(chan error, 1)}
 	path, scfg, err := sqlite.ParseURL(cfg.Store)
 	if err != nil {
