@@ -54,6 +54,7 @@ type Job struct {
 	RunAt           time.Time         `json:"run_at"`
 	StartedAt       *time.Time        `json:"started_at"`
 	FinishedAt      *time.Time        `json:"finished_at"`
+	Artifacts       []Artifact        `json:"artifacts"`
 
 	// Tenant scopes who may see the job. Owner is the subject that submitted it.
 	Tenant string `json:"-"`
@@ -77,6 +78,9 @@ type jobLinks struct {
 
 // MarshalJSON renders the job as clients see it, with its links.
 func (j *Job) MarshalJSON() ([]byte, error) {
+	if j.Artifacts == nil {
+		j.Artifacts = []Artifact{}
+	}
 	type plain Job
 	return json.Marshal(struct {
 		*plain
@@ -173,4 +177,40 @@ type Problem struct {
 type FieldError struct {
 	Pointer string `json:"pointer"`
 	Message string `json:"message"`
+}
+
+// Artifact is a file a job produced, such as a rendered report.
+type Artifact struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	URL         string `json:"url"`
+}
+
+// ValidArtifactName reports whether name may name an artifact: 1 to 128 letters,
+// digits, '.', '_' or '-', not starting with '.'. Nothing else can reach a path.
+func ValidArtifactName(name string) bool {
+	if len(name) == 0 || len(name) > 128 || name[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// AddArtifact records a (or replaces the same-named) artifact on the job.
+func (j *Job) AddArtifact(a Artifact) {
+	a.URL = j.Path() + "/artifacts/" + a.Name
+	for i := range j.Artifacts {
+		if j.Artifacts[i].Name == a.Name {
+			j.Artifacts[i] = a
+			return
+		}
+	}
+	j.Artifacts = append(j.Artifacts, a)
 }

@@ -29,12 +29,37 @@ type Operation struct {
 
 // Handler says how an operation's jobs run.
 type Handler struct {
-	// Type is pull (workers lease jobs over HTTP).
+	// Type is pull (workers lease jobs over HTTP), http (errand calls URL) or exec
+	// (errand runs Command).
 	Type string
+	// URL is the target of an http handler.
+	URL string
+	// Method is the http handler's method. Defaults to POST.
+	Method string
+	// Headers are added to every http handler request.
+	Headers map[string]string
+	// Secret signs http handler requests (Standard Webhooks); empty: errand makes
+	// one and keeps it in the store.
+	Secret string
+	// Command is the exec handler's program and arguments (no shell).
+	Command []string
+	// Env adds variables to the exec handler's environment.
+	Env map[string]string
+	// Dir is the exec handler's working directory. Defaults to errand's.
+	Dir string
+	// Timeout bounds one call or run. Defaults to the operation's Timeout.
+	Timeout time.Duration
+	// Workers is how many jobs errand runs at once for an http or exec handler
+	// on this node. Defaults to the operation's Concurrency, or 8.
+	Workers int
 }
 
-// HandlerPull is the handler type whose jobs are leased by workers.
-const HandlerPull = "pull"
+// The handler types.
+const (
+	HandlerPull = "pull"
+	HandlerHTTP = "http"
+	HandlerExec = "exec"
+)
 
 // RetryPolicy says how often and how soon a failed job runs again.
 type RetryPolicy struct {
@@ -74,6 +99,18 @@ func (o Operation) WithDefaults() Operation {
 	}
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
+	}
+	if o.Handler.Timeout == 0 || o.Handler.Timeout > o.Timeout {
+		o.Handler.Timeout = o.Timeout
+	}
+	if o.Handler.Method == "" && o.Handler.Type == HandlerHTTP {
+		o.Handler.Method = "POST"
+	}
+	if o.Handler.Workers == 0 {
+		o.Handler.Workers = o.Concurrency
+		if o.Handler.Workers == 0 {
+			o.Handler.Workers = 8
+		}
 	}
 	return o
 }

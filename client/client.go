@@ -287,3 +287,27 @@ func (c *Client) Events(ctx context.Context, id, after string) (*EventPage, erro
 	_, err := c.Do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/events?after="+url.QueryEscape(after), nil, nil, p)
 	return p, err
 }
+
+// Upload PUTs raw bytes with a content type to path.
+func (c *Client) Upload(ctx context.Context, path, contentType string, body io.Reader) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return &Response{StatusCode: resp.StatusCode, Header: resp.Header}, problemOf(resp)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return &Response{StatusCode: resp.StatusCode, Header: resp.Header}, nil
+}

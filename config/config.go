@@ -29,7 +29,16 @@ type Config struct {
 	Log        Log                   `yaml:"log"`
 	HTTP       HTTP                  `yaml:"http"`
 	Workers    Workers               `yaml:"workers"`
+	Artifacts  Artifacts             `yaml:"artifacts"`
 	Operations map[string]*Operation `yaml:"operations"`
+}
+
+// Artifacts says where the files jobs produce are kept.
+type Artifacts struct {
+	// Dir is the directory. Defaults to "artifacts" beside the SQLite database.
+	Dir string `yaml:"dir"`
+	// MaxBytes caps one artifact. Defaults to 100 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // Log says how errand logs.
@@ -79,7 +88,26 @@ type Operation struct {
 
 // Handler says how jobs of an operation run.
 type Handler struct {
+	// Type is pull, http or exec. Defaults to pull.
 	Type string `yaml:"type"`
+	// URL is the http handler's target.
+	URL string `yaml:"url"`
+	// Method is the http handler's method. Defaults to POST.
+	Method string `yaml:"method"`
+	// Headers are sent with every http handler request.
+	Headers map[string]string `yaml:"headers"`
+	// Secret signs http handler requests; errand makes one when empty.
+	Secret string `yaml:"secret"`
+	// Command is the exec handler's program and arguments.
+	Command []string `yaml:"command"`
+	// Env adds variables to the exec handler's environment.
+	Env map[string]string `yaml:"env"`
+	// Dir is the exec handler's working directory.
+	Dir string `yaml:"dir"`
+	// Timeout bounds one call or run. Defaults to the operation's timeout.
+	Timeout Duration `yaml:"timeout"`
+	// Workers is how many jobs this node runs at once. Defaults to concurrency, or 8.
+	Workers int `yaml:"workers"`
 }
 
 // Retry is an operation's retry policy.
@@ -112,6 +140,9 @@ func (c *Config) applyDefaults() {
 	c.Workers.MaxLease = orD(c.Workers.MaxLease, time.Hour)
 	if c.Workers.MaxJobs == 0 {
 		c.Workers.MaxJobs = 1000
+	}
+	if c.Artifacts.MaxBytes == 0 {
+		c.Artifacts.MaxBytes = 100 << 20
 	}
 	for _, op := range c.Operations {
 		if op != nil && op.Handler.Type == "" {
@@ -157,7 +188,10 @@ func (c *Config) OperationList() []errand.Operation {
 		}
 		out = append(out, errand.Operation{
 			Name: n, Description: o.Description, Route: o.Route, InputSchema: sch,
-			Handler: errand.Handler{Type: o.Handler.Type}, Timeout: time.Duration(o.Timeout),
+			Handler: errand.Handler{Type: o.Handler.Type, URL: o.Handler.URL, Method: o.Handler.Method,
+				Headers: o.Handler.Headers, Secret: o.Handler.Secret, Command: o.Handler.Command, Env: o.Handler.Env,
+				Dir: o.Handler.Dir, Timeout: time.Duration(o.Handler.Timeout), Workers: o.Handler.Workers},
+			Timeout: time.Duration(o.Timeout),
 			Retry: errand.RetryPolicy{MaxAttempts: o.Retry.MaxAttempts, Initial: time.Duration(o.Retry.Initial),
 				Max: time.Duration(o.Retry.Max)},
 			Concurrency: o.Concurrency, Wait: time.Duration(o.Wait), Retention: time.Duration(o.Retention),

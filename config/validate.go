@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/schema"
+	"golang.org/x/net/http/httpguts"
 )
 
 // validate checks values; errors name the key and where it was set.
@@ -33,6 +35,9 @@ func (c *Config) validate(l *lines) error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 1<<30 {
 		bad([]string{"http", "max_body_bytes"}, "must be between 1024 and 1073741824")
+	}
+	if c.Artifacts.MaxBytes < 1 {
+		bad([]string{"artifacts", "max_bytes"}, "must be positive")
 	}
 	if c.Workers.MaxJobs < 1 || c.Workers.MaxJobs > 10000 {
 		bad([]string{"workers", "max_jobs"}, "must be between 1 and 10000")
@@ -74,9 +79,7 @@ func (o *Operation) validate(name string, c *Config, routes map[string]string) [
 		}
 		routes[o.Route] = name
 	}
-	if o.Handler.Type != errand.HandlerPull {
-		bad(fmt.Sprintf("%q is not a handler type this version runs (pull)", o.Handler.Type), "handler", "type")
-	}
+	errs = append(errs, o.Handler.validate()...)
 	if o.InputSchema != nil {
 		raw, err := json.Marshal(o.InputSchema)
 		if err == nil {
@@ -128,4 +131,43 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+var methods = []string{"POST", "PUT", "PATCH", "GET", "DELETE"}
+
+func (h *Handler) validate() []fieldErr {
+	var errs []fieldErr
+	bad := func(msg string, path ...string) { errs = append(errs, fieldErr{append([]string{"handler"}, path...), msg}) }
+	switch h.Type {
+	case errand.HandlerPull:
+	case errand.HandlerHTTP:
+		u, err := url.Parse(h.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(fmt.Sprintf("%q is not an http:// or https:// URL", h.URL), "url")
+		}
+		if h.Method != "" && !slices.Contains(methods, strings.ToUpper(h.Method)) {
+			bad(fmt.Sprintf("%q is not one of %s", h.Method, strings.Join(methods, ", ")), "method")
+		}
+		for k := range h.Headers {
+			if !httpguts.ValidHeaderFieldName(k) {
+				bad(fmt.Sprintf("%q is not a header name", k), "headers")
+			}
+		}
+	case errand.HandlerExec:
+		if len(h.Command) == 0 || h.Command[0] == "" {
+			bad("name the program to run, like [\"./render-report\", \"--pdf\"]", "command")
+		}
+	default:
+		bad(fmt.Sprintf("%q is not a handler type (pull, http or exec)", h.Type), "type")
+	}
+	if h.Type != errand.HandlerHTTP && (h.URL != "" || h.Method != "" || len(h.Headers) > 0 || h.Secret != "") {
+		bad("url, method, headers and secret belong to http handlers", "type")
+	}
+	if h.Type != errand.HandlerExec && (len(h.Command) > 0 || len(h.Env) > 0 || h.Dir != "") {
+		bad("command, env and dir belong to exec handlers", "type")
+	}
+	if h.Workers < 0 || h.Workers > 1000 {
+		bad("must be between 1 and 1000", "workers")
+	}
+	return errs
 }

@@ -10,10 +10,12 @@ import (
 // addRoutes registers every route of the API.
 func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r := router{mux: mux, methods: map[string][]string{}}
-	api := func(h http.Handler) http.Handler { return authenticate(c.Dev, h) }
+	api := func(h http.Handler) http.Handler { return authenticate(c.Dev, limitBody(c.MaxBodyBytes, h)) }
+	upload := func(h http.Handler) http.Handler { return authenticate(c.Dev, limitBody(c.MaxArtifactBytes, h)) }
 
 	r.handle("GET /healthz", handleHealth())
 	r.handle("GET /readyz", handleReady(d.Log, d.Store))
+
 
 	r.handle("POST /v1/jobs", api(handleSubmit(d.Log, d.Jobs, c)))
 	r.handle("GET /v1/jobs", api(handleListJobs(d.Log, d.Jobs)))
@@ -22,6 +24,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("POST /v1/jobs/{id}/cancel", api(handleCancelJob(d.Log, d.Jobs)))
 	r.handle("POST /v1/jobs/{id}/retry", api(handleRetryJob(d.Log, d.Jobs)))
 	r.handle("GET /v1/jobs/{id}/events", api(handleJobEvents(d.Log, d.Jobs)))
+	r.handle("GET /v1/jobs/{id}/artifacts/{name}", api(handleGetArtifact(d.Log, d.Jobs)))
 	r.handle("GET /v1/operations", api(handleListOperations(d.Jobs)))
 	r.handle("GET /v1/operations/{name}", api(handleGetOperation(d.Log, d.Jobs)))
 
@@ -31,6 +34,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("POST /v1/leases/{lease_id}/complete", api(handleComplete(d.Log, d.Queue)))
 	r.handle("POST /v1/leases/{lease_id}/fail", api(handleFail(d.Log, d.Queue)))
 	r.handle("POST /v1/leases/{lease_id}/release", api(handleRelease(d.Log, d.Queue)))
+	r.handle("PUT /v1/leases/{lease_id}/artifacts/{name}", upload(handlePutArtifact(d.Log, d.Queue)))
 
 	for _, op := range d.Jobs.Operations() {
 		if op.Route != "" {

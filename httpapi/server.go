@@ -23,6 +23,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxWait caps Prefer: wait=N. Defaults to 60 seconds.
 	MaxWait time.Duration
+	// MaxArtifactBytes caps an artifact upload. Defaults to 100 MiB.
+	MaxArtifactBytes int64
 }
 
 func (c *Config) withDefaults() Config {
@@ -32,6 +34,7 @@ func (c *Config) withDefaults() Config {
 	}
 	out.MaxBodyBytes = cmp.Or(out.MaxBodyBytes, 1<<20)
 	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
+	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
 	return out
 }
 
@@ -48,7 +51,7 @@ func NewServer(d Deps, cfg *Config) http.Handler {
 	c := cfg.withDefaults()
 	mux := http.NewServeMux()
 	addRoutes(mux, d, &c)
-	return observe(d.Log, limitBody(c.MaxBodyBytes, mux))
+	return observe(d.Log, mux)
 }
 
 // ready reports whether the store answers.

@@ -47,7 +47,7 @@ func (s *Service) Retry(ctx context.Context, p errand.Principal, id string) (*er
 	})
 }
 
-// Delete forgets a finished job and its events.
+// Delete forgets a finished job, its events and its artifacts.
 func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) error {
 	_, err := s.change(ctx, p, id, func(tx storage.Tx, j *errand.Job) error {
 		if !j.Status.Terminal() {
@@ -55,6 +55,10 @@ func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) err
 		}
 		return tx.DeleteJob(ctx, j.ID)
 	})
+	if err == nil && s.cfg.Artifacts != nil {
+		// After the commit: a crash in between leaves files the sweep removes.
+		err = s.cfg.Artifacts.DeleteJob(ctx, id)
+	}
 	return err
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/schema"
 	"github.com/errandhq/errand/storage"
@@ -29,6 +30,8 @@ type Config struct {
 	MaxWait time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Artifacts keeps the files jobs produce; nil keeps none.
+	Artifacts artifact.Store
 }
 
 func (c *Config) withDefaults() Config {
@@ -372,4 +375,19 @@ func (s *Service) Events(ctx context.Context, p errand.Principal, id, after stri
 		return nil, err
 	}
 	return s.store.ListEvents(ctx, storage.ListEventsParams{Tenant: p.Tenant, Stream: id, After: seq, Limit: limit})
+}
+
+// Artifact opens an artifact of a job the principal may see.
+func (s *Service) Artifact(ctx context.Context, p errand.Principal, id, name string) (errand.Artifact, artifact.File, error) {
+	j, err := s.Get(ctx, p, id)
+	if err != nil {
+		return errand.Artifact{}, nil, err
+	}
+	for _, a := range j.Artifacts {
+		if a.Name == name && s.cfg.Artifacts != nil {
+			f, err := s.cfg.Artifacts.Open(ctx, id, name)
+			return a, f, err
+		}
+	}
+	return errand.Artifact{}, nil, errand.Errorf(errand.ENOTFOUND, "job %s has no artifact %q", id, name)
 }

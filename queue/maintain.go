@@ -3,6 +3,7 @@ package queue
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -87,6 +88,9 @@ func (m *Maintainer) loop(ctx context.Context) {
 		if !now.Before(nextRetention) {
 			if _, err := m.Clean(ctx, now); err != nil && ctx.Err() == nil {
 				m.log.Error("retention cleaner", "err", err)
+			}
+			if _, err := m.SweepArtifacts(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("artifact sweep", "err", err)
 			}
 			nextRetention = now.Add(m.cfg.RetentionEvery)
 		}
@@ -177,17 +181,17 @@ func (m *Maintainer) promote(ctx context.Context, now time.Time) (int, error) {
 	return n, err
 }
 
-// Clean deletes finished jobs whose retention ended before now; it returns how many.
+// Clean deletes finished jobs whose retention ended before now, with their
+// events and artifacts; it returns how many.
 func (m *Maintainer) Clean(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for {
-		var n int
+		var ids []string
 		err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
-			ids, err := tx.ExpiredJobs(ctx, now, m.cfg.Batch)
-			if err != nil {
+			var err error
+			if ids, err = tx.ExpiredJobs(ctx, now, m.cfg.Batch); err != nil {
 				return err
 			}
-			n = len(ids)
 			for _, id := range ids {
 				if err := tx.DeleteJob(ctx, id); err != nil {
 					return err
@@ -195,9 +199,50 @@ func (m *Maintainer) Clean(ctx context.Context, now time.Time) (int, error) {
 			}
 			return nil
 		})
-		total += n
-		if err != nil || n < m.cfg.Batch {
+		if err != nil {
 			return total, err
 		}
+		total += len(ids)
+		if a := m.q.cfg.Artifacts; a != nil {
+			for _, id := range ids {
+				if err := a.DeleteJob(ctx, id); err != nil {
+					m.log.Warn("retention: artifacts", "job", id, "err", err)
+				}
+			}
+		}
+		if len(ids) < m.cfg.Batch {
+			return total, nil
+		}
 	}
+}
+
+// SweepArtifacts deletes the artifacts of jobs that no longer exist (left behind
+// when errand stopped between deleting a job and deleting its files).
+func (m *Maintainer) SweepArtifacts(ctx context.Context) (int, error) {
+	a := m.q.cfg.Artifacts
+	if a == nil {
+		return 0, nil
+	}
+	ids, err := a.Jobs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var gone []string
+	err = m.q.store.WithTx(ctx, func(tx storage.Tx) error {
+		gone = gone[:0]
+		for _, id := range ids {
+			if _, err := tx.GetJob(ctx, id); errors.Is(err, storage.ErrNotFound) {
+				gone = append(gone, id)
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, id := range gone {
+		if err := a.DeleteJob(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), err
 }

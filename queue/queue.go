@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/storage"
 )
@@ -34,6 +35,10 @@ type Config struct {
 	MaxJobs int
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Artifacts keeps the files jobs produce; nil keeps none.
+	Artifacts artifact.Store
+	// MaxArtifactBytes caps one artifact. Defaults to 100 MiB.
+	MaxArtifactBytes int64
 }
 
 func (c *Config) withDefaults() Config {
@@ -45,6 +50,7 @@ func (c *Config) withDefaults() Config {
 	out.MaxLease = cmp.Or(out.MaxLease, time.Hour)
 	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
 	out.MaxJobs = cmp.Or(out.MaxJobs, 1000)
+	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
 	if out.Now == nil {
 		out.Now = time.Now
 	}

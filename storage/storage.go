@@ -28,6 +28,9 @@ type Store interface {
 	// Listen registers n to hear about every commit, in commit order. Call before
 	// the store is used.
 	Listen(n Notifier)
+	// Setting returns the value stored under key, first storing value when there
+	// is none (so concurrent callers and nodes agree on one value).
+	Setting(ctx context.Context, key, value string) (string, error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close stops the writer and closes the database.

@@ -17,10 +17,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -60,13 +60,15 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger logs transport errors. Defaults to slog.Default().
 	Logger *slog.Logger
+	// Transport, when set, replaces HTTP (URL, Token and HTTPClient are then unused).
+	Transport Transport
 }
 
 // Worker leases and runs jobs.
 type Worker struct {
 	cfg   Config
 	h     Handler
-	api   *client.Client
+	t     Transport
 	log   *slog.Logger
 	done  chan completion
 	slots chan struct{}
@@ -74,7 +76,7 @@ type Worker struct {
 
 // New returns a worker; it does nothing until Run.
 func New(cfg Config, h Handler) (*Worker, error) {
-	if cfg.URL == "" || len(cfg.Operations) == 0 || h == nil {
+	if (cfg.URL == "" && cfg.Transport == nil) || len(cfg.Operations) == 0 || h == nil {
 		return nil, errors.New("worker: URL, Operations and a handler are required")
 	}
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 1)
@@ -86,11 +88,15 @@ func New(cfg Config, h Handler) (*Worker, error) {
 		host, _ := os.Hostname()
 		cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	opts := []client.Option{client.WithToken(cfg.Token)}
-	if cfg.HTTPClient != nil {
-		opts = append(opts, client.WithHTTPClient(cfg.HTTPClient))
+	t := cfg.Transport
+	if t == nil {
+		opts := []client.Option{client.WithToken(cfg.Token)}
+		if cfg.HTTPClient != nil {
+			opts = append(opts, client.WithHTTPClient(cfg.HTTPClient))
+		}
+		t = NewHTTPTransport(client.New(cfg.URL, opts...))
 	}
-	w := &Worker{cfg: cfg, h: h, api: client.New(cfg.URL, opts...), log: cmp.Or(cfg.Logger, slog.Default()),
+	w := &Worker{cfg: cfg, h: h, t: t, log: cmp.Or(cfg.Logger, slog.Default()),
 		done: make(chan completion, cfg.Concurrency), slots: make(chan struct{}, cfg.Concurrency)}
 	return w, nil
 }
@@ -106,8 +112,13 @@ type Job struct {
 
 // Progress reports how far along the job is (0 to 100) and extends the lease.
 func (j *Job) Progress(ctx context.Context, percent float64, message string) error {
-	_, err := j.w.heartbeat(ctx, j, &errand.Progress{Percent: percent, Message: message})
-	return err
+	return j.w.heartbeat(ctx, j, &errand.Progress{Percent: percent, Message: message})
+}
+
+// Artifact stores r as a file of the job (a rendered report, say), downloadable
+// from the job's artifacts.
+func (j *Job) Artifact(ctx context.Context, name, contentType string, r io.Reader) error {
+	return j.w.t.Artifact(ctx, j.LeaseID, name, contentType, r)
 }
 
 // Errors a handler may return to steer what happens next.
@@ -203,13 +214,8 @@ func (w *Worker) leaseLoop(ctx, hard context.Context, jobs *sync.WaitGroup) {
 }
 
 func (w *Worker) lease(ctx context.Context, n int) ([]errand.Lease, error) {
-	var out struct {
-		Leases []errand.Lease `json:"leases"`
-	}
-	body := map[string]any{"operations": w.cfg.Operations, "max_jobs": n, "wait_seconds": w.cfg.PollWait.Seconds(),
-		"lease_seconds": w.cfg.Lease.Seconds(), "worker": w.cfg.Name}
-	_, err := w.api.Do(ctx, http.MethodPost, "/v1/leases", body, nil, &out)
-	return out.Leases, err
+	return w.t.Lease(ctx, LeaseParams{Operations: w.cfg.Operations, MaxJobs: n, WaitSeconds: w.cfg.PollWait.Seconds(),
+		LeaseSeconds: w.cfg.Lease.Seconds(), Worker: w.cfg.Name})
 }
 
 // run handles one leased job from start to its final report.
@@ -227,7 +233,7 @@ func (w *Worker) run(hard context.Context, l errand.Lease) {
 	case err == nil:
 		w.complete(j, result)
 	case errors.Is(cause, errStopping):
-		w.report(j, "release", nil)
+		w.report(j, "release", func(ctx context.Context) error { return w.t.Release(ctx, j.LeaseID) })
 	default:
 		w.fail(j, err)
 	}
@@ -258,7 +264,7 @@ func (w *Worker) keepAlive(ctx context.Context, j *Job) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				w.heartbeat(ctx, j, nil) //nolint:errcheck // a lost lease cancels ctx
+				_ = w.heartbeat(ctx, j, nil) // a lost lease cancels ctx
 			}
 		}
 	}()
@@ -266,61 +272,46 @@ func (w *Worker) keepAlive(ctx context.Context, j *Job) func() {
 }
 
 // heartbeat extends the lease; a cancel request or a lost lease ends the job's context.
-func (w *Worker) heartbeat(ctx context.Context, j *Job, p *errand.Progress) (bool, error) {
-	var out struct {
-		CancelRequested bool `json:"cancel_requested"`
-	}
-	body := map[string]any{"extend_seconds": w.cfg.Lease.Seconds()}
-	if p != nil {
-		body["progress"] = p
-	}
-	_, err := w.api.Do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(j.LeaseID)+"/heartbeat", body, nil, &out)
-	var ce *client.Error
+func (w *Worker) heartbeat(ctx context.Context, j *Job, p *errand.Progress) error {
+	cancelRequested, err := w.t.Heartbeat(ctx, j.LeaseID, w.cfg.Lease.Seconds(), p)
 	switch {
-	case errors.As(err, &ce) && ce.Code == errand.ELEASEEXPIRED:
+	case errors.Is(err, ErrLeaseLost):
 		j.cancel(ErrLeaseLost)
 	case err != nil:
 		w.log.Warn("errand worker: heartbeat failed", "job", j.ID, "err", err)
-	case out.CancelRequested:
+	case cancelRequested:
 		j.cancel(ErrCanceled)
 	}
-	return out.CancelRequested, err
+	return err
 }
 
 func (w *Worker) fail(j *Job, err error) {
-	body := map[string]any{"error": map[string]string{"code": "worker_error", "message": err.Error()}}
+	f := Failure{Code: "worker_error", Message: err.Error(), Retry: true}
 	var we *Error
 	if errors.As(err, &we) {
-		if we.Code != "" {
-			body["error"] = map[string]string{"code": we.Code, "message": err.Error()}
-		}
-		if we.NoRetry {
-			body["retry"] = false
-		}
-		if we.After > 0 {
-			body["retry_after_seconds"] = we.After.Seconds()
-		}
+		f.Code = cmp.Or(we.Code, f.Code)
+		f.Retry = !we.NoRetry
+		f.RetryAfterSeconds = we.After.Seconds()
 	}
-	w.report(j, "fail", body)
+	w.report(j, "fail", func(ctx context.Context) error { return w.t.Fail(ctx, j.LeaseID, f) })
 }
 
-// report posts a final report (fail, release) for one lease.
-func (w *Worker) report(j *Job, action string, body any) {
-	if err := w.deliver("/v1/leases/"+url.PathEscape(j.LeaseID)+"/"+action, body); err != nil {
+// report sends a final report (fail, release) for one lease.
+func (w *Worker) report(j *Job, action string, send func(context.Context) error) {
+	if err := w.deliver(send); err != nil {
 		w.log.Warn("errand worker: "+action+" failed", "job", j.ID, "err", err)
 	}
 }
 
-// deliver posts body, retrying transport errors and 5xx answers until a lease
-// would have expired: after that the server has requeued the job anyway.
-func (w *Worker) deliver(path string, body any) error {
+// deliver calls send, retrying transient errors until a lease would have
+// expired: after that the server has requeued the job anyway.
+func (w *Worker) deliver(send func(context.Context) error) error {
 	deadline := time.Now().Add(w.cfg.Lease)
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := w.api.Do(ctx, http.MethodPost, path, body, nil, nil)
+		err := send(ctx)
 		cancel()
-		var ce *client.Error
-		if err == nil || errors.As(err, &ce) && ce.StatusCode < 500 || time.Now().After(deadline) {
+		if !Transient(err) || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(backoff(attempt))
@@ -373,11 +364,11 @@ func (w *Worker) sendBatch(batch []completion) {
 			close(c.sent)
 		}
 	}()
-	items := make([]map[string]any, len(batch))
+	items := make([]Completion, len(batch))
 	for i, c := range batch {
-		items[i] = map[string]any{"lease_id": c.job.LeaseID, "result": c.result}
+		items[i] = Completion{LeaseID: c.job.LeaseID, Result: c.result}
 	}
-	if err := w.deliver("/v1/leases/complete", map[string]any{"completions": items}); err != nil {
+	if err := w.deliver(func(ctx context.Context) error { return w.t.Complete(ctx, items) }); err != nil {
 		w.log.Warn("errand worker: complete failed", "jobs", len(batch), "err", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,17 +11,25 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/config"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/queue"
+	"github.com/errandhq/errand/runner"
+	runexec "github.com/errandhq/errand/runner/exec"
+	"github.com/errandhq/errand/runner/httptarget"
+	"github.com/errandhq/errand/signing"
 	"github.com/errandhq/errand/storage/sqlite"
+	"github.com/errandhq/errand/worker"
 	"github.com/spf13/cobra"
 )
 
@@ -90,6 +99,8 @@ type app struct {
 	jobs       *job.Service
 	queue      *queue.Queue
 	maintainer *queue.Maintainer
+	artifacts  *artifact.FS
+	runners    *runner.Pool
 	server     *http.Server
 	listener   net.Listener
 	cancel     context.CancelFunc // ends long polls at shutdown
@@ -115,29 +126,70 @@ func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, 
 	if a.store, err = sqlite.Open(ctx, path, scfg); err != nil {
 		return nil, err
 	}
-	hub, sig := event.NewHub(), queue.NewSignal()
-	a.store.Listen(hub)
-	a.store.Listen(sig)
-	ops := cfg.OperationList()
-	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait)}); err != nil {
-		a.store.Close()
-		return nil, err
-	}
-	a.queue = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
-		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs})
-	a.maintainer = queue.NewMaintainer(a.queue, log, nil)
-	a.maintainer.Start(ctx)
-	if err := a.listen(ctx); err != nil {
-		a.maintainer.Stop(ctx)
-		a.store.Close()
+	if err := a.start(ctx, path); err != nil {
+		a.Stop(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return a, nil
 }
 
+// start builds the services over the open store, in dependency order; Stop
+// undoes whatever part of it ran.
+func (a *app) start(ctx context.Context, dbPath string) error {
+	cfg := a.cfg
+	dir := cmp.Or(cfg.Artifacts.Dir, filepath.Join(filepath.Dir(dbPath), "artifacts"))
+	var err error
+	if a.artifacts, err = artifact.OpenFS(dir); err != nil {
+		return err
+	}
+	hub, sig := event.NewHub(), queue.NewSignal()
+	a.store.Listen(hub)
+	a.store.Listen(sig)
+	ops := cfg.OperationList()
+	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait), Artifacts: a.artifacts}); err != nil {
+		return err
+	}
+	a.queue = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
+		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs,
+		Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
+	a.maintainer = queue.NewMaintainer(a.queue, a.log, nil)
+	a.maintainer.Start(ctx)
+	handlers, err := a.handlers(ctx, ops)
+	if err != nil {
+		return err
+	}
+	if a.runners, err = runner.Start(ctx, a.queue, ops, handlers, a.log); err != nil {
+		return err
+	}
+	return a.listen(ctx)
+}
+
+// handlers makes the runners of the operations errand runs itself. An http
+// operation without a configured secret signs with one errand makes and keeps.
+func (a *app) handlers(ctx context.Context, ops []errand.Operation) (map[string]worker.Handler, error) {
+	out := map[string]worker.Handler{}
+	for _, op := range ops {
+		switch op.Handler.Type {
+		case errand.HandlerHTTP:
+			secret := op.Handler.Secret
+			if secret == "" {
+				var err error
+				if secret, err = a.store.Setting(ctx, "signing_secret:"+op.Name, signing.NewSecret()); err != nil {
+					return nil, fmt.Errorf("signing secret of %s: %w", op.Name, err)
+				}
+			}
+			out[op.Name] = httptarget.New(op, secret).Run
+		case errand.HandlerExec:
+			out[op.Name] = runexec.New(op).Run
+		}
+	}
+	return out, nil
+}
+
 func (a *app) listen(ctx context.Context) error {
 	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Store: a.store},
-		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait)})
+		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
+			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes})
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	a.server = &http.Server{
@@ -175,16 +227,28 @@ func (a *app) URL() string {
 // Stop shuts down in reverse order of start: end long polls, drain requests,
 // stop maintenance, close the store (after its last commit).
 func (a *app) Stop(ctx context.Context) error {
-	a.cancel()
 	var errs []error
-	if err := a.server.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	if a.server != nil {
+		a.cancel()
+		if err := a.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
 	}
-	if err := a.maintainer.Stop(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("maintainer: %w", err))
+	if a.runners != nil {
+		if err := a.runners.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("runners: %w", err))
+		}
+	}
+	if a.maintainer != nil {
+		if err := a.maintainer.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("maintainer: %w", err))
+		}
 	}
 	if err := a.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if a.artifacts != nil {
+		a.artifacts.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -16,15 +16,15 @@ import (
 const jobCols = `id, tenant, owner, operation, status, input, result, error, progress, attempt,
 	max_attempts, priority, timeout_seconds, cancel_requested, metadata, callback_url, created_at,
 	run_at, started_at, finished_at, lease_token, lease_expires_at, worker, idempotency_key,
-	request_hash, expires_at`
+	request_hash, expires_at, artifacts`
 
 // The queries, named as in the PostgreSQL driver.
 const (
 	qInsertJob = `INSERT INTO jobs (` + jobCols + `) VALUES
-		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateJob = `UPDATE jobs SET status = ?, result = ?, error = ?, progress = ?, attempt = ?,
 		max_attempts = ?, cancel_requested = ?, run_at = ?, started_at = ?, finished_at = ?,
-		lease_token = ?, lease_expires_at = ?, worker = ?, expires_at = ? WHERE id = ?`
+		lease_token = ?, lease_expires_at = ?, worker = ?, expires_at = ?, artifacts = ? WHERE id = ?`
 	qGetJob         = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
 	qGetTenantJob   = `SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND tenant = ?`
 	qFindIdempotent = `SELECT ` + jobCols + ` FROM jobs WHERE tenant = ? AND owner = ? AND idempotency_key = ?`
@@ -39,6 +39,8 @@ const (
 	qDueScheduled = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'scheduled' AND run_at <= ?
 		ORDER BY run_at LIMIT ?`
 	qExpiredJobs   = `SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
+	qGetSetting    = `SELECT value FROM settings WHERE key = ?`
+	qPutSetting    = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
 	qNextScheduled = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
 	qNextLeaseEnd  = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
 	qListEvents    = `SELECT seq, stream, tenant, type, time, data FROM events WHERE stream = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
@@ -129,7 +131,8 @@ func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
 		[]byte(j.Input), nullBytes(j.Result), jsonOrNil(j.Error), jsonOrNil(j.Progress), j.Attempt,
 		j.MaxAttempts, j.Priority, j.TimeoutSeconds, j.CancelRequested, jsonOrNil(j.Metadata), j.CallbackURL,
 		micros(j.CreatedAt), micros(j.RunAt), microsPtr(j.StartedAt), microsPtr(j.FinishedAt), j.LeaseToken,
-		microsPtr(j.LeaseExpiresAt), j.Worker, nullString(j.IdempotencyKey), j.RequestHash, microsPtr(j.ExpiresAt))
+		microsPtr(j.LeaseExpiresAt), j.Worker, nullString(j.IdempotencyKey), j.RequestHash, microsPtr(j.ExpiresAt),
+		jsonOrNil(j.Artifacts))
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
@@ -139,7 +142,8 @@ func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
 func (t *txn) UpdateJob(_ context.Context, j *errand.Job) error {
 	res, err := t.w.stmts.updateJob.ExecContext(t.w.ctx, string(j.Status), nullBytes(j.Result), jsonOrNil(j.Error),
 		jsonOrNil(j.Progress), j.Attempt, j.MaxAttempts, j.CancelRequested, micros(j.RunAt), microsPtr(j.StartedAt),
-		microsPtr(j.FinishedAt), j.LeaseToken, microsPtr(j.LeaseExpiresAt), j.Worker, microsPtr(j.ExpiresAt), j.ID)
+		microsPtr(j.FinishedAt), j.LeaseToken, microsPtr(j.LeaseExpiresAt), j.Worker, microsPtr(j.ExpiresAt),
+		jsonOrNil(j.Artifacts), j.ID)
 	if err != nil {
 		return fmt.Errorf("update job: %w", err)
 	}
@@ -280,14 +284,14 @@ type rowScanner interface{ Scan(dest ...any) error }
 func scanJob(row rowScanner) (*errand.Job, error) {
 	j := &errand.Job{}
 	var status string
-	var result, jerr, progress, metadata []byte
+	var result, jerr, progress, metadata, artifacts []byte
 	var created, runAt int64
 	var started, finished, leaseExp, expires sql.NullInt64
 	var idem sql.NullString
 	err := row.Scan(&j.ID, &j.Tenant, &j.Owner, &j.Operation, &status, &j.Input, &result, &jerr, &progress,
 		&j.Attempt, &j.MaxAttempts, &j.Priority, &j.TimeoutSeconds, &j.CancelRequested, &metadata,
 		&j.CallbackURL, &created, &runAt, &started, &finished, &j.LeaseToken, &leaseExp, &j.Worker, &idem,
-		&j.RequestHash, &expires)
+		&j.RequestHash, &expires, &artifacts)
 	if err != nil {
 		return nil, interpretError(err)
 	}
@@ -298,7 +302,7 @@ func scanJob(row rowScanner) (*errand.Job, error) {
 	if len(result) > 0 {
 		j.Result = result
 	}
-	if err := unmarshalAll(jerr, &j.Error, progress, &j.Progress, metadata, &j.Metadata); err != nil {
+	if err := unmarshalAll(jerr, &j.Error, progress, &j.Progress, metadata, &j.Metadata, artifacts, &j.Artifacts); err != nil {
 		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
 	return j, nil
@@ -346,6 +350,10 @@ func jsonOrNil(v any) any {
 		if len(x) == 0 {
 			return nil
 		}
+	case []errand.Artifact:
+		if len(x) == 0 {
+			return nil
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -385,4 +393,16 @@ func timePtr(n sql.NullInt64) *time.Time {
 	}
 	t := fromMicros(n.Int64)
 	return &t
+}
+
+// Setting returns the stored value of key, storing value first if there is none.
+func (s *Store) Setting(ctx context.Context, key, value string) (string, error) {
+	var out string
+	err := s.w.do(ctx, func(storage.Tx) error {
+		if _, err := s.w.conn.ExecContext(s.w.ctx, qPutSetting, key, value); err != nil {
+			return fmt.Errorf("store setting %s: %w", key, err)
+		}
+		return s.w.conn.QueryRowContext(s.w.ctx, qGetSetting, key).Scan(&out)
+	})
+	return out, err
 }

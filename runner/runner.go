@@ -1,0 +1,123 @@
+// Package runner runs the jobs of operations whose handler errand runs itself:
+// runner/httptarget calls a URL, runner/exec runs a command. Each operation gets
+// the same worker loop remote workers use (package worker), talking to the queue
+// in-process instead of over HTTP, so leases, heartbeats, cancels, retries and
+// graceful stops behave exactly as for pull workers.
+package runner
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/queue"
+	"github.com/errandhq/errand/worker"
+)
+
+// Pool runs one worker loop per operation errand runs itself.
+type Pool struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start runs handlers (by operation name) against q until Stop.
+func Start(ctx context.Context, q *queue.Queue, ops []errand.Operation, handlers map[string]worker.Handler, log *slog.Logger) (*Pool, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &Pool{cancel: cancel}
+	host, _ := os.Hostname()
+	for _, op := range ops {
+		h, ok := handlers[op.Name]
+		if !ok {
+			continue
+		}
+		w, err := worker.New(worker.Config{Transport: &Transport{Q: q}, Operations: []string{op.Name},
+			Concurrency: op.Handler.Workers, Lease: time.Minute, PollWait: 30 * time.Second,
+			ShutdownTimeout: 10 * time.Second, Name: "errand-" + op.Handler.Type + "@" + host, Logger: log}, h)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); _ = w.Run(ctx) }()
+		log.Info("running operation", "operation", op.Name, "handler", op.Handler.Type, "workers", op.Handler.Workers)
+	}
+	return p, nil
+}
+
+// Stop stops leasing, lets running jobs finish (up to 10 s) and releases the rest.
+func (p *Pool) Stop(ctx context.Context) error {
+	p.cancel()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Transport is worker.Transport straight onto the queue, for errand's own runners.
+type Transport struct {
+	Q *queue.Queue
+}
+
+var _ worker.Transport = (*Transport)(nil)
+
+// Lease takes jobs from the queue.
+func (t *Transport) Lease(ctx context.Context, p worker.LeaseParams) ([]errand.Lease, error) {
+	return t.Q.Lease(ctx, queue.LeaseParams{Operations: p.Operations, MaxJobs: p.MaxJobs, WaitSeconds: p.WaitSeconds,
+		LeaseSeconds: p.LeaseSeconds, Worker: p.Worker})
+}
+
+// Heartbeat extends a lease.
+func (t *Transport) Heartbeat(ctx context.Context, leaseID string, extend float64, p *errand.Progress) (bool, error) {
+	res, err := t.Q.Heartbeat(ctx, leaseID, queue.HeartbeatParams{Progress: p, ExtendSeconds: extend})
+	return res.CancelRequested, leaseErr(err)
+}
+
+// Complete finishes leases.
+func (t *Transport) Complete(ctx context.Context, cs []worker.Completion) error {
+	qc := make([]queue.Completion, len(cs))
+	for i, c := range cs {
+		qc[i] = queue.Completion{LeaseID: c.LeaseID, Result: c.Result}
+	}
+	_, err := t.Q.CompleteBatch(ctx, qc)
+	return err
+}
+
+// Fail ends an attempt.
+func (t *Transport) Fail(ctx context.Context, leaseID string, f worker.Failure) error {
+	var fp queue.FailParams
+	fp.Error.Code, fp.Error.Message, fp.Retry = f.Code, f.Message, &f.Retry
+	if f.RetryAfterSeconds > 0 {
+		fp.RetryAfterSeconds = &f.RetryAfterSeconds
+	}
+	_, err := t.Q.Fail(ctx, leaseID, fp)
+	return leaseErr(err)
+}
+
+// Release hands a job back.
+func (t *Transport) Release(ctx context.Context, leaseID string) error {
+	_, err := t.Q.Release(ctx, leaseID)
+	return leaseErr(err)
+}
+
+// Artifact stores a file on the job.
+func (t *Transport) Artifact(ctx context.Context, leaseID, name, contentType string, r io.Reader) error {
+	_, err := t.Q.AddArtifact(ctx, leaseID, name, contentType, r)
+	return leaseErr(err)
+}
+
+func leaseErr(err error) error {
+	var e *errand.Error
+	if errors.As(err, &e) && e.Code == errand.ELEASEEXPIRED {
+		return worker.ErrLeaseLost
+	}
+	return err
+}

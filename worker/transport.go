@@ -1,0 +1,135 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/client"
+)
+
+// Transport is how a worker talks to errand: over HTTP (the default) or, inside
+// errand itself, straight to its queue.
+type Transport interface {
+	// Lease takes up to n jobs, waiting for work as LeaseParams says.
+	Lease(ctx context.Context, p LeaseParams) ([]errand.Lease, error)
+	// Heartbeat extends a lease and records progress (nil for none). It returns
+	// ErrLeaseLost when the lease is no longer held.
+	Heartbeat(ctx context.Context, leaseID string, extendSeconds float64, p *errand.Progress) (cancelRequested bool, err error)
+	// Complete finishes leases with results.
+	Complete(ctx context.Context, cs []Completion) error
+	// Fail ends an attempt with an error.
+	Fail(ctx context.Context, leaseID string, f Failure) error
+	// Release hands a job back without counting the attempt.
+	Release(ctx context.Context, leaseID string) error
+	// Artifact stores a file on the leased job.
+	Artifact(ctx context.Context, leaseID, name, contentType string, r io.Reader) error
+}
+
+// LeaseParams is a lease request.
+type LeaseParams struct {
+	Operations   []string
+	MaxJobs      int
+	WaitSeconds  float64
+	LeaseSeconds float64
+	Worker       string
+}
+
+// Completion is a finished job's result.
+type Completion struct {
+	LeaseID string          `json:"lease_id"`
+	Result  json.RawMessage `json:"result"`
+}
+
+// Failure is a failed attempt.
+type Failure struct {
+	Code              string
+	Message           string
+	Retry             bool
+	RetryAfterSeconds float64 // 0: the operation's backoff
+}
+
+// Transient reports whether err is worth retrying: network trouble, a 5xx, or
+// errand being unavailable. A 4xx answer or a coded client error is final.
+func Transient(err error) bool {
+	var ce *client.Error
+	var ee *errand.Error
+	switch {
+	case err == nil, errors.Is(err, ErrLeaseLost):
+		return false
+	case errors.As(err, &ce):
+		return ce.StatusCode >= 500
+	case errors.As(err, &ee):
+		return ee.Code == errand.EUNAVAILABLE || ee.Code == errand.EINTERNAL
+	}
+	return true
+}
+
+// httpTransport speaks errand's worker protocol over HTTP.
+type httpTransport struct{ api *client.Client }
+
+// NewHTTPTransport returns the HTTP transport for a client.
+func NewHTTPTransport(c *client.Client) Transport { return &httpTransport{api: c} }
+
+func (t *httpTransport) Lease(ctx context.Context, p LeaseParams) ([]errand.Lease, error) {
+	var out struct {
+		Leases []errand.Lease `json:"leases"`
+	}
+	body := map[string]any{"operations": p.Operations, "max_jobs": p.MaxJobs, "wait_seconds": p.WaitSeconds,
+		"lease_seconds": p.LeaseSeconds, "worker": p.Worker}
+	_, err := t.api.Do(ctx, http.MethodPost, "/v1/leases", body, nil, &out)
+	return out.Leases, err
+}
+
+func (t *httpTransport) Heartbeat(ctx context.Context, leaseID string, extend float64, p *errand.Progress) (bool, error) {
+	var out struct {
+		CancelRequested bool `json:"cancel_requested"`
+	}
+	body := map[string]any{"extend_seconds": extend}
+	if p != nil {
+		body["progress"] = p
+	}
+	_, err := t.api.Do(ctx, http.MethodPost, leasePath(leaseID, "heartbeat"), body, nil, &out)
+	return out.CancelRequested, leaseErr(err)
+}
+
+func (t *httpTransport) Complete(ctx context.Context, cs []Completion) error {
+	_, err := t.api.Do(ctx, http.MethodPost, "/v1/leases/complete", map[string]any{"completions": cs}, nil, nil)
+	return err
+}
+
+func (t *httpTransport) Fail(ctx context.Context, leaseID string, f Failure) error {
+	body := map[string]any{"error": map[string]string{"code": f.Code, "message": f.Message}, "retry": f.Retry}
+	if f.RetryAfterSeconds > 0 {
+		body["retry_after_seconds"] = f.RetryAfterSeconds
+	}
+	_, err := t.api.Do(ctx, http.MethodPost, leasePath(leaseID, "fail"), body, nil, nil)
+	return leaseErr(err)
+}
+
+func (t *httpTransport) Release(ctx context.Context, leaseID string) error {
+	_, err := t.api.Do(ctx, http.MethodPost, leasePath(leaseID, "release"), nil, nil, nil)
+	return leaseErr(err)
+}
+
+func (t *httpTransport) Artifact(ctx context.Context, leaseID, name, contentType string, r io.Reader) error {
+	_, err := t.api.Upload(ctx, leasePath(leaseID, "artifacts/"+url.PathEscape(name)), contentType, r)
+	return leaseErr(err)
+}
+
+func leasePath(leaseID, action string) string {
+	return "/v1/leases/" + url.PathEscape(leaseID) + "/" + action
+}
+
+// leaseErr maps the server's lease_expired answer to ErrLeaseLost.
+func leaseErr(err error) error {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Code == errand.ELEASEEXPIRED {
+		return ErrLeaseLost
+	}
+	return err
+}
