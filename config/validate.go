@@ -137,7 +137,9 @@ var methods = []string{"POST", "PUT", "PATCH", "GET", "DELETE"}
 
 func (h *Handler) validate() []fieldErr {
 	var errs []fieldErr
-	bad := func(msg string, path ...string) { errs = append(errs, fieldErr{append([]string{"handler"}, path...), msg}) }
+	bad := func(msg string, path ...string) {
+		errs = append(errs, fieldErr{append([]string{"handler"}, path...), msg})
+	}
 	switch h.Type {
 	case errand.HandlerPull:
 	case errand.HandlerHTTP:

@@ -16,7 +16,6 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("GET /healthz", handleHealth())
 	r.handle("GET /readyz", handleReady(d.Log, d.Store))
 
-
 	r.handle("POST /v1/jobs", api(handleSubmit(d.Log, d.Jobs, c)))
 	r.handle("GET /v1/jobs", api(handleListJobs(d.Log, d.Jobs)))
 	r.handle("GET /v1/jobs/{id}", api(handleGetJob(d.Log, d.Jobs, c)))

@@ -96,7 +96,7 @@ func (r *Runner) command(j *worker.Job, dir string, stdout *capped, stderr *prog
 	cmd.Stdin = bytes.NewReader(j.Input)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, so we can end all of it
-	cmd.WaitDelay = Grace                                   // children holding the pipes must not hang Wait
+	cmd.WaitDelay = Grace                                 // children holding the pipes must not hang Wait
 	return cmd
 }
 
