@@ -3,6 +3,13 @@
 # real binary, crash tests with kill -9). CI runs exactly this (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# What the tests need beyond Go: pdfinfo (checks the demo's PDF).
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need pdfinfo; then
+  echo "== installing poppler-utils (pdfinfo)"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+fi
 echo "== go vet"
 go vet ./...
 echo "== go test (race detector on)"

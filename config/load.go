@@ -16,6 +16,8 @@ import (
 type Source struct {
 	// File is the YAML file; "" reads none.
 	File string
+	// YAML is a document used when File is empty (the demo's, the benchmarks').
+	YAML []byte
 	// Getenv reads the environment: each key path has a variable ERRAND_<PATH>,
 	// upper case with "__" between levels. nil reads none.
 	Getenv func(string) string
@@ -26,11 +28,14 @@ type Source struct {
 // Load reads, overrides, defaults and validates the configuration.
 func Load(src Source) (*Config, error) {
 	var root yaml.Node
+	b := src.YAML
 	if src.File != "" {
-		b, err := os.ReadFile(src.File)
-		if err != nil {
+		var err error
+		if b, err = os.ReadFile(src.File); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
+	}
+	if len(b) > 0 {
 		if err := yaml.Unmarshal(b, &root); err != nil {
 			return nil, fmt.Errorf("config %s: %s", src.File, cleanYAMLError(err))
 		}

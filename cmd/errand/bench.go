@@ -76,12 +76,8 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer) (string, ma
 		facts["server"] = o.server
 		return o.server, facts, cleanup, nil
 	}
-	path := filepath.Join(dir, "config.yaml")
 	cfgText := benchConfig + fmt.Sprintf("store: \"sqlite://%s?synchronous=%s\"\ndev: true\n", filepath.Join(dir, "errand.db"), o.synchronous)
-	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
-		return "", nil, cleanup, err
-	}
-	cfg, err := config.Load(config.Source{File: path})
+	cfg, err := config.Load(config.Source{YAML: []byte(cfgText)})
 	if err != nil {
 		return "", nil, cleanup, err
 	}

@@ -19,7 +19,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(getenv, stderr), newVersionCmd(stdout), newBenchCmd(getenv, stdout, stderr))
+	root.AddCommand(newServeCmd(getenv, stderr), newDemoCmd(stdout, stderr), newVersionCmd(stdout), newBenchCmd(getenv, stdout, stderr))
 	return root
 }
 
