@@ -58,7 +58,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("errand: %d %s: %s", e.StatusCode, e.Code, e.Detail)
+	msg := fmt.Sprintf("%s: %s (HTTP %d)", e.Code, e.Detail, e.StatusCode)
+	for _, f := range e.Errors {
+		msg += fmt.Sprintf("; %s: %s", f.Pointer, f.Message)
+	}
+	return msg
 }
 
 // Response is the parts of an answer beyond its body.

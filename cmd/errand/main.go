@@ -19,7 +19,7 @@ func main() {
 
 // run is the program: tests call it as the binary would be called.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	root := newRootCmd(getenv, stdout, stderr)
+	root := newRootCmd(getenv, stdin, stdout, stderr)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)

@@ -12,7 +12,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = ""
 
-func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "errand",
 		Short:         "A hybrid sync/async API gateway: durable jobs over HTTP, leased by workers in any language",
@@ -20,6 +20,13 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(getenv, stderr), newDemoCmd(stdout, stderr), newVersionCmd(stdout), newBenchCmd(getenv, stdout, stderr))
+	// The commands that talk to a server share --server, --token and --output.
+	var cf clientFlags
+	for _, c := range []*cobra.Command{newSubmitCmd(&cf, stdin, stdout), newJobsCmd(&cf, stdout, stderr),
+		newOperationsCmd(&cf, stdout), newWorkerCmd(&cf, stderr)} {
+		cf.add(c, getenv)
+		root.AddCommand(c)
+	}
 	return root
 }
 
