@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -49,9 +50,10 @@ operations:
     input_schema: { type: object }
 `
 
-// target returns the URL to benchmark, starting an in-process server if needed,
-// and the machine facts printed beside the figures.
-func (o *benchOptions) target(ctx context.Context, stderr io.Writer) (string, map[string]any, func(), error) {
+// target returns the URL to benchmark, starting an in-process server (with the
+// extra operations, YAML under operations:) if needed, and the machine facts
+// printed beside the figures.
+func (o *benchOptions) target(ctx context.Context, stderr io.Writer, extraOps string) (string, map[string]any, func(), error) {
 	facts := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "synchronous": o.synchronous}
 	dir, err := bench.TempDir(o.dir)
 	if err != nil {
@@ -76,7 +78,7 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer) (string, ma
 		facts["server"] = o.server
 		return o.server, facts, cleanup, nil
 	}
-	cfgText := benchConfig + fmt.Sprintf("store: \"sqlite://%s?synchronous=%s\"\ndev: true\n", filepath.Join(dir, "errand.db"), o.synchronous)
+	cfgText := benchConfig + extraOps + fmt.Sprintf("store: \"sqlite://%s?synchronous=%s\"\ndev: true\n", filepath.Join(dir, "errand.db"), o.synchronous)
 	cfg, err := config.Load(config.Source{YAML: []byte(cfgText)})
 	if err != nil {
 		return "", nil, cleanup, err
@@ -96,7 +98,8 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer) (string, ma
 
 func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure errand over loopback HTTP (submit, cycle, latency)"}
-	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr))
+	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
+		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr))
 	return cmd
 }
 
@@ -161,8 +164,14 @@ func newBenchLatencyCmd(stdout, stderr io.Writer) *cobra.Command {
 // runE makes a benchmark command's RunE: it finds the target, runs measure against
 // its URL and reports.
 func (o *benchOptions) runE(stdout, stderr io.Writer, measure func(ctx context.Context, url string, facts map[string]any) (any, error)) func(*cobra.Command, []string) error {
+	return o.runWith(stdout, stderr, func() string { return "" }, measure)
+}
+
+// runWith is runE with extra operations for the in-process server, made when the
+// command runs (a target's URL is known only then).
+func (o *benchOptions) runWith(stdout, stderr io.Writer, extraOps func() string, measure func(ctx context.Context, url string, facts map[string]any) (any, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		url, facts, stop, err := o.target(cmd.Context(), stderr)
+		url, facts, stop, err := o.target(cmd.Context(), stderr, extraOps())
 		if err != nil {
 			return err
 		}
@@ -173,6 +182,39 @@ func (o *benchOptions) runE(stdout, stderr io.Writer, measure func(ctx context.C
 		}
 		return report(stdout, o.asJSON, facts, results)
 	}
+}
+
+// newBenchHandlerCmd measures a handler errand runs itself: exec runs `true` per
+// job; http calls a trivial JSON target on loopback.
+func newBenchHandlerCmd(kind string, stdout, stderr io.Writer) *cobra.Command {
+	var o benchOptions
+	var workers int
+	short := map[string]string{"exec": "Full cycle with the exec handler running `true` per job",
+		"http": "Full cycle with the http handler calling a local JSON target per job"}[kind]
+	var target *httptest.Server
+	cmd := &cobra.Command{Use: kind, Short: short, Args: cobra.NoArgs}
+	cmd.RunE = o.runWith(stdout, stderr, func() string {
+		handler := `{ type: exec, command: ["true"] }`
+		if kind == "http" {
+			target = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"ok":true}`)
+			}))
+			handler = fmt.Sprintf(`{ type: http, url: %q, workers: %d }`, target.URL, workers)
+		} else {
+			handler = fmt.Sprintf(`{ type: exec, command: ["true"], workers: %d }`, workers)
+		}
+		return fmt.Sprintf("  bench-%s:\n    handler: %s\n", kind, handler)
+	}, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+		if target != nil {
+			defer target.Close()
+		}
+		return bench.Drain(ctx, "full cycle, "+kind+" handler", url, "bench-"+kind, o.concurrency, workers, o.duration)
+	})
+	o.flags(cmd)
+	cmd.Flags().IntVar(&workers, "workers", 8, "jobs the handler runs at once")
+	return cmd
 }
 
 // report prints the results as a table, or as JSON.
@@ -197,6 +239,9 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 	case bench.CycleResult:
 		fmt.Fprintln(tw, "run\tproducers\tworkers×batch\tsubmitted\tcompleted\tjobs/s\tsubmits/s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d×%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Name, r.Producers, r.Workers, r.Batch, r.Submitted, r.Completed, r.JobsPerSec, r.SubmitPerSec)
+	case bench.DrainResult:
+		fmt.Fprintln(tw, "run\tworkers\tsubmitted\tsucceeded\tseconds\tjobs/s\t")
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t\n", r.Name, r.Workers, r.Submitted, r.Succeeded, r.Seconds, r.JobsPerSec)
 	case bench.LatencyResult:
 		fmt.Fprintln(tw, "run\tsamples\tp50 ms\tp99 ms\tmax ms\t")
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\n", r.Name, r.Samples, r.P50ms, r.P99ms, r.Maxms)

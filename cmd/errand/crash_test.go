@@ -23,7 +23,7 @@ func rawWorker(ctx context.Context, url string, hold time.Duration, acked *sync.
 	for ctx.Err() == nil {
 		var out struct{ Leases []errand.Lease }
 		_, err := c.Do(ctx, "POST", "/v1/leases", map[string]any{"operations": []string{"echo"}, "max_jobs": 50,
-			"wait_seconds": 1, "lease_seconds": 2, "worker": "raw"}, nil, &out)
+			"wait_seconds": 1, "lease_seconds": 3, "worker": "raw"}, nil, &out)
 		if err != nil {
 			time.Sleep(20 * time.Millisecond)
 			continue
@@ -91,6 +91,9 @@ func TestE2EKillServer(t *testing.T) {
 
 	s.start() // same data directory
 	c := s.client()
+	// First, before their leases (3s) can expire: the jobs that were running.
+	page, _ := c.List(context.Background(), client.ListOptions{Status: errand.StatusRunning, Limit: 1000})
+	running := page.Jobs
 	lost, notDone := 0, 0
 	accepted.Range(func(k, _ any) bool {
 		if _, err := c.Get(context.Background(), k.(string)); err != nil {
@@ -110,9 +113,7 @@ func TestE2EKillServer(t *testing.T) {
 	if lost > 0 || notDone > 0 || nCompleted == 0 {
 		t.Fatalf("after kill -9: %d accepted jobs lost, %d acknowledged completions lost (of %d)", lost, notDone, nCompleted)
 	}
-	// Jobs that were running when errand died come back after their 2s lease.
-	page, _ := c.List(context.Background(), client.ListOptions{Status: errand.StatusRunning, Limit: 1000})
-	running := page.Jobs
+	// Jobs that were running when errand died come back after their lease.
 	if len(running) == 0 {
 		t.Fatalf("no job was running at the kill: the test did not exercise lease recovery")
 	}
