@@ -2,7 +2,12 @@ package bench
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -19,6 +24,49 @@ type DrainResult struct {
 	Seconds    float64 `json:"seconds"`
 	JobsPerSec float64 `json:"jobs_per_second"`
 	Workers    int     `json:"workers"`
+	// Baseline is the same work done bare in the same run (fork/exec of `true`,
+	// or calls to the target), per second, with as many at once as Workers.
+	Baseline     float64 `json:"baseline_per_second"`
+	BaselineName string  `json:"baseline"`
+}
+
+// ExecBaseline runs `true` with n at once for d and returns runs a second.
+func ExecBaseline(n int, d time.Duration) float64 {
+	return parallelRate(n, d, func() bool { return exec.Command("true").Run() == nil })
+}
+
+// HTTPBaseline POSTs to url with n at once for d and returns calls a second.
+func HTTPBaseline(url string, n int, d time.Duration) float64 {
+	hc := &http.Client{Transport: NewTransport(n)}
+	defer hc.CloseIdleConnections()
+	return parallelRate(n, d, func() bool {
+		resp, err := hc.Post(url, "application/json", strings.NewReader(`{"n":1}`))
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+func parallelRate(n int, d time.Duration, do func() bool) float64 {
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < d {
+				if do() {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(ok.Load()) / time.Since(start).Seconds()
 }
 
 // Drain submits jobs of operation with producers clients for d, then waits until
@@ -41,7 +89,7 @@ func Drain(ctx context.Context, name, url, operation string, producers, workers 
 		if !busy {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	el := time.Since(start).Seconds()
 	ok := 0

@@ -207,10 +207,17 @@ func newBenchHandlerCmd(kind string, stdout, stderr io.Writer) *cobra.Command {
 		}
 		return fmt.Sprintf("  bench-%s:\n    handler: %s\n", kind, handler)
 	}, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+		var base float64
+		var baseName string
 		if target != nil {
 			defer target.Close()
+			base, baseName = bench.HTTPBaseline(target.URL, workers, 2*time.Second), "the target called directly"
+		} else {
+			base, baseName = bench.ExecBaseline(workers, 2*time.Second), "fork/exec of `true` alone"
 		}
-		return bench.Drain(ctx, "full cycle, "+kind+" handler", url, "bench-"+kind, o.concurrency, workers, o.duration)
+		r, err := bench.Drain(ctx, "full cycle, "+kind+" handler", url, "bench-"+kind, o.concurrency, workers, o.duration)
+		r.Baseline, r.BaselineName = base, baseName
+		return r, err
 	})
 	o.flags(cmd)
 	cmd.Flags().IntVar(&workers, "workers", 8, "jobs the handler runs at once")
@@ -242,6 +249,8 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 	case bench.DrainResult:
 		fmt.Fprintln(tw, "run\tworkers\tsubmitted\tsucceeded\tseconds\tjobs/s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t\n", r.Name, r.Workers, r.Submitted, r.Succeeded, r.Seconds, r.JobsPerSec)
+		fmt.Fprintf(tw, "baseline: %s\t%d\t\t\t\t%.0f\t\n", r.BaselineName, r.Workers, r.Baseline)
+		fmt.Fprintf(tw, "errand / baseline\t\t\t\t\t%.2f\t\n", r.JobsPerSec/r.Baseline)
 	case bench.LatencyResult:
 		fmt.Fprintln(tw, "run\tsamples\tp50 ms\tp99 ms\tmax ms\t")
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\n", r.Name, r.Samples, r.P50ms, r.P99ms, r.Maxms)

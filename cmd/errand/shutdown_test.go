@@ -114,8 +114,6 @@ func TestRunCLI(t *testing.T) {
 		args []string
 	}{
 		{"help", []string{"--help"}},
-		{"serve-help", []string{"serve", "--help"}},
-		{"bench-help", []string{"bench", "--help"}},
 		{"serve-without-dev", []string{"serve", "--config", good}},
 		{"serve-bad-config", []string{"serve", "--dev", "--config", bad}},
 		{"unknown-command", []string{"frobnicate"}},
