@@ -81,16 +81,32 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, header h
 			return nil, fmt.Errorf("encode request: %w", err)
 		}
 		rd = bytes.NewReader(b)
+		header = header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Set("Content-Type", "application/json")
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	return c.send(ctx, method, path, rd, header, out)
+}
+
+// Upload PUTs raw bytes with a content type to path.
+func (c *Client) Upload(ctx context.Context, path, contentType string, body io.Reader) (*Response, error) {
+	h := http.Header{}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return c.send(ctx, http.MethodPut, path, body, h, nil)
+}
+
+// send makes one request and decodes a JSON answer into out (nil to discard).
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, header http.Header, out any) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
 	}
 	for k, vs := range header {
 		req.Header[k] = vs
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -290,28 +306,4 @@ func (c *Client) Events(ctx context.Context, id, after string) (*EventPage, erro
 	p := &EventPage{}
 	_, err := c.Do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/events?after="+url.QueryEscape(after), nil, nil, p)
 	return p, err
-}
-
-// Upload PUTs raw bytes with a content type to path.
-func (c *Client) Upload(ctx context.Context, path, contentType string, body io.Reader) (*Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return &Response{StatusCode: resp.StatusCode, Header: resp.Header}, problemOf(resp)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return &Response{StatusCode: resp.StatusCode, Header: resp.Header}, nil
 }
