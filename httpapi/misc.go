@@ -52,6 +52,9 @@ type operationView struct {
 	Concurrency      int             `json:"concurrency"`
 	WaitSeconds      float64         `json:"wait_seconds"`
 	RetentionSeconds int             `json:"retention_seconds"`
+	// SigningSecret is what an http handler's target verifies calls with; only
+	// on the single-operation view.
+	SigningSecret string `json:"signing_secret,omitempty"`
 }
 
 func viewOperation(op errand.Operation) operationView {
@@ -78,6 +81,10 @@ func handleGetOperation(log *slog.Logger, jobs *job.Service) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
-		encode(w, http.StatusOK, viewOperation(op))
+		v := viewOperation(op)
+		if op.Handler.Type == errand.HandlerHTTP {
+			v.SigningSecret = op.Handler.Secret
+		}
+		encode(w, http.StatusOK, v)
 	})
 }

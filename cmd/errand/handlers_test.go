@@ -138,6 +138,11 @@ func TestE2EHTTPTarget(t *testing.T) {
 	if err := signing.Verify(targetSecret, c.header, c.body, time.Now()); err != nil {
 		t.Fatalf("the target cannot verify the signature: %v", err)
 	}
+	_, _, ob := s.do("GET", "/v1/operations/ok", "")
+	_, _, all := s.do("GET", "/v1/operations", "")
+	if !strings.Contains(string(ob), `"signing_secret":"`+targetSecret+`"`) || strings.Contains(string(all), "signing_secret") {
+		t.Fatalf("the operation view must show its signing secret, the list must not: %s", ob)
+	}
 
 	j = waitJob(t, s, submit(t, s, "flaky", nil).ID)
 	calls := flaky.Calls()
@@ -364,5 +369,35 @@ func TestE2EWorkerArtifacts(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, "artifacts", j.ID)); !os.IsNotExist(err) {
 		t.Fatalf("artifact directory after delete: %v, want gone", err)
+	}
+}
+
+// TestE2EGeneratedSigningSecret: an http operation without a secret signs with one
+// errand makes, keeps across restarts and shows on the operation.
+func TestE2EGeneratedSigningSecret(t *testing.T) {
+	t.Parallel()
+	tg := newTarget(t, func(n int, w http.ResponseWriter, body []byte) { w.WriteHeader(204) })
+	s := startServer(t, testConfig+fmt.Sprintf("\n  signed:\n    handler: { type: http, url: %q }\n", tg.URL))
+	secretOf := func() string {
+		var op struct {
+			SigningSecret string `json:"signing_secret"`
+		}
+		_, _, b := s.do("GET", "/v1/operations/signed", "")
+		mustJSON(t, b, &op)
+		return op.SigningSecret
+	}
+	secret := secretOf()
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("generated secret = %q", secret)
+	}
+	waitJob(t, s, submit(t, s, "signed", nil).ID)
+	c := tg.Calls()[0]
+	if err := signing.Verify(secret, c.header, c.body, time.Now()); err != nil {
+		t.Fatalf("verify with the shown secret: %v", err)
+	}
+	s.kill()
+	s.start()
+	if again := secretOf(); again != secret {
+		t.Fatalf("secret after restart = %q, want the same %q", again, secret)
 	}
 }

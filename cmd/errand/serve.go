@@ -145,7 +145,10 @@ func (a *app) start(ctx context.Context, dbPath string) error {
 	hub, sig := event.NewHub(), queue.NewSignal()
 	a.store.Listen(hub)
 	a.store.Listen(sig)
-	ops := cfg.OperationList()
+	ops, err := a.withSecrets(ctx, cfg.OperationList())
+	if err != nil {
+		return err
+	}
 	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait), Artifacts: a.artifacts}); err != nil {
 		return err
 	}
@@ -154,36 +157,40 @@ func (a *app) start(ctx context.Context, dbPath string) error {
 		Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
 	a.maintainer = queue.NewMaintainer(a.queue, a.log, nil)
 	a.maintainer.Start(ctx)
-	handlers, err := a.handlers(ctx, ops)
-	if err != nil {
-		return err
-	}
-	if a.runners, err = runner.Start(ctx, a.queue, ops, handlers, a.log); err != nil {
+	if a.runners, err = runner.Start(ctx, a.queue, ops, handlers(ops), a.log); err != nil {
 		return err
 	}
 	return a.listen(ctx)
 }
 
-// handlers makes the runners of the operations errand runs itself. An http
-// operation without a configured secret signs with one errand makes and keeps.
-func (a *app) handlers(ctx context.Context, ops []errand.Operation) (map[string]worker.Handler, error) {
+// withSecrets gives each http operation without a configured secret one errand
+// makes once and keeps in the store (shown by GET /v1/operations/{name}).
+func (a *app) withSecrets(ctx context.Context, ops []errand.Operation) ([]errand.Operation, error) {
+	for i, op := range ops {
+		if op.Handler.Type != errand.HandlerHTTP || op.Handler.Secret != "" {
+			continue
+		}
+		secret, err := a.store.Setting(ctx, "signing_secret:"+op.Name, signing.NewSecret())
+		if err != nil {
+			return nil, fmt.Errorf("signing secret of %s: %w", op.Name, err)
+		}
+		ops[i].Handler.Secret = secret
+	}
+	return ops, nil
+}
+
+// handlers makes the runners of the operations errand runs itself.
+func handlers(ops []errand.Operation) map[string]worker.Handler {
 	out := map[string]worker.Handler{}
 	for _, op := range ops {
 		switch op.Handler.Type {
 		case errand.HandlerHTTP:
-			secret := op.Handler.Secret
-			if secret == "" {
-				var err error
-				if secret, err = a.store.Setting(ctx, "signing_secret:"+op.Name, signing.NewSecret()); err != nil {
-					return nil, fmt.Errorf("signing secret of %s: %w", op.Name, err)
-				}
-			}
-			out[op.Name] = httptarget.New(op, secret).Run
+			out[op.Name] = httptarget.New(op, op.Handler.Secret).Run
 		case errand.HandlerExec:
 			out[op.Name] = runexec.New(op).Run
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (a *app) listen(ctx context.Context) error {
