@@ -128,6 +128,9 @@ type Event struct {
 	Time   time.Time       `json:"time"`
 	Data   json.RawMessage `json:"data"`
 	Tenant string          `json:"-"`
+	// ExpiresAt is when retention deletes a channel event; nil for job events
+	// (they go with their job).
+	ExpiresAt *time.Time `json:"-"`
 }
 
 // The job event types.

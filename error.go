@@ -16,6 +16,7 @@ const (
 	ENOTFOUND         = "not_found"              // the resource does not exist (for this tenant)
 	EOPNOTFOUND       = "operation_not_found"    // the operation is not declared
 	EJOBNOTFOUND      = "job_not_found"          // the job does not exist (for this tenant)
+	ECHANNELNOTFOUND  = "channel_not_found"      // no declared channel has that name
 	EIDEMPOTENCY      = "idempotency_key_reused" // same key, different request
 	ELEASEEXPIRED     = "lease_expired"          // the lease ended, was completed or taken over
 	ECONFLICT         = "conflict"               // the resource is not in a state that allows this

@@ -114,3 +114,19 @@ func (o Operation) WithDefaults() Operation {
 	}
 	return o
 }
+
+// Channel is a declared publish/subscribe topic: a name, or a pattern of names
+// ("orders.*"), with how long its events are kept.
+type Channel struct {
+	// Pattern is the name or glob from config: segments separated by '.', where
+	// '*' matches one segment and a final '>' matches one or more.
+	Pattern     string
+	Description string
+	// History is how long events are kept for replay. Defaults to 24 hours.
+	History time.Duration
+	// Schema, when set, is a JSON Schema every event's data must match.
+	Schema json.RawMessage
+}
+
+// DefaultHistory keeps channel events for a day.
+const DefaultHistory = 24 * time.Hour

@@ -7,6 +7,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -31,6 +32,16 @@ type Config struct {
 	Workers    Workers               `yaml:"workers"`
 	Artifacts  Artifacts             `yaml:"artifacts"`
 	Operations map[string]*Operation `yaml:"operations"`
+	Channels   map[string]*Channel   `yaml:"channels"`
+}
+
+// Channel declares a pub/sub channel, or a pattern of them.
+type Channel struct {
+	Description string `yaml:"description"`
+	// History is how long events are kept for replay. Defaults to 24h.
+	History Duration `yaml:"history"`
+	// Schema, when set, is a JSON Schema every event's data must match.
+	Schema any `yaml:"schema"`
 }
 
 // Artifacts says where the files jobs produce are kept.
@@ -220,3 +231,24 @@ func ParseDuration(s string) (time.Duration, error) {
 
 // String formats d like time.Duration.
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// ChannelList returns the declared channels, most specific first: exact names,
+// then patterns with more literal segments. The first that matches a name
+// decides its settings.
+func (c *Config) ChannelList() []errand.Channel {
+	out := make([]errand.Channel, 0, len(c.Channels))
+	for p, ch := range c.Channels {
+		var sch json.RawMessage
+		if ch.Schema != nil {
+			sch, _ = json.Marshal(ch.Schema)
+		}
+		out = append(out, errand.Channel{Pattern: p, Description: ch.Description, History: time.Duration(ch.History), Schema: sch})
+	}
+	slices.SortFunc(out, func(a, b errand.Channel) int {
+		return cmp.Or(cmp.Compare(wildcards(a.Pattern), wildcards(b.Pattern)),
+			cmp.Compare(strings.Count(b.Pattern, "."), strings.Count(a.Pattern, ".")), strings.Compare(a.Pattern, b.Pattern))
+	})
+	return out
+}
+
+func wildcards(p string) int { return strings.Count(p, "*") + 2*strings.Count(p, ">") }

@@ -202,7 +202,9 @@ func nameKeys(doc *yaml.Node, msg string) string {
 		for k := 0; k+1 < len(n.Content); k += 2 {
 			p := strings.TrimPrefix(path+"."+n.Content[k].Value, ".")
 			v := n.Content[k+1]
-			paths[fmt.Sprint(v.Line)] = p
+			if _, seen := paths[fmt.Sprint(v.Line)]; !seen { // on a one-line mapping, name its key
+				paths[fmt.Sprint(v.Line)] = p
+			}
 			walk(v, p)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/channel"
 	"github.com/errandhq/errand/schema"
 	"golang.org/x/net/http/httpguts"
 )
@@ -44,6 +45,25 @@ func (c *Config) validate(l *lines) error {
 	}
 	if c.Workers.MaxLease < c.Workers.DefaultLease {
 		bad([]string{"workers", "max_lease"}, "must not be shorter than workers.default_lease (%s)", c.Workers.DefaultLease)
+	}
+	for _, p := range sortedKeys(c.Channels) {
+		ch := c.Channels[p]
+		switch {
+		case ch == nil:
+			bad([]string{"channels", p}, "declare the channel's settings (at least {})")
+		case !channel.ValidPattern(p):
+			bad([]string{"channels", p}, "not a channel name or pattern: dot-separated segments of letters, digits, '_' and '-', where '*' is any one segment and a final '>' any rest")
+		case ch.History < 0:
+			bad([]string{"channels", p, "history"}, "must not be negative")
+		case ch.Schema != nil:
+			raw, err := json.Marshal(ch.Schema)
+			if err == nil {
+				_, err = schema.Compile("channels."+p+".schema", raw)
+			}
+			if err != nil {
+				bad([]string{"channels", p, "schema"}, "%s", err)
+			}
+		}
 	}
 	routes := map[string]string{}
 	for _, name := range sortedKeys(c.Operations) {

@@ -26,6 +26,7 @@ var problems = map[string]problemKind{
 	errand.ENOTFOUND:         {http.StatusNotFound, "Not found"},
 	errand.EOPNOTFOUND:       {http.StatusNotFound, "Operation not found"},
 	errand.EJOBNOTFOUND:      {http.StatusNotFound, "Job not found"},
+	errand.ECHANNELNOTFOUND:  {http.StatusNotFound, "Channel not found"},
 	errand.EIDEMPOTENCY:      {http.StatusUnprocessableEntity, "Idempotency key reused"},
 	errand.ELEASEEXPIRED:     {http.StatusConflict, "Lease expired"},
 	errand.ECONFLICT:         {http.StatusConflict, "Conflict"},

@@ -292,11 +292,11 @@ func (s *Service) Wait(ctx context.Context, p errand.Principal, id string, d tim
 func waitTerminal(ctx context.Context, sub *event.Subscription, deadline <-chan time.Time) (bool, error) {
 	for {
 		select {
-		case e, ok := <-sub.C():
+		case d, ok := <-sub.C():
 			if !ok {
 				return false, nil
 			}
-			switch e.Type {
+			switch d.Type {
 			case errand.EventJobSucceeded, errand.EventJobFailed, errand.EventJobCanceled:
 				return true, nil
 			}

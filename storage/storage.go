@@ -45,6 +45,9 @@ type Reader interface {
 	ListJobs(ctx context.Context, p ListJobsParams) ([]*errand.Job, error)
 	// ListEvents returns a stream's events after a cursor, oldest first.
 	ListEvents(ctx context.Context, p ListEventsParams) ([]*errand.Event, error)
+	// StreamFloor returns the highest cursor retention deleted from a stream (0
+	// when none): a reader resuming from before it has missed events.
+	StreamFloor(ctx context.Context, tenant, stream string) (int64, error)
 	// NextWakeup returns the earliest run_at of a scheduled job and the earliest
 	// lease expiry of a running job (zero when there is none).
 	NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error)
@@ -77,6 +80,9 @@ type Tx interface {
 	DueScheduled(ctx context.Context, now time.Time, limit int) ([]*errand.Job, error)
 	// ExpiredJobs returns the ids of up to limit finished jobs whose retention ended before now.
 	ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// ExpireEvents deletes up to limit events whose expires_at is before now and
+	// raises their streams' floors; it returns how many it deleted.
+	ExpireEvents(ctx context.Context, now time.Time, limit int) (int, error)
 	// JobsReady records that queued jobs of operation exist, so that after commit
 	// the store tells its notifiers (and long-polling workers wake).
 	JobsReady(operation string)

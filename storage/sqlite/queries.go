@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -30,7 +31,7 @@ const (
 	qFindIdempotent = `SELECT ` + jobCols + ` FROM jobs WHERE tenant = ? AND owner = ? AND idempotency_key = ?`
 	qDeleteJob      = `DELETE FROM jobs WHERE id = ?`
 	qDeleteEvents   = `DELETE FROM events WHERE stream = ?`
-	qInsertEvent    = `INSERT INTO events (stream, tenant, type, time, data) VALUES (?, ?, ?, ?, ?)`
+	qInsertEvent    = `INSERT INTO events (stream, tenant, type, time, data, expires_at) VALUES (?, ?, ?, ?, ?, ?)`
 	qQueuedJobs     = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND operation = ?
 		ORDER BY priority DESC, run_at, id LIMIT ?`
 	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = ?`
@@ -39,6 +40,11 @@ const (
 	qDueScheduled = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'scheduled' AND run_at <= ?
 		ORDER BY run_at LIMIT ?`
 	qExpiredJobs   = `SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
+	qStreamFloor   = `SELECT floor FROM stream_floors WHERE tenant = ? AND stream = ?`
+	qExpiredEvents = `SELECT seq, tenant, stream FROM events WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
+	qDeleteEvent   = `DELETE FROM events WHERE seq = ?`
+	qRaiseFloor    = `INSERT INTO stream_floors (tenant, stream, floor) VALUES (?, ?, ?)
+		ON CONFLICT (tenant, stream) DO UPDATE SET floor = max(floor, excluded.floor)`
 	qGetSetting    = `SELECT value FROM settings WHERE key = ?`
 	qPutSetting    = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
 	qNextScheduled = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
@@ -164,7 +170,7 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 }
 
 func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
-	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, micros(e.Time), []byte(e.Data))
+	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, micros(e.Time), []byte(e.Data), microsPtr(e.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}
@@ -208,6 +214,41 @@ func (t *txn) ExpiredJobs(_ context.Context, now time.Time, limit int) ([]string
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+func (t *txn) ExpireEvents(_ context.Context, now time.Time, limit int) (int, error) {
+	rows, err := t.w.conn.QueryContext(t.w.ctx, qExpiredEvents, micros(now), limit)
+	if err != nil {
+		return 0, fmt.Errorf("expired events: %w", err)
+	}
+	type key struct{ tenant, stream string }
+	floors := map[key]int64{}
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		var k key
+		if err := rows.Scan(&seq, &k.tenant, &k.stream); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		seqs = append(seqs, seq)
+		floors[k] = max(floors[k], seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, seq := range seqs {
+		if _, err := t.w.conn.ExecContext(t.w.ctx, qDeleteEvent, seq); err != nil {
+			return 0, fmt.Errorf("delete event: %w", err)
+		}
+	}
+	for k, f := range floors {
+		if _, err := t.w.conn.ExecContext(t.w.ctx, qRaiseFloor, k.tenant, k.stream, f); err != nil {
+			return 0, fmt.Errorf("raise stream floor: %w", err)
+		}
+	}
+	return len(seqs), nil
 }
 
 func (t *txn) JobsReady(operation string) { t.c.Add(&storage.Commit{Ready: []string{operation}}) }
@@ -259,6 +300,16 @@ func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// StreamFloor reads the highest cursor retention deleted from a stream.
+func (s *Store) StreamFloor(ctx context.Context, tenant, stream string) (int64, error) {
+	var f int64
+	err := s.rdb.QueryRowContext(ctx, qStreamFloor, tenant, stream).Scan(&f)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return f, err
 }
 
 // NextWakeup reads when the scheduler and the lease reaper next have work.

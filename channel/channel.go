@@ -1,0 +1,185 @@
+// Package channel is publish/subscribe: channels declared in config by name or
+// pattern, events published to them kept for their history and replayed or
+// followed live through the same event log as jobs.
+package channel
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/schema"
+	"github.com/errandhq/errand/storage"
+)
+
+// Limits on what a publish may send.
+const (
+	MaxNameLen = 200
+	MaxTypeLen = 100
+)
+
+var (
+	nameRe    = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	patternRe = regexp.MustCompile(`^([A-Za-z0-9_-]+|\*)(\.([A-Za-z0-9_-]+|\*))*(\.>)?$|^>$`)
+	typeRe    = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+)
+
+// ValidName reports whether name can name a channel: dot-separated segments of
+// letters, digits, '_' and '-', at most 200 bytes, not starting with "job_".
+func ValidName(name string) bool {
+	return len(name) <= MaxNameLen && nameRe.MatchString(name) && !strings.HasPrefix(name, "job_")
+}
+
+// ValidPattern reports whether p is a channel name or pattern.
+func ValidPattern(p string) bool { return len(p) <= MaxNameLen && patternRe.MatchString(p) }
+
+// Match reports whether the channel name matches pattern: '*' matches one
+// segment, a final '>' one or more.
+func Match(pattern, name string) bool {
+	ps, ns := strings.Split(pattern, "."), strings.Split(name, ".")
+	for i, p := range ps {
+		if p == ">" {
+			return len(ns) > i
+		}
+		if i >= len(ns) || (p != "*" && p != ns[i]) {
+			return false
+		}
+	}
+	return len(ps) == len(ns)
+}
+
+// Config tunes the service. The zero value is ready to use.
+type Config struct {
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Service publishes to channels.
+type Service struct {
+	store    storage.Store
+	channels []entry
+	now      func() time.Time
+}
+
+type entry struct {
+	ch     errand.Channel
+	schema *schema.Schema
+}
+
+// NewService returns the service for the declared channels; the first pattern
+// (in declaration order) that matches a name decides its settings.
+func NewService(store storage.Store, chans []errand.Channel, cfg *Config) (*Service, error) {
+	s := &Service{store: store, now: time.Now}
+	if cfg != nil && cfg.Now != nil {
+		s.now = cfg.Now
+	}
+	for _, c := range chans {
+		if !ValidPattern(c.Pattern) {
+			return nil, fmt.Errorf("channel %q: not a channel name or pattern", c.Pattern)
+		}
+		if c.History == 0 {
+			c.History = errand.DefaultHistory
+		}
+		e := entry{ch: c}
+		if len(c.Schema) > 0 {
+			sc, err := schema.Compile("channel "+c.Pattern, c.Schema)
+			if err != nil {
+				return nil, err
+			}
+			e.schema = sc
+		}
+		s.channels = append(s.channels, e)
+	}
+	return s, nil
+}
+
+// Channels returns the declared channels.
+func (s *Service) Channels() []errand.Channel {
+	out := make([]errand.Channel, len(s.channels))
+	for i, e := range s.channels {
+		out[i] = e.ch
+	}
+	return out
+}
+
+// Find returns the declared channel a name belongs to.
+func (s *Service) Find(name string) (errand.Channel, error) {
+	e, err := s.find(name)
+	if err != nil {
+		return errand.Channel{}, err
+	}
+	return e.ch, nil
+}
+
+func (s *Service) find(name string) (*entry, error) {
+	if !ValidName(name) {
+		return nil, errand.Errorf(errand.EINVALID, "%q is not a channel name: dot-separated segments of letters, digits, '_' and '-'", trunc(name))
+	}
+	for i := range s.channels {
+		if Match(s.channels[i].ch.Pattern, name) {
+			return &s.channels[i], nil
+		}
+	}
+	return nil, errand.Errorf(errand.ECHANNELNOTFOUND, "channel %q is not declared", name)
+}
+
+func trunc(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// Publish appends an event to a channel of the principal's tenant; it returns
+// once the event is committed, with its cursor.
+func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ string, data json.RawMessage) (*errand.Event, error) {
+	e, err := s.find(name)
+	if err != nil {
+		return nil, err
+	}
+	if typ == "" || len(typ) > MaxTypeLen || !typeRe.MatchString(typ) {
+		return nil, &errand.Error{Code: errand.EVALIDATION, Message: "the event has invalid fields",
+			Fields: []errand.FieldError{{Pointer: "/type", Message: fmt.Sprintf("required: 1 to %d letters, digits, '.', '_', ':' or '-'", MaxTypeLen)}}}
+	}
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	if e.schema != nil {
+		if err := e.schema.Validate(data); err != nil {
+			if ee, ok := err.(*errand.Error); ok {
+				ee.Message = "data does not match the channel's schema"
+			}
+			return nil, err
+		}
+	}
+	now := s.now().UTC()
+	exp := now.Add(e.ch.History)
+	ev := &errand.Event{Stream: name, Tenant: p.Tenant, Type: typ, Time: now, Data: data, ExpiresAt: &exp}
+	if err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(ctx, ev) }); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// History returns a channel's events after a cursor, oldest first. A cursor from
+// before what is kept is an invalid_cursor error.
+func (s *Service) History(ctx context.Context, p errand.Principal, name string, after int64, limit int) ([]*errand.Event, error) {
+	if _, err := s.find(name); err != nil {
+		return nil, err
+	}
+	if limit < 1 || limit > 1000 {
+		return nil, errand.Errorf(errand.EINVALID, "limit must be between 1 and 1000")
+	}
+	floor, err := s.store.StreamFloor(ctx, p.Tenant, name)
+	if err != nil {
+		return nil, err
+	}
+	if after < floor {
+		return nil, errand.Errorf(errand.ECURSOR, "events up to cursor %d are no longer kept; start after %d", floor, floor)
+	}
+	return s.store.ListEvents(ctx, storage.ListEventsParams{Tenant: p.Tenant, Stream: name, After: after, Limit: limit})
+}

@@ -1,0 +1,118 @@
+package event
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+)
+
+// page is how many events one history read returns.
+const page = 500
+
+// ErrSlow is what a Send function returns when its reader cannot keep up; Follow
+// then stops and the transport tells the client to resubscribe (a reset).
+var ErrSlow = errors.New("the subscriber fell behind")
+
+// CursorTooOld is returned when a reader asks for events from before its
+// stream's floor: retention deleted some of what it would have read.
+type CursorTooOld struct {
+	Floor int64 // the first cursor that is complete from here on
+}
+
+func (e *CursorTooOld) Error() string {
+	return fmt.Sprintf("events up to cursor %d are no longer kept", e.Floor)
+}
+
+// Follow is one reader of one stream: the stream's history after a cursor, read
+// from the store, then its live events from the hub, handed to send in log order,
+// each exactly once. The hub subscription starts before the history is read, so
+// nothing committed in between is missed; what both deliver is sent once. A
+// reader that falls behind the hub's buffer is caught up from the store again.
+type Follow struct {
+	Store  storage.Reader
+	Hub    *Hub
+	Tenant string
+	Stream string
+	// After is the cursor to start after (0: the beginning). Run advances it.
+	After int64
+	// Send hands one event to the reader. Returning an error stops Run with it.
+	Send func(*Delivery) error
+	// Until, when it reports true for a sent event, ends Run (a job's terminal event).
+	Until func(*errand.Event) bool
+	// Buffer is the live subscription's buffer. Defaults to 256.
+	Buffer int
+}
+
+// Run follows the stream until ctx ends, Send fails or Until is met. It returns
+// *CursorTooOld, before sending anything, when After is older than the stream's
+// history.
+func (f *Follow) Run(ctx context.Context) error {
+	floor, err := f.Store.StreamFloor(ctx, f.Tenant, f.Stream)
+	if err != nil {
+		return fmt.Errorf("stream floor: %w", err)
+	}
+	if f.After < floor {
+		return &CursorTooOld{Floor: floor}
+	}
+	for {
+		sub := f.Hub.Subscribe(f.Stream, max(f.Buffer, 256))
+		done, err := f.history(ctx)
+		if err == nil && !done {
+			done, err = f.live(ctx, sub)
+		}
+		sub.Close()
+		if err != nil || done || ctx.Err() != nil {
+			return err
+		}
+		// The subscription fell behind: catch up from the store and go on.
+	}
+}
+
+// history sends what the store has after f.After.
+func (f *Follow) history(ctx context.Context) (bool, error) {
+	for {
+		events, err := f.Store.ListEvents(ctx, storage.ListEventsParams{Tenant: f.Tenant, Stream: f.Stream, After: f.After, Limit: page})
+		if err != nil {
+			return false, fmt.Errorf("read history: %w", err)
+		}
+		for _, e := range events {
+			if done, err := f.send(NewDelivery(e)); done || err != nil {
+				return done, err
+			}
+		}
+		if len(events) < page {
+			return false, nil
+		}
+	}
+}
+
+// live sends the hub's events until the subscription ends.
+func (f *Follow) live(ctx context.Context, sub *Subscription) (bool, error) {
+	for {
+		select {
+		case d, ok := <-sub.C():
+			if !ok {
+				return false, nil // cut off for falling behind: the caller catches up
+			}
+			if d.Tenant != f.Tenant || d.Seq <= f.After {
+				continue // another tenant's stream of the same name, or already sent from history
+			}
+			if done, err := f.send(d); done || err != nil {
+				return done, err
+			}
+		case <-ctx.Done():
+			return true, nil
+		}
+	}
+}
+
+func (f *Follow) send(d *Delivery) (bool, error) {
+	if err := f.Send(d); err != nil {
+		return false, err
+	}
+	f.After = d.Seq
+	return f.Until != nil && f.Until(d.Event), nil
+}

@@ -1,0 +1,12 @@
+-- Channel events expire after their channel's history; job events go with their job.
+ALTER TABLE events ADD COLUMN expires_at INTEGER;
+CREATE INDEX events_expires ON events (expires_at) WHERE expires_at IS NOT NULL;
+
+-- The highest cursor retention deleted from each stream: a subscriber resuming
+-- from before it has missed events and is told so (a reset), never skipped silently.
+CREATE TABLE stream_floors (
+  tenant TEXT NOT NULL,
+  stream TEXT NOT NULL,
+  floor  INTEGER NOT NULL,
+  PRIMARY KEY (tenant, stream)
+) WITHOUT ROWID;
