@@ -202,7 +202,10 @@ func nameKeys(doc *yaml.Node, msg string) string {
 		for k := 0; k+1 < len(n.Content); k += 2 {
 			p := strings.TrimPrefix(path+"."+n.Content[k].Value, ".")
 			v := n.Content[k+1]
-			if _, seen := paths[fmt.Sprint(v.Line)]; !seen { // on a one-line mapping, name its key
+			// A block mapping starts on its first child's line: let the child name it.
+			// On a one-line ({…}) mapping, the enclosing key is the honest name.
+			oneLine := v.Kind == yaml.ScalarNode || v.Style&yaml.FlowStyle != 0
+			if _, seen := paths[fmt.Sprint(v.Line)]; oneLine && !seen {
 				paths[fmt.Sprint(v.Line)] = p
 			}
 			walk(v, p)
