@@ -217,3 +217,7 @@ func (j *Job) AddArtifact(a Artifact) {
 	}
 	j.Artifacts = append(j.Artifacts, a)
 }
+
+// Now is the time in UTC at the precision the stores keep (microseconds), so a
+// job or event reads back exactly as it was first sent.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

@@ -54,7 +54,7 @@ func Match(pattern, name string) bool {
 
 // Config tunes the service. The zero value is ready to use.
 type Config struct {
-	// Now is the clock. Defaults to time.Now.
+	// Now is the clock. Defaults to errand.Now.
 	Now func() time.Time
 }
 
@@ -73,7 +73,7 @@ type entry struct {
 // NewService returns the service for the declared channels; the first pattern
 // (in declaration order) that matches a name decides its settings.
 func NewService(store storage.Store, chans []errand.Channel, cfg *Config) (*Service, error) {
-	s := &Service{store: store, now: time.Now}
+	s := &Service{store: store, now: errand.Now}
 	if cfg != nil && cfg.Now != nil {
 		s.now = cfg.Now
 	}

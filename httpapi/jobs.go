@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/storage"
 )
 
 // submitRequest is the body of POST /v1/jobs.
@@ -235,30 +237,43 @@ type eventList struct {
 	NextCursor *string         `json:"next_cursor"`
 }
 
-func handleJobEvents(log *slog.Logger, jobs *job.Service) http.Handler {
+func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, hub *event.Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		limit, err := intParam(q.Get("limit"))
+		p, id := principal(r), r.PathValue("id")
+		after, err := resumeCursor(r)
+		var j *errand.Job
+		if err == nil {
+			j, err = jobs.Get(r.Context(), p, id)
+		}
 		if err != nil {
 			writeError(w, r, log, err)
 			return
 		}
-		if limit == 0 {
-			limit = 100
+		if wantsSSE(r) {
+			if j.Status.Terminal() {
+				rest, err := jobs.Events(r.Context(), p, id, errand.FormatCursor(after), 1)
+				if err != nil {
+					writeError(w, r, log, err)
+					return
+				}
+				if len(rest) == 0 {
+					w.WriteHeader(http.StatusNoContent) // finished and fully seen: EventSource stops reconnecting
+					return
+				}
+			}
+			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: id, After: after, Until: terminal})
+			return
 		}
-		events, err := jobs.Events(r.Context(), principal(r), r.PathValue("id"), q.Get("after"), limit)
+		limit, err := pageLimit(r)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
 		}
-		out := eventList{Events: events}
-		if out.Events == nil {
-			out.Events = []*errand.Event{}
+		events, err := jobs.Events(r.Context(), p, id, errand.FormatCursor(after), limit)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
 		}
-		if len(events) == limit {
-			next := events[len(events)-1].Cursor()
-			out.NextCursor = &next
-		}
-		encode(w, http.StatusOK, out)
+		writeEvents(w, events, limit)
 	})
 }

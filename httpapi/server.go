@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/errandhq/errand/channel"
+	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/storage"
@@ -40,10 +42,12 @@ func (c *Config) withDefaults() Config {
 
 // Deps are what the API serves.
 type Deps struct {
-	Log   *slog.Logger
-	Jobs  *job.Service
-	Queue *queue.Queue
-	Store storage.Store
+	Log      *slog.Logger
+	Jobs     *job.Service
+	Queue    *queue.Queue
+	Channels *channel.Service
+	Hub      *event.Hub
+	Store    storage.Store
 }
 
 // NewServer returns the API as one handler.

@@ -28,7 +28,7 @@ type Config struct {
 	// MaxWait caps how long a request may wait for a job to finish
 	// (Prefer: wait=N). Defaults to 60 seconds.
 	MaxWait time.Duration
-	// Now is the clock. Defaults to time.Now.
+	// Now is the clock. Defaults to errand.Now.
 	Now func() time.Time
 	// Artifacts keeps the files jobs produce; nil keeps none.
 	Artifacts artifact.Store
@@ -41,7 +41,7 @@ func (c *Config) withDefaults() Config {
 	}
 	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
 	if out.Now == nil {
-		out.Now = time.Now
+		out.Now = errand.Now
 	}
 	return out
 }

@@ -211,7 +211,22 @@ func (m *Maintainer) Clean(ctx context.Context, now time.Time) (int, error) {
 			}
 		}
 		if len(ids) < m.cfg.Batch {
-			return total, nil
+			return total, m.expireEvents(ctx, now)
+		}
+	}
+}
+
+// expireEvents deletes channel events past their channel's history.
+func (m *Maintainer) expireEvents(ctx context.Context, now time.Time) error {
+	for {
+		var n int
+		err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
+			var err error
+			n, err = tx.ExpireEvents(ctx, now, m.cfg.Batch)
+			return err
+		})
+		if err != nil || n < m.cfg.Batch {
+			return err
 		}
 	}
 }

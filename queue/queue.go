@@ -33,7 +33,7 @@ type Config struct {
 	MaxWait time.Duration
 	// MaxJobs caps the jobs one lease request may take. Defaults to 1000.
 	MaxJobs int
-	// Now is the clock. Defaults to time.Now.
+	// Now is the clock. Defaults to errand.Now.
 	Now func() time.Time
 	// Artifacts keeps the files jobs produce; nil keeps none.
 	Artifacts artifact.Store
@@ -52,7 +52,7 @@ func (c *Config) withDefaults() Config {
 	out.MaxJobs = cmp.Or(out.MaxJobs, 1000)
 	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
 	if out.Now == nil {
-		out.Now = time.Now
+		out.Now = errand.Now
 	}
 	return out
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/artifact"
+	"github.com/errandhq/errand/channel"
 	"github.com/errandhq/errand/config"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/httpapi"
@@ -97,6 +98,8 @@ type app struct {
 	cfg        *config.Config
 	store      *sqlite.Store
 	jobs       *job.Service
+	channels   *channel.Service
+	hub        *event.Hub
 	queue      *queue.Queue
 	maintainer *queue.Maintainer
 	artifacts  *artifact.FS
@@ -143,8 +146,12 @@ func (a *app) start(ctx context.Context, dbPath string) error {
 		return err
 	}
 	hub, sig := event.NewHub(), queue.NewSignal()
+	a.hub = hub
 	a.store.Listen(hub)
 	a.store.Listen(sig)
+	if a.channels, err = channel.NewService(a.store, cfg.ChannelList(), nil); err != nil {
+		return err
+	}
 	ops, err := a.withSecrets(ctx, cfg.OperationList())
 	if err != nil {
 		return err
@@ -194,7 +201,7 @@ func handlers(ops []errand.Operation) map[string]worker.Handler {
 }
 
 func (a *app) listen(ctx context.Context) error {
-	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Store: a.store},
+	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub, Store: a.store},
 		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes})
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))

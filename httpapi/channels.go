@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/channel"
+	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/storage"
+)
+
+// publishRequest is the body of POST /v1/channels/{channel}/events.
+type publishRequest struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// published is the answer to a publish.
+type published struct {
+	ID      string    `json:"id"`
+	Channel string    `json:"channel"`
+	Time    time.Time `json:"time"`
+}
+
+func handlePublish(log *slog.Logger, chans *channel.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[publishRequest](r, false)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		e, err := chans.Publish(r.Context(), principal(r), r.PathValue("channel"), req.Type, req.Data)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		encode(w, http.StatusAccepted, published{ID: e.Cursor(), Channel: e.Stream, Time: e.Time})
+	})
+}
+
+// handleChannelEvents streams a channel (SSE) or pages its history (JSON).
+func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage.Reader, hub *event.Hub) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, p := r.PathValue("channel"), principal(r)
+		after, err := resumeCursor(r)
+		if err == nil {
+			_, err = chans.Find(name)
+		}
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		if wantsSSE(r) {
+			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: name, After: after})
+			return
+		}
+		limit, err := pageLimit(r)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		events, err := chans.History(r.Context(), p, name, after, limit)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		writeEvents(w, events, limit)
+	})
+}
+
+// pageLimit reads ?limit= for event pages. Defaults to 100.
+func pageLimit(r *http.Request) (int, error) {
+	n, err := intParam(r.URL.Query().Get("limit"))
+	if n == 0 {
+		n = 100
+	}
+	return n, err
+}
+
+// writeEvents answers with a page of events and the cursor of the next page.
+func writeEvents(w http.ResponseWriter, events []*errand.Event, limit int) {
+	out := eventList{Events: events}
+	if out.Events == nil {
+		out.Events = []*errand.Event{}
+	}
+	if len(events) == limit {
+		next := events[len(events)-1].Cursor()
+		out.NextCursor = &next
+	}
+	encode(w, http.StatusOK, out)
+}
+
+// channelView is a declared channel as clients see it.
+type channelView struct {
+	Pattern        string          `json:"pattern"`
+	Description    string          `json:"description,omitempty"`
+	HistorySeconds int             `json:"history_seconds"`
+	Schema         json.RawMessage `json:"schema,omitempty"`
+}
+
+func handleListChannels(chans *channel.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := []channelView{}
+		for _, c := range chans.Channels() {
+			out = append(out, channelView{Pattern: c.Pattern, Description: c.Description,
+				HistorySeconds: int(c.History.Seconds()), Schema: c.Schema})
+		}
+		encode(w, http.StatusOK, map[string]any{"channels": out})
+	})
+}
