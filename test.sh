@@ -10,6 +10,13 @@ if ! need pdfinfo; then
   echo "== installing poppler-utils (pdfinfo)"
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
 fi
+# The third-party clients the end-to-end tests drive (npm eventsource, ws, …),
+# at the versions package-lock.json pins.
+if [ ! -d e2e/js/node_modules ] || [ e2e/js/package-lock.json -nt e2e/js/node_modules ]; then
+  echo "== npm ci (e2e/js)"
+  (cd e2e/js && npm ci --no-audit --no-fund --silent)
+fi
+
 echo "== go vet"
 go vet ./...
 echo "== go test (race detector on)"

@@ -27,6 +27,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("GET /v1/operations", api(handleListOperations(d.Jobs)))
 	r.handle("GET /v1/operations/{name}", api(handleGetOperation(d.Log, d.Jobs)))
 
+	r.handle("GET /v1/ws", authenticate(c.Dev, handleWS(d)))
 	r.handle("GET /v1/channels", api(handleListChannels(d.Channels)))
 	r.handle("POST /v1/channels/{channel}/events", api(handlePublish(d.Log, d.Channels)))
 	r.handle("GET /v1/channels/{channel}/events", api(handleChannelEvents(d.Log, d.Channels, d.Store, d.Hub)))

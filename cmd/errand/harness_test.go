@@ -66,6 +66,7 @@ operations:
 type server struct {
 	t    *testing.T
 	dir  string
+	env  []string // extra environment for the process
 	cmd  *exec.Cmd
 	URL  string
 	logs *syncBuffer
@@ -95,7 +96,7 @@ func startServer(t *testing.T, config string) *server {
 func (s *server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(binary, "serve", "--dev", "--config", filepath.Join(s.dir, "errand.yaml"))
-	s.cmd.Env = append(os.Environ(), "ERRAND_LOG__LEVEL=info")
+	s.cmd.Env = append(append(os.Environ(), "ERRAND_LOG__LEVEL=info"), s.env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		s.t.Fatal(err)
@@ -187,4 +188,10 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// keepPort makes later starts listen where this one did (clients reconnect to
+// the same URL after a restart).
+func (s *server) keepPort() {
+	s.env = append(s.env, "ERRAND_LISTEN="+strings.TrimPrefix(s.URL, "http://"))
 }

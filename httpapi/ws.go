@@ -1,0 +1,341 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/job"
+)
+
+// WebSocket settings.
+const (
+	wsProtocol     = "errand.v1"
+	wsMaxMessage   = 64 << 10 // bytes a client message may have
+	wsMaxSubs      = 100      // subscriptions one connection may hold
+	wsEventQueue   = 256      // events waiting to be written, per connection
+	wsControlQueue = 64       // acks, errors, pongs and resets waiting
+	wsPing         = 20 * time.Second
+	wsWriteTimeout = 10 * time.Second
+)
+
+// wsIn is a client message; which fields matter depends on Op.
+type wsIn struct {
+	Op        string          `json:"op"`
+	ID        string          `json:"id"`
+	Channel   string          `json:"channel"`
+	Job       string          `json:"job"`
+	After     string          `json:"after"`
+	Type      string          `json:"type"`
+	Data      json.RawMessage `json:"data"`
+	Operation string          `json:"operation"`
+	Input     json.RawMessage `json:"input"`
+	Priority  *int            `json:"priority"`
+	Delay     *int            `json:"delay_seconds"`
+}
+
+// wsConn is one client connection.
+type wsConn struct {
+	c       *websocket.Conn
+	p       errand.Principal
+	log     *slog.Logger
+	deps    Deps
+	control chan []byte
+	events  chan wsEvent
+	mu      sync.Mutex
+	subs    map[string]*wsSub
+	closing chan struct{}
+	once    sync.Once
+}
+
+// wsSub is one subscription; dead once unsubscribed or reset, after which its
+// queued events are dropped, not written.
+type wsSub struct {
+	id     string
+	cancel context.CancelFunc
+	dead   atomic.Bool
+}
+
+type wsEvent struct {
+	sub *wsSub
+	d   *event.Delivery
+}
+
+func handleWS(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsProtocol}})
+		if err != nil {
+			return // Accept has answered the client
+		}
+		if c.Subprotocol() != wsProtocol {
+			c.Close(websocket.StatusPolicyViolation, "use the sub-protocol "+wsProtocol)
+			return
+		}
+		c.SetReadLimit(wsMaxMessage)
+		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, control: make(chan []byte, wsControlQueue),
+			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{})}
+		ws.serve(r.Context())
+	})
+}
+
+// serve runs the connection: a reader (this goroutine), a writer and a pinger.
+func (ws *wsConn) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go ws.write(ctx)
+	go ws.keepAlive(ctx)
+	err := ws.read(ctx)
+	ws.stopAll()
+	switch {
+	case ctx.Err() != nil:
+		ws.c.Close(websocket.StatusGoingAway, "errand is shutting down")
+	case errors.Is(err, errWSBinary):
+		ws.c.Close(websocket.StatusUnsupportedData, "send JSON text frames")
+	case websocket.CloseStatus(err) == -1:
+		ws.c.Close(websocket.StatusPolicyViolation, truncate(err.Error()))
+	}
+}
+
+var errWSBinary = errors.New("binary frame")
+
+func (ws *wsConn) read(ctx context.Context) error {
+	for {
+		typ, b, err := ws.c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			return errWSBinary
+		}
+		var m wsIn
+		if err := unmarshalStrict(b, &m); err != nil {
+			ws.fail("", err)
+			continue
+		}
+		ws.handle(ctx, &m)
+	}
+}
+
+func (ws *wsConn) handle(ctx context.Context, m *wsIn) {
+	switch m.Op {
+	case "ping":
+		ws.send(map[string]string{"op": "pong", "id": m.ID})
+	case "subscribe":
+		ws.subscribe(ctx, m)
+	case "unsubscribe":
+		ws.unsubscribe(m)
+	case "publish":
+		e, err := ws.deps.Channels.Publish(ctx, ws.p, m.Channel, m.Type, m.Data)
+		ws.reply(m.ID, err, func() any { return published{ID: e.Cursor(), Channel: e.Stream, Time: e.Time} })
+	case "submit":
+		j, _, err := ws.deps.Jobs.Submit(ctx, ws.p, job.SubmitParams{Operation: m.Operation, Input: m.Input, Priority: m.Priority, Delay: m.Delay})
+		ws.reply(m.ID, err, func() any { return j })
+	default:
+		ws.fail(m.ID, errand.Errorf(errand.EINVALID, "unknown op %q: use subscribe, unsubscribe, publish, submit or ping", truncate(m.Op)))
+	}
+}
+
+func (ws *wsConn) reply(id string, err error, result func() any) {
+	if err != nil {
+		ws.fail(id, err)
+		return
+	}
+	ws.send(map[string]any{"op": "ack", "id": id, "result": result()})
+}
+
+func (ws *wsConn) fail(id string, err error) {
+	p := Problem(err)
+	if p.Code == errand.EINTERNAL {
+		ws.log.Error("websocket", "err", err)
+	}
+	ws.send(map[string]any{"op": "error", "id": id, "error": p})
+}
+
+// send queues a control message; a client that lets 64 of them pile up is closed.
+func (ws *wsConn) send(v any) {
+	b, _ := json.Marshal(v)
+	select {
+	case ws.control <- b:
+	default:
+		ws.once.Do(func() { close(ws.closing) })
+	}
+}
+
+func (ws *wsConn) subscribe(ctx context.Context, m *wsIn) {
+	f, err := ws.follow(ctx, m)
+	if err != nil {
+		ws.fail(m.ID, err)
+		return
+	}
+	ws.mu.Lock()
+	if _, dup := ws.subs[m.ID]; dup || len(ws.subs) >= wsMaxSubs {
+		ws.mu.Unlock()
+		ws.fail(m.ID, errand.Errorf(errand.EINVALID, "subscription ids must be unique and a connection holds at most %d", wsMaxSubs))
+		return
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	sub := &wsSub{id: m.ID, cancel: cancel}
+	ws.subs[m.ID] = sub
+	ws.mu.Unlock()
+	f.Send = func(d *event.Delivery) error {
+		select {
+		case ws.events <- wsEvent{sub, d}:
+			return nil
+		default:
+			return event.ErrSlow
+		}
+	}
+	ws.send(map[string]any{"op": "ack", "id": m.ID, "result": map[string]string{"subscribed": f.Stream, "after": errand.FormatCursor(f.After)}})
+	go ws.run(sctx, sub, f)
+}
+
+// follow validates a subscribe and returns its reader (Send not yet set).
+func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
+	if m.ID == "" || len(m.ID) > 64 {
+		return nil, errand.Errorf(errand.EINVALID, "a subscription needs an id of 1 to 64 bytes")
+	}
+	after, err := errand.ParseCursor(m.After)
+	if err != nil {
+		return nil, err
+	}
+	f := &event.Follow{Store: ws.deps.Store, Hub: ws.deps.Hub, Tenant: ws.p.Tenant, After: after}
+	switch {
+	case (m.Channel == "") == (m.Job == ""):
+		return nil, errand.Errorf(errand.EINVALID, "subscribe to a channel or a job, not both or neither")
+	case m.Channel != "":
+		if _, err := ws.deps.Channels.Find(m.Channel); err != nil {
+			return nil, err
+		}
+		f.Stream = m.Channel
+	default:
+		if _, err := ws.deps.Jobs.Get(ctx, ws.p, m.Job); err != nil {
+			return nil, err
+		}
+		f.Stream, f.Until = m.Job, terminal
+	}
+	return f, nil
+}
+
+// run follows one subscription; falling behind ends it with a reset message.
+func (ws *wsConn) run(ctx context.Context, sub *wsSub, f *event.Follow) {
+	err := f.Run(ctx)
+	var old *event.CursorTooOld
+	if errors.Is(err, event.ErrSlow) || errors.As(err, &old) {
+		ws.drop(sub)
+		reason := "slow_consumer"
+		if old != nil {
+			reason = "cursor_too_old"
+		}
+		ws.send(map[string]any{"op": "reset", "sub": sub.id, "reason": reason})
+	} else if err != nil && ctx.Err() == nil {
+		ws.log.Warn("websocket subscription", "sub", sub.id, "err", err)
+	}
+}
+
+func (ws *wsConn) unsubscribe(m *wsIn) {
+	ws.mu.Lock()
+	sub := ws.subs[m.ID]
+	ws.mu.Unlock()
+	if sub == nil {
+		ws.fail(m.ID, errand.Errorf(errand.ENOTFOUND, "no subscription %q", truncate(m.ID)))
+		return
+	}
+	ws.drop(sub)
+	ws.send(map[string]any{"op": "ack", "id": m.ID, "result": map[string]bool{"unsubscribed": true}})
+}
+
+func (ws *wsConn) drop(sub *wsSub) {
+	sub.dead.Store(true)
+	sub.cancel()
+	ws.mu.Lock()
+	if ws.subs[sub.id] == sub {
+		delete(ws.subs, sub.id)
+	}
+	ws.mu.Unlock()
+}
+
+func (ws *wsConn) stopAll() {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for _, s := range ws.subs {
+		s.dead.Store(true)
+		s.cancel()
+	}
+}
+
+// write sends queued messages, control first; events of dead subscriptions are dropped.
+func (ws *wsConn) write(ctx context.Context) {
+	for {
+		var msg []byte
+		select {
+		case msg = <-ws.control:
+		default:
+			select {
+			case msg = <-ws.control:
+			case e := <-ws.events:
+				if e.sub.dead.Load() {
+					continue
+				}
+				msg = eventMessage(e.sub.id, e.d)
+			case <-ws.closing:
+				ws.c.Close(websocket.StatusPolicyViolation, "too slow to read its answers")
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+		err := ws.c.Write(wctx, websocket.MessageText, msg)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// eventMessage is {"op":"event","sub":…,"event":…}, reusing the event's JSON.
+func eventMessage(sub string, d *event.Delivery) []byte {
+	id, _ := json.Marshal(sub)
+	b := make([]byte, 0, len(d.JSON())+len(id)+32)
+	b = append(b, `{"op":"event","sub":`...)
+	b = append(b, id...)
+	b = append(b, `,"event":`...)
+	b = append(b, d.JSON()...)
+	return append(b, '}')
+}
+
+func (ws *wsConn) keepAlive(ctx context.Context) {
+	t := time.NewTicker(wsPing)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+			err := ws.c.Ping(pctx)
+			cancel()
+			if err != nil {
+				ws.c.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}
+
