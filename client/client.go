@@ -23,9 +23,10 @@ import (
 
 // Client talks to one errand server. It is safe for concurrent use.
 type Client struct {
-	base  string
-	http  *http.Client
-	token string
+	base      string
+	http      *http.Client
+	token     string
+	reconnect time.Duration
 }
 
 // Option configures a Client.
@@ -34,6 +35,10 @@ type Option func(*Client)
 // WithHTTPClient uses hc for requests. Defaults to a client with keep-alives and
 // no overall timeout (long polls set their own).
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// WithReconnectDelay sets how long Subscribe and Watch wait before they
+// reconnect. Defaults to what the server says (2s).
+func WithReconnectDelay(d time.Duration) Option { return func(c *Client) { c.reconnect = d } }
 
 // WithToken sends token as a bearer token.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
