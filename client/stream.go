@@ -81,8 +81,8 @@ var errFn = errors.New("callback")
 
 type fnError struct{ err error }
 
-func (e fnError) Error() string { return e.err.Error() }
-func (e fnError) Unwrap() error { return e.err }
+func (e fnError) Error() string   { return e.err.Error() }
+func (e fnError) Unwrap() error   { return e.err }
 func (e fnError) Is(t error) bool { return t == errFn }
 
 // streamOnce reads one connection; done is true when the server says there is

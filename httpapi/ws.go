@@ -338,4 +338,3 @@ func truncate(s string) string {
 	}
 	return s
 }
-
