@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 	"github.com/errandhq/errand/client"
+	"github.com/errandhq/errand/worker"
 )
 
 const channelConfig = testConfig + "channels:\n  \"orders.*\": { history: 1h }\n  \"shape.*\": { schema: { type: object, required: [n] } }\n"
@@ -279,4 +280,46 @@ func TestE2EStreamBadInput(t *testing.T) {
 		t.Fatalf("server unhealthy after bad input")
 	}
 	_ = fmt.Sprint
+}
+
+// TestGoSocket drives the Go SDK's WebSocket client: submit and watch a job,
+// publish and receive on a channel over one connection.
+func TestGoSocket(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, channelConfig)
+	runWorker(t, s, "echo", func(ctx context.Context, j *worker.Job) (any, error) { return "ok", nil })
+	ctx := ctxTimeout(t, 20*time.Second)
+	sock, err := s.client().Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	events, err := sock.Subscribe(ctx, "orders.created", "", "", 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sock.Publish(ctx, "orders.created", "order.created", map[string]int{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if e := <-events; e.Type != "order.created" || string(e.Data) != `{"n":1}` {
+		t.Fatalf("channel event = %+v", e)
+	}
+	j, err := sock.Submit(ctx, "echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobEvents, _ := sock.Subscribe(ctx, "", j.ID, "", 16)
+	var types []string
+	for e := range jobEvents {
+		types = append(types, e.Type)
+		if e.Type == "job.succeeded" {
+			break
+		}
+	}
+	if strings.Join(types, " ") != "job.created job.started job.succeeded" {
+		t.Fatalf("job events over the Go socket: %v", types)
+	}
+	if _, err := sock.Publish(ctx, "nope.x", "t", nil); err == nil || !strings.Contains(err.Error(), "channel_not_found") {
+		t.Fatalf("publish to an undeclared channel: %v", err)
+	}
 }

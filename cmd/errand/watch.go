@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,11 +15,11 @@ import (
 )
 
 func newWatchCmd(f *clientFlags, stdout, stderr io.Writer) *cobra.Command {
-	var every time.Duration
 	cmd := &cobra.Command{
 		Use:   "watch <job-id>",
 		Short: "Follow a job until it finishes: a progress bar on a terminal, one line per event otherwise",
-		Long: `Follow a job's events until it finishes. On a terminal it draws a progress bar;
+		Long: `Follow a job's events (a Server-Sent Events stream that resumes by itself after
+a dropped connection) until the job finishes. On a terminal it draws a progress bar;
 piped, it prints one line per event (with --output json, one JSON event per line).
 It exits 0 when the job succeeded and 1 when it failed or was canceled.`,
 		Args: cobra.ExactArgs(1),
@@ -40,7 +39,8 @@ It exits 0 when the job succeeded and 1 when it failed or was canceled.`,
 			default:
 				show = func(e client.Event) { fmt.Fprintln(stdout, eventLine(e)) }
 			}
-			last, err := follow(cmd.Context(), c, args[0], every, show)
+			var last client.Event
+			err = c.Watch(cmd.Context(), args[0], func(e client.Event) error { show(e); last = e; return nil })
 			done()
 			if err != nil {
 				return err
@@ -48,39 +48,12 @@ It exits 0 when the job succeeded and 1 when it failed or was canceled.`,
 			return finalStatus(last)
 		},
 	}
-	cmd.Flags().DurationVar(&every, "interval", 250*time.Millisecond, "how often to look for new events")
 	return cmd
 }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// follow shows each event of the job until its terminal event, and returns it.
-func follow(ctx context.Context, c *client.Client, id string, every time.Duration, show func(client.Event)) (client.Event, error) {
-	after := ""
-	for {
-		page, err := c.Events(ctx, id, after)
-		if err != nil {
-			return client.Event{}, err
-		}
-		for _, e := range page.Events {
-			show(e)
-			after = e.ID
-			if terminal(e.Type) {
-				return e, nil
-			}
-		}
-		if page.NextCursor != nil {
-			continue
-		}
-		select {
-		case <-time.After(every):
-		case <-ctx.Done():
-			return client.Event{}, ctx.Err()
-		}
-	}
 }
 
 func terminal(typ string) bool {
