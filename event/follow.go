@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
@@ -40,25 +41,38 @@ type Follow struct {
 	After int64
 	// Send hands one event to the reader. Returning an error stops Run with it.
 	Send func(*Delivery) error
+	// Flush, when set, is called whenever no further event is waiting, so a
+	// transport can write several events with one flush (a syscall each).
+	Flush func() error
 	// Until, when it reports true for a sent event, ends Run (a job's terminal event).
 	Until func(*errand.Event) bool
 	// Buffer is the live subscription's buffer. Defaults to 256.
 	Buffer int
+	// Idle, when set with OnIdle, calls OnIdle after every Idle without an event
+	// (a keepalive, with no goroutine of its own).
+	Idle   time.Duration
+	OnIdle func() error
 }
 
 // Run follows the stream until ctx ends, Send fails or Until is met. It returns
 // *CursorTooOld, before sending anything, when After is older than the stream's
 // history.
 func (f *Follow) Run(ctx context.Context) error {
-	floor, err := f.Store.StreamFloor(ctx, f.Tenant, f.Stream)
+	var floor int64
+	var err error
+	offStack(func() { floor, err = f.Store.StreamFloor(ctx, f.Tenant, f.Stream) })
 	if err != nil {
 		return fmt.Errorf("stream floor: %w", err)
 	}
 	if f.After < floor {
 		return &CursorTooOld{Floor: floor}
 	}
+	buffer := f.Buffer
+	if buffer == 0 {
+		buffer = 256
+	}
 	for {
-		sub := f.Hub.Subscribe(f.Stream, max(f.Buffer, 256))
+		sub := f.Hub.Subscribe(f.Stream, buffer)
 		done, err := f.history(ctx)
 		if err == nil && !done {
 			done, err = f.live(ctx, sub)
@@ -74,7 +88,11 @@ func (f *Follow) Run(ctx context.Context) error {
 // history sends what the store has after f.After.
 func (f *Follow) history(ctx context.Context) (bool, error) {
 	for {
-		events, err := f.Store.ListEvents(ctx, storage.ListEventsParams{Tenant: f.Tenant, Stream: f.Stream, After: f.After, Limit: page})
+		var events []*errand.Event
+		var err error
+		offStack(func() {
+			events, err = f.Store.ListEvents(ctx, storage.ListEventsParams{Tenant: f.Tenant, Stream: f.Stream, After: f.After, Limit: page})
+		})
 		if err != nil {
 			return false, fmt.Errorf("read history: %w", err)
 		}
@@ -82,6 +100,9 @@ func (f *Follow) history(ctx context.Context) (bool, error) {
 			if done, err := f.send(NewDelivery(e)); done || err != nil {
 				return done, err
 			}
+		}
+		if err := f.flush(); err != nil {
+			return false, err
 		}
 		if len(events) < page {
 			return false, nil
@@ -91,8 +112,18 @@ func (f *Follow) history(ctx context.Context) (bool, error) {
 
 // live sends the hub's events until the subscription ends.
 func (f *Follow) live(ctx context.Context, sub *Subscription) (bool, error) {
+	var idle <-chan time.Time
+	if f.Idle > 0 && f.OnIdle != nil {
+		t := time.NewTicker(f.Idle)
+		defer t.Stop()
+		idle = t.C
+	}
 	for {
 		select {
+		case <-idle:
+			if err := f.OnIdle(); err != nil {
+				return false, err
+			}
 		case d, ok := <-sub.C():
 			if !ok {
 				return false, nil // cut off for falling behind: the caller catches up
@@ -102,6 +133,11 @@ func (f *Follow) live(ctx context.Context, sub *Subscription) (bool, error) {
 			}
 			if done, err := f.send(d); done || err != nil {
 				return done, err
+			}
+			if len(sub.C()) == 0 {
+				if err := f.flush(); err != nil {
+					return false, err
+				}
 			}
 		case <-ctx.Done():
 			return true, nil
@@ -114,5 +150,24 @@ func (f *Follow) send(d *Delivery) (bool, error) {
 		return false, err
 	}
 	f.After = d.Seq
-	return f.Until != nil && f.Until(d.Event), nil
+	if f.Until != nil && f.Until(d.Event) {
+		return true, f.flush()
+	}
+	return false, nil
+}
+
+func (f *Follow) flush() error {
+	if f.Flush == nil {
+		return nil
+	}
+	return f.Flush()
+}
+
+// offStack runs fn on a goroutine of its own and waits for it. Store reads go
+// deep (SQLite is transpiled C with large frames); run on a stream's long-lived
+// goroutine they would grow its stack for good, and idle streams are many.
+func offStack(fn func()) {
+	done := make(chan struct{})
+	go func() { fn(); close(done) }()
+	<-done
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -42,7 +43,7 @@ func handlePublish(log *slog.Logger, chans *channel.Service) http.Handler {
 }
 
 // handleChannelEvents streams a channel (SSE) or pages its history (JSON).
-func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage.Reader, hub *event.Hub) http.Handler {
+func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage.Reader, hub *event.Hub, streams context.Context) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, p := r.PathValue("channel"), principal(r)
 		after, err := resumeCursor(r)
@@ -54,7 +55,7 @@ func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage
 			return
 		}
 		if wantsSSE(r) {
-			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: name, After: after})
+			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: name, After: after}, streams)
 			return
 		}
 		limit, err := pageLimit(r)

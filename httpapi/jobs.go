@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"math"
@@ -237,7 +238,7 @@ type eventList struct {
 	NextCursor *string         `json:"next_cursor"`
 }
 
-func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, hub *event.Hub) http.Handler {
+func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, hub *event.Hub, streams context.Context) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, id := principal(r), r.PathValue("id")
 		after, err := resumeCursor(r)
@@ -261,7 +262,7 @@ func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, 
 					return
 				}
 			}
-			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: id, After: after, Until: terminal})
+			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: id, After: after, Until: terminal}, streams)
 			return
 		}
 		limit, err := pageLimit(r)

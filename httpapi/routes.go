@@ -22,7 +22,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("DELETE /v1/jobs/{id}", api(handleDeleteJob(d.Log, d.Jobs)))
 	r.handle("POST /v1/jobs/{id}/cancel", api(handleCancelJob(d.Log, d.Jobs)))
 	r.handle("POST /v1/jobs/{id}/retry", api(handleRetryJob(d.Log, d.Jobs)))
-	r.handle("GET /v1/jobs/{id}/events", api(handleJobEvents(d.Log, d.Jobs, d.Store, d.Hub)))
+	r.handle("GET /v1/jobs/{id}/events", api(handleJobEvents(d.Log, d.Jobs, d.Store, d.Hub, d.Streams)))
 	r.handle("GET /v1/jobs/{id}/artifacts/{name}", api(handleGetArtifact(d.Log, d.Jobs)))
 	r.handle("GET /v1/operations", api(handleListOperations(d.Jobs)))
 	r.handle("GET /v1/operations/{name}", api(handleGetOperation(d.Log, d.Jobs)))
@@ -30,7 +30,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("GET /v1/ws", authenticate(c.Dev, handleWS(d)))
 	r.handle("GET /v1/channels", api(handleListChannels(d.Channels)))
 	r.handle("POST /v1/channels/{channel}/events", api(handlePublish(d.Log, d.Channels)))
-	r.handle("GET /v1/channels/{channel}/events", api(handleChannelEvents(d.Log, d.Channels, d.Store, d.Hub)))
+	r.handle("GET /v1/channels/{channel}/events", api(handleChannelEvents(d.Log, d.Channels, d.Store, d.Hub, d.Streams)))
 
 	r.handle("POST /v1/leases", api(handleLease(d.Log, d.Queue)))
 	r.handle("POST /v1/leases/complete", api(handleCompleteBatch(d.Log, d.Queue)))

@@ -48,6 +48,9 @@ type Deps struct {
 	Channels *channel.Service
 	Hub      *event.Hub
 	Store    storage.Store
+	// Streams ends when the server stops: event streams taken over from their
+	// request (see serveSSE) run until then. nil keeps every stream on its request.
+	Streams context.Context
 }
 
 // NewServer returns the API as one handler.

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -24,6 +26,9 @@ const (
 	sseRetry = 2000
 	// sseWriteTimeout drops a client that stops reading for this long.
 	sseWriteTimeout = 30 * time.Second
+	// sseBuffer is how many events wait for a stream before it falls back to
+	// reading the store (small: idle streams are many, and catching up is free).
+	sseBuffer = 64
 )
 
 // wantsSSE reports whether the request asks for an event stream (as EventSource does).
@@ -45,26 +50,85 @@ func resumeCursor(r *http.Request) (int64, error) {
 	return errand.ParseCursor(r.URL.Query().Get("after"))
 }
 
-// sseWriter writes frames to one client; a mutex orders events and pings.
+// frames is where a stream's frames go: buffer collects, flush sends.
+type frames interface {
+	buffer(b []byte) error
+	flush() error
+}
+
+// sseWriter writes frames through the ResponseWriter (HTTP/2, or when the
+// connection cannot be taken over).
 type sseWriter struct {
-	mu sync.Mutex
 	w  http.ResponseWriter
 	rc *http.ResponseController
 }
 
-func (s *sseWriter) write(b []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *sseWriter) buffer(b []byte) error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	if _, err := s.w.Write(b); err != nil {
-		return err
-	}
-	return s.rc.Flush()
+	_, err := s.w.Write(b)
+	return err
 }
 
+func (s *sseWriter) flush() error { return s.rc.Flush() }
+
+// connWriter writes frames straight to a taken-over HTTP/1.1 connection,
+// holding a buffer only while frames wait for a flush.
+type connWriter struct {
+	c   net.Conn
+	buf []byte
+}
+
+func (s *connWriter) buffer(b []byte) error {
+	s.buf = append(s.buf, b...)
+	if len(s.buf) >= 32<<10 {
+		return s.flush()
+	}
+	return nil
+}
+
+func (s *connWriter) flush() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	_ = s.c.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	_, err := s.c.Write(s.buf)
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil // do not keep a burst's buffer on an idle stream
+	} else {
+		s.buf = s.buf[:0]
+	}
+	return err
+}
+
+// sseHead is the response head of a taken-over stream: no chunking, the body
+// ends when the connection does.
+const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
+	"X-Accel-Buffering: no\r\nConnection: close\r\n"
+
 // serveSSE streams f to the client until it ends or the client goes away.
-func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event.Follow) {
+//
+// An HTTP/1.1 stream is taken over from net/http (hijacked) and handed to a
+// goroutine of its own, so the handler returns and net/http frees its
+// per-connection buffers and goroutines: an idle stream then costs one small
+// goroutine and its socket. It ends with streams (the server's shutdown). A
+// client that left is noticed on the next write, at the latest the next ping.
+func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event.Follow, streams context.Context) {
 	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 && streams != nil {
+		if conn, brw, err := rc.Hijack(); err == nil {
+			head := sseHead + "X-Request-Id: " + w.Header().Get("X-Request-Id") + "\r\n\r\n" + fmt.Sprintf("retry: %d\n\n", sseRetry)
+			_ = brw // nothing more will be read: an event stream's client sends nothing
+			if _, err := conn.Write([]byte(head)); err != nil {
+				conn.Close()
+				return
+			}
+			go func() {
+				defer conn.Close()
+				stream(streams, log, f, &connWriter{c: conn}, requestID(r.Context()))
+			}()
+			return
+		}
+	}
 	_ = rc.SetReadDeadline(time.Time{}) // the server's read timeout must not end a stream
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -72,44 +136,45 @@ func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event
 	h.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: rc}
-	if err := sw.write(fmt.Appendf(nil, "retry: %d\n\n", sseRetry)); err != nil {
+	if sw.buffer(fmt.Appendf(nil, "retry: %d\n\n", sseRetry)) != nil || sw.flush() != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	go ping(ctx, sw, cancel)
-	f.Send = func(d *event.Delivery) error { return sw.write(d.SSE()) }
+	stream(r.Context(), log, f, sw, requestID(r.Context()))
+}
+
+// stream runs f into out, with pings while idle and a reset frame when the
+// cursor is older than what is kept.
+func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, reqID string) {
+	write := func(b []byte) error {
+		if err := out.buffer(b); err != nil {
+			return err
+		}
+		return out.flush()
+	}
+	f.Send = func(d *event.Delivery) error { return out.buffer(d.SSE()) }
+	f.Flush = out.flush
+	f.Idle, f.OnIdle = ssePing, func() error { return write([]byte(": ping\n\n")) }
+	f.Buffer = sseBuffer
 	for {
 		err := f.Run(ctx)
 		var old *event.CursorTooOld
 		if !errors.As(err, &old) {
-			if err != nil && ctx.Err() == nil {
-				log.Warn("event stream ended", "stream", f.Stream, "err", err, "request_id", requestID(r.Context()))
+			if err != nil && ctx.Err() == nil && !isClosed(err) {
+				log.Warn("event stream ended", "stream", f.Stream, "err", err, "request_id", reqID)
 			}
 			return
 		}
 		// Retention deleted events this client never saw: say so, then go on from what is kept.
-		if sw.write(fmt.Appendf(nil, "event: reset\ndata: {\"reason\":\"cursor_too_old\",\"resume_after\":\"%d\"}\n\n", old.Floor)) != nil {
+		if write(fmt.Appendf(nil, "event: reset\ndata: {\"reason\":\"cursor_too_old\",\"resume_after\":\"%d\"}\n\n", old.Floor)) != nil {
 			return
 		}
 		f.After = old.Floor
 	}
 }
 
-func ping(ctx context.Context, sw *sseWriter, cancel context.CancelFunc) {
-	t := time.NewTicker(ssePing)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if sw.write([]byte(": ping\n\n")) != nil {
-				cancel()
-				return
-			}
-		}
-	}
+// isClosed reports whether err is the client having gone away.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // terminal reports whether e ends a job's stream.

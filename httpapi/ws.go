@@ -21,7 +21,7 @@ const (
 	wsProtocol     = "errand.v1"
 	wsMaxMessage   = 64 << 10 // bytes a client message may have
 	wsMaxSubs      = 100      // subscriptions one connection may hold
-	wsEventQueue   = 256      // events waiting to be written, per connection
+	wsEventQueue   = 128      // events waiting to be written, per connection
 	wsControlQueue = 64       // acks, errors, pongs and resets waiting
 	wsPing         = 20 * time.Second
 	wsWriteTimeout = 10 * time.Second
@@ -92,7 +92,6 @@ func (ws *wsConn) serve(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go ws.write(ctx)
-	go ws.keepAlive(ctx)
 	err := ws.read(ctx)
 	ws.stopAll()
 	switch {
@@ -272,14 +271,22 @@ func (ws *wsConn) stopAll() {
 	}
 }
 
-// write sends queued messages, control first; events of dead subscriptions are dropped.
+// write sends queued messages, control first; events of dead subscriptions are
+// dropped. It also pings the client every wsPing.
 func (ws *wsConn) write(ctx context.Context) {
+	ping := time.NewTicker(wsPing)
+	defer ping.Stop()
 	for {
 		var msg []byte
 		select {
 		case msg = <-ws.control:
 		default:
 			select {
+			case <-ping.C:
+				if !ws.ping(ctx) {
+					return
+				}
+				continue
 			case msg = <-ws.control:
 			case e := <-ws.events:
 				if e.sub.dead.Load() {
@@ -313,23 +320,17 @@ func eventMessage(sub string, d *event.Delivery) []byte {
 	return append(b, '}')
 }
 
-func (ws *wsConn) keepAlive(ctx context.Context) {
-	t := time.NewTicker(wsPing)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-			err := ws.c.Ping(pctx)
-			cancel()
-			if err != nil {
-				ws.c.CloseNow()
-				return
-			}
+// ping checks the client is there; Ping waits for the pong, which the reader
+// goroutine receives, so it runs beside the writer loop for that moment only.
+func (ws *wsConn) ping(ctx context.Context) bool {
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+		defer cancel()
+		if ws.c.Ping(pctx) != nil && ctx.Err() == nil {
+			ws.c.CloseNow()
 		}
-	}
+	}()
+	return true
 }
 
 func truncate(s string) string {

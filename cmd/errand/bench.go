@@ -45,6 +45,8 @@ func (o *benchOptions) flags(cmd *cobra.Command) {
 const benchConfig = `
 listen: "127.0.0.1:0"
 log: { level: warn }
+channels:
+  "bench.*": { history: 1h }
 operations:
   bench:
     input_schema: { type: object }
@@ -99,7 +101,8 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer, extraOps st
 func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure errand over loopback HTTP (submit, cycle, latency)"}
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
-		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr))
+		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
+		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout))
 	return cmd
 }
 
@@ -224,6 +227,113 @@ func newBenchHandlerCmd(kind string, stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// processE is runE with errand as its own process (unless --server is given):
+// with many connections each side needs its own open-file limit.
+func (o *benchOptions) processE(stdout io.Writer, measure func(ctx context.Context, url string, facts map[string]any) (any, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		facts := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "synchronous": o.synchronous,
+			"open_files": bench.RaiseFileLimit()}
+		url := o.server
+		if url == "" {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			dir, err := bench.TempDir(o.dir)
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			if rate, err := bench.FsyncRate(dir); err == nil {
+				facts["fsyncs_per_second"] = int(rate)
+			}
+			p, err := bench.StartProcess(self, dir, benchConfig+fmt.Sprintf("store: \"sqlite://%s/e.db?synchronous=%s\"\n", dir, o.synchronous))
+			if err != nil {
+				return err
+			}
+			defer p.Stop()
+			url, facts["server"] = p.URL, "own process, SQLite in "+dir
+		} else {
+			facts["server"] = url
+		}
+		results, err := measure(cmd.Context(), url, facts)
+		if err != nil {
+			return err
+		}
+		return report(stdout, o.asJSON, facts, results)
+	}
+}
+
+func newBenchFanoutCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o benchOptions
+	var subs, events, publishers int
+	cmd := &cobra.Command{Use: "fanout", Short: "One channel to many SSE subscribers: deliveries a second, publish-to-receive p50/p99", Args: cobra.NoArgs}
+	cmd.RunE = o.processE(stdout, func(ctx context.Context, url string, facts map[string]any) (any, error) {
+		var out []bench.FanoutResult
+		for _, n := range []int{subs / 10, subs} {
+			r, err := bench.Fanout(ctx, url, fmt.Sprintf("bench.fan%d", n), n, events, publishers)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	})
+	o.flags(cmd)
+	cmd.Flags().IntVar(&subs, "subscribers", 10000, "subscribers in the large run (the small run has a tenth)")
+	cmd.Flags().IntVar(&events, "events", 100, "events published")
+	cmd.Flags().IntVar(&publishers, "publishers", 4, "publishers at once")
+	return cmd
+}
+
+func newBenchStormCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o benchOptions
+	var subs, events int
+	cmd := &cobra.Command{Use: "storm", Short: "Every SSE subscriber drops and reconnects at once with Last-Event-ID: none may lose or repeat an event", Args: cobra.NoArgs}
+	cmd.RunE = o.processE(stdout, func(ctx context.Context, url string, facts map[string]any) (any, error) {
+		return bench.Storm(ctx, url, "bench.storm", subs, events)
+	})
+	o.flags(cmd)
+	cmd.Flags().IntVar(&subs, "subscribers", 10000, "subscribers")
+	cmd.Flags().IntVar(&events, "events", 20, "events in all (half before the drop, half while away)")
+	return cmd
+}
+
+func newBenchConnsCmd(stdout io.Writer) *cobra.Command {
+	var n int
+	var asJSON bool
+	cmd := &cobra.Command{Use: "conns", Short: "Server memory per idle SSE and WebSocket subscriber (errand runs as its own process)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bench.RaiseFileLimit()
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			var out []bench.ConnsResult
+			for _, kind := range []string{"sse", "ws"} {
+				dir, err := os.MkdirTemp("", "errand-conns-")
+				if err != nil {
+					return err
+				}
+				p, err := bench.StartProcess(self, dir, benchConfig+fmt.Sprintf("store: \"sqlite://%s/e.db\"\n", dir), "GOGC=100")
+				if err != nil {
+					return err
+				}
+				r, err := bench.IdleConns(cmd.Context(), p, kind, "bench.idle", n)
+				p.Stop()
+				os.RemoveAll(dir)
+				if err != nil {
+					return err
+				}
+				out = append(out, r)
+			}
+			return report(stdout, asJSON, map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "server": "own process, GOGC=100"}, out)
+		}}
+	cmd.Flags().IntVar(&n, "connections", 10000, "idle subscribers of each kind")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return cmd
+}
+
 // report prints the results as a table, or as JSON.
 func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 	if asJSON {
@@ -251,6 +361,19 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t\n", r.Name, r.Workers, r.Submitted, r.Succeeded, r.Seconds, r.JobsPerSec)
 		fmt.Fprintf(tw, "baseline: %s\t%d\t\t\t\t%.0f\t\n", r.BaselineName, r.Workers, r.Baseline)
 		fmt.Fprintf(tw, "errand / baseline\t\t\t\t\t%.2f\t\n", r.JobsPerSec/r.Baseline)
+	case []bench.FanoutResult:
+		fmt.Fprintln(tw, "run\tevents\tdeliveries\tmissing\tseconds\tdeliveries/s\tp50 ms\tp99 ms\t")
+		for _, x := range r {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t\n", x.Name, x.Events, x.Deliveries, x.Missing, x.Seconds, x.DeliveriesSec, x.P50ms, x.P99ms)
+		}
+	case bench.StormResult:
+		fmt.Fprintln(tw, "run\tevents\tlost\tduplicated\treconnect s\t")
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t\n", r.Name, r.Events, r.Lost, r.Duplicated, r.ReconnectS)
+	case []bench.ConnsResult:
+		fmt.Fprintln(tw, "run\tconnections\tRSS before\tRSS after\tbytes each\tper GiB\t")
+		for _, x := range r {
+			fmt.Fprintf(tw, "%s\t%d\t%d MiB\t%d MiB\t%d\t%.0f\t\n", x.Name, x.Connections, x.RSSBefore>>20, x.RSSAfter>>20, x.BytesPerConn, x.PerGiB)
+		}
 	case bench.LatencyResult:
 		fmt.Fprintln(tw, "run\tsamples\tp50 ms\tp99 ms\tmax ms\t")
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\n", r.Name, r.Samples, r.P50ms, r.P99ms, r.Maxms)

@@ -121,6 +121,7 @@ func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, 
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
+	raiseFileLimit() // each subscriber is an open connection
 	a := &app{log: log, cfg: cfg, served: make(chan error, 1)}
 	path, scfg, err := sqlite.ParseURL(cfg.Store)
 	if err != nil {
@@ -201,11 +202,12 @@ func handlers(ops []errand.Operation) map[string]worker.Handler {
 }
 
 func (a *app) listen(ctx context.Context) error {
-	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub, Store: a.store},
-		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
-			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes})
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
+	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
+		Store: a.store, Streams: base},
+		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
+			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes})
 	a.server = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: time.Duration(a.cfg.HTTP.ReadHeaderTimeout),
@@ -284,4 +286,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	err = a.Stop(sctx)
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: a server with
+// many SSE and WebSocket subscribers needs a file for each.
+func raiseFileLimit() {
+	var r syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur < r.Max {
+		r.Cur = r.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+	}
 }
