@@ -40,7 +40,7 @@ type sseConn struct {
 	frames  atomic.Int64
 	lastID  atomic.Int64
 	dupes   atomic.Int64 // ids not greater than the one before: duplicates or disorder
-	sample  bool          // parse the publish time out of each event (latency)
+	sample  bool         // parse the publish time out of each event (latency)
 	latency []time.Duration
 }
 
@@ -315,4 +315,105 @@ func waitFor(conns []*sseConn, each int64) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// WatchResult is many jobs, each followed by its own SSE subscriber.
+type WatchResult struct {
+	Name       string  `json:"name"`
+	Jobs       int     `json:"jobs"`
+	Finished   int     `json:"streams_finished"`
+	Events     int64   `json:"events_received"`
+	Seconds    float64 `json:"seconds"`
+	JobsPerSec float64 `json:"jobs_per_second"`
+}
+
+// Watch submits n jobs of operation, opens one SSE stream per job, completes
+// them all with a batched worker and times until every stream has seen its
+// job's terminal event (three events each: created, started, succeeded).
+func Watch(ctx context.Context, base, operation string, n int) (WatchResult, error) {
+	ids := make([]string, n)
+	hc := &http.Client{Transport: NewTransport(32)}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 32 {
+				resp, err := hc.Post(base+"/v1/jobs", "application/json", strings.NewReader(`{"operation":"`+operation+`"}`))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				var j struct{ ID string }
+				_ = json.NewDecoder(resp.Body).Decode(&j)
+				resp.Body.Close()
+				ids[i] = j.ID
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		return WatchResult{}, fmt.Errorf("%d submits failed", failed.Load())
+	}
+	conns := make([]*sseConn, n)
+	sem := make(chan struct{}, 64)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if c, err := dialSSE(base, "/v1/jobs/"+id+"/events", 0); err == nil {
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	var readers sync.WaitGroup
+	for _, c := range conns {
+		if c != nil {
+			readers.Add(1)
+			go func() { defer readers.Done(); c.read() }()
+		}
+	}
+	start := time.Now()
+	for done := 0; done < n && ctx.Err() == nil; {
+		var out struct {
+			Leases []struct {
+				ID string `json:"lease_id"`
+			} `json:"leases"`
+		}
+		resp, err := hc.Post(base+"/v1/leases", "application/json", strings.NewReader(`{"operations":["`+operation+`"],"max_jobs":500,"wait_seconds":1}`))
+		if err != nil {
+			return WatchResult{}, err
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		items := make([]map[string]any, len(out.Leases))
+		for i, l := range out.Leases {
+			items[i] = map[string]any{"lease_id": l.ID, "result": true}
+		}
+		b, _ := json.Marshal(map[string]any{"completions": items})
+		if len(items) > 0 {
+			resp, err = hc.Post(base+"/v1/leases/complete", "application/json", strings.NewReader(string(b)))
+			if err != nil {
+				return WatchResult{}, err
+			}
+			resp.Body.Close()
+		}
+		done += len(items)
+	}
+	readers.Wait() // each job stream ends after its terminal event
+	r := WatchResult{Name: fmt.Sprintf("%d jobs, one SSE subscriber each", n), Jobs: n, Seconds: time.Since(start).Seconds()}
+	for _, c := range conns {
+		if c != nil && c.frames.Load() == 3 {
+			r.Finished++
+		}
+		if c != nil {
+			r.Events += c.frames.Load()
+		}
+	}
+	r.JobsPerSec = float64(r.Finished) / r.Seconds
+	return r, nil
 }

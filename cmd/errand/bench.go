@@ -102,7 +102,7 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd := &cobra.Command{Use: "bench", Short: "Measure errand over loopback HTTP (submit, cycle, latency)"}
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
-		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout))
+		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout))
 	return cmd
 }
 
@@ -299,6 +299,18 @@ func newBenchStormCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+func newBenchWatchCmd(stdout io.Writer) *cobra.Command {
+	var o benchOptions
+	var jobs int
+	cmd := &cobra.Command{Use: "watch", Short: "Many jobs, each watched over its own SSE stream, completed by a batched worker", Args: cobra.NoArgs}
+	cmd.RunE = o.processE(stdout, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+		return bench.Watch(ctx, url, "bench", jobs)
+	})
+	o.flags(cmd)
+	cmd.Flags().IntVar(&jobs, "jobs", 10000, "jobs, each with its own subscriber")
+	return cmd
+}
+
 func newBenchConnsCmd(stdout io.Writer) *cobra.Command {
 	var n int
 	var asJSON bool
@@ -366,6 +378,9 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		for _, x := range r {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t\n", x.Name, x.Events, x.Deliveries, x.Missing, x.Seconds, x.DeliveriesSec, x.P50ms, x.P99ms)
 		}
+	case bench.WatchResult:
+		fmt.Fprintln(tw, "run\tstreams finished\tevents\tseconds\tjobs/s\t")
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t\n", r.Name, r.Finished, r.Events, r.Seconds, r.JobsPerSec)
 	case bench.StormResult:
 		fmt.Fprintln(tw, "run\tevents\tlost\tduplicated\treconnect s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t\n", r.Name, r.Events, r.Lost, r.Duplicated, r.ReconnectS)
