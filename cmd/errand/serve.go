@@ -208,8 +208,12 @@ func (a *app) listen(ctx context.Context) error {
 		Store: a.store, Streams: base},
 		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes})
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // HTTP/2 with prior knowledge; TLS adds h2 by ALPN
 	a.server = &http.Server{
 		Handler:           handler,
+		Protocols:         protocols,
 		ReadHeaderTimeout: time.Duration(a.cfg.HTTP.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(a.cfg.HTTP.ReadHeaderTimeout) + time.Minute,
 		IdleTimeout:       time.Duration(a.cfg.HTTP.IdleTimeout),

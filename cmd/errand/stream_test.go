@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -322,4 +324,41 @@ func TestGoSocket(t *testing.T) {
 	if _, err := sock.Publish(ctx, "nope.x", "t", nil); err == nil || !strings.Contains(err.Error(), "channel_not_found") {
 		t.Fatalf("publish to an undeclared channel: %v", err)
 	}
+}
+
+// TestE2ESSEOverHTTP2 follows a job over HTTP/2 (prior knowledge) to its end,
+// then reconnects with the last cursor and gets 204: nothing more will come.
+func TestE2ESSEOverHTTP2(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, channelConfig)
+	runWorker(t, s, "echo", func(ctx context.Context, j *worker.Job) (any, error) {
+		time.Sleep(200 * time.Millisecond)
+		return "ok", nil
+	})
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: p}}
+	j := submit(t, s, "echo", nil)
+	req, _ := http.NewRequest("GET", s.URL+"/v1/jobs/"+j.ID+"/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := h2.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body) // the stream ends after the terminal event
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("X-Accel-Buffering") != "no" {
+		t.Fatalf("over HTTP/2: %s %v", resp.Proto, resp.Header)
+	}
+	text := string(body)
+	ids := regexp.MustCompile(`(?m)^id: (\d+)$`).FindAllStringSubmatch(text, -1)
+	if !strings.HasPrefix(text, "retry: 2000\n\n") || len(ids) != 3 || !strings.Contains(text, "event: job.succeeded\n") {
+		t.Fatalf("SSE over HTTP/2:\n%s", text)
+	}
+	req.Header.Set("Last-Event-ID", ids[2][1])
+	resp, err = h2.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("reconnect to a finished job = %v %v, want 204", resp.Status, err)
+	}
+	resp.Body.Close()
 }

@@ -41,6 +41,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		"ConcurrentSubmits":     testConcurrentSubmits,
 		"WaitForResult":         testWaitForResult,
 		"LongPollWakes":         testLongPollWakes,
+		"EventExpiry":           testEventExpiry,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -641,4 +642,40 @@ func testRelease(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	_, err = h.Queue.Release(h.Ctx, ls[0].ID)
 	Code(t, err, errand.ELEASEEXPIRED)
+}
+
+func testEventExpiry(t *testing.T, open func(*testing.T) storage.Store) {
+	h := NewHarness(t, open(t), Op("report"))
+	now := h.Clock.Now()
+	soon, later := now.Add(time.Minute), now.Add(time.Hour)
+	var seqs []int64
+	for i, exp := range []*time.Time{&soon, &soon, &later, nil} {
+		e := &errand.Event{Stream: "orders.created", Tenant: "t", Type: "x", Time: now, Data: Input(fmt.Sprint(i)), ExpiresAt: exp}
+		if err := h.Store.WithTx(h.Ctx, func(tx storage.Tx) error { return tx.InsertEvent(h.Ctx, e) }); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, e.Seq)
+	}
+	if f, _ := h.Store.StreamFloor(h.Ctx, "t", "orders.created"); f != 0 {
+		t.Fatalf("floor before expiry = %d, want 0", f)
+	}
+	var n int
+	err := h.Store.WithTx(h.Ctx, func(tx storage.Tx) error {
+		var err error
+		n, err = tx.ExpireEvents(h.Ctx, now.Add(2*time.Minute), 100)
+		return err
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("ExpireEvents = %d, %v; want the 2 expired", n, err)
+	}
+	if f, _ := h.Store.StreamFloor(h.Ctx, "t", "orders.created"); f != seqs[1] {
+		t.Fatalf("floor = %d, want %d (the last deleted)", f, seqs[1])
+	}
+	if f, _ := h.Store.StreamFloor(h.Ctx, "other", "orders.created"); f != 0 {
+		t.Fatalf("another tenant's floor = %d, want 0", f)
+	}
+	left, _ := h.Store.ListEvents(h.Ctx, storage.ListEventsParams{Tenant: "t", Stream: "orders.created", Limit: 10})
+	if len(left) != 2 || left[0].Seq != seqs[2] {
+		t.Fatalf("events left = %d, want the 2 not expired", len(left))
+	}
 }
