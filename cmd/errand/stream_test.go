@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,10 +106,22 @@ func firstDiff(a, b []int64) int {
 	return min(len(a), len(b))
 }
 
-func dialWS(t *testing.T, s *server) *websocket.Conn {
+func dialWS(t *testing.T, s *server) *websocket.Conn { return dialWSBuffer(t, s, 0) }
+
+// dialWSBuffer dials /v1/ws; rcvbuf > 0 caps the client socket's receive buffer
+// (a reader that stops then backs up into the server quickly, whatever the
+// kernel's autotuning would have absorbed).
+func dialWSBuffer(t *testing.T, s *server, rcvbuf int) *websocket.Conn {
 	t.Helper()
+	d := &net.Dialer{}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(s.URL, "http")+"/v1/ws",
-		&websocket.DialOptions{Subprotocols: []string{"errand.v1"}})
+		&websocket.DialOptions{Subprotocols: []string{"errand.v1"}, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +148,7 @@ func TestE2ESlowWebSocketSubscriber(t *testing.T) {
 	// Publish latency with nobody slow.
 	before := publishLatency(t, s, "orders.warmup", 500)
 
-	slow, fast := dialWS(t, s), dialWS(t, s)
+	slow, fast := dialWSBuffer(t, s, 4096), dialWS(t, s)
 	for _, c := range []*websocket.Conn{slow, fast} {
 		wsjson.Write(ctx, c, map[string]any{"op": "subscribe", "id": "s", "channel": "orders.created"})
 		var ack wsMsg
