@@ -89,8 +89,10 @@ func (m *Maintainer) loop(ctx context.Context) {
 			if _, err := m.Clean(ctx, now); err != nil && ctx.Err() == nil {
 				m.log.Error("retention cleaner", "err", err)
 			}
-			if _, err := m.SweepArtifacts(ctx); err != nil && ctx.Err() == nil {
-				m.log.Error("artifact sweep", "err", err)
+			if nextRetention.IsZero() { // once, at start: orphans only come from a crash
+				if _, err := m.SweepArtifacts(ctx); err != nil && ctx.Err() == nil {
+					m.log.Error("artifact sweep", "err", err)
+				}
 			}
 			nextRetention = now.Add(m.cfg.RetentionEvery)
 		}
@@ -232,7 +234,8 @@ func (m *Maintainer) expireEvents(ctx context.Context, now time.Time) error {
 }
 
 // SweepArtifacts deletes the artifacts of jobs that no longer exist (left behind
-// when errand stopped between deleting a job and deleting its files).
+// when errand stopped between deleting a job and deleting its files). The
+// maintainer runs it once when it starts.
 func (m *Maintainer) SweepArtifacts(ctx context.Context) (int, error) {
 	a := m.q.cfg.Artifacts
 	if a == nil {
