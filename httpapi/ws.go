@@ -83,7 +83,14 @@ func handleWS(d Deps) http.Handler {
 		c.SetReadLimit(wsMaxMessage)
 		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, control: make(chan []byte, wsControlQueue),
 			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{})}
-		ws.serve(r.Context())
+		if d.Streams == nil {
+			ws.serve(r.Context())
+			return
+		}
+		// The connection is already taken over from net/http: run it on a goroutine
+		// of its own so the handler returns and net/http frees what it held for
+		// the request. It ends with the server (Streams).
+		go ws.serve(d.Streams)
 	})
 }
 
@@ -206,7 +213,7 @@ func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &event.Follow{Store: ws.deps.Store, Hub: ws.deps.Hub, Tenant: ws.p.Tenant, After: after}
+	f := &event.Follow{Store: ws.deps.Store, Hub: ws.deps.Hub, Tenant: ws.p.Tenant, After: after, Buffer: sseBuffer}
 	switch {
 	case (m.Channel == "") == (m.Job == ""):
 		return nil, errand.Errorf(errand.EINVALID, "subscribe to a channel or a job, not both or neither")
@@ -304,6 +311,7 @@ func (ws *wsConn) write(ctx context.Context) {
 		err := ws.c.Write(wctx, websocket.MessageText, msg)
 		cancel()
 		if err != nil {
+			ws.c.CloseNow() // a client that takes no data for wsWriteTimeout is gone
 			return
 		}
 	}

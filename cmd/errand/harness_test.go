@@ -106,7 +106,9 @@ func (s *server) start() {
 	}
 	s.logs = &syncBuffer{}
 	urls := make(chan string, 1)
+	logged := make(chan struct{})
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -119,7 +121,8 @@ func (s *server) start() {
 		}
 	}()
 	s.done = make(chan error, 1)
-	go func() { s.done <- s.cmd.Wait() }()
+	// Wait only after the log is read to its end: Wait closes the pipe.
+	go func() { <-logged; s.done <- s.cmd.Wait() }()
 	select {
 	case s.URL = <-urls:
 	case err := <-s.done:

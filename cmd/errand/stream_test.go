@@ -145,8 +145,11 @@ func TestE2ESlowWebSocketSubscriber(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, channelConfig)
 	ctx := context.Background()
+	// 400 events of 32 KiB: 12.8 MB, far more than the sockets hold, published in
+	// a few seconds (well inside the server's 10 s write timeout).
+	const n = 400
 	// Publish latency with nobody slow.
-	before := publishLatency(t, s, "orders.warmup", 500)
+	before := publishLatency(t, s, "orders.warmup", n)
 
 	slow, fast := dialWSBuffer(t, s, 4096), dialWS(t, s)
 	for _, c := range []*websocket.Conn{slow, fast} {
@@ -154,7 +157,6 @@ func TestE2ESlowWebSocketSubscriber(t *testing.T) {
 		var ack wsMsg
 		wsjson.Read(ctx, c, &ack)
 	}
-	const n = 5000
 	fastGot := make(chan int, 1)
 	go func() {
 		count, last := 0, int64(0)
@@ -177,7 +179,7 @@ func TestE2ESlowWebSocketSubscriber(t *testing.T) {
 	}
 	// The slow one now reads: some events, then a reset for its subscription.
 	sawReset := false
-	for i := 0; i < n+10 && !sawReset; i++ {
+	for i := 0; i < 10*n && !sawReset; i++ {
 		var m wsMsg
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := wsjson.Read(rctx, slow, &m)
@@ -196,12 +198,12 @@ func TestE2ESlowWebSocketSubscriber(t *testing.T) {
 	}
 }
 
-// publishLatency publishes n events of 2 KiB one at a time (more than socket
+// publishLatency publishes n events of 32 KiB one at a time (more than socket
 // buffers hold, so a reader that stops really falls behind) and returns p50 and p99.
 func publishLatency(t *testing.T, s *server, channel string, n int) [2]time.Duration {
 	c := s.client()
 	lat := make([]time.Duration, 0, n)
-	pad := strings.Repeat("x", 2048)
+	pad := strings.Repeat("x", 32<<10)
 	for i := range n {
 		start := time.Now()
 		if _, err := c.Do(context.Background(), "POST", "/v1/channels/"+channel+"/events",
