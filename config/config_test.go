@@ -60,6 +60,9 @@ func TestExample(t *testing.T) {
 		ops[0].Retry.MaxAttempts != 5 || ops[0].Timeout != 10*time.Minute || len(ops[0].InputSchema) == 0 {
 		t.Fatalf("example operations = %+v", ops)
 	}
+	if chans := c.ChannelList(); len(chans) != 1 || chans[0].Pattern != "orders.*" || chans[0].History != 24*time.Hour {
+		t.Fatalf("example channels = %+v", chans)
+	}
 }
 
 func TestOverrides(t *testing.T) {

@@ -57,24 +57,9 @@ operations:
 // printed beside the figures.
 func (o *benchOptions) target(ctx context.Context, stderr io.Writer, extraOps string) (string, map[string]any, func(), error) {
 	facts := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "synchronous": o.synchronous}
-	dir, err := bench.TempDir(o.dir)
+	dir, cleanup, err := o.scratch(facts)
 	if err != nil {
-		return "", nil, nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return "", nil, cleanup, err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return "", nil, cleanup, err
-		}
-		rm := cleanup
-		cleanup = func() { pprof.StopCPUProfile(); f.Close(); rm() }
-	}
-	if rate, err := bench.FsyncRate(dir); err == nil {
-		facts["fsyncs_per_second"] = int(rate)
+		return "", nil, cleanup, err
 	}
 	if o.server != "" {
 		facts["server"] = o.server
@@ -96,6 +81,32 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer, extraOps st
 		a.Stop(sctx)
 		cleanup()
 	}, nil
+}
+
+// scratch makes the run's temporary directory on the data disk, measures that
+// disk's fsync rate into facts and starts the CPU profile if asked; cleanup
+// undoes all of it.
+func (o *benchOptions) scratch(facts map[string]any) (string, func(), error) {
+	dir, err := bench.TempDir(o.dir)
+	if err != nil {
+		return "", func() {}, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	if rate, err := bench.FsyncRate(dir); err == nil {
+		facts["fsyncs_per_second"] = int(rate)
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return dir, cleanup, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return dir, cleanup, err
+		}
+		rm := cleanup
+		cleanup = func() { pprof.StopCPUProfile(); f.Close(); rm() }
+	}
+	return dir, cleanup, nil
 }
 
 func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
@@ -233,19 +244,16 @@ func (o *benchOptions) processE(stdout io.Writer, measure func(ctx context.Conte
 	return func(cmd *cobra.Command, args []string) error {
 		facts := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "synchronous": o.synchronous,
 			"open_files": bench.RaiseFileLimit()}
+		dir, cleanup, err := o.scratch(facts)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
 		url := o.server
 		if url == "" {
 			self, err := os.Executable()
 			if err != nil {
 				return err
-			}
-			dir, err := bench.TempDir(o.dir)
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			if rate, err := bench.FsyncRate(dir); err == nil {
-				facts["fsyncs_per_second"] = int(rate)
 			}
 			p, err := bench.StartProcess(self, dir, benchConfig+fmt.Sprintf("store: \"sqlite://%s/e.db?synchronous=%s\"\n", dir, o.synchronous))
 			if err != nil {
