@@ -144,6 +144,11 @@ const (
 	EventJobCanceled  = "job.canceled"
 )
 
+// TerminalEvent reports whether an event type ends a job's stream.
+func TerminalEvent(typ string) bool {
+	return typ == EventJobSucceeded || typ == EventJobFailed || typ == EventJobCanceled
+}
+
 // MarshalJSON renders the event with its cursor as id.
 func (e *Event) MarshalJSON() ([]byte, error) {
 	type plain Event

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/errandhq/errand"
 )
 
 // errStop ends a stream from inside its callback without an error.
@@ -34,7 +36,7 @@ func (c *Client) Watch(ctx context.Context, jobID string, fn func(Event) error) 
 		if err := fn(e); err != nil {
 			return err
 		}
-		if e.Type == "job.succeeded" || e.Type == "job.failed" || e.Type == "job.canceled" {
+		if errand.TerminalEvent(e.Type) {
 			return errStop
 		}
 		return nil

@@ -179,5 +179,5 @@ func isClosed(err error) bool {
 
 // terminal reports whether e ends a job's stream.
 func terminal(e *errand.Event) bool {
-	return e.Type == errand.EventJobSucceeded || e.Type == errand.EventJobFailed || e.Type == errand.EventJobCanceled
+	return errand.TerminalEvent(e.Type)
 }

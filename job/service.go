@@ -296,8 +296,7 @@ func waitTerminal(ctx context.Context, sub *event.Subscription, deadline <-chan 
 			if !ok {
 				return false, nil
 			}
-			switch d.Type {
-			case errand.EventJobSucceeded, errand.EventJobFailed, errand.EventJobCanceled:
+			if errand.TerminalEvent(d.Type) {
 				return true, nil
 			}
 		case <-deadline:

@@ -7,7 +7,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -78,7 +77,7 @@ func (t *Transport) Lease(ctx context.Context, p worker.LeaseParams) ([]errand.L
 // Heartbeat extends a lease.
 func (t *Transport) Heartbeat(ctx context.Context, leaseID string, extend float64, p *errand.Progress) (bool, error) {
 	res, err := t.Q.Heartbeat(ctx, leaseID, queue.HeartbeatParams{Progress: p, ExtendSeconds: extend})
-	return res.CancelRequested, leaseErr(err)
+	return res.CancelRequested, worker.LeaseLost(err)
 }
 
 // Complete finishes leases.
@@ -99,25 +98,17 @@ func (t *Transport) Fail(ctx context.Context, leaseID string, f worker.Failure) 
 		fp.RetryAfterSeconds = &f.RetryAfterSeconds
 	}
 	_, err := t.Q.Fail(ctx, leaseID, fp)
-	return leaseErr(err)
+	return worker.LeaseLost(err)
 }
 
 // Release hands a job back.
 func (t *Transport) Release(ctx context.Context, leaseID string) error {
 	_, err := t.Q.Release(ctx, leaseID)
-	return leaseErr(err)
+	return worker.LeaseLost(err)
 }
 
 // Artifact stores a file on the job.
 func (t *Transport) Artifact(ctx context.Context, leaseID, name, contentType string, r io.Reader) error {
 	_, err := t.Q.AddArtifact(ctx, leaseID, name, contentType, r)
-	return leaseErr(err)
-}
-
-func leaseErr(err error) error {
-	var e *errand.Error
-	if errors.As(err, &e) && e.Code == errand.ELEASEEXPIRED {
-		return worker.ErrLeaseLost
-	}
-	return err
+	return worker.LeaseLost(err)
 }

@@ -94,7 +94,7 @@ func (t *httpTransport) Heartbeat(ctx context.Context, leaseID string, extend fl
 		body["progress"] = p
 	}
 	_, err := t.api.Do(ctx, http.MethodPost, leasePath(leaseID, "heartbeat"), body, nil, &out)
-	return out.CancelRequested, leaseErr(err)
+	return out.CancelRequested, LeaseLost(err)
 }
 
 func (t *httpTransport) Complete(ctx context.Context, cs []Completion) error {
@@ -108,27 +108,29 @@ func (t *httpTransport) Fail(ctx context.Context, leaseID string, f Failure) err
 		body["retry_after_seconds"] = f.RetryAfterSeconds
 	}
 	_, err := t.api.Do(ctx, http.MethodPost, leasePath(leaseID, "fail"), body, nil, nil)
-	return leaseErr(err)
+	return LeaseLost(err)
 }
 
 func (t *httpTransport) Release(ctx context.Context, leaseID string) error {
 	_, err := t.api.Do(ctx, http.MethodPost, leasePath(leaseID, "release"), nil, nil, nil)
-	return leaseErr(err)
+	return LeaseLost(err)
 }
 
 func (t *httpTransport) Artifact(ctx context.Context, leaseID, name, contentType string, r io.Reader) error {
 	_, err := t.api.Upload(ctx, leasePath(leaseID, "artifacts/"+url.PathEscape(name)), contentType, r)
-	return leaseErr(err)
+	return LeaseLost(err)
 }
 
 func leasePath(leaseID, action string) string {
 	return "/v1/leases/" + url.PathEscape(leaseID) + "/" + action
 }
 
-// leaseErr maps the server's lease_expired answer to ErrLeaseLost.
-func leaseErr(err error) error {
+// LeaseLost maps a lease_expired answer (over HTTP or from the queue itself) to
+// ErrLeaseLost, for Transport implementations.
+func LeaseLost(err error) error {
 	var ce *client.Error
-	if errors.As(err, &ce) && ce.Code == errand.ELEASEEXPIRED {
+	var ee *errand.Error
+	if errors.As(err, &ce) && ce.Code == errand.ELEASEEXPIRED || errors.As(err, &ee) && ee.Code == errand.ELEASEEXPIRED {
 		return ErrLeaseLost
 	}
 	return err

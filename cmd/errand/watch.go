@@ -56,10 +56,6 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func terminal(typ string) bool {
-	return typ == errand.EventJobSucceeded || typ == errand.EventJobFailed || typ == errand.EventJobCanceled
-}
-
 // eventLine is an event as one line of text.
 func eventLine(e client.Event) string {
 	ts := e.Time.UTC().Format("15:04:05.000")
