@@ -89,12 +89,14 @@ func ParseCursor(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, Errorf(ECURSOR, "cursor %q is not one errand issued", truncate(s, 64))
+		return 0, Errorf(ECURSOR, "cursor %q is not one errand issued", Truncate(s, 64))
 	}
 	return n, nil
 }
 
-func truncate(s string, n int) string {
+// Truncate shortens s to n bytes, marking the cut with "…" (for echoing client
+// input in error messages).
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

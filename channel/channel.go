@@ -117,7 +117,7 @@ func (s *Service) Find(name string) (errand.Channel, error) {
 
 func (s *Service) find(name string) (*entry, error) {
 	if !ValidName(name) {
-		return nil, errand.Errorf(errand.EINVALID, "%q is not a channel name: dot-separated segments of letters, digits, '_' and '-'", trunc(name))
+		return nil, errand.Errorf(errand.EINVALID, "%q is not a channel name: dot-separated segments of letters, digits, '_' and '-'", errand.Truncate(name, 80))
 	}
 	for i := range s.channels {
 		if Match(s.channels[i].ch.Pattern, name) {
@@ -125,13 +125,6 @@ func (s *Service) find(name string) (*entry, error) {
 		}
 	}
 	return nil, errand.Errorf(errand.ECHANNELNOTFOUND, "channel %q is not declared", name)
-}
-
-func trunc(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }
 
 // Publish appends an event to a channel of the principal's tenant; it returns

@@ -107,7 +107,7 @@ func (ws *wsConn) serve(ctx context.Context) {
 	case errors.Is(err, errWSBinary):
 		ws.c.Close(websocket.StatusUnsupportedData, "send JSON text frames")
 	case websocket.CloseStatus(err) == -1:
-		ws.c.Close(websocket.StatusPolicyViolation, truncate(err.Error()))
+		ws.c.Close(websocket.StatusPolicyViolation, errand.Truncate(err.Error(), 100))
 	}
 }
 
@@ -146,7 +146,7 @@ func (ws *wsConn) handle(ctx context.Context, m *wsIn) {
 		j, _, err := ws.deps.Jobs.Submit(ctx, ws.p, job.SubmitParams{Operation: m.Operation, Input: m.Input, Priority: m.Priority, Delay: m.Delay})
 		ws.reply(m.ID, err, func() any { return j })
 	default:
-		ws.fail(m.ID, errand.Errorf(errand.EINVALID, "unknown op %q: use subscribe, unsubscribe, publish, submit or ping", truncate(m.Op)))
+		ws.fail(m.ID, errand.Errorf(errand.EINVALID, "unknown op %q: use subscribe, unsubscribe, publish, submit or ping", errand.Truncate(m.Op, 100)))
 	}
 }
 
@@ -252,7 +252,7 @@ func (ws *wsConn) unsubscribe(m *wsIn) {
 	sub := ws.subs[m.ID]
 	ws.mu.Unlock()
 	if sub == nil {
-		ws.fail(m.ID, errand.Errorf(errand.ENOTFOUND, "no subscription %q", truncate(m.ID)))
+		ws.fail(m.ID, errand.Errorf(errand.ENOTFOUND, "no subscription %q", errand.Truncate(m.ID, 100)))
 		return
 	}
 	ws.drop(sub)
@@ -339,11 +339,4 @@ func (ws *wsConn) ping(ctx context.Context) bool {
 		}
 	}()
 	return true
-}
-
-func truncate(s string) string {
-	if len(s) > 100 {
-		return s[:100] + "…"
-	}
-	return s
 }

@@ -239,16 +239,9 @@ func parseLease(id string) (jobID, token string, err error) {
 		jobID, token, ok = strings.Cut(rest, ".")
 	}
 	if !ok || !errand.ValidID("job", jobID) || len(token) != 32 {
-		return "", "", errand.Errorf(errand.ELEASEEXPIRED, "lease %q is not held", truncate(id))
+		return "", "", errand.Errorf(errand.ELEASEEXPIRED, "lease %q is not held", errand.Truncate(id, 80))
 	}
 	return jobID, token, nil
-}
-
-func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }
 
 // held loads the job of a lease and checks that the lease is still held at now.
