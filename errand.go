@@ -131,6 +131,10 @@ type Event struct {
 	// ExpiresAt is when retention deletes a channel event; nil for job events
 	// (they go with their job).
 	ExpiresAt *time.Time `json:"-"`
+	// Job is the job a job event is about, as of the event, when the appender
+	// had it at hand. It is not stored: it lets code inside the event's
+	// transaction (the webhook outbox) see the job without decoding Data.
+	Job *Job `json:"-"`
 }
 
 // The job event types.

@@ -2,6 +2,7 @@ package errand
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"strings"
 	"sync"
@@ -76,4 +77,26 @@ func ValidID(prefix, s string) bool {
 		}
 	}
 	return true
+}
+
+// PageCursor returns the opaque cursor of the list page after the item with id
+// (lists page newest first, by id).
+func PageCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("j1:" + id))
+}
+
+// ParsePageCursor reads a PageCursor of an id with prefix; "" is the first page.
+func ParsePageCursor(prefix, c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := "", false
+	if err == nil {
+		id, ok = strings.CutPrefix(string(b), "j1:")
+	}
+	if !ok || !ValidID(prefix, id) {
+		return "", Errorf(ECURSOR, "cursor is not one errand issued")
+	}
+	return id, nil
 }

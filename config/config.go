@@ -31,6 +31,7 @@ type Config struct {
 	HTTP       HTTP                  `yaml:"http"`
 	Workers    Workers               `yaml:"workers"`
 	Artifacts  Artifacts             `yaml:"artifacts"`
+	Webhooks   Webhooks              `yaml:"webhooks"`
 	Operations map[string]*Operation `yaml:"operations"`
 	Channels   map[string]*Channel   `yaml:"channels"`
 }
@@ -50,6 +51,33 @@ type Artifacts struct {
 	Dir string `yaml:"dir"`
 	// MaxBytes caps one artifact. Defaults to 100 MiB.
 	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Webhooks tunes webhook and callback delivery.
+type Webhooks struct {
+	// AllowPrivate lists CIDR prefixes deliveries may reach although they are
+	// loopback, private or link-local (e.g. 127.0.0.0/8). Empty by default;
+	// --dev and the demo allow loopback.
+	AllowPrivate []string `yaml:"allow_private"`
+	// Timeout bounds one delivery attempt. Defaults to 10s.
+	Timeout Duration `yaml:"timeout"`
+	// RetrySchedule is the delay before each attempt, counted from the one
+	// before; its length is the number of attempts. Defaults to 0s, 5s, 5m,
+	// 30m, 2h, 5h, 10h, 14h, 20h, 24h.
+	RetrySchedule []Duration `yaml:"retry_schedule"`
+	// Concurrency is how many attempts to one endpoint run at once. Defaults to 16.
+	Concurrency int `yaml:"concurrency"`
+	// RateLimit caps attempts per second to one endpoint (endpoints may set
+	// their own). 0, the default, sets none.
+	RateLimit int `yaml:"rate_limit"`
+	// DisableAfter disables an endpoint that has failed every attempt for this
+	// long. Defaults to 5d.
+	DisableAfter Duration `yaml:"disable_after"`
+	// Retention is how long finished deliveries and their attempts are kept.
+	// Defaults to 30d.
+	Retention Duration `yaml:"retention"`
+	// RotationOverlap is how long a rotated-out secret still signs. Defaults to 24h.
+	RotationOverlap Duration `yaml:"rotation_overlap"`
 }
 
 // Log says how errand logs.
@@ -152,6 +180,13 @@ func (c *Config) applyDefaults() {
 	if c.Workers.MaxJobs == 0 {
 		c.Workers.MaxJobs = 1000
 	}
+	c.Webhooks.Timeout = orD(c.Webhooks.Timeout, 10*time.Second)
+	if c.Webhooks.Concurrency == 0 {
+		c.Webhooks.Concurrency = 16
+	}
+	c.Webhooks.DisableAfter = orD(c.Webhooks.DisableAfter, 5*24*time.Hour)
+	c.Webhooks.Retention = orD(c.Webhooks.Retention, 30*24*time.Hour)
+	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, 24*time.Hour)
 	if c.Artifacts.MaxBytes == 0 {
 		c.Artifacts.MaxBytes = 100 << 20
 	}

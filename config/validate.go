@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"slices"
 	"strings"
 	"time"
@@ -46,6 +48,7 @@ func (c *Config) validate(l *lines) error {
 	if c.Workers.MaxLease < c.Workers.DefaultLease {
 		bad([]string{"workers", "max_lease"}, "must not be shorter than workers.default_lease (%s)", c.Workers.DefaultLease)
 	}
+	c.validateWebhooks(bad)
 	for _, p := range sortedKeys(c.Channels) {
 		ch := c.Channels[p]
 		switch {
@@ -192,4 +195,25 @@ func (h *Handler) validate() []fieldErr {
 		bad("must be between 1 and 1000", "workers")
 	}
 	return errs
+}
+
+func (c *Config) validateWebhooks(bad func(path []string, format string, args ...any)) {
+	w := &c.Webhooks
+	for i, a := range w.AllowPrivate {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(a)); err != nil {
+			bad([]string{"webhooks", "allow_private", strconv.Itoa(i)}, "%q is not a CIDR prefix like 127.0.0.0/8", a)
+		}
+	}
+	if w.Timeout < Duration(time.Second) || w.Timeout > Duration(5*time.Minute) {
+		bad([]string{"webhooks", "timeout"}, "must be between 1s and 5m")
+	}
+	if len(w.RetrySchedule) > 50 {
+		bad([]string{"webhooks", "retry_schedule"}, "at most 50 attempts")
+	}
+	if w.Concurrency < 1 || w.Concurrency > 1000 {
+		bad([]string{"webhooks", "concurrency"}, "must be between 1 and 1000")
+	}
+	if w.RateLimit < 0 {
+		bad([]string{"webhooks", "rate_limit"}, "must not be negative")
+	}
 }

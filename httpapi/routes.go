@@ -32,6 +32,22 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("POST /v1/channels/{channel}/events", api(handlePublish(d.Log, d.Channels)))
 	r.handle("GET /v1/channels/{channel}/events", api(handleChannelEvents(d.Log, d.Channels, d.Store, d.Hub, d.Streams)))
 
+	if h := d.Webhooks; h != nil {
+		r.handle("POST /v1/webhooks", api(handleCreateEndpoint(d.Log, h)))
+		r.handle("GET /v1/webhooks", api(handleListEndpoints(d.Log, h)))
+		r.handle("GET /v1/webhooks/{id}", api(handleGetEndpoint(d.Log, h)))
+		r.handle("PATCH /v1/webhooks/{id}", api(handleUpdateEndpoint(d.Log, h)))
+		r.handle("DELETE /v1/webhooks/{id}", api(handleDeleteEndpoint(d.Log, h)))
+		r.handle("POST /v1/webhooks/{id}/rotate-secret", api(handleRotateSecret(d.Log, h)))
+		r.handle("POST /v1/webhooks/{id}/recover", api(handleRecover(d.Log, h)))
+		r.handle("GET /v1/webhooks/{id}/deliveries", api(handleListDeliveries(d.Log, h)))
+		r.handle("GET /v1/deliveries", api(handleListDeliveries(d.Log, h)))
+		r.handle("GET /v1/deliveries/{id}", api(handleGetDelivery(d.Log, h)))
+		r.handle("POST /v1/deliveries/{id}/redeliver", api(handleRedeliver(d.Log, h)))
+		r.handle("GET /v1/callback-secret", api(handleCallbackSecret(d.Log, h, false)))
+		r.handle("POST /v1/callback-secret/rotate", api(handleCallbackSecret(d.Log, h, true)))
+	}
+
 	r.handle("POST /v1/leases", api(handleLease(d.Log, d.Queue)))
 	r.handle("POST /v1/leases/complete", api(handleCompleteBatch(d.Log, d.Queue)))
 	r.handle("POST /v1/leases/{lease_id}/heartbeat", api(handleHeartbeat(d.Log, d.Queue)))

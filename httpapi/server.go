@@ -15,6 +15,7 @@ import (
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/webhook"
 )
 
 // Config tunes the API. The zero value is ready to use.
@@ -48,6 +49,8 @@ type Deps struct {
 	Channels *channel.Service
 	Hub      *event.Hub
 	Store    storage.Store
+	// Webhooks serves the endpoints API; nil serves none.
+	Webhooks *webhook.Service
 	// Streams ends when the server stops: event streams taken over from their
 	// request (see serveSSE) run until then. nil keeps every stream on its request.
 	Streams context.Context

@@ -36,7 +36,7 @@ func Append(ctx context.Context, tx storage.Tx, j *errand.Job, typ string, data 
 	case errand.StatusScheduled:
 		tx.JobsScheduled(j.RunAt)
 	}
-	return tx.InsertEvent(ctx, &errand.Event{Stream: j.Stream(), Tenant: j.Tenant, Type: typ, Time: now, Data: b})
+	return tx.InsertEvent(ctx, &errand.Event{Stream: j.Stream(), Tenant: j.Tenant, Type: typ, Time: now, Data: b, Job: j})
 }
 
 // Finish moves j to a terminal status (not written yet: pass it to Record).

@@ -7,13 +7,11 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -32,6 +30,10 @@ type Config struct {
 	Now func() time.Time
 	// Artifacts keeps the files jobs produce; nil keeps none.
 	Artifacts artifact.Store
+	// CheckCallback checks a callback_url before its job is accepted (the
+	// webhook service's SSRF guard). Nil refuses every callback_url: nothing
+	// would deliver it.
+	CheckCallback func(ctx context.Context, url string) error
 }
 
 func (c *Config) withDefaults() Config {
@@ -137,7 +139,7 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	if len(sp.Input) == 0 {
 		sp.Input = json.RawMessage("{}")
 	}
-	if err := s.check(e, &sp); err != nil {
+	if err := s.check(ctx, e, &sp); err != nil {
 		return nil, false, err
 	}
 	j = s.newJob(e.op, p, &sp)
@@ -167,7 +169,7 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 }
 
 // check validates sp against the limits and the operation's schema.
-func (s *Service) check(e *entry, sp *SubmitParams) error {
+func (s *Service) check(ctx context.Context, e *entry, sp *SubmitParams) error {
 	var fields []errand.FieldError
 	bad := func(ptr, msg string) { fields = append(fields, errand.FieldError{Pointer: ptr, Message: msg}) }
 	if sp.RunAt != nil && sp.Delay != nil {
@@ -186,7 +188,15 @@ func (s *Service) check(e *entry, sp *SubmitParams) error {
 		bad("/timeout_seconds", fmt.Sprintf("must be between 1 and %d", MaxTimeout))
 	}
 	if sp.Callback != "" {
-		bad("/callback_url", "callback delivery is not available in this version of errand; subscribe to the job's events instead")
+		if s.cfg.CheckCallback == nil {
+			bad("/callback_url", "this errand delivers no callbacks; subscribe to the job's events instead")
+		} else if err := s.cfg.CheckCallback(ctx, sp.Callback); err != nil {
+			var ee *errand.Error
+			if !errors.As(err, &ee) || len(ee.Fields) == 0 {
+				return err
+			}
+			fields = append(fields, ee.Fields...)
+		}
 	}
 	if len(sp.IdempotencyKey) > MaxIdempotency {
 		return errand.Errorf(errand.EINVALID, "Idempotency-Key is longer than %d bytes", MaxIdempotency)
@@ -231,7 +241,7 @@ func (s *Service) newJob(op errand.Operation, p errand.Principal, sp *SubmitPara
 	j := &errand.Job{
 		ID: s.ids.New("job", now), Operation: op.Name, Status: errand.StatusQueued, Input: sp.Input,
 		MaxAttempts: op.Retry.MaxAttempts, TimeoutSeconds: int(op.Timeout / time.Second),
-		Metadata: sp.Metadata, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.Subject,
+		Metadata: sp.Metadata, CallbackURL: sp.Callback, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.Subject,
 		IdempotencyKey: sp.IdempotencyKey,
 	}
 	if runAt.After(now) {
@@ -327,7 +337,7 @@ func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) (
 	if lp.Status != "" && !lp.Status.Valid() {
 		return nil, "", errand.Errorf(errand.EINVALID, "status %q is not a job status", lp.Status)
 	}
-	before, err := decodeCursor(lp.Cursor)
+	before, err := errand.ParsePageCursor("job", lp.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
@@ -339,26 +349,9 @@ func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) (
 	next := ""
 	if len(jobs) > lp.Limit {
 		jobs = jobs[:lp.Limit]
-		next = encodeCursor(jobs[len(jobs)-1].ID)
+		next = errand.PageCursor(jobs[len(jobs)-1].ID)
 	}
 	return jobs, next, nil
-}
-
-func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte("j1:" + id)) }
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	id, ok := "", false
-	if err == nil {
-		id, ok = strings.CutPrefix(string(b), "j1:")
-	}
-	if !ok || !errand.ValidID("job", id) {
-		return "", errand.Errorf(errand.ECURSOR, "cursor is not one errand issued")
-	}
-	return id, nil
 }
 
 // Events returns a job's events after a cursor, oldest first.

@@ -51,6 +51,7 @@ type Reader interface {
 	// NextWakeup returns the earliest run_at of a scheduled job and the earliest
 	// lease expiry of a running job (zero when there is none).
 	NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error)
+	WebhookReader
 }
 
 // Tx is what domain logic may do inside a write transaction.
@@ -89,6 +90,7 @@ type Tx interface {
 	// JobsScheduled records that a job became scheduled to run at runAt, so that
 	// after commit the scheduler can wake in time.
 	JobsScheduled(runAt time.Time)
+	WebhookTx
 }
 
 // Notifier hears about commits. Calls come in commit order from one goroutine and
@@ -156,4 +158,70 @@ func Get(ctx context.Context, r Reader, tenant, id string) (*errand.Job, error) 
 		return nil, errand.Errorf(errand.EJOBNOTFOUND, "job %q does not exist", id)
 	}
 	return j, err
+}
+
+// WebhookReader reads webhook endpoints and deliveries.
+type WebhookReader interface {
+	// ListEndpoints returns a tenant's endpoints oldest first; tenant "" returns
+	// every tenant's.
+	ListEndpoints(ctx context.Context, tenant string) ([]*errand.Endpoint, error)
+	// GetEndpoint returns the endpoint with id in tenant, or ErrNotFound.
+	GetEndpoint(ctx context.Context, tenant, id string) (*errand.Endpoint, error)
+	// ListDeliveries returns deliveries newest first, without payloads.
+	ListDeliveries(ctx context.Context, p ListDeliveriesParams) ([]*errand.Delivery, error)
+	// GetDelivery returns the delivery with id in tenant, with its payload, or ErrNotFound.
+	GetDelivery(ctx context.Context, tenant, id string) (*errand.Delivery, error)
+	// ListAttempts returns the attempts of each delivery, oldest first.
+	ListAttempts(ctx context.Context, deliveryIDs []string) (map[string][]errand.Attempt, error)
+	// NextDelivery returns the earliest next_attempt_at of a pending delivery
+	// (zero when there is none).
+	NextDelivery(ctx context.Context) (time.Time, error)
+}
+
+// WebhookTx is what the webhook outbox and deliverer may do in a write transaction.
+type WebhookTx interface {
+	// InsertEndpoint stores a new endpoint.
+	InsertEndpoint(ctx context.Context, e *errand.Endpoint) error
+	// UpdateEndpoint writes every mutable field of e, or returns ErrNotFound.
+	UpdateEndpoint(ctx context.Context, e *errand.Endpoint) error
+	// DeleteEndpoint removes an endpoint of tenant with its deliveries and their
+	// attempts, or returns ErrNotFound.
+	DeleteEndpoint(ctx context.Context, tenant, id string) error
+	// EndpointByID returns the endpoint with id (any tenant), or ErrNotFound.
+	EndpointByID(ctx context.Context, id string) (*errand.Endpoint, error)
+	// InsertDelivery stores a new delivery with its payload.
+	InsertDelivery(ctx context.Context, d *errand.Delivery) error
+	// UpdateDelivery writes d's status, attempt count, step and attempt times,
+	// or returns ErrNotFound.
+	UpdateDelivery(ctx context.Context, d *errand.Delivery) error
+	// DeliveryByID returns the delivery with id (any tenant) with its payload, or ErrNotFound.
+	DeliveryByID(ctx context.Context, id string) (*errand.Delivery, error)
+	// InsertAttempt records an attempt of a delivery.
+	InsertAttempt(ctx context.Context, deliveryID string, a *errand.Attempt) error
+	// DueDeliveries returns up to limit pending deliveries, with payloads, whose
+	// next attempt is not after now, earliest first. On drivers with row locks,
+	// the rows are locked for this transaction and rows locked by others are
+	// skipped.
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*errand.Delivery, error)
+	// EndpointDeliveries returns up to limit deliveries of an endpoint of
+	// tenant, with payloads, created at or after since, in status, oldest first.
+	EndpointDeliveries(ctx context.Context, tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error)
+	// ExpireDeliveries deletes up to limit finished deliveries (and their
+	// attempts) created before before; it returns how many it deleted.
+	ExpireDeliveries(ctx context.Context, before time.Time, limit int) (int, error)
+	// GetSetting returns the value stored under key, or ErrNotFound.
+	GetSetting(ctx context.Context, key string) (string, error)
+	// PutSetting stores value under key, replacing any.
+	PutSetting(ctx context.Context, key, value string) error
+}
+
+// ListDeliveriesParams selects deliveries for ListDeliveries.
+type ListDeliveriesParams struct {
+	Tenant     string
+	EndpointID string                // "" for callback deliveries and every endpoint's
+	JobID      string                // "" for all
+	Status     errand.DeliveryStatus // "" for all
+	// Before, when set, returns only deliveries with an id below it (the next page).
+	Before string
+	Limit  int
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,12 +25,15 @@ import (
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/netguard"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/runner"
 	runexec "github.com/errandhq/errand/runner/exec"
 	"github.com/errandhq/errand/runner/httptarget"
 	"github.com/errandhq/errand/signing"
+	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/sqlite"
+	"github.com/errandhq/errand/webhook"
 	"github.com/errandhq/errand/worker"
 	"github.com/spf13/cobra"
 )
@@ -104,6 +108,7 @@ type app struct {
 	maintainer *queue.Maintainer
 	artifacts  *artifact.FS
 	runners    *runner.Pool
+	webhooks   *webhook.Service
 	server     *http.Server
 	listener   net.Listener
 	cancel     context.CancelFunc // ends long polls at shutdown
@@ -150,25 +155,54 @@ func (a *app) start(ctx context.Context, dbPath string) error {
 	a.hub = hub
 	a.store.Listen(hub)
 	a.store.Listen(sig)
-	if a.channels, err = channel.NewService(a.store, cfg.ChannelList(), nil); err != nil {
+	if a.webhooks, err = newWebhooks(a.store, cfg, a.log); err != nil {
+		return err
+	}
+	store := a.webhooks.Store() // every event written through it gets its deliveries
+	if a.channels, err = channel.NewService(store, cfg.ChannelList(), nil); err != nil {
 		return err
 	}
 	ops, err := a.withSecrets(ctx, cfg.OperationList())
 	if err != nil {
 		return err
 	}
-	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait), Artifacts: a.artifacts}); err != nil {
+	if a.jobs, err = job.NewService(store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait),
+		Artifacts: a.artifacts, CheckCallback: a.webhooks.CheckCallbackURL}); err != nil {
 		return err
 	}
-	a.queue = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
+	a.queue = queue.New(store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
 		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs,
 		Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
 	a.maintainer = queue.NewMaintainer(a.queue, a.log, nil)
 	a.maintainer.Start(ctx)
+	if err := a.webhooks.Start(ctx); err != nil {
+		return err
+	}
 	if a.runners, err = runner.Start(ctx, a.queue, ops, handlers(ops), a.log); err != nil {
 		return err
 	}
 	return a.listen(ctx)
+}
+
+// newWebhooks makes the webhook service from the configuration. Development
+// mode also lets deliveries reach loopback.
+func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger) (*webhook.Service, error) {
+	w := cfg.Webhooks
+	allow := w.AllowPrivate
+	if cfg.Dev {
+		allow = append(slices.Clone(allow), "127.0.0.0/8", "::1/128")
+	}
+	guard, err := netguard.New(allow)
+	if err != nil {
+		return nil, err
+	}
+	var schedule []time.Duration
+	for _, d := range w.RetrySchedule {
+		schedule = append(schedule, time.Duration(d))
+	}
+	return webhook.New(store, &webhook.Config{Timeout: time.Duration(w.Timeout), Schedule: schedule,
+		Concurrency: w.Concurrency, RateLimit: w.RateLimit, DisableAfter: time.Duration(w.DisableAfter),
+		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log}), nil
 }
 
 // withSecrets gives each http operation without a configured secret one errand
@@ -205,7 +239,7 @@ func (a *app) listen(ctx context.Context) error {
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
-		Store: a.store, Streams: base},
+		Store: a.store, Webhooks: a.webhooks, Streams: base},
 		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes})
 	protocols := new(http.Protocols)
@@ -262,6 +296,11 @@ func (a *app) Stop(ctx context.Context) error {
 	if a.maintainer != nil {
 		if err := a.maintainer.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("maintainer: %w", err))
+		}
+	}
+	if a.webhooks != nil {
+		if err := a.webhooks.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("webhooks: %w", err))
 		}
 	}
 	if err := a.store.Close(); err != nil {

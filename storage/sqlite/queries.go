@@ -56,6 +56,7 @@ const (
 type writeStmts struct {
 	insertJob, updateJob, getJob, findIdempotent, deleteJob, deleteEvents, insertEvent,
 	queuedJobs, countRunning, expiredLeases, dueScheduled, expiredJobs *sql.Stmt
+	insertDelivery, updateDelivery, insertAttempt *sql.Stmt
 	// The group commit's own statements, prepared once: parsing them for every
 	// caller cost a tenth of the server's CPU under load.
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
@@ -67,6 +68,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		&s.findIdempotent: qFindIdempotent, &s.deleteJob: qDeleteJob, &s.deleteEvents: qDeleteEvents,
 		&s.insertEvent: qInsertEvent, &s.queuedJobs: qQueuedJobs, &s.countRunning: qCountRunning,
 		&s.expiredLeases: qExpiredLeases, &s.dueScheduled: qDueScheduled, &s.expiredJobs: qExpiredJobs,
+		&s.insertDelivery: qInsertDelivery, &s.updateDelivery: qUpdateDelivery, &s.insertAttempt: qInsertAttempt,
 		&s.begin: "BEGIN IMMEDIATE", &s.commit: "COMMIT", &s.rollback: "ROLLBACK",
 		&s.savepoint: "SAVEPOINT r", &s.release: "RELEASE r", &s.rollbackTo: "ROLLBACK TO r",
 	})
@@ -75,6 +77,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 func (s *writeStmts) close() {
 	closeAll(s.insertJob, s.updateJob, s.getJob, s.findIdempotent, s.deleteJob, s.deleteEvents,
 		s.insertEvent, s.queuedJobs, s.countRunning, s.expiredLeases, s.dueScheduled, s.expiredJobs,
+		s.insertDelivery, s.updateDelivery, s.insertAttempt,
 		s.begin, s.commit, s.rollback, s.savepoint, s.release, s.rollbackTo)
 }
 

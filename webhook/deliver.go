@@ -1,0 +1,567 @@
+package webhook
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/netguard"
+	"github.com/errandhq/errand/signing"
+	"github.com/errandhq/errand/storage"
+)
+
+// Config tunes webhook delivery. The zero value is ready to use.
+type Config struct {
+	// Timeout bounds one attempt: connecting, sending, and reading the answer.
+	// Defaults to 10s.
+	Timeout time.Duration
+	// Schedule is when attempts are made, each delay counted from the attempt
+	// before; its length is the number of attempts. Defaults to DefaultSchedule.
+	Schedule []time.Duration
+	// Concurrency is how many attempts to one endpoint (or one callback host)
+	// run at once. Defaults to 16.
+	Concurrency int
+	// RateLimit caps attempts per second to one endpoint unless the endpoint
+	// sets its own; 0 (the default) sets no cap.
+	RateLimit int
+	// DisableAfter disables an endpoint whose attempts have all failed for this
+	// long. Defaults to 5 days.
+	DisableAfter time.Duration
+	// Retention is how long finished deliveries and their attempts are kept.
+	// Defaults to 30 days.
+	Retention time.Duration
+	// RotationOverlap is how long the previous secret keeps signing after a
+	// rotation. Defaults to 24h.
+	RotationOverlap time.Duration
+	// QueueSize is how many deliveries one endpoint may have waiting in memory;
+	// more wait in the store. Defaults to 10,000.
+	QueueSize int
+	// Guard keeps deliveries away from private addresses. Defaults to a guard
+	// that allows none.
+	Guard *netguard.Guard
+	// Now is the clock. Defaults to errand.Now.
+	Now func() time.Time
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	out.Timeout = cmp.Or(out.Timeout, 10*time.Second)
+	if len(out.Schedule) == 0 {
+		out.Schedule = DefaultSchedule
+	}
+	out.Concurrency = cmp.Or(out.Concurrency, 16)
+	out.DisableAfter = cmp.Or(out.DisableAfter, 5*24*time.Hour)
+	out.Retention = cmp.Or(out.Retention, 30*24*time.Hour)
+	out.RotationOverlap = cmp.Or(out.RotationOverlap, 24*time.Hour)
+	out.QueueSize = cmp.Or(out.QueueSize, 10000)
+	if out.Guard == nil {
+		out.Guard = &netguard.Guard{}
+	}
+	if out.Now == nil {
+		out.Now = errand.Now
+	}
+	if out.Log == nil {
+		out.Log = slog.Default()
+	}
+	return out
+}
+
+// claim is how long a delivery handed to a node's memory belongs to it.
+func (c *Config) claim() time.Duration { return c.Timeout + 5*time.Second }
+
+// Deliverer sends deliveries: the first attempt straight from the commit that
+// created them, retries when they fall due. Each endpoint (and each callback
+// host) has its own queue, workers and rate limit, so a slow one delays only
+// itself.
+type Deliverer struct {
+	cfg     Config
+	o       *Outbox
+	store   storage.Store
+	keys    *callbackKeys
+	client  *http.Client
+	mu      sync.Mutex
+	lanes   map[string]*lane
+	pending map[string]struct{} // ids queued or being sent on this node
+	wake    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// lane is one endpoint's (or callback host's) queue.
+type lane struct {
+	key     string
+	q       chan *errand.Delivery
+	running int // workers, under Deliverer.mu
+	mu      sync.Mutex
+	limit   bucket
+}
+
+func newDeliverer(o *Outbox, keys *callbackKeys, cfg Config) *Deliverer {
+	tr := &http.Transport{
+		Proxy:               nil, // a proxy would reach addresses the guard refuses
+		DialContext:         cfg.Guard.Dialer(cfg.Timeout).DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: cfg.Concurrency,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: cfg.Timeout,
+	}
+	return &Deliverer{cfg: cfg, o: o, store: o.Store(), keys: keys,
+		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a redirect is an answer, and a failed one
+		}},
+		lanes: map[string]*lane{}, pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// start begins delivering: the outbox hands over what commits, and a sweeper
+// sends what falls due (retries, and what a crashed node had claimed).
+func (d *Deliverer) start(ctx context.Context) {
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	d.o.sent = func(ds []*errand.Delivery) {
+		for _, x := range ds {
+			d.enqueue(x)
+		}
+	}
+	d.wg.Add(2)
+	go func() { defer d.wg.Done(); d.sweep() }()
+	go func() { defer d.wg.Done(); d.o.Run(d.ctx, 30*time.Second) }()
+}
+
+// stop ends delivery; attempts in flight are abandoned unrecorded (their claim
+// runs out and they are sent again).
+func (d *Deliverer) stop(ctx context.Context) error {
+	if d.cancel == nil {
+		return nil
+	}
+	d.cancel()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue queues x on its lane unless it is already queued here. A full lane
+// leaves it in the store, where the sweeper finds it when its claim runs out.
+func (d *Deliverer) enqueue(x *errand.Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.pending[x.ID]; ok || d.ctx.Err() != nil {
+		return
+	}
+	l := d.laneFor(x)
+	select {
+	case l.q <- x:
+		d.pending[x.ID] = struct{}{}
+		if l.running < d.cfg.Concurrency {
+			l.running++
+			d.wg.Add(1)
+			go d.work(l)
+		}
+	default:
+	}
+}
+
+// laneFor returns x's lane (under d.mu).
+func (d *Deliverer) laneFor(x *errand.Delivery) *lane {
+	key, rate := "cb:"+hostOf(x.URL), d.cfg.RateLimit
+	if x.EndpointID != "" {
+		key = x.EndpointID
+		if ep := d.o.endpoint(x.EndpointID); ep != nil && ep.RateLimit > 0 {
+			rate = ep.RateLimit
+		}
+	}
+	l := d.lanes[key]
+	if l == nil {
+		l = &lane{key: key, q: make(chan *errand.Delivery, d.cfg.QueueSize)}
+		d.lanes[key] = l
+	}
+	l.mu.Lock()
+	l.limit.rate = float64(rate)
+	l.mu.Unlock()
+	return l
+}
+
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return raw
+}
+
+// laneIdle is how long a lane's worker waits for work before it exits.
+const laneIdle = 30 * time.Second
+
+// work sends a lane's deliveries one at a time.
+func (d *Deliverer) work(l *lane) {
+	defer d.wg.Done()
+	idle := time.NewTimer(laneIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case x := <-l.q:
+			d.deliver(l, x)
+			idle.Reset(laneIdle)
+		case <-idle.C:
+			d.mu.Lock()
+			if len(l.q) == 0 {
+				l.running--
+				if l.running == 0 {
+					delete(d.lanes, l.key)
+				}
+				d.mu.Unlock()
+				return
+			}
+			d.mu.Unlock()
+			idle.Reset(laneIdle)
+		case <-d.ctx.Done():
+			return
+		}
+	}
+}
+
+// deliver makes one attempt of x and records it.
+func (d *Deliverer) deliver(l *lane, x *errand.Delivery) {
+	defer func() {
+		d.mu.Lock()
+		delete(d.pending, x.ID)
+		d.mu.Unlock()
+	}()
+	l.mu.Lock()
+	wait := l.limit.take(time.Now())
+	l.mu.Unlock()
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-d.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	out := d.attempt(x)
+	if d.ctx.Err() != nil {
+		return // shutting down: not the receiver's fault; sent again after restart
+	}
+	if err := d.record(x, out); err != nil && !errors.Is(err, storage.ErrNotFound) && d.ctx.Err() == nil {
+		d.cfg.Log.Error("record webhook attempt", "delivery", x.ID, "err", err)
+	}
+}
+
+// outcome is what one attempt came to.
+type outcome struct {
+	skip       string // not attempted: why (the endpoint is disabled or gone)
+	endpoint   *errand.Endpoint
+	at         time.Time
+	status     int
+	latency    time.Duration
+	err        string
+	response   string
+	retryAfter time.Duration
+	ok, gone   bool
+}
+
+// maxResponse is how much of an answer's body is kept with the attempt.
+const maxResponse = 1024
+
+// attempt sends x once.
+func (d *Deliverer) attempt(x *errand.Delivery) outcome {
+	out := outcome{at: d.cfg.Now()}
+	target, secrets := x.URL, []string(nil)
+	if x.EndpointID != "" {
+		ep, err := d.store.GetEndpoint(d.ctx, x.Tenant, x.EndpointID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			out.skip = "endpoint deleted"
+			return out
+		case err != nil:
+			out.err = "reading the endpoint: " + err.Error()
+			return out
+		case ep.Disabled:
+			out.skip = "endpoint disabled"
+			return out
+		}
+		out.endpoint, target, secrets = ep, ep.URL, ep.Secrets(out.at)
+	} else {
+		s, err := d.keys.get(d.ctx, x.Tenant)
+		if err != nil {
+			out.err = "reading the callback secret: " + err.Error()
+			return out
+		}
+		secrets = s.secrets(out.at)
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(x.Payload))
+	if err != nil {
+		out.err = "bad URL: " + err.Error()
+		return out
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "errand-webhooks/1")
+	signing.SetHeaders(req.Header, x.ID, out.at, x.Payload, secrets...)
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		out.latency = time.Since(start)
+		out.err = describe(err, d.cfg.Timeout)
+		return out
+	}
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
+	resp.Body.Close()
+	out.latency, out.status, out.response = time.Since(start), resp.StatusCode, string(bytes.ToValidUTF8(b, nil))
+	switch {
+	case rerr != nil:
+		out.err = "reading the answer: " + describe(rerr, d.cfg.Timeout)
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		out.ok = true
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		out.err = fmt.Sprintf("answered %d: redirects are not followed (Location: %s)", resp.StatusCode,
+			errand.Truncate(resp.Header.Get("Location"), 200))
+	case resp.StatusCode == http.StatusGone:
+		out.err, out.gone = "answered 410 Gone: the endpoint is disabled", true
+	default:
+		out.err = "answered " + strconv.Itoa(resp.StatusCode)
+		out.retryAfter, _ = retryAfter(resp, out.at)
+	}
+	return out
+}
+
+// describe says why a request failed, without Go's wrapping.
+func describe(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer within %s", timeout)
+	case errors.Is(err, netguard.ErrRefused):
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "refused: " + err.Error()
+	}
+	return errand.Truncate(err.Error(), 500)
+}
+
+// record writes an attempt and what follows from it, in one transaction: the
+// delivery's new state, the attempt, and the endpoint's health.
+func (d *Deliverer) record(x *errand.Delivery, out outcome) error {
+	var changed, retry bool
+	err := d.store.WithTx(d.ctx, func(tx storage.Tx) error {
+		changed, retry = false, false
+		if out.skip != "" {
+			if out.skip == "endpoint deleted" {
+				return storage.ErrNotFound
+			}
+			x.Status, x.NextAttemptAt = errand.DeliveryFailed, nil
+			return tx.UpdateDelivery(d.ctx, x)
+		}
+		at := out.at
+		x.AttemptCount++
+		x.Step++
+		x.LastAttemptAt = &at
+		switch {
+		case out.ok:
+			x.Status, x.NextAttemptAt = errand.DeliverySucceeded, nil
+		case out.gone || x.Step >= len(d.cfg.Schedule):
+			x.Status, x.NextAttemptAt = errand.DeliveryFailed, nil
+		default:
+			delay := jitter(d.cfg.Schedule[x.Step])
+			if out.retryAfter > 0 {
+				delay = out.retryAfter
+			}
+			next := at.Add(delay)
+			x.Status, x.NextAttemptAt, retry = errand.DeliveryPending, &next, true
+		}
+		if err := tx.UpdateDelivery(d.ctx, x); err != nil {
+			return err
+		}
+		a := errand.Attempt{N: x.AttemptCount, Time: at, StatusCode: out.status,
+			LatencyMS: float64(out.latency.Microseconds()) / 1000, Error: out.err, Response: out.response}
+		if err := tx.InsertAttempt(d.ctx, x.ID, &a); err != nil {
+			return err
+		}
+		if out.endpoint == nil {
+			return nil
+		}
+		var err error
+		changed, err = d.health(tx, out)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if changed {
+		if err := d.o.Reload(d.ctx); err != nil {
+			d.cfg.Log.Warn("reload webhook endpoints", "err", err)
+		}
+	}
+	if retry {
+		d.poke()
+	}
+	return nil
+}
+
+// disabledData is the data of an endpoint.disabled event.
+type disabledData struct {
+	*errand.Endpoint
+}
+
+// health keeps an endpoint's failing_since and disables it after a 410 or after
+// failing for DisableAfter; the disabling commits with an endpoint.disabled
+// event. It reports whether the endpoint changed.
+func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
+	if out.ok && out.endpoint.FailingSince == nil {
+		return false, nil
+	}
+	ep, err := tx.EndpointByID(d.ctx, out.endpoint.ID)
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	if out.ok {
+		if ep.FailingSince != nil {
+			ep.FailingSince, changed = nil, true
+		}
+	} else {
+		if ep.FailingSince == nil {
+			ep.FailingSince, changed = &out.at, true
+		}
+		reason := ""
+		if out.gone {
+			reason = "gone"
+		} else if out.at.Sub(*ep.FailingSince) >= d.cfg.DisableAfter {
+			reason = "failing"
+		}
+		if reason != "" && !ep.Disabled {
+			ep.Disabled, ep.DisabledReason, changed = true, reason, true
+			b, err := json.Marshal(disabledData{ep})
+			if err != nil {
+				return false, err
+			}
+			exp := out.at.Add(d.cfg.Retention)
+			if err := tx.InsertEvent(d.ctx, &errand.Event{Stream: errand.StreamWebhooks, Tenant: ep.Tenant,
+				Type: errand.EventEndpointDisabled, Time: out.at, Data: b, ExpiresAt: &exp}); err != nil {
+				return false, err
+			}
+			d.cfg.Log.Warn("webhook endpoint disabled", "endpoint", ep.ID, "reason", reason, "url", ep.URL)
+		}
+	}
+	if !changed {
+		return false, nil
+	}
+	ep.UpdatedAt = out.at
+	return true, tx.UpdateEndpoint(d.ctx, ep)
+}
+
+// poke wakes the sweeper to look at when the next delivery is due.
+func (d *Deliverer) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sweepBatch is how many due deliveries one sweep claims.
+const sweepBatch = 500
+
+// sweep claims due deliveries and queues them, sleeping until the next is due
+// (at most a second, so other nodes' retries are found too); once a minute it
+// deletes deliveries past retention.
+func (d *Deliverer) sweep() {
+	clean := time.NewTicker(time.Minute)
+	defer clean.Stop()
+	for {
+		n, err := d.claimDue()
+		if err != nil && d.ctx.Err() == nil {
+			d.cfg.Log.Warn("claim due webhook deliveries", "err", err)
+		}
+		if n == sweepBatch {
+			continue
+		}
+		wait := time.Second
+		if next, err := d.store.NextDelivery(d.ctx); err == nil && !next.IsZero() {
+			wait = min(wait, max(next.Sub(d.cfg.Now()), 5*time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-d.ctx.Done():
+			t.Stop()
+			return
+		case <-d.wake:
+		case <-t.C:
+		case <-clean.C:
+			d.expire()
+		}
+		t.Stop()
+	}
+}
+
+// claimDue pushes the claim of every due delivery forward and queues those not
+// already queued here.
+func (d *Deliverer) claimDue() (int, error) {
+	now := d.cfg.Now()
+	var due []*errand.Delivery
+	err := d.store.WithTx(d.ctx, func(tx storage.Tx) error {
+		var err error
+		if due, err = tx.DueDeliveries(d.ctx, now, sweepBatch); err != nil {
+			return err
+		}
+		next := now.Add(d.cfg.claim())
+		for _, x := range due {
+			x.NextAttemptAt = &next
+			if err := tx.UpdateDelivery(d.ctx, x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, x := range due {
+		d.enqueue(x)
+	}
+	return len(due), nil
+}
+
+// expire deletes finished deliveries older than the retention.
+func (d *Deliverer) expire() {
+	for {
+		var n int
+		err := d.store.WithTx(d.ctx, func(tx storage.Tx) error {
+			var err error
+			n, err = tx.ExpireDeliveries(d.ctx, d.cfg.Now().Add(-d.cfg.Retention), 1000)
+			return err
+		})
+		if err != nil {
+			if d.ctx.Err() == nil {
+				d.cfg.Log.Warn("delete old webhook deliveries", "err", err)
+			}
+			return
+		}
+		if n < 1000 {
+			return
+		}
+	}
+}
