@@ -158,6 +158,9 @@ type SubmitOptions struct {
 	MaxAttempts int
 	Timeout     time.Duration
 	Metadata    map[string]string
+	// CallbackURL gets the job's terminal event, signed with the tenant's
+	// callback secret (verify it with VerifyWebhook).
+	CallbackURL string
 }
 
 // Submitted is a submit's answer.
@@ -211,6 +214,9 @@ func setOptions(body map[string]any, h http.Header, o *SubmitOptions) {
 	}
 	if len(o.Metadata) > 0 {
 		body["metadata"] = o.Metadata
+	}
+	if o.CallbackURL != "" {
+		body["callback_url"] = o.CallbackURL
 	}
 }
 

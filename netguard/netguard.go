@@ -59,6 +59,16 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 // every blocked network.
 type Guard struct {
 	allow []netip.Prefix
+	// Resolver looks names up, for CheckURL and the dialer. Defaults to the
+	// system's (net.DefaultResolver).
+	Resolver *net.Resolver
+}
+
+func (g *Guard) resolver() *net.Resolver {
+	if g.Resolver != nil {
+		return g.Resolver
+	}
+	return net.DefaultResolver
 }
 
 // New returns a guard that also allows the given CIDR prefixes (the config's
@@ -112,7 +122,7 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+	addrs, err := g.resolver().LookupNetIP(rctx, "ip", host)
 	if err != nil {
 		return errand.Errorf(errand.EVALIDATION, "cannot resolve %q: %v", host, err)
 	}
@@ -130,7 +140,7 @@ var ErrRefused = errors.New("refused by the outbound address guard")
 // Dialer returns a dialer that refuses blocked addresses at connect time, for
 // an http.Transport's DialContext.
 func (g *Guard) Dialer(timeout time.Duration) *net.Dialer {
-	return &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second,
+	return &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Resolver: g.Resolver,
 		Control: func(network, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {

@@ -390,7 +390,7 @@ func (d *Deliverer) record(x *errand.Delivery, out outcome) error {
 			if out.retryAfter > 0 {
 				delay = out.retryAfter
 			}
-			next := at.Add(delay)
+			next := d.cfg.Now().Add(delay) // counted from the attempt's end
 			x.Status, x.NextAttemptAt, retry = errand.DeliveryPending, &next, true
 		}
 		if err := tx.UpdateDelivery(d.ctx, x); err != nil {

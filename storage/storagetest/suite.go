@@ -3,6 +3,7 @@ package storagetest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		"LongPollWakes":         testLongPollWakes,
 		"EventExpiry":           testEventExpiry,
 	}
+	maps.Copy(tests, webhookTests)
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
