@@ -113,7 +113,8 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd := &cobra.Command{Use: "bench", Short: "Measure errand over loopback HTTP (submit, cycle, latency)"}
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
-		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout))
+		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout),
+		newBenchWebhooksCmd(stdout))
 	return cmd
 }
 
@@ -319,6 +320,42 @@ func newBenchWatchCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+func newBenchWebhooksCmd(stdout io.Writer) *cobra.Command {
+	var o benchOptions
+	var events, publishers, rate, fast int
+	var steadyFor time.Duration
+	cmd := &cobra.Command{Use: "webhooks", Short: "Signed webhook deliveries to a local receiver, every attempt stored: a burst, a steady rate, and one endpoint that never answers among fast ones", Args: cobra.NoArgs}
+	cmd.RunE = o.processE(stdout, func(ctx context.Context, url string, facts map[string]any) (any, error) {
+		var out []bench.WebhookResult
+		for _, run := range []func() (bench.WebhookResult, error){
+			func() (bench.WebhookResult, error) { return bench.WebhookBaseline(ctx, events, publishers) },
+			func() (bench.WebhookResult, error) { return bench.WebhookThroughput(ctx, url, "bench.wh-burst", events, publishers) },
+			func() (bench.WebhookResult, error) { return bench.WebhookLatency(ctx, url, "bench.wh-steady", rate, steadyFor) },
+			func() (bench.WebhookResult, error) {
+				return bench.WebhookSlowEndpoint(ctx, url, "bench.wh-fast", fast, false, rate/fast, steadyFor)
+			},
+			func() (bench.WebhookResult, error) {
+				return bench.WebhookSlowEndpoint(ctx, url, "bench.wh-slow", fast, true, rate/fast, steadyFor)
+			},
+		} {
+			r, err := run()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		facts["burst_vs_baseline"] = fmt.Sprintf("%.2f", out[1].PerSecond/out[0].PerSecond)
+		return out, nil
+	})
+	o.flags(cmd)
+	cmd.Flags().IntVar(&events, "events", 20000, "events in the burst")
+	cmd.Flags().IntVar(&publishers, "publishers", 16, "publishers at once in the burst")
+	cmd.Flags().IntVar(&rate, "rate", 1000, "deliveries a second in the steady runs")
+	cmd.Flags().IntVar(&fast, "endpoints", 20, "fast endpoints beside the one that never answers")
+	cmd.Flags().DurationVar(&steadyFor, "steady", 10*time.Second, "how long the steady runs publish")
+	return cmd
+}
+
 func newBenchConnsCmd(stdout io.Writer) *cobra.Command {
 	var n int
 	var asJSON bool
@@ -397,6 +434,12 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		for _, x := range r {
 			fmt.Fprintf(tw, "%s\t%d\t%d MiB\t%d MiB\t%d\t%.0f\t\n", x.Name, x.Connections, x.RSSBefore>>20, x.RSSAfter>>20, x.BytesPerConn, x.PerGiB)
 		}
+	case []bench.WebhookResult:
+		fmt.Fprintln(tw, "run\tendpoints\tevents\tdeliveries\tseconds\tdeliveries/s\tp50 ms\tp99 ms\t")
+		for _, x := range r {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t\n", x.Name, x.Endpoints, x.Events, x.Deliveries, x.Seconds, x.PerSecond, x.P50ms, x.P99ms)
+		}
+		fmt.Fprintf(tw, "burst / baseline\t\t\t\t\t%v\t\t\t\n", facts["burst_vs_baseline"])
 	case bench.LatencyResult:
 		fmt.Fprintln(tw, "run\tsamples\tp50 ms\tp99 ms\tmax ms\t")
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\n", r.Name, r.Samples, r.P50ms, r.P99ms, r.Maxms)
