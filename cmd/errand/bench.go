@@ -329,8 +329,12 @@ func newBenchWebhooksCmd(stdout io.Writer) *cobra.Command {
 		var out []bench.WebhookResult
 		for _, run := range []func() (bench.WebhookResult, error){
 			func() (bench.WebhookResult, error) { return bench.WebhookBaseline(ctx, events, publishers) },
-			func() (bench.WebhookResult, error) { return bench.WebhookThroughput(ctx, url, "bench.wh-burst", events, publishers) },
-			func() (bench.WebhookResult, error) { return bench.WebhookLatency(ctx, url, "bench.wh-steady", rate, steadyFor) },
+			func() (bench.WebhookResult, error) {
+				return bench.WebhookThroughput(ctx, url, "bench.wh-burst", events, publishers)
+			},
+			func() (bench.WebhookResult, error) {
+				return bench.WebhookLatency(ctx, url, "bench.wh-steady", rate, steadyFor)
+			},
 			func() (bench.WebhookResult, error) {
 				return bench.WebhookSlowEndpoint(ctx, url, "bench.wh-fast", fast, false, rate/fast, steadyFor)
 			},
