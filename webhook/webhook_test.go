@@ -379,3 +379,61 @@ func TestCreateRefusesPrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimit: an endpoint's rate_limit spaces its attempts; another endpoint
+// without one is not held back.
+func TestRateLimit(t *testing.T) {
+	var mu sync.Mutex
+	times := map[string][]time.Time{}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times[r.URL.Path] = append(times[r.URL.Path], time.Now())
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	guard, _ := netguard.New([]string{"127.0.0.0/8"})
+	s := New(openStore(t), &Config{Guard: guard})
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(ctx)
+	for _, c := range []struct {
+		path string
+		rate int
+	}{{"/slow", 5}, {"/free", 0}} {
+		u, rate, events := recv.URL+c.path, c.rate, []string{"channel:orders.*"}
+		if _, err := s.Create(ctx, errand.DevPrincipal, EndpointInput{URL: &u, RateLimit: &rate, Events: &events}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for range 15 {
+		err := s.Store().WithTx(ctx, func(tx storage.Tx) error {
+			return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(times["/slow"])
+		mu.Unlock()
+		if n == 15 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 15 deliveries to the rate-limited endpoint", n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 5 a second with a burst of 5: the 15th goes out after about 2 s.
+	if el := times["/slow"][14].Sub(start); el < 1800*time.Millisecond {
+		t.Fatalf("15 deliveries at 5/s took %v", el)
+	}
+	if len(times["/free"]) != 15 || times["/free"][14].Sub(start) > time.Second {
+		t.Fatalf("the unlimited endpoint: %d deliveries, last after %v", len(times["/free"]), times["/free"][len(times["/free"])-1].Sub(start))
+	}
+}
