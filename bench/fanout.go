@@ -213,14 +213,9 @@ func publish(ctx context.Context, base, channel string, events, publishers int) 
 		go func() {
 			defer wg.Done()
 			for i := p; i < events; i += publishers {
-				body := fmt.Sprintf(`{"type":"tick","data":{"n":%d,"t":%d}}`, i, time.Now().UnixNano())
-				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/channels/"+channel+"/events", strings.NewReader(body))
-				resp, err := hc.Do(req)
-				if err != nil || resp.StatusCode != http.StatusAccepted {
+				if !publishOne(ctx, hc, base, channel, i) {
 					failed.Add(1)
-					continue
 				}
-				resp.Body.Close()
 			}
 		}()
 	}
@@ -229,6 +224,19 @@ func publish(ctx context.Context, base, channel string, events, publishers int) 
 		return fmt.Errorf("%d publishes failed", n)
 	}
 	return nil
+}
+
+// publishOne posts event i, stamped with the time (data.t, Unix nanoseconds),
+// and reports whether it was accepted.
+func publishOne(ctx context.Context, hc *http.Client, base, channel string, i int) bool {
+	body := fmt.Sprintf(`{"type":"tick","data":{"n":%d,"t":%d}}`, i, time.Now().UnixNano())
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/channels/"+channel+"/events", strings.NewReader(body))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusAccepted
 }
 
 // StormResult is a reconnect storm: every subscriber drops and comes back at once.

@@ -207,28 +207,6 @@ func WebhookBaseline(ctx context.Context, events, publishers int) (WebhookResult
 	return r.result("baseline: net/http sender, nothing stored", 1, events, time.Since(start))
 }
 
-// WebhookLatency publishes at a steady rate (events a second) for d and
-// measures publish-to-first-attempt latency.
-func WebhookLatency(ctx context.Context, base, channel string, rate int, d time.Duration) (WebhookResult, error) {
-	r, err := startReceiver()
-	if err != nil {
-		return WebhookResult{}, err
-	}
-	defer r.close()
-	id, err := r.endpoint(ctx, base, "/fast", channel)
-	if err != nil {
-		return WebhookResult{}, err
-	}
-	events, err := steady(ctx, base, channel, rate, d)
-	if err != nil {
-		return WebhookResult{}, err
-	}
-	if err := settled(ctx, base, []string{id}); err != nil {
-		return WebhookResult{}, err
-	}
-	return r.result(fmt.Sprintf("webhooks: steady %d/s", rate), 1, events, d)
-}
-
 // steady publishes rate events a second for d, each on its own goroutine at its
 // tick, and returns how many it published.
 func steady(ctx context.Context, base, channel string, rate int, d time.Duration) (int, error) {
@@ -254,22 +232,18 @@ func steady(ctx context.Context, base, channel string, rate int, d time.Duration
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				body := fmt.Sprintf(`{"type":"tick","data":{"n":%d,"t":%d}}`, i, time.Now().UnixNano())
-				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/channels/"+channel+"/events", strings.NewReader(body))
-				resp, err := hc.Do(req)
-				if err != nil || resp.StatusCode != http.StatusAccepted {
+				if !publishOne(ctx, hc, base, channel, i) {
 					failed.Add(1)
-					return
 				}
-				resp.Body.Close()
 			}(n)
 		}
 	}
 }
 
-// WebhookSlowEndpoint runs fast endpoints, with one that never answers beside
-// them when hang, at a steady rate, and measures the fast ones' latency.
-func WebhookSlowEndpoint(ctx context.Context, base, channel string, fast int, hang bool, rate int, d time.Duration) (WebhookResult, error) {
+// WebhookSteady publishes rate events a second for d to fast endpoints (with one
+// that never answers beside them when hang) and measures the fast ones'
+// publish-to-first-attempt latency.
+func WebhookSteady(ctx context.Context, base, channel string, fast int, hang bool, rate int, d time.Duration) (WebhookResult, error) {
 	r, err := startReceiver()
 	if err != nil {
 		return WebhookResult{}, err
@@ -283,7 +257,7 @@ func WebhookSlowEndpoint(ctx context.Context, base, channel string, fast int, ha
 		}
 		ids = append(ids, id)
 	}
-	name := fmt.Sprintf("webhooks: %d fast endpoints", fast)
+	name := fmt.Sprintf("webhooks: steady %d events/s → %d endpoints", rate, fast)
 	if hang {
 		if _, err := r.endpoint(ctx, base, "/hang", channel); err != nil {
 			return WebhookResult{}, err

@@ -333,13 +333,13 @@ func newBenchWebhooksCmd(stdout io.Writer) *cobra.Command {
 				return bench.WebhookThroughput(ctx, url, "bench.wh-burst", events, publishers)
 			},
 			func() (bench.WebhookResult, error) {
-				return bench.WebhookLatency(ctx, url, "bench.wh-steady", rate, steadyFor)
+				return bench.WebhookSteady(ctx, url, "bench.wh-steady", 1, false, rate, steadyFor)
 			},
 			func() (bench.WebhookResult, error) {
-				return bench.WebhookSlowEndpoint(ctx, url, "bench.wh-fast", fast, false, rate/fast, steadyFor)
+				return bench.WebhookSteady(ctx, url, "bench.wh-fast", fast, false, rate/fast, steadyFor)
 			},
 			func() (bench.WebhookResult, error) {
-				return bench.WebhookSlowEndpoint(ctx, url, "bench.wh-slow", fast, true, rate/fast, steadyFor)
+				return bench.WebhookSteady(ctx, url, "bench.wh-slow", fast, true, rate/fast, steadyFor)
 			},
 		} {
 			r, err := run()
