@@ -123,22 +123,25 @@ func newDeliverer(o *Outbox, keys *callbackKeys, cfg Config) *Deliverer {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: cfg.Timeout,
 	}
-	return &Deliverer{cfg: cfg, o: o, store: o.Store(), keys: keys,
+	d := &Deliverer{cfg: cfg, o: o, store: o.Store(), keys: keys,
 		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is an answer, and a failed one
 		}},
 		lanes: map[string]*lane{}, pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
-}
-
-// start begins delivering: the outbox hands over what commits, and a sweeper
-// sends what falls due (retries, and what a crashed node had claimed).
-func (d *Deliverer) start(ctx context.Context) {
-	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	d.o.sent = func(ds []*errand.Delivery) {
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	// Set before any service writes through the outbox, so no commit's
+	// deliveries are missed (or raced for) while the app starts.
+	o.sent = func(ds []*errand.Delivery) {
 		for _, x := range ds {
 			d.enqueue(x)
 		}
 	}
+	return d
+}
+
+// start begins sweeping: sending what falls due (retries, and what a crashed
+// node had claimed). What commits is handed over from the start.
+func (d *Deliverer) start() {
 	d.wg.Add(2)
 	go func() { defer d.wg.Done(); d.sweep() }()
 	go func() { defer d.wg.Done(); d.o.Run(d.ctx, 30*time.Second) }()
@@ -147,9 +150,6 @@ func (d *Deliverer) start(ctx context.Context) {
 // stop ends delivery; attempts in flight are abandoned unrecorded (their claim
 // runs out and they are sent again).
 func (d *Deliverer) stop(ctx context.Context) error {
-	if d.cancel == nil {
-		return nil
-	}
 	d.cancel()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()

@@ -55,7 +55,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.o.Reload(ctx); err != nil {
 		return err
 	}
-	s.d.start(ctx)
+	s.d.start()
 	return nil
 }
 
