@@ -289,7 +289,12 @@ func (d *Deliverer) attempt(x *errand.Delivery) outcome {
 	out := outcome{at: d.cfg.Now()}
 	target, secrets := x.URL, []string(nil)
 	if x.EndpointID != "" {
-		ep, err := d.store.GetEndpoint(d.ctx, x.Tenant, x.EndpointID)
+		// The snapshot is current for changes made here (reloaded before the
+		// change returns); an endpoint it lacks may be another node's new one.
+		ep, err := d.o.endpoint(x.EndpointID), error(nil)
+		if ep == nil {
+			ep, err = d.store.GetEndpoint(d.ctx, x.Tenant, x.EndpointID)
+		}
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			out.skip = "endpoint deleted"
@@ -422,11 +427,6 @@ func (d *Deliverer) record(x *errand.Delivery, out outcome) error {
 	return nil
 }
 
-// disabledData is the data of an endpoint.disabled event.
-type disabledData struct {
-	*errand.Endpoint
-}
-
 // health keeps an endpoint's failing_since and disables it after a 410 or after
 // failing for DisableAfter; the disabling commits with an endpoint.disabled
 // event. It reports whether the endpoint changed.
@@ -455,7 +455,7 @@ func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
 		}
 		if reason != "" && !ep.Disabled {
 			ep.Disabled, ep.DisabledReason, changed = true, reason, true
-			b, err := json.Marshal(disabledData{ep})
+			b, err := json.Marshal(ep) // the event's data is the endpoint
 			if err != nil {
 				return false, err
 			}
