@@ -115,7 +115,7 @@ func (f *Filter) Match(e *errand.Event) bool {
 		return true
 	}
 	switch {
-	case strings.HasPrefix(e.Stream, "job_"):
+	case isJobStream(e.Stream):
 		typeOK := anyGlob(f.types, e.Type) || (len(f.types) == 0 && (len(f.channels) == 0 || len(f.ops) > 0))
 		opOK := len(f.ops) == 0 || (e.Job != nil && anyGlob(f.ops, e.Job.Operation))
 		return typeOK && opOK

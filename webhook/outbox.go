@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,7 +171,7 @@ func Payload(e *errand.Event) ([]byte, error) {
 			return nil, fmt.Errorf("encode job for delivery: %w", err)
 		}
 		data = b
-	case e.Job == nil && e.Stream != errand.StreamWebhooks && len(e.Stream) > 0 && !isJobStream(e.Stream):
+	case !isJobStream(e.Stream) && e.Stream != errand.StreamWebhooks: // a channel event
 		b, err := json.Marshal(channelData{Channel: e.Stream, Cursor: e.Cursor(), Type: e.Type, Data: e.Data})
 		if err != nil {
 			return nil, fmt.Errorf("encode channel event for delivery: %w", err)
@@ -180,7 +181,8 @@ func Payload(e *errand.Event) ([]byte, error) {
 	return json.Marshal(body{Type: e.Type, Timestamp: e.Time, Data: data})
 }
 
-func isJobStream(s string) bool { return len(s) > 4 && s[:4] == "job_" }
+// isJobStream reports whether a stream is a job's (its name is the job id).
+func isJobStream(s string) bool { return strings.HasPrefix(s, "job_") }
 
 // outboxStore is a Store whose transactions write deliveries with their events.
 type outboxStore struct {

@@ -203,7 +203,11 @@ func (t *txn) DueScheduled(_ context.Context, now time.Time, limit int) ([]*erra
 }
 
 func (t *txn) ExpiredJobs(_ context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := t.w.stmts.expiredJobs.QueryContext(t.w.ctx, micros(now), limit)
+	return queryIDs(t.w.stmts.expiredJobs.QueryContext(t.w.ctx, micros(now), limit))
+}
+
+// queryIDs reads a one-column result of ids.
+func queryIDs(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}

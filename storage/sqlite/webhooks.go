@@ -114,22 +114,9 @@ func (t *txn) EndpointDeliveries(_ context.Context, tenant, endpointID string, s
 }
 
 func (t *txn) ExpireDeliveries(_ context.Context, before time.Time, limit int) (int, error) {
-	rows, err := t.w.conn.QueryContext(t.w.ctx, qExpiredDeliveries, micros(before), limit)
+	ids, err := queryIDs(t.w.conn.QueryContext(t.w.ctx, qExpiredDeliveries, micros(before), limit))
 	if err != nil {
 		return 0, fmt.Errorf("expired deliveries: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
 	}
 	for _, id := range ids {
 		if _, err := t.w.conn.ExecContext(t.w.ctx, `DELETE FROM webhook_attempts WHERE delivery_id = ?`, id); err != nil {
