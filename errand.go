@@ -165,16 +165,6 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 // Cursor is the resume position just after this event.
 func (e *Event) Cursor() string { return FormatCursor(e.Seq) }
 
-// Principal is the authenticated caller.
-type Principal struct {
-	Subject string   `json:"subject"`
-	Tenant  string   `json:"tenant"`
-	Roles   []string `json:"roles"`
-}
-
-// DevPrincipal is who every request runs as under `errand demo` and `--dev`.
-var DevPrincipal = Principal{Subject: "dev", Tenant: "default", Roles: []string{"admin"}}
-
 // Problem is an RFC 9457 problem as stored on a failed job and sent to clients.
 type Problem struct {
 	Type   string       `json:"type,omitempty"`

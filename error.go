@@ -47,6 +47,9 @@ type Error struct {
 	Fields []FieldError
 	// RetryAfter, when set, tells the client how long to wait before trying again.
 	RetryAfter time.Duration
+	// Action and Resource, on a refusal (see Deny and Hidden), say what was refused
+	// for the audit log.
+	Action, Resource string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

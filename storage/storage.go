@@ -9,6 +9,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -25,8 +26,8 @@ type Store interface {
 	// goroutine, batched with other callers' functions into one commit; it must not
 	// block or start transactions of its own.
 	WithTx(ctx context.Context, fn func(Tx) error) error
-	// Listen registers n to hear about every commit, in commit order. Call before
-	// the store is used.
+	// Listen registers n to hear about every commit after it registers, in
+	// commit order.
 	Listen(n Notifier)
 	// Setting returns the value stored under key, first storing value when there
 	// is none (so concurrent callers and nodes agree on one value).
@@ -52,12 +53,17 @@ type Reader interface {
 	// lease expiry of a running job (zero when there is none).
 	NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error)
 	WebhookReader
+	AccessReader
 }
 
 // Tx is what domain logic may do inside a write transaction.
 type Tx interface {
 	// GetJob returns the job with id (any tenant), or ErrNotFound.
 	GetJob(ctx context.Context, id string) (*errand.Job, error)
+	// LockJobs tells the driver that GetJob will be called for these ids: one
+	// that pays a round trip per statement reads and locks them all at once. It
+	// changes nothing else; drivers may do nothing.
+	LockJobs(ctx context.Context, ids []string) error
 	// FindIdempotent returns the job submitted by tenant/owner with key, or ErrNotFound.
 	FindIdempotent(ctx context.Context, tenant, owner, key string) (*errand.Job, error)
 	// InsertJob stores a new job.
@@ -66,7 +72,8 @@ type Tx interface {
 	UpdateJob(ctx context.Context, j *errand.Job) error
 	// DeleteJob removes a job and its events.
 	DeleteJob(ctx context.Context, id string) error
-	// InsertEvent appends e to the log and sets e.Seq.
+	// InsertEvent appends e to the log and sets e.Seq, at the latest by the time
+	// the transaction commits (a driver may send its writes in one batch at the end).
 	InsertEvent(ctx context.Context, e *errand.Event) error
 	// QueuedJobs returns up to limit queued jobs of operation in the order they
 	// should run: priority (highest first), then run_at, then id. On drivers with
@@ -91,6 +98,7 @@ type Tx interface {
 	// after commit the scheduler can wake in time.
 	JobsScheduled(runAt time.Time)
 	WebhookTx
+	AccessTx
 }
 
 // Notifier hears about commits. Calls come in commit order from one goroutine and
@@ -109,7 +117,16 @@ type Commit struct {
 	Ready []string
 	// Scheduled is the earliest run_at of the jobs that became scheduled; zero if none.
 	Scheduled time.Time
+	// Changed names shared state that changed ("webhook_endpoints", "api_keys"):
+	// every node's caches of it reload. Drivers set it for the tables they write.
+	Changed []string
 }
+
+// Changed names, as drivers report them in Commit.Changed.
+const (
+	ChangedEndpoints = "webhook_endpoints"
+	ChangedAPIKeys   = "api_keys"
+)
 
 // Add merges another transaction's changes into c.
 func (c *Commit) Add(o *Commit) {
@@ -126,16 +143,22 @@ next:
 	if !o.Scheduled.IsZero() && (c.Scheduled.IsZero() || o.Scheduled.Before(c.Scheduled)) {
 		c.Scheduled = o.Scheduled
 	}
+	for _, x := range o.Changed {
+		if !slices.Contains(c.Changed, x) {
+			c.Changed = append(c.Changed, x)
+		}
+	}
 }
 
 // Empty reports whether the commit changed nothing anyone listens for.
 func (c *Commit) Empty() bool {
-	return len(c.Events) == 0 && len(c.Ready) == 0 && c.Scheduled.IsZero()
+	return len(c.Events) == 0 && len(c.Ready) == 0 && c.Scheduled.IsZero() && len(c.Changed) == 0
 }
 
 // ListJobsParams selects jobs for ListJobs.
 type ListJobsParams struct {
 	Tenant    string
+	Owner     string        // "" for every owner's
 	Operation string        // "" for all
 	Status    errand.Status // "" for all
 	// Before, when set, returns only jobs with an id below it (the next page).

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -131,17 +130,21 @@ func (t *txn) GetJob(_ context.Context, id string) (*errand.Job, error) {
 	return scanJob(t.w.stmts.getJob.QueryRowContext(t.w.ctx, id))
 }
 
+// LockJobs does nothing: the single writer already holds every row, and a
+// statement costs no round trip.
+func (t *txn) LockJobs(context.Context, []string) error { return nil }
+
 func (t *txn) FindIdempotent(_ context.Context, tenant, owner, key string) (*errand.Job, error) {
 	return scanJob(t.w.stmts.findIdempotent.QueryRowContext(t.w.ctx, tenant, owner, key))
 }
 
 func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
 	_, err := t.w.stmts.insertJob.ExecContext(t.w.ctx, j.ID, j.Tenant, j.Owner, j.Operation, string(j.Status),
-		[]byte(j.Input), nullBytes(j.Result), jsonOrNil(j.Error), jsonOrNil(j.Progress), j.Attempt,
-		j.MaxAttempts, j.Priority, j.TimeoutSeconds, j.CancelRequested, jsonOrNil(j.Metadata), j.CallbackURL,
-		micros(j.CreatedAt), micros(j.RunAt), microsPtr(j.StartedAt), microsPtr(j.FinishedAt), j.LeaseToken,
-		microsPtr(j.LeaseExpiresAt), j.Worker, nullString(j.IdempotencyKey), j.RequestHash, microsPtr(j.ExpiresAt),
-		jsonOrNil(j.Artifacts))
+		[]byte(j.Input), storage.NullBytes(j.Result), storage.JSONOrNil(j.Error), storage.JSONOrNil(j.Progress), j.Attempt,
+		j.MaxAttempts, j.Priority, j.TimeoutSeconds, j.CancelRequested, storage.JSONOrNil(j.Metadata), j.CallbackURL,
+		storage.Micros(j.CreatedAt), storage.Micros(j.RunAt), storage.MicrosPtr(j.StartedAt), storage.MicrosPtr(j.FinishedAt), j.LeaseToken,
+		storage.MicrosPtr(j.LeaseExpiresAt), j.Worker, storage.NullString(j.IdempotencyKey), j.RequestHash, storage.MicrosPtr(j.ExpiresAt),
+		storage.JSONOrNil(j.Artifacts))
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
@@ -149,10 +152,10 @@ func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
 }
 
 func (t *txn) UpdateJob(_ context.Context, j *errand.Job) error {
-	res, err := t.w.stmts.updateJob.ExecContext(t.w.ctx, string(j.Status), nullBytes(j.Result), jsonOrNil(j.Error),
-		jsonOrNil(j.Progress), j.Attempt, j.MaxAttempts, j.CancelRequested, micros(j.RunAt), microsPtr(j.StartedAt),
-		microsPtr(j.FinishedAt), j.LeaseToken, microsPtr(j.LeaseExpiresAt), j.Worker, microsPtr(j.ExpiresAt),
-		jsonOrNil(j.Artifacts), j.ID)
+	res, err := t.w.stmts.updateJob.ExecContext(t.w.ctx, string(j.Status), storage.NullBytes(j.Result), storage.JSONOrNil(j.Error),
+		storage.JSONOrNil(j.Progress), j.Attempt, j.MaxAttempts, j.CancelRequested, storage.Micros(j.RunAt), storage.MicrosPtr(j.StartedAt),
+		storage.MicrosPtr(j.FinishedAt), j.LeaseToken, storage.MicrosPtr(j.LeaseExpiresAt), j.Worker, storage.MicrosPtr(j.ExpiresAt),
+		storage.JSONOrNil(j.Artifacts), j.ID)
 	if err != nil {
 		return fmt.Errorf("update job: %w", err)
 	}
@@ -173,7 +176,7 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 }
 
 func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
-	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, micros(e.Time), []byte(e.Data), microsPtr(e.ExpiresAt))
+	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), storage.MicrosPtr(e.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}
@@ -195,15 +198,15 @@ func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
 }
 
 func (t *txn) ExpiredLeases(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
-	return queryJobs(t.w.stmts.expiredLeases.QueryContext(t.w.ctx, micros(now), limit))
+	return queryJobs(t.w.stmts.expiredLeases.QueryContext(t.w.ctx, storage.Micros(now), limit))
 }
 
 func (t *txn) DueScheduled(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
-	return queryJobs(t.w.stmts.dueScheduled.QueryContext(t.w.ctx, micros(now), limit))
+	return queryJobs(t.w.stmts.dueScheduled.QueryContext(t.w.ctx, storage.Micros(now), limit))
 }
 
 func (t *txn) ExpiredJobs(_ context.Context, now time.Time, limit int) ([]string, error) {
-	return queryIDs(t.w.stmts.expiredJobs.QueryContext(t.w.ctx, micros(now), limit))
+	return queryIDs(t.w.stmts.expiredJobs.QueryContext(t.w.ctx, storage.Micros(now), limit))
 }
 
 // queryIDs reads a one-column result of ids.
@@ -224,7 +227,7 @@ func queryIDs(rows *sql.Rows, err error) ([]string, error) {
 }
 
 func (t *txn) ExpireEvents(_ context.Context, now time.Time, limit int) (int, error) {
-	rows, err := t.w.conn.QueryContext(t.w.ctx, qExpiredEvents, micros(now), limit)
+	rows, err := t.w.conn.QueryContext(t.w.ctx, qExpiredEvents, storage.Micros(now), limit)
 	if err != nil {
 		return 0, fmt.Errorf("expired events: %w", err)
 	}
@@ -275,6 +278,10 @@ func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*erra
 		q += ` AND id < ?`
 		args = append(args, p.Before)
 	}
+	if p.Owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, p.Owner)
+	}
 	if p.Operation != "" {
 		q += ` AND operation = ?`
 		args = append(args, p.Operation)
@@ -291,22 +298,20 @@ func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*erra
 // ListEvents reads a stream's committed events.
 func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*errand.Event, error) {
 	rows, err := s.read.listEvents.QueryContext(ctx, p.Stream, p.Tenant, p.After, p.Limit)
+	out, err := collect(rows, err, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
-	defer rows.Close()
-	var out []*errand.Event
-	for rows.Next() {
-		e := &errand.Event{}
-		var t int64
-		var data []byte
-		if err := rows.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &t, &data); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
-		}
-		e.Time, e.Data = fromMicros(t), data
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanEvent(row rowScanner) (*errand.Event, error) {
+	e := &errand.Event{}
+	var t int64
+	var data []byte
+	err := row.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &t, &data)
+	e.Time, e.Data = storage.FromMicros(t), data
+	return e, err
 }
 
 // StreamFloor reads the highest cursor retention deleted from a stream.
@@ -329,10 +334,10 @@ func (s *Store) NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, e
 		return runAt, leaseExpiry, fmt.Errorf("next lease expiry: %w", err)
 	}
 	if a.Valid {
-		runAt = fromMicros(a.Int64)
+		runAt = storage.FromMicros(a.Int64)
 	}
 	if b.Valid {
-		leaseExpiry = fromMicros(b.Int64)
+		leaseExpiry = storage.FromMicros(b.Int64)
 	}
 	return runAt, leaseExpiry, nil
 }
@@ -354,102 +359,42 @@ func scanJob(row rowScanner) (*errand.Job, error) {
 		return nil, interpretError(err)
 	}
 	j.Status, j.IdempotencyKey = errand.Status(status), idem.String
-	j.CreatedAt, j.RunAt = fromMicros(created), fromMicros(runAt)
+	j.CreatedAt, j.RunAt = storage.FromMicros(created), storage.FromMicros(runAt)
 	j.StartedAt, j.FinishedAt = timePtr(started), timePtr(finished)
 	j.LeaseExpiresAt, j.ExpiresAt = timePtr(leaseExp), timePtr(expires)
 	if len(result) > 0 {
 		j.Result = result
 	}
-	if err := unmarshalAll(jerr, &j.Error, progress, &j.Progress, metadata, &j.Metadata, artifacts, &j.Artifacts); err != nil {
+	if err := storage.UnmarshalAll(jerr, &j.Error, progress, &j.Progress, metadata, &j.Metadata, artifacts, &j.Artifacts); err != nil {
 		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
 	return j, nil
 }
 
-func queryJobs(rows *sql.Rows, err error) ([]*errand.Job, error) {
+func queryJobs(rows *sql.Rows, err error) ([]*errand.Job, error) { return collect(rows, err, scanJob) }
+
+// collect scans every row of a query with scan.
+func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*errand.Job
+	var out []T
 	for rows.Next() {
-		j, err := scanJob(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, j)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
-
-// unmarshalAll decodes pairs of (JSON column, destination), skipping NULL columns.
-func unmarshalAll(pairs ...any) error {
-	for i := 0; i < len(pairs); i += 2 {
-		if b := pairs[i].([]byte); len(b) > 0 {
-			if err := json.Unmarshal(b, pairs[i+1]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func jsonOrNil(v any) any {
-	switch x := v.(type) {
-	case *errand.Problem:
-		if x == nil {
-			return nil
-		}
-	case *errand.Progress:
-		if x == nil {
-			return nil
-		}
-	case map[string]string:
-		if len(x) == 0 {
-			return nil
-		}
-	case []errand.Artifact:
-		if len(x) == 0 {
-			return nil
-		}
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-func nullBytes(b json.RawMessage) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return []byte(b)
-}
-
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func microsPtr(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 func timePtr(n sql.NullInt64) *time.Time {
 	if !n.Valid {
 		return nil
 	}
-	t := fromMicros(n.Int64)
+	t := storage.FromMicros(n.Int64)
 	return &t
 }
 

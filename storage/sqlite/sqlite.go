@@ -246,3 +246,10 @@ func mustSub(fsys embed.FS, dir string) fs.FS {
 	}
 	return sub
 }
+
+// SchemaVersion is the number of the last migration applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.rdb.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM errand_migrations`).Scan(&v)
+	return v, err
+}

@@ -39,10 +39,11 @@ const (
 )
 
 func (t *txn) InsertEndpoint(_ context.Context, e *errand.Endpoint) error {
+	t.changed(storage.ChangedEndpoints)
 	events, _ := json.Marshal(nonNil(e.Events))
 	_, err := t.w.conn.ExecContext(t.w.ctx, qInsertEndpoint, e.ID, e.Tenant, e.URL, e.Description, events,
-		e.Disabled, e.DisabledReason, e.RateLimit, microsPtr(e.FailingSince), e.Secret, e.PreviousSecret,
-		microsPtr(e.PreviousExpiresAt), micros(e.CreatedAt), micros(e.UpdatedAt))
+		e.Disabled, e.DisabledReason, e.RateLimit, storage.MicrosPtr(e.FailingSince), e.Secret, e.PreviousSecret,
+		storage.MicrosPtr(e.PreviousExpiresAt), storage.Micros(e.CreatedAt), storage.Micros(e.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("insert endpoint: %w", err)
 	}
@@ -50,14 +51,16 @@ func (t *txn) InsertEndpoint(_ context.Context, e *errand.Endpoint) error {
 }
 
 func (t *txn) UpdateEndpoint(_ context.Context, e *errand.Endpoint) error {
+	t.changed(storage.ChangedEndpoints)
 	events, _ := json.Marshal(nonNil(e.Events))
 	res, err := t.w.conn.ExecContext(t.w.ctx, qUpdateEndpoint, e.URL, e.Description, events, e.Disabled,
-		e.DisabledReason, e.RateLimit, microsPtr(e.FailingSince), e.Secret, e.PreviousSecret,
-		microsPtr(e.PreviousExpiresAt), micros(e.UpdatedAt), e.ID)
+		e.DisabledReason, e.RateLimit, storage.MicrosPtr(e.FailingSince), e.Secret, e.PreviousSecret,
+		storage.MicrosPtr(e.PreviousExpiresAt), storage.Micros(e.UpdatedAt), e.ID)
 	return affected(res, err, "update endpoint")
 }
 
 func (t *txn) DeleteEndpoint(_ context.Context, tenant, id string) error {
+	t.changed(storage.ChangedEndpoints)
 	res, err := t.w.conn.ExecContext(t.w.ctx, `DELETE FROM webhook_endpoints WHERE id = ? AND tenant = ?`, id, tenant)
 	if err := affected(res, err, "delete endpoint"); err != nil {
 		return err
@@ -78,8 +81,8 @@ func (t *txn) EndpointByID(_ context.Context, id string) (*errand.Endpoint, erro
 
 func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
 	_, err := t.w.stmts.insertDelivery.ExecContext(t.w.ctx, d.ID, d.Tenant, d.EndpointID, d.URL, d.JobID, d.EventType,
-		string(d.Status), d.AttemptCount, d.Step, microsPtr(d.NextAttemptAt), microsPtr(d.LastAttemptAt),
-		micros(d.CreatedAt), []byte(d.Payload))
+		string(d.Status), d.AttemptCount, d.Step, storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt),
+		storage.Micros(d.CreatedAt), []byte(d.Payload))
 	if err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
@@ -88,7 +91,7 @@ func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
 
 func (t *txn) UpdateDelivery(_ context.Context, d *errand.Delivery) error {
 	res, err := t.w.stmts.updateDelivery.ExecContext(t.w.ctx, string(d.Status), d.AttemptCount, d.Step,
-		microsPtr(d.NextAttemptAt), microsPtr(d.LastAttemptAt), d.ID)
+		storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt), d.ID)
 	return affected(res, err, "update delivery")
 }
 
@@ -97,7 +100,7 @@ func (t *txn) DeliveryByID(_ context.Context, id string) (*errand.Delivery, erro
 }
 
 func (t *txn) InsertAttempt(_ context.Context, deliveryID string, a *errand.Attempt) error {
-	_, err := t.w.stmts.insertAttempt.ExecContext(t.w.ctx, deliveryID, a.N, micros(a.Time), a.StatusCode,
+	_, err := t.w.stmts.insertAttempt.ExecContext(t.w.ctx, deliveryID, a.N, storage.Micros(a.Time), a.StatusCode,
 		int64(a.LatencyMS*1000), a.Error, a.Response)
 	if err != nil {
 		return fmt.Errorf("insert attempt: %w", err)
@@ -106,15 +109,15 @@ func (t *txn) InsertAttempt(_ context.Context, deliveryID string, a *errand.Atte
 }
 
 func (t *txn) DueDeliveries(_ context.Context, now time.Time, limit int) ([]*errand.Delivery, error) {
-	return queryDeliveries(t.w.conn.QueryContext(t.w.ctx, qDueDeliveries, micros(now), limit))
+	return queryDeliveries(t.w.conn.QueryContext(t.w.ctx, qDueDeliveries, storage.Micros(now), limit))
 }
 
 func (t *txn) EndpointDeliveries(_ context.Context, tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error) {
-	return queryDeliveries(t.w.conn.QueryContext(t.w.ctx, qEndpointDelivered, endpointID, tenant, string(status), micros(since), limit))
+	return queryDeliveries(t.w.conn.QueryContext(t.w.ctx, qEndpointDelivered, endpointID, tenant, string(status), storage.Micros(since), limit))
 }
 
 func (t *txn) ExpireDeliveries(_ context.Context, before time.Time, limit int) (int, error) {
-	ids, err := queryIDs(t.w.conn.QueryContext(t.w.ctx, qExpiredDeliveries, micros(before), limit))
+	ids, err := queryIDs(t.w.conn.QueryContext(t.w.ctx, qExpiredDeliveries, storage.Micros(before), limit))
 	if err != nil {
 		return 0, fmt.Errorf("expired deliveries: %w", err)
 	}
@@ -149,19 +152,11 @@ func (s *Store) ListEndpoints(ctx context.Context, tenant string) ([]*errand.End
 		q, args = `SELECT `+endpointCols+` FROM webhook_endpoints WHERE tenant = ? ORDER BY id`, []any{tenant}
 	}
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	out, err := collect(rows, err, scanEndpoint)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
-	defer rows.Close()
-	var out []*errand.Endpoint
-	for rows.Next() {
-		e, err := scanEndpoint(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // GetEndpoint reads one endpoint of a tenant.
@@ -190,19 +185,11 @@ func (s *Store) ListDeliveries(ctx context.Context, p storage.ListDeliveriesPara
 	args = append(args, p.Limit)
 	q := `SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ?`
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	out, err := collect(rows, err, func(r rowScanner) (*errand.Delivery, error) { return scanDelivery(r, false) })
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
-	defer rows.Close()
-	var out []*errand.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows, false)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // GetDelivery reads one delivery of a tenant, with its payload.
@@ -234,7 +221,7 @@ func (s *Store) ListAttempts(ctx context.Context, ids []string) (map[string][]er
 		if err := rows.Scan(&id, &a.N, &t, &a.StatusCode, &lat, &a.Error, &a.Response); err != nil {
 			return nil, fmt.Errorf("scan attempt: %w", err)
 		}
-		a.Time, a.LatencyMS = fromMicros(t), float64(lat)/1000
+		a.Time, a.LatencyMS = storage.FromMicros(t), float64(lat)/1000
 		out[id] = append(out[id], a)
 	}
 	return out, rows.Err()
@@ -249,7 +236,7 @@ func (s *Store) NextDelivery(ctx context.Context) (time.Time, error) {
 	if !n.Valid {
 		return time.Time{}, nil
 	}
-	return fromMicros(n.Int64), nil
+	return storage.FromMicros(n.Int64), nil
 }
 
 func scanEndpoint(row rowScanner) (*errand.Endpoint, error) {
@@ -266,7 +253,7 @@ func scanEndpoint(row rowScanner) (*errand.Endpoint, error) {
 		return nil, fmt.Errorf("endpoint %s events: %w", e.ID, err)
 	}
 	e.FailingSince, e.PreviousExpiresAt = timePtr(failing), timePtr(prevExp)
-	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
+	e.CreatedAt, e.UpdatedAt = storage.FromMicros(created), storage.FromMicros(updated)
 	return e, nil
 }
 
@@ -284,7 +271,7 @@ func scanDelivery(row rowScanner, payload bool) (*errand.Delivery, error) {
 	if err := row.Scan(dest...); err != nil {
 		return nil, interpretError(err)
 	}
-	d.Status, d.CreatedAt = errand.DeliveryStatus(status), fromMicros(created)
+	d.Status, d.CreatedAt = errand.DeliveryStatus(status), storage.FromMicros(created)
 	d.NextAttemptAt, d.LastAttemptAt = timePtr(next), timePtr(last)
 	if len(body) > 0 {
 		d.Payload = body
@@ -293,19 +280,7 @@ func scanDelivery(row rowScanner, payload bool) (*errand.Delivery, error) {
 }
 
 func queryDeliveries(rows *sql.Rows, err error) ([]*errand.Delivery, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*errand.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows, true)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, err, func(r rowScanner) (*errand.Delivery, error) { return scanDelivery(r, true) })
 }
 
 // affected turns an update that touched no row into ErrNotFound.

@@ -45,6 +45,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		"EventExpiry":           testEventExpiry,
 	}
 	maps.Copy(tests, webhookTests)
+	maps.Copy(tests, accessTests)
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
