@@ -1,0 +1,71 @@
+package audit_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/audit"
+	"github.com/errandhq/errand/storage/sqlite"
+)
+
+var admin = errand.Principal{Subject: "root", Tenant: "acme", Permissions: []string{errand.PermAdmin}}
+
+func TestLog(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "errand.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	l := audit.New(s, &audit.Config{Retention: 24 * time.Hour, Queue: 4, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	// Entries queued before Start wait in the queue; past it they are counted.
+	for i := range 6 {
+		l.Record(errand.AuditEntry{Tenant: "acme", Subject: "ann", Action: "jobs:submit", Resource: "op", Outcome: errand.AuditDenied, Status: 403, Detail: string(rune('a' + i))})
+	}
+	l.Record(errand.AuditEntry{Time: now.Add(-48 * time.Hour), Tenant: "acme", Action: "old", Outcome: errand.AuditOK})
+	l.Start(ctx)
+	if err := l.Write(ctx, errand.AuditEntry{Tenant: "acme", Subject: "root", Action: "keys:create", Resource: "key_1", Outcome: errand.AuditOK}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := l.List(ctx, &admin, audit.Query{After: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range page.Entries {
+		actions = append(actions, e.Action)
+	}
+	// Four denials fit the queue; two and the old entry were dropped, and a
+	// batch says so (which batch depends on when the writer started).
+	want := []string{"audit:dropped", "jobs:submit", "jobs:submit", "jobs:submit", "jobs:submit", "keys:create"}
+	if slices.Sort(actions); !slices.Equal(actions, want) {
+		t.Fatalf("entries %v, want %v", actions, want)
+	}
+	for _, e := range page.Entries {
+		if e.Action == "audit:dropped" && e.Detail != "3 entries dropped: the audit queue was full" {
+			t.Errorf("drop entry %q", e.Detail)
+		}
+	}
+	if last := page.Entries[len(page.Entries)-1]; page.Next != strconv.FormatInt(last.Seq, 10) {
+		t.Errorf("follow cursor %q, want the last seq %d", page.Next, last.Seq)
+	}
+	if _, err := l.List(ctx, &errand.Principal{Tenant: "acme"}, audit.Query{}); errand.ErrorCode(err) != errand.EFORBIDDEN {
+		t.Errorf("List without audit:read: %v, want forbidden", err)
+	}
+	if _, err := l.List(ctx, &admin, audit.Query{After: "x"}); errand.ErrorCode(err) != errand.ECURSOR {
+		t.Errorf("List with a bad cursor: %v, want invalid_cursor", err)
+	}
+	other := errand.Principal{Tenant: "globex", Permissions: []string{errand.PermAuditRead}}
+	if p, _ := l.List(ctx, &other, audit.Query{}); len(p.Entries) != 1 || p.Entries[0].Action != "audit:dropped" {
+		t.Errorf("another tenant sees %d entries, want only the tenantless drop count", len(p.Entries))
+	}
+	if err := l.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
