@@ -106,6 +106,53 @@ func (s *Service) Channels() []errand.Channel {
 	return out
 }
 
+// Subscribable returns the declared channel a name belongs to, if p may
+// subscribe to (or read the history of) that name.
+func (s *Service) Subscribable(p errand.Principal, name string) (errand.Channel, error) {
+	ch, err := s.Find(name)
+	if err == nil && !p.Can(errand.PermChanSubscribe, name) {
+		return ch, errand.Deny(errand.PermChanSubscribe, name)
+	}
+	return ch, err
+}
+
+// Visible returns the declared channels p may publish or subscribe to (by
+// pattern: a grant on any name the pattern could match counts).
+func (s *Service) Visible(p errand.Principal) []errand.Channel {
+	var out []errand.Channel
+	for _, e := range s.channels {
+		for _, perm := range p.Permissions {
+			if grantsPattern(perm, e.ch.Pattern) {
+				out = append(out, e.ch)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// grantsPattern reports whether perm allows publishing or subscribing to some
+// name of a channel pattern ("orders.*", "orders.>").
+func grantsPattern(perm, pattern string) bool {
+	if perm == errand.PermAdmin {
+		return true
+	}
+	for _, action := range []string{errand.PermChanPublish, errand.PermChanSubscribe} {
+		obj, ok := strings.CutPrefix(perm, action)
+		if ok && (obj == "" || obj == ":*") {
+			return true
+		}
+		if ok && strings.HasPrefix(obj, ":") {
+			glob := obj[1:]
+			prefix, _, _ := strings.Cut(strings.NewReplacer(">", "*").Replace(pattern), "*")
+			if errand.Glob(glob, pattern) || strings.HasPrefix(glob, prefix) || strings.HasPrefix(prefix, strings.TrimRight(glob, "*")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Find returns the declared channel a name belongs to.
 func (s *Service) Find(name string) (errand.Channel, error) {
 	e, err := s.find(name)
@@ -134,6 +181,9 @@ func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ str
 	if err != nil {
 		return nil, err
 	}
+	if !p.Can(errand.PermChanPublish, name) {
+		return nil, errand.Deny(errand.PermChanPublish, name)
+	}
 	if typ == "" || len(typ) > MaxTypeLen || !typeRe.MatchString(typ) {
 		return nil, &errand.Error{Code: errand.EVALIDATION, Message: "the event has invalid fields",
 			Fields: []errand.FieldError{{Pointer: "/type", Message: fmt.Sprintf("required: 1 to %d letters, digits, '.', '_', ':' or '-'", MaxTypeLen)}}}
@@ -161,7 +211,7 @@ func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ str
 // History returns a channel's events after a cursor, oldest first. A cursor from
 // before what is kept is an invalid_cursor error.
 func (s *Service) History(ctx context.Context, p errand.Principal, name string, after int64, limit int) ([]*errand.Event, error) {
-	if _, err := s.find(name); err != nil {
+	if _, err := s.Subscribable(p, name); err != nil {
 		return nil, err
 	}
 	if limit < 1 || limit > 1000 {

@@ -11,7 +11,7 @@ import (
 // Cancel cancels a job that has not started; a running job is asked to stop
 // (cancel_requested), which its worker learns on its next heartbeat.
 func (s *Service) Cancel(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
-	return s.change(ctx, p, id, func(tx storage.Tx, j *errand.Job) error {
+	return s.change(ctx, p, errand.PermJobsCancel, id, func(tx storage.Tx, j *errand.Job) error {
 		now := s.cfg.Now().UTC()
 		switch j.Status {
 		case errand.StatusQueued, errand.StatusScheduled:
@@ -33,7 +33,7 @@ func (s *Service) Cancel(ctx context.Context, p errand.Principal, id string) (*e
 
 // Retry runs a failed or canceled job again, as a new attempt.
 func (s *Service) Retry(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
-	return s.change(ctx, p, id, func(tx storage.Tx, j *errand.Job) error {
+	return s.change(ctx, p, errand.PermJobsRetry, id, func(tx storage.Tx, j *errand.Job) error {
 		if j.Status != errand.StatusFailed && j.Status != errand.StatusCanceled {
 			return errand.Errorf(errand.ECONFLICT, "only failed or canceled jobs can be retried; job %s is %s", j.ID, j.Status)
 		}
@@ -49,7 +49,7 @@ func (s *Service) Retry(ctx context.Context, p errand.Principal, id string) (*er
 
 // Delete forgets a finished job, its events and its artifacts.
 func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) error {
-	_, err := s.change(ctx, p, id, func(tx storage.Tx, j *errand.Job) error {
+	_, err := s.change(ctx, p, errand.PermJobsDelete, id, func(tx storage.Tx, j *errand.Job) error {
 		if !j.Status.Terminal() {
 			return errand.Errorf(errand.ENOTTERMINAL, "job %s is %s; cancel it first", j.ID, j.Status)
 		}
@@ -62,16 +62,24 @@ func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) err
 	return err
 }
 
-// change loads a job of the principal's tenant in a transaction and applies fn.
-func (s *Service) change(ctx context.Context, p errand.Principal, id string, fn func(storage.Tx, *errand.Job) error) (*errand.Job, error) {
+// change loads a job of the principal's tenant in a transaction and, if the
+// principal may do action on it, applies fn. A job of another tenant, or one the
+// principal may not even read, is not found.
+func (s *Service) change(ctx context.Context, p errand.Principal, action, id string, fn func(storage.Tx, *errand.Job) error) (*errand.Job, error) {
 	var out *errand.Job
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
 		j, err := tx.GetJob(ctx, id)
-		if err == storage.ErrNotFound || (err == nil && j.Tenant != p.Tenant) {
-			return errand.Errorf(errand.EJOBNOTFOUND, "job %q does not exist", id)
+		if err == storage.ErrNotFound {
+			return errand.Errorf(errand.EJOBNOTFOUND, "job %q does not exist", errand.Truncate(id, 64))
 		}
 		if err != nil {
 			return err
+		}
+		switch {
+		case j.Tenant != p.Tenant, !p.CanOnJob(action, j) && !p.CanOnJob(errand.PermJobsRead, j):
+			return hidden(action, id)
+		case !p.CanOnJob(action, j):
+			return errand.Deny(action, id)
 		}
 		out = j
 		return fn(tx, j)

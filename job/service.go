@@ -132,40 +132,91 @@ const (
 // Submit creates a job. replayed is true when an earlier job with the same
 // idempotency key and the same request is returned instead.
 func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParams) (j *errand.Job, replayed bool, err error) {
-	e, ok := s.ops[sp.Operation]
-	if !ok {
-		return nil, false, errand.Errorf(errand.EOPNOTFOUND, "operation %q is not declared", sp.Operation)
-	}
-	if len(sp.Input) == 0 {
-		sp.Input = json.RawMessage("{}")
-	}
-	if err := s.check(ctx, e, &sp); err != nil {
+	if j, err = s.prepare(ctx, p, sp); err != nil {
 		return nil, false, err
 	}
-	j = s.newJob(e.op, p, &sp)
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
-		if j.IdempotencyKey != "" {
-			prev, err := tx.FindIdempotent(ctx, j.Tenant, j.Owner, j.IdempotencyKey)
-			if err == nil {
-				if prev.RequestHash != j.RequestHash {
-					return errand.Errorf(errand.EIDEMPOTENCY, "idempotency key %q was used with a different request", j.IdempotencyKey)
-				}
-				j, replayed = prev, true
-				return nil
-			}
-			if !errors.Is(err, storage.ErrNotFound) {
-				return err
-			}
-		}
-		if err := tx.InsertJob(ctx, j); err != nil {
-			return err
-		}
-		return Append(ctx, tx, j, errand.EventJobCreated, createdData{j.Operation, j.Status, j.RunAt}, j.CreatedAt)
+		var err error
+		j, replayed, err = store(ctx, tx, j)
+		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return j, replayed, nil
+}
+
+// prepare checks one submit and makes its job (not yet stored).
+func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitParams) (*errand.Job, error) {
+	e, ok := s.ops[sp.Operation]
+	if !ok {
+		return nil, errand.Errorf(errand.EOPNOTFOUND, "operation %q is not declared", sp.Operation)
+	}
+	if !p.Can(errand.PermJobsSubmit, sp.Operation) {
+		return nil, errand.Deny(errand.PermJobsSubmit, sp.Operation)
+	}
+	if len(sp.Input) == 0 {
+		sp.Input = json.RawMessage("{}")
+	}
+	if err := s.check(ctx, e, &sp); err != nil {
+		return nil, err
+	}
+	return s.newJob(e.op, p, &sp), nil
+}
+
+// store inserts j with its job.created event, or returns the job an earlier
+// submit with the same idempotency key made (replayed).
+func store(ctx context.Context, tx storage.Tx, j *errand.Job) (*errand.Job, bool, error) {
+	if j.IdempotencyKey != "" {
+		prev, err := tx.FindIdempotent(ctx, j.Tenant, j.Owner, j.IdempotencyKey)
+		if err == nil {
+			if prev.RequestHash != j.RequestHash {
+				return nil, false, errand.Errorf(errand.EIDEMPOTENCY, "idempotency key %q was used with a different request", j.IdempotencyKey)
+			}
+			return prev, true, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	if err := tx.InsertJob(ctx, j); err != nil {
+		return nil, false, err
+	}
+	return j, false, Append(ctx, tx, j, errand.EventJobCreated, createdData{j.Operation, j.Status, j.RunAt}, j.CreatedAt)
+}
+
+// MaxBatch is the most jobs one SubmitMany takes.
+const MaxBatch = 1000
+
+// SubmitMany creates many jobs in one transaction (one commit for all). Each is
+// checked on its own: the answer holds, per submit, its job or its error; only
+// a failure of the store fails them all.
+func (s *Service) SubmitMany(ctx context.Context, p errand.Principal, sps []SubmitParams) ([]*errand.Job, []error, error) {
+	if len(sps) == 0 || len(sps) > MaxBatch {
+		return nil, nil, errand.Errorf(errand.EINVALID, "a batch holds 1 to %d jobs", MaxBatch)
+	}
+	jobs, errs := make([]*errand.Job, len(sps)), make([]error, len(sps))
+	for i, sp := range sps {
+		jobs[i], errs[i] = s.prepare(ctx, p, sp)
+	}
+	out := make([]*errand.Job, len(sps))
+	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
+		for i, j := range jobs {
+			if j == nil {
+				continue
+			}
+			stored, _, err := store(ctx, tx, j)
+			if errand.ErrorCode(err) == errand.EINTERNAL {
+				return err
+			}
+			out[i], errs[i] = stored, err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, errs, nil
 }
 
 // check validates sp against the limits and the operation's schema.
@@ -269,9 +320,30 @@ func requestHash(sp *SubmitParams) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Get returns a job the principal may see.
+// Get returns a job the principal may see. A job of another tenant, or one the
+// principal may not read, is not found (the audit log records the denial).
 func (s *Service) Get(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
-	return storage.Get(ctx, s.store, p.Tenant, id)
+	j, err := storage.Get(ctx, s.store, p.Tenant, id)
+	if errand.ErrorCode(err) == errand.EJOBNOTFOUND {
+		return nil, s.notFound(ctx, p, errand.PermJobsRead, id)
+	}
+	if err == nil && !p.CanOnJob(errand.PermJobsRead, j) {
+		return nil, hidden(errand.PermJobsRead, id)
+	}
+	return j, err
+}
+
+// notFound is the answer for a job id the principal's tenant does not hold:
+// marked as a denial when the job exists in another tenant.
+func (s *Service) notFound(ctx context.Context, p errand.Principal, action, id string) error {
+	if tenant, _, err := s.store.JobOwner(ctx, id); err == nil && tenant != p.Tenant {
+		return hidden(action, id)
+	}
+	return errand.Errorf(errand.EJOBNOTFOUND, "job %q does not exist", errand.Truncate(id, 64))
+}
+
+func hidden(action, id string) error {
+	return errand.Hidden(errand.EJOBNOTFOUND, fmt.Sprintf("job %q does not exist", errand.Truncate(id, 64)), action, id)
 }
 
 // Wait returns the job once it has finished or after d, whichever is first.
@@ -341,7 +413,14 @@ func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) (
 	if err != nil {
 		return nil, "", err
 	}
-	jobs, err := s.store.ListJobs(ctx, storage.ListJobsParams{Tenant: p.Tenant, Operation: lp.Operation,
+	owner := ""
+	if !p.Can(errand.PermJobsRead, "any") {
+		if !p.Can(errand.PermJobsRead, "own") {
+			return nil, "", errand.Deny(errand.PermJobsRead, "jobs")
+		}
+		owner = p.Subject
+	}
+	jobs, err := s.store.ListJobs(ctx, storage.ListJobsParams{Tenant: p.Tenant, Owner: owner, Operation: lp.Operation,
 		Status: lp.Status, Before: before, Limit: lp.Limit + 1})
 	if err != nil {
 		return nil, "", fmt.Errorf("list jobs: %w", err)

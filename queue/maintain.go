@@ -22,6 +22,9 @@ type MaintainConfig struct {
 	RetentionEvery time.Duration
 	// Batch is the most jobs one maintenance transaction touches. Defaults to 500.
 	Batch int
+	// Lead reports whether this node does the maintenance: with several nodes
+	// on one database only the elected leader does. nil means always.
+	Lead func() bool
 }
 
 // Maintainer keeps the queue moving: it requeues jobs whose leases expired,
@@ -82,6 +85,10 @@ func (m *Maintainer) loop(ctx context.Context) {
 			return
 		case <-timer.C:
 		case <-m.q.signal.scheduled:
+		}
+		if m.cfg.Lead != nil && !m.cfg.Lead() {
+			timer.Reset(m.cfg.MaxSleep)
+			continue
 		}
 		now := m.q.cfg.Now()
 		m.Pass(ctx, now)

@@ -353,7 +353,16 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 		return nil, errand.Errorf(errand.EINVALID, "a batch holds 1 to %d completions", q.cfg.MaxJobs)
 	}
 	out := make([]Outcome, len(cs))
+	ids := make([]string, 0, len(cs))
+	for _, c := range cs {
+		if id, _, err := parseLease(c.LeaseID); err == nil {
+			ids = append(ids, id)
+		}
+	}
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+		if err := tx.LockJobs(ctx, ids); err != nil {
+			return err
+		}
 		now := q.cfg.Now().UTC()
 		for i, c := range cs {
 			j, err := held(ctx, tx, c.LeaseID, now)

@@ -23,6 +23,9 @@ import (
 
 // Config tunes webhook delivery. The zero value is ready to use.
 type Config struct {
+	// Lead reports whether this node sweeps (retries, deliveries a dead node
+	// claimed, retention): with several nodes, only the leader does. nil: always.
+	Lead func() bool
 	// Timeout bounds one attempt: connecting, sending, and reading the answer.
 	// Defaults to 10s.
 	Timeout time.Duration
@@ -492,7 +495,11 @@ func (d *Deliverer) sweep() {
 	clean := time.NewTicker(time.Minute)
 	defer clean.Stop()
 	for {
-		n, err := d.claimDue()
+		lead := d.cfg.Lead == nil || d.cfg.Lead()
+		n, err := 0, error(nil)
+		if lead {
+			n, err = d.claimDue()
+		}
 		if err != nil && d.ctx.Err() == nil {
 			d.cfg.Log.Warn("claim due webhook deliveries", "err", err)
 		}
@@ -511,7 +518,9 @@ func (d *Deliverer) sweep() {
 		case <-d.wake:
 		case <-t.C:
 		case <-clean.C:
-			d.expire()
+			if lead {
+				d.expire()
+			}
 		}
 		t.Stop()
 	}

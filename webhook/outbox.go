@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,19 @@ type Outbox struct {
 	log   *slog.Logger
 	// sent hears about deliveries after they commit (the deliverer's first attempt).
 	sent func([]*errand.Delivery)
+	// changed wakes Run when endpoints changed, here or on another node.
+	changed chan struct{}
+}
+
+// Committed hears every commit: endpoints changed (by any node) make Run
+// read them again at once.
+func (o *Outbox) Committed(c *storage.Commit) {
+	if slices.Contains(c.Changed, storage.ChangedEndpoints) {
+		select {
+		case o.changed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // snapshot is the endpoints as last read, for matching without a query.
@@ -45,7 +59,7 @@ type target struct {
 // NewOutbox wraps store. claim is how long a new delivery belongs to this node
 // before any node may send it (its first attempt is made at once, from memory).
 func NewOutbox(store storage.Store, claim time.Duration, now func() time.Time, log *slog.Logger) *Outbox {
-	o := &Outbox{inner: store, now: now, claim: claim, log: log, sent: func([]*errand.Delivery) {}}
+	o := &Outbox{inner: store, now: now, claim: claim, log: log, sent: func([]*errand.Delivery) {}, changed: make(chan struct{}, 1)}
 	o.snap.Store(&snapshot{byTenant: map[string][]target{}, byID: map[string]*errand.Endpoint{}})
 	return o
 }
@@ -90,9 +104,10 @@ func (o *Outbox) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := o.Reload(ctx); err != nil && ctx.Err() == nil {
-				o.log.Warn("reload webhook endpoints", "err", err)
-			}
+		case <-o.changed:
+		}
+		if err := o.Reload(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warn("reload webhook endpoints", "err", err)
 		}
 	}
 }

@@ -102,6 +102,9 @@ func (s *Service) check(ctx context.Context, in EndpointInput) error {
 
 // Create adds an endpoint; the answer carries its secret, shown only here and on rotation.
 func (s *Service) Create(ctx context.Context, p errand.Principal, in EndpointInput) (*errand.Endpoint, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	if in.URL == nil || *in.URL == "" {
 		return nil, fieldError("/url", "required: the http:// or https:// URL to deliver to")
 	}
@@ -145,6 +148,9 @@ func apply(ep *errand.Endpoint, in EndpointInput) {
 
 // List returns the tenant's endpoints, oldest first.
 func (s *Service) List(ctx context.Context, p errand.Principal) ([]*errand.Endpoint, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	eps, err := s.store.ListEndpoints(ctx, p.Tenant)
 	if eps == nil {
 		eps = []*errand.Endpoint{}
@@ -154,6 +160,9 @@ func (s *Service) List(ctx context.Context, p errand.Principal) ([]*errand.Endpo
 
 // Get returns one of the tenant's endpoints.
 func (s *Service) Get(ctx context.Context, p errand.Principal, id string) (*errand.Endpoint, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	ep, err := s.store.GetEndpoint(ctx, p.Tenant, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errand.Errorf(errand.ENOTFOUND, "webhook endpoint %q does not exist", errand.Truncate(id, 80))
@@ -164,6 +173,9 @@ func (s *Service) Get(ctx context.Context, p errand.Principal, id string) (*erra
 // Update changes the fields set in in. Enabling a disabled endpoint starts its
 // health over.
 func (s *Service) Update(ctx context.Context, p errand.Principal, id string, in EndpointInput) (*errand.Endpoint, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	if err := s.check(ctx, in); err != nil {
 		return nil, err
 	}
@@ -190,6 +202,9 @@ func (s *Service) change(ctx context.Context, p errand.Principal, id string, fn 
 
 // Delete removes an endpoint with its deliveries.
 func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) error {
+	if err := manage(p); err != nil {
+		return err
+	}
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.DeleteEndpoint(ctx, p.Tenant, id) })
 	if errors.Is(err, storage.ErrNotFound) {
 		return errand.Errorf(errand.ENOTFOUND, "webhook endpoint %q does not exist", errand.Truncate(id, 80))
@@ -203,6 +218,9 @@ func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) err
 // RotateSecret gives an endpoint a new secret; the old one keeps signing (as a
 // second signature) for the rotation overlap.
 func (s *Service) RotateSecret(ctx context.Context, p errand.Principal, id string) (*errand.Endpoint, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	return s.change(ctx, p, id, func(ep *errand.Endpoint) {
 		exp := s.cfg.Now().Add(s.cfg.RotationOverlap)
 		ep.PreviousSecret, ep.PreviousExpiresAt, ep.Secret = ep.Secret, &exp, signing.NewSecret()
@@ -221,6 +239,9 @@ type DeliveryPage struct {
 // Deliveries returns a page of deliveries, newest first, each with its attempts,
 // and the next page's cursor ("" on the last).
 func (s *Service) Deliveries(ctx context.Context, p errand.Principal, q DeliveryPage) ([]*errand.Delivery, string, error) {
+	if err := manage(p); err != nil {
+		return nil, "", err
+	}
 	if q.EndpointID != "" {
 		if _, err := s.Get(ctx, p, q.EndpointID); err != nil {
 			return nil, "", err
@@ -275,6 +296,9 @@ func (s *Service) withAttempts(ctx context.Context, ds []*errand.Delivery) error
 
 // Delivery returns one delivery with its payload and attempts.
 func (s *Service) Delivery(ctx context.Context, p errand.Principal, id string) (*errand.Delivery, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	x, err := s.store.GetDelivery(ctx, p.Tenant, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errand.Errorf(errand.ENOTFOUND, "delivery %q does not exist", errand.Truncate(id, 80))
@@ -288,6 +312,9 @@ func (s *Service) Delivery(ctx context.Context, p errand.Principal, id string) (
 // Redeliver sends a delivery again now, with the same webhook-id, starting the
 // retry schedule over.
 func (s *Service) Redeliver(ctx context.Context, p errand.Principal, id string) (*errand.Delivery, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	s.d.mu.Lock()
 	_, busy := s.d.pending[id]
 	s.d.mu.Unlock()
@@ -325,6 +352,9 @@ func (s *Service) restart(x *errand.Delivery) {
 // Recover sends again every failed delivery of an endpoint created since a
 // time (at most MaxRecover); it returns how many.
 func (s *Service) Recover(ctx context.Context, p errand.Principal, id string, since time.Time) (int, error) {
+	if err := manage(p); err != nil {
+		return 0, err
+	}
 	if since.IsZero() {
 		return 0, fieldError("/since", "required: an RFC 3339 time")
 	}
@@ -360,12 +390,18 @@ func (s *Service) Recover(ctx context.Context, p errand.Principal, id string, si
 // CallbackSecret returns the tenant's secret for callback_url deliveries,
 // creating it on first use.
 func (s *Service) CallbackSecret(ctx context.Context, p errand.Principal) (*CallbackSecret, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	return s.keys.get(ctx, p.Tenant)
 }
 
 // RotateCallbackSecret gives the tenant a new callback secret; the old one keeps
 // signing for the rotation overlap.
 func (s *Service) RotateCallbackSecret(ctx context.Context, p errand.Principal) (*CallbackSecret, error) {
+	if err := manage(p); err != nil {
+		return nil, err
+	}
 	return s.keys.rotate(ctx, p.Tenant)
 }
 
@@ -468,3 +504,15 @@ func (s *snapshot) byTenantAll(tenant string) []*errand.Endpoint {
 	}
 	return out
 }
+
+// manage is the one permission the webhooks API needs.
+func manage(p errand.Principal) error {
+	if !p.Can(errand.PermWebhooksManage, "") {
+		return errand.Deny(errand.PermWebhooksManage, "webhooks")
+	}
+	return nil
+}
+
+// Committed passes commits to the outbox (register the service with the
+// store's Listen): endpoint changes on any node reload its snapshot at once.
+func (s *Service) Committed(c *storage.Commit) { s.o.Committed(c) }
