@@ -48,7 +48,7 @@ func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage
 		name, p := r.PathValue("channel"), principal(r)
 		after, err := resumeCursor(r)
 		if err == nil {
-			_, err = chans.Find(name)
+			_, err = chans.Subscribable(p, name)
 		}
 		if err != nil {
 			writeError(w, r, log, err)
@@ -105,7 +105,7 @@ type channelView struct {
 func handleListChannels(chans *channel.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := []channelView{}
-		for _, c := range chans.Channels() {
+		for _, c := range chans.Visible(principal(r)) {
 			out = append(out, channelView{Pattern: c.Pattern, Description: c.Description,
 				HistorySeconds: int(c.History.Seconds()), Schema: c.Schema})
 		}

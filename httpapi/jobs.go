@@ -206,6 +206,7 @@ func handleCancelJob(log *slog.Logger, jobs *job.Service) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, errand.PermJobsCancel, j.ID, "operation="+j.Operation)
 		encode(w, http.StatusOK, j)
 	})
 }
@@ -217,6 +218,7 @@ func handleRetryJob(log *slog.Logger, jobs *job.Service) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, errand.PermJobsRetry, j.ID, "operation="+j.Operation)
 		w.Header().Set("Location", j.Path())
 		encode(w, http.StatusAccepted, j)
 	})
@@ -228,6 +230,7 @@ func handleDeleteJob(log *slog.Logger, jobs *job.Service) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, errand.PermJobsDelete, r.PathValue("id"), "")
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -276,5 +279,72 @@ func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, 
 			return
 		}
 		writeEvents(w, events, limit)
+	})
+}
+
+// batchSubmit is the body of POST /v1/job-batches: jobs as POST /v1/jobs takes
+// them, each with its own idempotency key if any.
+type batchSubmit struct {
+	Jobs []struct {
+		submitRequest
+		IdempotencyKey string `json:"idempotency_key"`
+	} `json:"jobs"`
+}
+
+// submitted is one entry of the answer: the job, or the problem.
+type submitted struct {
+	Job   *errand.Job     `json:"job,omitempty"`
+	Error *errand.Problem `json:"error,omitempty"`
+}
+
+// handleSubmitBatch stores many jobs with one commit; each is accepted or
+// refused on its own (202 when at least one was accepted, else 422).
+func handleSubmitBatch(log *slog.Logger, jobs *job.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[batchSubmit](r, false)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		if len(req.Jobs) == 0 || len(req.Jobs) > job.MaxBatch {
+			writeError(w, r, log, errand.Errorf(errand.EINVALID, "a batch holds 1 to %d jobs", job.MaxBatch))
+			return
+		}
+		res := make([]submitted, len(req.Jobs))
+		var sps []job.SubmitParams
+		var at []int // where each of sps answers in res
+		for i, item := range req.Jobs {
+			sp, err := item.params(r)
+			if err != nil {
+				res[i].Error = Problem(err)
+				continue
+			}
+			sp.IdempotencyKey = item.IdempotencyKey
+			sps, at = append(sps, sp), append(at, i)
+		}
+		accepted := 0
+		if len(sps) > 0 {
+			out, errs, err := jobs.SubmitMany(r.Context(), principal(r), sps)
+			if err != nil {
+				writeError(w, r, log, err)
+				return
+			}
+			for k, i := range at {
+				if errs[k] != nil {
+					res[i].Error = Problem(errs[k])
+					recordDenial(r, errs[k], res[i].Error.Status)
+					continue
+				}
+				res[i].Job = out[k]
+				accepted++
+			}
+		}
+		status := http.StatusAccepted
+		if accepted == 0 {
+			status = http.StatusUnprocessableEntity
+		}
+		encode(w, status, struct {
+			Jobs []submitted `json:"jobs"`
+		}{res})
 	})
 }

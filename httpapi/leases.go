@@ -17,6 +17,9 @@ type leaseList struct {
 func handleLease(log *slog.Logger, q *queue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lp, err := decode[queue.LeaseParams](r, false)
+		if err == nil {
+			err = mayLease(principal(r), lp.Operations)
+		}
 		if err != nil {
 			writeError(w, r, log, err)
 			return
@@ -131,5 +134,27 @@ func handleRelease(log *slog.Logger, q *queue.Queue) http.Handler {
 			return
 		}
 		encode(w, http.StatusOK, j)
+	})
+}
+
+// mayLease checks that p may lease every operation it asks for.
+func mayLease(p errand.Principal, ops []string) error {
+	for _, op := range ops {
+		if !p.Can(errand.PermWorkersLease, op) {
+			return errand.Deny(errand.PermWorkersLease, op)
+		}
+	}
+	return nil
+}
+
+// worker lets only principals that may lease some operation act on leases.
+// The lease id (with its 128-bit token) is what names the job.
+func worker(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := principal(r); !p.CanAny(errand.PermWorkersLease) {
+			writeError(w, r, slog.Default(), errand.Deny(errand.PermWorkersLease, r.URL.Path))
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }

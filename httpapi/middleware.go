@@ -18,6 +18,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
+	keyAccess
 )
 
 func requestID(ctx context.Context) string {
@@ -96,17 +97,5 @@ func limitBody(n int64, next http.Handler) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, n)
 		next.ServeHTTP(w, r)
-	})
-}
-
-// authenticate sets the request's principal. Until token authentication exists,
-// only development mode is served: every request is the dev principal.
-func authenticate(dev bool, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !dev {
-			writeError(w, r, slog.Default(), errand.Errorf(errand.EUNAUTHORIZED, "authentication is required"))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, errand.DevPrincipal)))
 	})
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -63,12 +64,20 @@ func viewOperation(op errand.Operation) operationView {
 		Concurrency: op.Concurrency, WaitSeconds: op.Wait.Seconds(), RetentionSeconds: int(op.Retention.Seconds())}
 }
 
-func handleListOperations(jobs *job.Service) http.Handler {
+// seesOperation reports whether p may know of an operation: it may submit its
+// jobs or lease them.
+func seesOperation(p *errand.Principal, name string) bool {
+	return p.Can(errand.PermJobsSubmit, name) || p.Can(errand.PermWorkersLease, name)
+}
+
+func handleListOperations(log *slog.Logger, jobs *job.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ops := jobs.Operations()
-		out := make([]operationView, len(ops))
-		for i, op := range ops {
-			out[i] = viewOperation(op)
+		p := principal(r)
+		out := []operationView{}
+		for _, op := range jobs.Operations() {
+			if seesOperation(&p, op.Name) {
+				out = append(out, viewOperation(op))
+			}
 		}
 		encode(w, http.StatusOK, map[string]any{"operations": out})
 	})
@@ -76,13 +85,19 @@ func handleListOperations(jobs *job.Service) http.Handler {
 
 func handleGetOperation(log *slog.Logger, jobs *job.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op, err := jobs.Operation(r.PathValue("name"))
+		p, name := principal(r), r.PathValue("name")
+		op, err := jobs.Operation(name)
+		if err == nil && !seesOperation(&p, name) {
+			err = errand.Hidden(errand.EOPNOTFOUND, fmt.Sprintf("operation %q is not declared", errand.Truncate(name, 64)),
+				errand.PermJobsSubmit, name)
+		}
 		if err != nil {
 			writeError(w, r, log, err)
 			return
 		}
 		v := viewOperation(op)
-		if op.Handler.Type == errand.HandlerHTTP {
+		// The signing secret is the operator's: only key managers see it.
+		if op.Handler.Type == errand.HandlerHTTP && p.Can(errand.PermKeysManage, "") {
 			v.SigningSecret = op.Handler.Secret
 		}
 		encode(w, http.StatusOK, v)

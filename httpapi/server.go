@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/errandhq/errand/audit"
+	"github.com/errandhq/errand/auth"
 	"github.com/errandhq/errand/channel"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/job"
@@ -28,6 +30,13 @@ type Config struct {
 	MaxWait time.Duration
 	// MaxArtifactBytes caps an artifact upload. Defaults to 100 MiB.
 	MaxArtifactBytes int64
+	// CORSOrigins may read answers from browsers ("*" for any). Defaults to none.
+	CORSOrigins []string
+	// CORSMaxAge is how long browsers may cache a preflight. Defaults to 10 minutes.
+	CORSMaxAge time.Duration
+	// MaxStreams caps the event streams (SSE and WebSocket) one principal holds
+	// open on this node. 0 means no limit (the default; dev mode).
+	MaxStreams int
 }
 
 func (c *Config) withDefaults() Config {
@@ -38,6 +47,7 @@ func (c *Config) withDefaults() Config {
 	out.MaxBodyBytes = cmp.Or(out.MaxBodyBytes, 1<<20)
 	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
 	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
+	out.CORSMaxAge = cmp.Or(out.CORSMaxAge, 10*time.Minute)
 	return out
 }
 
@@ -51,6 +61,12 @@ type Deps struct {
 	Store    storage.Store
 	// Webhooks serves the endpoints API; nil serves none.
 	Webhooks *webhook.Service
+	// Auth authenticates requests and serves keys, tokens and tickets; nil
+	// serves only development mode.
+	Auth *auth.Authenticator
+	// Audit records denials and administrative acts and serves GET /v1/audit;
+	// nil records nothing.
+	Audit *audit.Log
 	// Streams ends when the server stops: event streams taken over from their
 	// request (see serveSSE) run until then. nil keeps every stream on its request.
 	Streams context.Context
@@ -61,7 +77,7 @@ func NewServer(d Deps, cfg *Config) http.Handler {
 	c := cfg.withDefaults()
 	mux := http.NewServeMux()
 	addRoutes(mux, d, &c)
-	return observe(d.Log, mux)
+	return observe(d.Log, secure(cors(c.CORSOrigins, c.CORSMaxAge, mux)))
 }
 
 // ready reports whether the store answers.

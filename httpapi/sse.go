@@ -113,6 +113,11 @@ const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Con
 // goroutine and its socket. It ends with streams (the server's shutdown). A
 // client that left is noticed on the next write, at the latest the next ping.
 func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event.Follow, streams context.Context) {
+	release, err := acquireStream(r)
+	if err != nil {
+		writeError(w, r, log, err)
+		return
+	}
 	rc := http.NewResponseController(w)
 	if r.ProtoMajor == 1 && streams != nil {
 		if conn, brw, err := rc.Hijack(); err == nil {
@@ -120,15 +125,18 @@ func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event
 			_ = brw // nothing more will be read: an event stream's client sends nothing
 			if _, err := conn.Write([]byte(head)); err != nil {
 				conn.Close()
+				release()
 				return
 			}
 			go func() {
+				defer release()
 				defer conn.Close()
 				stream(streams, log, f, &connWriter{c: conn}, requestID(r.Context()))
 			}()
 			return
 		}
 	}
+	defer release()
 	_ = rc.SetReadDeadline(time.Time{}) // the server's read timeout must not end a stream
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

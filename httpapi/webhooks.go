@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -63,6 +64,7 @@ func handleCreateEndpoint(log *slog.Logger, hooks *webhook.Service) http.Handler
 			return
 		}
 		w.Header().Set("Location", "/v1/webhooks/"+ep.ID)
+		recordAct(r, "webhooks:create", ep.ID, "url="+ep.URL)
 		encode(w, http.StatusCreated, endpointWithSecret{ep, ep.Secret})
 	})
 }
@@ -101,6 +103,7 @@ func handleUpdateEndpoint(log *slog.Logger, hooks *webhook.Service) http.Handler
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, "webhooks:update", ep.ID, "url="+ep.URL)
 		encode(w, http.StatusOK, ep)
 	})
 }
@@ -111,6 +114,7 @@ func handleDeleteEndpoint(log *slog.Logger, hooks *webhook.Service) http.Handler
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, "webhooks:delete", r.PathValue("id"), "")
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -122,6 +126,7 @@ func handleRotateSecret(log *slog.Logger, hooks *webhook.Service) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, "webhooks:rotate-secret", ep.ID, "")
 		encode(w, http.StatusOK, endpointWithSecret{ep, ep.Secret})
 	})
 }
@@ -138,6 +143,7 @@ func handleRecover(log *slog.Logger, hooks *webhook.Service) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, "webhooks:recover", r.PathValue("id"), fmt.Sprintf("%d deliveries", n))
 		encode(w, http.StatusAccepted, recovered{n})
 	})
 }
@@ -187,6 +193,7 @@ func handleRedeliver(log *slog.Logger, hooks *webhook.Service) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
+		recordAct(r, "webhooks:redeliver", r.PathValue("id"), "")
 		encode(w, http.StatusAccepted, x)
 	})
 }
@@ -201,6 +208,9 @@ func handleCallbackSecret(log *slog.Logger, hooks *webhook.Service, rotate bool)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
+		}
+		if rotate {
+			recordAct(r, "webhooks:rotate-callback-secret", "callback secret", "")
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		encode(w, http.StatusOK, s)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,7 @@ type wsIn struct {
 type wsConn struct {
 	c       *websocket.Conn
 	p       errand.Principal
+	denied  func(error) // records a refusal in the audit log
 	log     *slog.Logger
 	deps    Deps
 	control chan []byte
@@ -69,28 +71,45 @@ type wsEvent struct {
 	d   *event.Delivery
 }
 
-func handleWS(d Deps) http.Handler {
+// handleWS serves GET /v1/ws. Browsers may connect from the CORS origins; any
+// other page's origin is refused (cross-site WebSocket hijacking).
+func handleWS(d Deps, corsOrigins []string) http.Handler {
+	origins := originPatterns(corsOrigins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsProtocol}})
+		release, err := acquireStream(r)
 		if err != nil {
+			writeError(w, r, d.Log, err)
+			return
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsProtocol},
+			OriginPatterns: origins})
+		if err != nil {
+			release()
 			return // Accept has answered the client
 		}
 		if c.Subprotocol() != wsProtocol {
 			c.Close(websocket.StatusPolicyViolation, "use the sub-protocol "+wsProtocol)
+			release()
 			return
 		}
 		c.SetReadLimit(wsMaxMessage)
 		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, control: make(chan []byte, wsControlQueue),
 			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{})}
+		// Denials on the connection go to the audit log as the request's would.
+		ws.denied = func(err error) { recordDenial(r, err, Problem(err).Status) }
 		if d.Streams == nil {
+			defer release()
 			ws.serve(r.Context())
 			return
 		}
 		// The connection is already taken over from net/http: run it on a goroutine
 		// of its own so the handler returns and net/http frees what it held for
 		// the request. It ends with the server (Streams).
-		go ws.serve(d.Streams)
+		go func() {
+			defer release()
+			ws.serve(d.Streams)
+		}()
 	})
 }
 
@@ -163,6 +182,9 @@ func (ws *wsConn) fail(id string, err error) {
 	if p.Code == errand.EINTERNAL {
 		ws.log.Error("websocket", "err", err)
 	}
+	if ws.denied != nil {
+		ws.denied(err)
+	}
 	ws.send(map[string]any{"op": "error", "id": id, "error": p})
 }
 
@@ -218,7 +240,7 @@ func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
 	case (m.Channel == "") == (m.Job == ""):
 		return nil, errand.Errorf(errand.EINVALID, "subscribe to a channel or a job, not both or neither")
 	case m.Channel != "":
-		if _, err := ws.deps.Channels.Find(m.Channel); err != nil {
+		if _, err := ws.deps.Channels.Subscribable(ws.p, m.Channel); err != nil {
 			return nil, err
 		}
 		f.Stream = m.Channel
@@ -339,4 +361,18 @@ func (ws *wsConn) ping(ctx context.Context) bool {
 		}
 	}()
 	return true
+}
+
+// originPatterns turns CORS origins (https://app.example:8443) into the host
+// patterns the WebSocket handshake checks.
+func originPatterns(origins []string) []string {
+	var out []string
+	for _, o := range origins {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			out = append(out, u.Host)
+		} else {
+			out = append(out, o) // "*" and bare hosts
+		}
+	}
+	return out
 }

@@ -1,0 +1,210 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/audit"
+	"github.com/errandhq/errand/auth"
+)
+
+// access authenticates requests and keeps the audit trail of what it refuses.
+type access struct {
+	dev     bool
+	auth    *auth.Authenticator // nil: only dev mode is served
+	audit   *audit.Log          // nil: nothing is recorded
+	streams *streamLimiter
+	log     *slog.Logger
+}
+
+// authenticate sets the request's principal from its bearer token or, where
+// tickets are allowed (event streams), a ?ticket= from POST /v1/tickets.
+// Tokens are never accepted in the URL: URLs end up in logs and histories.
+func (a *access) authenticate(allowTicket bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), keyAccess, a)
+		if a.dev {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, keyPrincipal, errand.DevPrincipal)))
+			return
+		}
+		p, err := a.principal(r, allowTicket)
+		if err != nil {
+			a.failed(r, err)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="errand"`)
+			writeError(w, r, a.log, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, keyPrincipal, p)))
+	})
+}
+
+func (a *access) principal(r *http.Request, allowTicket bool) (errand.Principal, error) {
+	q := r.URL.Query()
+	if q.Has("access_token") || q.Has("token") {
+		return errand.Principal{}, errand.Errorf(errand.EUNAUTHORIZED,
+			"tokens are not accepted in URLs: send Authorization: Bearer, or get a ticket from POST /v1/tickets")
+	}
+	if a.auth == nil {
+		return errand.Principal{}, errand.Errorf(errand.EUNAUTHORIZED, "authentication is required")
+	}
+	h := r.Header.Get("Authorization")
+	if h == "" && q.Has("ticket") {
+		if !allowTicket {
+			return errand.Principal{}, errand.Errorf(errand.EUNAUTHORIZED, "tickets are accepted only by event streams (SSE and WebSocket)")
+		}
+		return a.auth.RedeemTicket(r.Context(), q.Get("ticket"))
+	}
+	scheme, token, _ := strings.Cut(h, " ")
+	if h != "" && !strings.EqualFold(scheme, "Bearer") {
+		return errand.Principal{}, errand.Errorf(errand.EUNAUTHORIZED, "use Authorization: Bearer <token>")
+	}
+	return a.auth.Authenticate(r.Context(), strings.TrimSpace(token))
+}
+
+// failed records a failed authentication.
+func (a *access) failed(r *http.Request, err error) {
+	if a.audit == nil || errand.ErrorCode(err) != errand.EUNAUTHORIZED {
+		return
+	}
+	a.audit.Record(errand.AuditEntry{Action: "authenticate", Resource: r.Method + " " + r.URL.Path,
+		Outcome: errand.AuditFailed, Status: http.StatusUnauthorized, Detail: errand.ErrorMessage(err),
+		RequestID: requestID(r.Context()), Remote: remoteIP(r)})
+}
+
+// accessOf is the request's access, set by authenticate.
+func accessOf(ctx context.Context) *access {
+	a, _ := ctx.Value(keyAccess).(*access)
+	return a
+}
+
+// recordDenial writes a refusal (403, or a 404 that hides another tenant's
+// resource) to the audit log; writeError calls it for every error it answers.
+func recordDenial(r *http.Request, err error, status int) {
+	var e *errand.Error
+	a := accessOf(r.Context())
+	if a == nil || a.audit == nil || !errors.As(err, &e) || e.Action == "" {
+		return
+	}
+	p := principal(r)
+	a.audit.Record(errand.AuditEntry{Tenant: p.Tenant, Subject: p.Subject, Action: e.Action, Resource: e.Resource,
+		Outcome: errand.AuditDenied, Status: status, Detail: e.Message, RequestID: requestID(r.Context()), Remote: remoteIP(r)})
+}
+
+// recordAct writes an administrative act to the audit log and waits for it to
+// be committed.
+func recordAct(r *http.Request, action, resource, detail string) {
+	a := accessOf(r.Context())
+	if a == nil || a.audit == nil {
+		return
+	}
+	p := principal(r)
+	err := a.audit.Write(context.WithoutCancel(r.Context()), errand.AuditEntry{Tenant: p.Tenant, Subject: p.Subject,
+		Action: action, Resource: resource, Outcome: errand.AuditOK, Detail: detail,
+		RequestID: requestID(r.Context()), Remote: remoteIP(r)})
+	if err != nil {
+		a.log.Error("audit", "action", action, "err", err)
+	}
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// streamLimiter caps the event streams (SSE and WebSocket) each principal holds
+// open on this node.
+type streamLimiter struct {
+	max  int // 0: no limit
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// acquire takes a stream slot for the request's principal; release gives it back.
+func acquireStream(r *http.Request) (release func(), err error) {
+	a := accessOf(r.Context())
+	if a == nil || a.streams == nil || a.streams.max <= 0 {
+		return func() {}, nil
+	}
+	l, p := a.streams, principal(r)
+	key := p.Tenant + "\x00" + p.Subject
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key] >= l.max {
+		return nil, &errand.Error{Code: errand.ERATELIMITED, RetryAfter: 5 * time.Second,
+			Message: "too many open event streams for this principal (limit " + strconv.Itoa(l.max) + ")"}
+	}
+	l.open[key]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			if l.open[key]--; l.open[key] <= 0 {
+				delete(l.open, key)
+			}
+			l.mu.Unlock()
+		})
+	}, nil
+}
+
+// secure adds the security headers every answer carries: nothing errand sends
+// is to be sniffed, framed, or given a referrer; over TLS, HSTS.
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors answers preflights and marks answers readable by the configured
+// origins ("*" for any). Credentials are bearer tokens, not cookies, so
+// Access-Control-Allow-Credentials is never sent.
+func cors(origins []string, maxAge time.Duration, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	any := slices.Contains(origins, "*")
+	age := strconv.Itoa(int(maxAge.Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		allowed := any || slices.Contains(origins, origin)
+		if allowed {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Expose-Headers", "Location, Retry-After, X-Request-Id, Preference-Applied, Idempotent-Replayed")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if allowed {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Prefer, Last-Event-ID, X-Request-Id")
+				h.Set("Access-Control-Max-Age", age)
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
