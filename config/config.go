@@ -23,7 +23,8 @@ import (
 type Config struct {
 	// Listen is the address to serve on. Defaults to ":8080".
 	Listen string `yaml:"listen"`
-	// Store is where jobs live. Defaults to "sqlite://./errand-data/errand.db".
+	// Store is where jobs live: sqlite://path (one node) or postgres://… (several
+	// nodes; also ERRAND_DATABASE_URL). Defaults to "sqlite://./errand-data/errand.db".
 	Store string `yaml:"store"`
 	// Dev turns authentication off: every request runs as the dev principal.
 	Dev        bool                  `yaml:"dev"`
@@ -32,6 +33,9 @@ type Config struct {
 	Workers    Workers               `yaml:"workers"`
 	Artifacts  Artifacts             `yaml:"artifacts"`
 	Webhooks   Webhooks              `yaml:"webhooks"`
+	Auth       Auth                  `yaml:"auth"`
+	TLS        TLS                   `yaml:"tls"`
+	Audit      Audit                 `yaml:"audit"`
 	Operations map[string]*Operation `yaml:"operations"`
 	Channels   map[string]*Channel   `yaml:"channels"`
 }
@@ -100,6 +104,11 @@ type HTTP struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout is how long a graceful stop waits for requests. Defaults to 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// CORS lets pages on other origins call the API.
+	CORS CORS `yaml:"cors"`
+	// MaxStreams caps the SSE and WebSocket streams one principal holds open on
+	// a node. Defaults to 1000 (no limit in development mode).
+	MaxStreams int `yaml:"max_streams_per_principal"`
 }
 
 // Workers tunes the worker protocol.
@@ -187,6 +196,7 @@ func (c *Config) applyDefaults() {
 	c.Webhooks.DisableAfter = orD(c.Webhooks.DisableAfter, 5*24*time.Hour)
 	c.Webhooks.Retention = orD(c.Webhooks.Retention, 30*24*time.Hour)
 	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, 24*time.Hour)
+	c.accessDefaults()
 	if c.Artifacts.MaxBytes == 0 {
 		c.Artifacts.MaxBytes = 100 << 20
 	}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -45,6 +46,13 @@ func Load(src Source) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", src.File, err)
 	}
 	if src.Getenv != nil {
+		// ERRAND_DATABASE_URL is the conventional name for the store of a
+		// deployment; ERRAND_STORE, when also set, wins.
+		if v := src.Getenv("ERRAND_DATABASE_URL"); v != "" {
+			if err := override(doc, []string{"store"}, v, "ERRAND_DATABASE_URL"); err != nil {
+				return nil, err
+			}
+		}
 		for _, path := range scalarPaths(reflect.TypeOf(Config{}), nil) {
 			name := EnvName(path)
 			if v := src.Getenv(name); v != "" {
@@ -308,6 +316,10 @@ func (l *lines) at(path ...string) string {
 	n := l.doc
 	var key *yaml.Node
 	for _, p := range path {
+		if i, err := strconv.Atoi(p); err == nil && n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
+			n, key = n.Content[i], n.Content[i] // a list item: its own line
+			continue
+		}
 		if n == nil || n.Kind != yaml.MappingNode {
 			break
 		}

@@ -27,8 +27,8 @@ func (c *Config) validate(l *lines) error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad([]string{"listen"}, "%q is not host:port (like :8080 or 127.0.0.1:8080)", c.Listen)
 	}
-	if !strings.HasPrefix(c.Store, "sqlite:") {
-		bad([]string{"store"}, "%q: the store must be a sqlite:// URL (PostgreSQL support is not in this version)", c.Store)
+	if u, err := url.Parse(c.Store); err != nil || !slices.Contains([]string{"sqlite", "postgres", "postgresql"}, u.Scheme) {
+		bad([]string{"store"}, "the store must be a sqlite://path or postgres://… URL")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		bad([]string{"log", "level"}, "must be debug, info, warn or error, not %q", c.Log.Level)
@@ -49,6 +49,7 @@ func (c *Config) validate(l *lines) error {
 		bad([]string{"workers", "max_lease"}, "must not be shorter than workers.default_lease (%s)", c.Workers.DefaultLease)
 	}
 	c.validateWebhooks(bad)
+	c.validateAccess(bad)
 	for _, p := range sortedKeys(c.Channels) {
 		ch := c.Channels[p]
 		switch {
