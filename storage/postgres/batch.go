@@ -1,0 +1,245 @@
+package postgres
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Job updates and new events are the statements a batch (a lease of 200 jobs,
+// a completion of 200) repeats per job. The transaction keeps them and sends
+// each kind as one multi-row statement: before its next read (so it reads its
+// own writes), and before it commits. A statement per row would cost a round
+// trip per row.
+
+// deferUpdate keeps a copy of j's new state for the next flush (the call's
+// latest wins; one kept by an earlier call of a group is sent first, so that
+// a failing call can be dropped without touching it).
+func (t *txn) deferUpdate(j *errand.Job) error {
+	snap := *j
+	if t.locked != nil {
+		if _, ok := t.locked[j.ID]; ok {
+			c := snap
+			t.locked[j.ID] = &c
+		}
+	}
+	if i, ok := t.updated[j.ID]; ok {
+		if i >= t.call.updates {
+			t.updates[i] = &snap
+			return nil
+		}
+		if err := t.flushBefore(); err != nil {
+			return err
+		}
+	}
+	if t.updated == nil {
+		t.updated = map[string]int{}
+	}
+	t.updated[j.ID] = len(t.updates)
+	t.updates = append(t.updates, &snap)
+	return nil
+}
+
+// flush sends the kept inserts, updates and events.
+func (t *txn) flush() error {
+	if len(t.inserts) > 0 {
+		if err := t.flushInserts(); err != nil {
+			return err
+		}
+	}
+	if len(t.updates) > 0 {
+		if err := t.flushUpdates(); err != nil {
+			return err
+		}
+	}
+	if len(t.events) > 0 {
+		return t.flushEvents()
+	}
+	return nil
+}
+
+const qInsertJobs = `INSERT INTO jobs (` + jobCols + `) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],
+	$4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[], $10::int[], $11::int[], $12::int[],
+	$13::int[], $14::bool[], $15::bytea[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[],
+	$21::text[], $22::bigint[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bytea[])`
+
+func (t *txn) flushInserts() error {
+	n := len(t.inserts)
+	id, tenant, owner, op, status, cb, token, worker, hash := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	input, result, jerr, progress, meta, arts := make([][]byte, n), make([][]byte, n), make([][]byte, n),
+		make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	attempt, maxAttempts, prio, timeout := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	cancel := make([]bool, n)
+	created, runAt := make([]int64, n), make([]int64, n)
+	started, finished, leaseExp, expires := make([]*int64, n), make([]*int64, n), make([]*int64, n), make([]*int64, n)
+	idem := make([]*string, n)
+	for i, j := range t.inserts {
+		id[i], tenant[i], owner[i], op[i], status[i] = j.ID, j.Tenant, j.Owner, j.Operation, string(j.Status)
+		cb[i], token[i], worker[i], hash[i] = j.CallbackURL, j.LeaseToken, j.Worker, j.RequestHash
+		input[i] = []byte(j.Input)
+		result[i], _ = storage.NullBytes(j.Result).([]byte)
+		jerr[i], _ = storage.JSONOrNil(j.Error).([]byte)
+		progress[i], _ = storage.JSONOrNil(j.Progress).([]byte)
+		meta[i], _ = storage.JSONOrNil(j.Metadata).([]byte)
+		arts[i], _ = storage.JSONOrNil(j.Artifacts).([]byte)
+		attempt[i], maxAttempts[i], prio[i], timeout[i] = int32(j.Attempt), int32(j.MaxAttempts), int32(j.Priority), int32(j.TimeoutSeconds)
+		cancel[i], created[i], runAt[i] = j.CancelRequested, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt)
+		started[i], finished[i], leaseExp[i], expires[i] = microsOf(j.StartedAt), microsOf(j.FinishedAt), microsOf(j.LeaseExpiresAt), microsOf(j.ExpiresAt)
+		if j.IdempotencyKey != "" {
+			k := j.IdempotencyKey
+			idem[i] = &k
+		}
+	}
+	t.inserts = t.inserts[:0]
+	_, err := t.tx.Exec(t.ctx, qInsertJobs, id, tenant, owner, op, status, input, result, jerr, progress, attempt,
+		maxAttempts, prio, timeout, cancel, meta, cb, created, runAt, started, finished, token, leaseExp, worker,
+		idem, hash, expires, arts)
+	if err != nil {
+		return fmt.Errorf("insert jobs: %w", err)
+	}
+	return nil
+}
+
+const qUpdateJobs = `UPDATE jobs AS j SET status = v.status, result = v.result, error = v.error,
+	progress = v.progress, attempt = v.attempt, max_attempts = v.max_attempts,
+	cancel_requested = v.cancel_requested, run_at = v.run_at, started_at = v.started_at,
+	finished_at = v.finished_at, lease_token = v.lease_token, lease_expires_at = v.lease_expires_at,
+	worker = v.worker, expires_at = v.expires_at, artifacts = v.artifacts
+	FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[], $6::int[], $7::int[],
+		$8::bool[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::text[],
+		$15::bigint[], $16::bytea[])
+	AS v(id, status, result, error, progress, attempt, max_attempts, cancel_requested, run_at, started_at,
+		finished_at, lease_token, lease_expires_at, worker, expires_at, artifacts)
+	WHERE j.id = v.id`
+
+func (t *txn) flushUpdates() error {
+	n := len(t.updates)
+	ids, status, token, worker := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	result, jerr, progress, artifacts := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	attempt, maxAttempts := make([]int32, n), make([]int32, n)
+	cancel := make([]bool, n)
+	runAt := make([]int64, n)
+	started, finished, leaseExp, expires := make([]*int64, n), make([]*int64, n), make([]*int64, n), make([]*int64, n)
+	for i, j := range t.updates {
+		ids[i], status[i], token[i], worker[i] = j.ID, string(j.Status), j.LeaseToken, j.Worker
+		result[i], _ = storage.NullBytes(j.Result).([]byte)
+		jerr[i], _ = storage.JSONOrNil(j.Error).([]byte)
+		progress[i], _ = storage.JSONOrNil(j.Progress).([]byte)
+		artifacts[i], _ = storage.JSONOrNil(j.Artifacts).([]byte)
+		attempt[i], maxAttempts[i], cancel[i], runAt[i] = int32(j.Attempt), int32(j.MaxAttempts), j.CancelRequested, storage.Micros(j.RunAt)
+		started[i], finished[i], leaseExp[i], expires[i] = microsOf(j.StartedAt), microsOf(j.FinishedAt), microsOf(j.LeaseExpiresAt), microsOf(j.ExpiresAt)
+	}
+	t.updates, t.updated = t.updates[:0], nil
+	tag, err := t.tx.Exec(t.ctx, qUpdateJobs, ids, status, result, jerr, progress, attempt, maxAttempts, cancel,
+		runAt, started, finished, token, leaseExp, worker, expires, artifacts)
+	if err != nil {
+		return fmt.Errorf("update jobs: %w", err)
+	}
+	if int(tag.RowsAffected()) != n {
+		return fmt.Errorf("update jobs: %d of %d rows found", tag.RowsAffected(), n)
+	}
+	return nil
+}
+
+// flushEvents takes the events' seqs in one statement (after the transaction
+// has its id: see tailer.inOrder) and inserts them in another.
+func (t *txn) flushEvents() error {
+	evs := t.events
+	t.events = t.events[:0]
+	// pg_current_xact_id() first, as a statement of its own (sent in the same
+	// round trip): a statement that wrote nothing leaves a transaction without
+	// an id, and within one statement the planner may call nextval before it.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_current_xact_id()`)
+	b.Queue(`SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)`, len(evs))
+	br := t.tx.SendBatch(t.ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return fmt.Errorf("transaction id: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return fmt.Errorf("event seqs: %w", err)
+	}
+	seqs, err := collect(rows, nil, func(r pgx.Row) (int64, error) {
+		var n int64
+		return n, r.Scan(&n)
+	})
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || len(seqs) != len(evs) {
+		return fmt.Errorf("event seqs: %d for %d events: %v", len(seqs), len(evs), err)
+	}
+	n := len(evs)
+	stream, tenant, typ := make([]string, n), make([]string, n), make([]string, n)
+	tm := make([]int64, n)
+	data := make([][]byte, n)
+	exp := make([]*int64, n)
+	for i, e := range evs {
+		e.Seq = seqs[i]
+		stream[i], tenant[i], typ[i], tm[i], data[i], exp[i] = e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), microsOf(e.ExpiresAt)
+		t.maxSeq = max(t.maxSeq, e.Seq)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO events (seq, stream, tenant, type, time, data, expires_at)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::bigint[])`,
+		seqs, stream, tenant, typ, tm, data, exp)
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	return nil
+}
+
+func microsOf(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	us := t.UnixMicro()
+	return &us
+}
+
+// exec, query and queryRow send a statement after the kept writes (in a
+// group, under the call's savepoint when what it sends could need undoing).
+func (t *txn) exec(what, q string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.guard(true); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	if err := t.flush(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := t.tx.Exec(t.ctx, q, args...)
+	if err != nil {
+		return tag, fmt.Errorf("%s: %w", what, err)
+	}
+	return tag, nil
+}
+
+func (t *txn) query(q string, args ...any) (pgx.Rows, error) {
+	if err := t.guard(false); err != nil {
+		return nil, err
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	return t.tx.Query(t.ctx, q, args...)
+}
+
+func (t *txn) queryRow(q string, args ...any) pgx.Row {
+	if err := t.guard(false); err != nil {
+		return errRow{err}
+	}
+	if err := t.flush(); err != nil {
+		return errRow{err}
+	}
+	return t.tx.QueryRow(t.ctx, q, args...)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }

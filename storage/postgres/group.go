@@ -1,0 +1,260 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Group commit. Concurrent WithTx calls are taken by a few writers, each
+// running all the calls waiting for it in one PostgreSQL transaction: one
+// commit (one WAL flush) and one multi-row statement per kind of write for the
+// whole group. A call's writes stay in memory until a statement needs them
+// sent (batch.go), so a call that fails before then is dropped from memory; a
+// call that has sent writes runs under a savepoint, rolled back if it fails.
+// If the group's transaction itself fails, every call in it runs again alone.
+
+// request is one WithTx call waiting for a writer.
+type request struct {
+	ctx  context.Context
+	fn   func(storage.Tx) error
+	done chan error
+	c    storage.Commit
+}
+
+// maxGroup is the most calls one transaction runs.
+const maxGroup = 256
+
+func (s *Store) startWriters(n int) {
+	s.reqs = make(chan *request, maxGroup*n)
+	for range n {
+		go s.writer()
+	}
+}
+
+func (s *Store) writer() {
+	group := make([]*request, 0, maxGroup)
+	for {
+		select {
+		case r := <-s.reqs:
+			group = append(group[:0], r)
+		case <-s.quit:
+			return
+		}
+	fill:
+		for len(group) < maxGroup {
+			select {
+			case r := <-s.reqs:
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		s.runGroup(group)
+	}
+}
+
+// submit hands fn to a writer and waits for its outcome.
+func (s *Store) submit(ctx context.Context, fn func(storage.Tx) error) (*request, error) {
+	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return nil, errand.Errorf(errand.EUNAVAILABLE, "the store is shutting down")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once handed over, wait even if ctx ends: the work may commit.
+	return r, <-r.done
+}
+
+// runGroup runs the calls in one transaction; calls whose outcome the
+// transaction could not decide run again alone.
+func (s *Store) runGroup(group []*request) {
+	if len(group) == 1 {
+		r := group[0]
+		r.done <- s.alone(r)
+		return
+	}
+	errs, maxSeq, ok := s.together(group)
+	for i, r := range group {
+		switch {
+		case ok:
+			if errs[i] == nil {
+				s.tail.committed(&r.c, maxSeq)
+			}
+			r.done <- interpretError(errs[i])
+		case isAnswer(errs[i]): // the call's own answer, whatever became of the rest
+			r.done <- errs[i]
+		default:
+			r.done <- s.alone(r)
+		}
+	}
+}
+
+// isAnswer reports whether err is a call's own verdict (the domain's, or the
+// database being away) rather than a statement that failed in the group.
+func isAnswer(err error) bool {
+	var e *errand.Error
+	return err != nil && (errors.As(err, &e) || errors.Is(err, storage.ErrNotFound))
+}
+
+// alone runs one call in its own transaction, retrying conflicts.
+func (s *Store) alone(r *request) error {
+	for attempt := 1; ; attempt++ {
+		t := &txn{s: s}
+		err := s.runTx(r.ctx, t, r.fn)
+		if err == nil {
+			s.tail.committed(&t.c, t.maxSeq)
+			return nil
+		}
+		if attempt == 3 || !retryable(err) {
+			return interpretError(err)
+		}
+	}
+}
+
+// together runs the group in one transaction. ok says it committed; errs are
+// the calls' own errors (nil for those that succeeded).
+func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool) {
+	errs = make([]error, len(group))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := s.pool.Acquire(actx)
+	acancel()
+	if err != nil {
+		for i := range errs {
+			errs[i] = unavailable(err)
+		}
+		return errs, 0, false
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return errs, 0, false
+	}
+	t := &txn{s: s, tx: tx, ctx: ctx, group: true}
+	for i, r := range group {
+		t.beginCall()
+		if errs[i] = run(r.fn, t); errs[i] != nil {
+			if err := t.abandonCall(); err != nil {
+				_ = tx.Rollback(ctx)
+				return errs, 0, false
+			}
+			continue
+		}
+		if err := t.endCall(); err != nil {
+			_ = tx.Rollback(ctx)
+			return errs, 0, false
+		}
+		r.c = t.callCommit()
+	}
+	if err := t.flush(); err != nil {
+		_ = tx.Rollback(ctx)
+		return errs, 0, false
+	}
+	if err := tx.Commit(ctx); err != nil {
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) {
+			// The connection failed during COMMIT: the group may have committed.
+			// Running its calls again could do them twice; they answer 503.
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = unavailable(err)
+				}
+			}
+		}
+		return errs, 0, false
+	}
+	return errs, t.maxSeq, true
+}
+
+// call is where the current call's writes begin in the kept buffers.
+type call struct {
+	updates, events, inserts int
+	savepoint                bool
+	ready                    []string
+	scheduled                time.Time
+}
+
+func (t *txn) beginCall() {
+	t.call = call{updates: len(t.updates), events: len(t.events), inserts: len(t.inserts)}
+	t.c = storage.Commit{}
+}
+
+// ownPending reports whether the current call has kept writes.
+func (t *txn) ownPending() bool {
+	return len(t.updates) > t.call.updates || len(t.events) > t.call.events || len(t.inserts) > t.call.inserts
+}
+
+// guard makes sure what the current call is about to send can be undone: the
+// writes of the calls before it are sent first, then a savepoint is taken.
+func (t *txn) guard(write bool) error {
+	if !t.group || t.call.savepoint || !(write || t.ownPending()) {
+		return nil
+	}
+	if err := t.flushBefore(); err != nil {
+		return err
+	}
+	if _, err := t.tx.Exec(t.ctx, `SAVEPOINT call`); err != nil {
+		return err
+	}
+	t.call.savepoint = true
+	return nil
+}
+
+// flushBefore sends the writes kept by the calls before the current one.
+func (t *txn) flushBefore() error {
+	u, e, in := t.updates[t.call.updates:], t.events[t.call.events:], t.inserts[t.call.inserts:]
+	t.updates, t.events, t.inserts = t.updates[:t.call.updates], t.events[:t.call.events], t.inserts[:t.call.inserts]
+	t.updated = nil
+	err := t.flush()
+	t.updates, t.events, t.inserts = append(t.updates, u...), append(t.events, e...), append(t.inserts, in...)
+	t.call.updates, t.call.events, t.call.inserts = 0, 0, 0
+	t.reindex()
+	return err
+}
+
+// abandonCall undoes a failed call: its kept writes are dropped, what it sent
+// is rolled back to its savepoint, and jobs it read are read again.
+func (t *txn) abandonCall() error {
+	t.updates, t.events, t.inserts = t.updates[:t.call.updates], t.events[:t.call.events], t.inserts[:t.call.inserts]
+	t.reindex()
+	t.locked = nil
+	t.c = storage.Commit{}
+	if t.call.savepoint {
+		_, err := t.tx.Exec(t.ctx, `ROLLBACK TO SAVEPOINT call`)
+		return err
+	}
+	return nil
+}
+
+func (t *txn) endCall() error {
+	if t.call.savepoint {
+		_, err := t.tx.Exec(t.ctx, `RELEASE SAVEPOINT call`)
+		return err
+	}
+	return nil
+}
+
+// callCommit is what the current call asks to be told after commit.
+func (t *txn) callCommit() storage.Commit {
+	return storage.Commit{Ready: slices.Clone(t.c.Ready), Scheduled: t.c.Scheduled, Changed: slices.Clone(t.c.Changed)}
+}
+
+// reindex rebuilds the id → index map of kept updates.
+func (t *txn) reindex() {
+	t.updated = nil
+	for i, j := range t.updates {
+		if t.updated == nil {
+			t.updated = map[string]int{}
+		}
+		t.updated[j.ID] = i
+	}
+}

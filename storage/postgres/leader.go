@@ -1,0 +1,117 @@
+package postgres
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Leader elects one node for the background work that needs doing once: the
+// lease reaper, the scheduler, the retention cleaners and the webhook sweeper
+// (all claim rows with SKIP LOCKED, so two leaders at once would only repeat
+// work, never corrupt it). The leader holds a session advisory lock on a
+// connection of its own; when the node dies, its connection does and the
+// lock is free for the next node, which tries every Retry.
+type Leader struct {
+	s     *Store
+	key   int64
+	retry time.Duration
+	log   *slog.Logger
+	is    atomic.Bool
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Leader returns this node's elector; Start begins campaigning. retry is how
+// often a follower tries to take over (and a leader checks its connection).
+func (s *Store) Leader(retry time.Duration, log *slog.Logger) *Leader {
+	return &Leader{s: s, key: 0x6c65_6164_6572, retry: retry, log: log}
+}
+
+// IsLeader reports whether this node leads now.
+func (l *Leader) IsLeader() bool { return l.is.Load() }
+
+// Start campaigns until Stop.
+func (l *Leader) Start(ctx context.Context) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.mu.Lock()
+	l.cancel, l.done = cancel, make(chan struct{})
+	l.mu.Unlock()
+	go l.run(ctx)
+}
+
+// Stop gives up leadership (closing its connection frees the lock at once).
+func (l *Leader) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	cancel, done := l.cancel, l.done
+	l.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Leader) run(ctx context.Context) {
+	defer close(l.done)
+	var conn *pgx.Conn
+	defer func() {
+		l.is.Store(false)
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	for {
+		var err error
+		if conn == nil {
+			conn, err = pgx.ConnectConfig(ctx, l.s.pool.Config().ConnConfig.Copy())
+			if err != nil {
+				conn = nil
+			}
+		}
+		if conn != nil {
+			err = l.check(ctx, conn)
+			if err != nil {
+				conn.Close(context.Background())
+				conn = nil
+			}
+		}
+		if err != nil && l.is.Swap(false) && ctx.Err() == nil {
+			l.log.Warn("lost leadership", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(l.retry):
+		}
+	}
+}
+
+// check takes the lock if free, or confirms this connection still holds it.
+func (l *Leader) check(ctx context.Context, conn *pgx.Conn) error {
+	cctx, cancel := context.WithTimeout(ctx, l.retry)
+	defer cancel()
+	if l.is.Load() {
+		return conn.Ping(cctx)
+	}
+	var got bool
+	if err := conn.QueryRow(cctx, `SELECT pg_try_advisory_lock($1)`, l.key).Scan(&got); err != nil {
+		return err
+	}
+	if got {
+		l.is.Store(true)
+		l.log.Info("leading: running the lease reaper, scheduler, retention and webhook sweeper")
+	}
+	return nil
+}

@@ -1,0 +1,347 @@
+// Package postgres is errand's PostgreSQL storage driver, for several errand
+// nodes on one database.
+//
+// Every WithTx is one PostgreSQL transaction on a pooled connection; concurrent
+// commits share WAL flushes (PostgreSQL's own group commit). Rows a task claims
+// (queued jobs, expired leases, due deliveries) are locked with FOR UPDATE SKIP
+// LOCKED, so nodes never take the same row. Events get their cursor (seq) from
+// an identity column when inserted; because transactions commit out of order,
+// each node's tailer (tailer.go) reads the event log in seq order up to a
+// horizon below which every seq has committed or never will, feeds its
+// notifiers from there (this node's commits and every other node's, each once,
+// in order), and readers never see past it. LISTEN/NOTIFY wakes the tailers and
+// long-polling workers on every node at once.
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Config tunes the driver. The zero value is ready to use.
+type Config struct {
+	// MaxConns is the size of the connection pool. Defaults to 32.
+	MaxConns int32
+	// Writers is how many group-commit writers run transactions at once, each
+	// holding a connection while it does. Defaults to 4.
+	Writers int
+	// Schema, when set, holds errand's tables (created if missing); tests use one
+	// per test. Defaults to the connection's search_path (usually public).
+	Schema string
+}
+
+var schemaRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func (c *Config) withDefaults() Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	out.MaxConns = cmp.Or(out.MaxConns, 32)
+	out.Writers = cmp.Or(out.Writers, 4)
+	return out
+}
+
+// ParseURL reads a postgres:// (or postgresql://) URL; the errand-only query
+// parameters pool_max_conns (handled by pgx) and schema are understood.
+func ParseURL(raw string) (string, *Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", nil, fmt.Errorf("store %q: not a postgres:// URL", redact(raw))
+	}
+	cfg := &Config{}
+	q := u.Query()
+	if s := q.Get("schema"); s != "" {
+		if !schemaRe.MatchString(s) {
+			return "", nil, fmt.Errorf("store: schema %q must be a lower-case identifier", s)
+		}
+		cfg.Schema = s
+		q.Del("schema")
+	}
+	if s := q.Get("pool_max_conns"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return "", nil, fmt.Errorf("store: pool_max_conns %q must be a positive number", s)
+		}
+		cfg.MaxConns = int32(n)
+		q.Del("pool_max_conns")
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), cfg, nil
+}
+
+// redact hides a URL's password.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable URL)"
+}
+
+// Store is the PostgreSQL driver.
+type Store struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	dsn    string
+	tail   *tailer
+	reqs   chan *request
+	quit   chan struct{}
+	mu     sync.Mutex
+	notify []storage.Notifier
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open connects, applies migrations (under an advisory lock, so nodes starting
+// together run them once) and starts the tailer.
+func Open(ctx context.Context, dsn string, cfg *Config) (*Store, error) {
+	c := cfg.withDefaults()
+	if c.Schema != "" && !schemaRe.MatchString(c.Schema) {
+		return nil, fmt.Errorf("postgres: schema %q must be a lower-case identifier", c.Schema)
+	}
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", redact(dsn), err)
+	}
+	pc.MaxConns = c.MaxConns
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second // connect_timeout in the URL wins
+	}
+	if c.Schema != "" {
+		pc.ConnConfig.RuntimeParams["search_path"] = c.Schema
+	}
+	s := &Store{cfg: c, dsn: dsn, quit: make(chan struct{})}
+	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	if s.tail, err = startTailer(ctx, s); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	s.startWriters(c.Writers)
+	return s, nil
+}
+
+// channel is the NOTIFY channel of this database (and schema).
+func (s *Store) channel() string { return "errand_" + cmp.Or(s.cfg.Schema, "public") }
+
+// Migrate applies pending migrations and returns how many ran; `errand migrate`
+// calls it ahead of a rolling deploy.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := storage.ReadMigrations(mustSub(migrationFS, "migrations"))
+	if err != nil {
+		return err
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		// At start the reason is for the operator, so it is kept.
+		return &errand.Error{Code: errand.EUNAVAILABLE, Message: "PostgreSQL does not answer: " + err.Error()}
+	}
+	defer conn.Release()
+	if s.cfg.Schema != "" {
+		if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+s.cfg.Schema); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	lock := int64(0x6572_7261_6e64) // "errand"
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock); err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lock)
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS errand_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	var have int
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM errand_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	for _, m := range ms[min(have, len(ms)):] {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO errand_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+	}
+	if have > len(ms) {
+		return fmt.Errorf("the database is at migration %d, newer than this errand (%d): upgrade errand", have, len(ms))
+	}
+	return nil
+}
+
+func mustSub(fsys embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	return sub
+}
+
+// Listen registers n to hear about every commit, in commit order.
+func (s *Store) Listen(n storage.Notifier) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notify = append(s.notify, n)
+}
+
+func (s *Store) notifiers() []storage.Notifier {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notify
+}
+
+// WithTx runs fn in a transaction and commits it: grouped with the calls
+// waiting beside it (group.go), or alone. A serialization failure, a deadlock
+// or a race on an idempotency key runs fn again (up to three times). Its
+// events reach the notifiers shortly after, in order, through the tailer.
+func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
+	_, err := s.submit(ctx, fn)
+	return err
+}
+
+func (s *Store) runTx(ctx context.Context, t *txn, fn func(storage.Tx) error) error {
+	// A caller's cancel must not interrupt a transaction that may be committing:
+	// once begun, it finishes on its own context (bounded by a statement timeout).
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second) // a database that went away answers 503, not never
+	conn, err := s.pool.Acquire(actx)
+	acancel()
+	if err != nil {
+		return unavailable(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(tctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	t.tx, t.ctx = tx, tctx
+	if err := run(fn, t); err != nil {
+		_ = tx.Rollback(tctx)
+		return err
+	}
+	if err := t.flush(); err != nil {
+		_ = tx.Rollback(tctx)
+		return err
+	}
+	// No NOTIFY inside: PostgreSQL serializes the commits of notifying
+	// transactions (a global lock held through the WAL flush), which capped
+	// throughput at one commit per fsync. The tailer announces commits after
+	// the fact, merged (see tailer.announce).
+	return tx.Commit(tctx)
+}
+
+// run calls fn, turning a panic into an error.
+func run(fn func(storage.Tx) error, t *txn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in transaction: %v", p)
+		}
+	}()
+	return fn(t)
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	return pe.Code == "40001" || pe.Code == "40P01" || (pe.Code == "23505" && pe.ConstraintName == "jobs_idempotency")
+}
+
+// unavailable marks a failure to reach the database: clients get 503.
+func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &errand.Error{Code: errand.EUNAVAILABLE, Message: "the database is unavailable", RetryAfter: time.Second}
+}
+
+// interpretError maps pgx errors to the seam's: no rows is ErrNotFound; a
+// connection that failed or broke is unavailable (503), whatever was being done.
+func interpretError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	var ae *errand.Error
+	if errors.As(err, &ae) {
+		return err // the domain's own answer
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") {
+		return unavailable(err)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || strings.HasPrefix(pe.Code, "08")) {
+		return unavailable(err) // the server is shutting down, restarting, or the connection failed
+	}
+	return err
+}
+
+// Setting returns the stored value of key, storing value first if there is none.
+func (s *Store) Setting(ctx context.Context, key, value string) (string, error) {
+	var out string
+	err := s.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO settings (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO NOTHING RETURNING value)
+		SELECT value FROM ins UNION ALL SELECT value FROM settings WHERE key = $1 LIMIT 1`, key, value).Scan(&out)
+	return out, interpretError(err)
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Close stops the tailer and closes the pool.
+func (s *Store) Close() error {
+	close(s.quit)
+	s.tail.stop()
+	s.pool.Close()
+	return nil
+}
+
+// SchemaVersion is the number of the last migration applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM errand_migrations`).Scan(&v)
+	return v, interpretError(err)
+}

@@ -1,0 +1,446 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
+	"github.com/jackc/pgx/v5"
+)
+
+// tailer feeds this node's notifiers. It reads the event log in seq order and
+// delivers each event once, never past a gap it cannot yet explain: a missing
+// seq belongs to a transaction still running (wait for it) or to one that rolled
+// back (skip it once every transaction that could hold it has ended, which the
+// snapshot's xmin tells). Its cursor is the horizon readers see up to. It also
+// passes on this node's and other nodes' ready-work and schedule notes, so every
+// notifier is called from this one goroutine.
+type tailer struct {
+	s    *Store
+	node string
+	poke chan struct{}
+	quit chan struct{}
+	done chan struct{}
+
+	mu       sync.Mutex
+	cursor   int64 // every event with seq <= cursor has been delivered (or never committed)
+	advanced chan struct{}
+	pending  []*storage.Commit // notes to pass on
+	gap      *gap
+
+	out         storage.Commit // this node's notes not yet announced to the others
+	outEvents   bool
+	announceNow chan struct{}
+}
+
+// gap is a run of missing seqs below upTo. horizon is a transaction id taken
+// after the gap was seen (0 until then): every transaction that took one of the
+// missing seqs had its id before (InsertEvent makes sure), so once no
+// transaction below horizon is running, the missing seqs have committed (and
+// were read) or never will.
+type gap struct {
+	upTo    int64
+	horizon uint64
+	seen    time.Time
+}
+
+// gapGrace is how long a gap may wait for its transaction to commit before the
+// tailer takes a horizon (a transaction of its own) to tell a rollback. Most
+// gaps are commits in flight and close well within it.
+const gapGrace = 20 * time.Millisecond
+
+func startTailer(ctx context.Context, s *Store) (*tailer, error) {
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	t := &tailer{s: s, node: hex.EncodeToString(id[:]), poke: make(chan struct{}, 1), quit: make(chan struct{}),
+		done: make(chan struct{}), advanced: make(chan struct{}), announceNow: make(chan struct{}, 1)}
+	if err := t.settle(ctx); err != nil {
+		return nil, err
+	}
+	conn, err := t.listen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	go t.listenLoop(conn)
+	go t.run()
+	go t.announce()
+	return t, nil
+}
+
+// settle starts the cursor at the newest seq, once every transaction that may
+// hold a seq below it has ended (so none commits below the cursor later, unseen
+// by this node's hub). It runs before the node serves: what committed before is
+// read as history.
+func (t *tailer) settle(ctx context.Context) error {
+	if err := t.s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&t.cursor); err != nil {
+		return interpretError(err)
+	}
+	h, err := t.takeHorizon(ctx)
+	if err != nil {
+		return interpretError(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var xs string
+		if err := t.s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&xs); err != nil {
+			return interpretError(err)
+		}
+		if xmin, _ := strconv.ParseUint(xs, 10, 64); xmin >= h {
+			return nil
+		}
+	}
+	return nil // a transaction open for 10 s: go on (its events may reach this node's hub late or not at all)
+}
+
+// Horizon is the highest cursor readers may see.
+func (t *tailer) horizon() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cursor
+}
+
+func (t *tailer) wake() {
+	select {
+	case t.poke <- struct{}{}:
+	default:
+	}
+}
+
+// committed passes on a local commit's notes and wakes the tailer for its
+// events. It does not wait for them to reach the notifiers: every commit would
+// then wait for every commit before it (ordering is global), and writers would
+// move at the tailer's pace. Readers wait instead, and only when what they read
+// is past the horizon (see Store.ListEvents).
+func (t *tailer) committed(c *storage.Commit, maxSeq int64) {
+	if len(c.Ready) > 0 || !c.Scheduled.IsZero() || len(c.Changed) > 0 || maxSeq > 0 {
+		t.mu.Lock()
+		if len(c.Ready) > 0 || !c.Scheduled.IsZero() || len(c.Changed) > 0 {
+			t.pending = append(t.pending, &storage.Commit{Ready: c.Ready, Scheduled: c.Scheduled, Changed: c.Changed})
+		}
+		t.out.Add(c)
+		t.outEvents = t.outEvents || maxSeq > 0
+		t.mu.Unlock()
+		t.wake()
+		select {
+		case t.announceNow <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitFor waits until the tailer has passed seq (or ctx ends).
+func (t *tailer) waitFor(ctx context.Context, seq int64) {
+	t.wake()
+	for {
+		t.mu.Lock()
+		cur, ch := t.cursor, t.advanced
+		t.mu.Unlock()
+		if cur >= seq {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *tailer) stop() {
+	select {
+	case <-t.quit:
+	default:
+		close(t.quit)
+	}
+	<-t.done
+}
+
+func (t *tailer) run() {
+	defer close(t.done)
+	for {
+		wait := time.Second
+		t.mu.Lock()
+		if t.gap != nil {
+			wait = 5 * time.Millisecond // a transaction is about to commit, or has rolled back
+		}
+		t.mu.Unlock()
+		timer := time.NewTimer(wait)
+		select {
+		case <-t.quit:
+			timer.Stop()
+			return
+		case <-t.poke:
+		case <-timer.C:
+		}
+		timer.Stop()
+		t.dispatchNotes()
+		for t.step() {
+		}
+	}
+}
+
+func (t *tailer) dispatchNotes() {
+	t.mu.Lock()
+	notes := t.pending
+	t.pending = nil
+	t.mu.Unlock()
+	for _, c := range notes {
+		for _, n := range t.s.notifiers() {
+			n.Committed(c)
+		}
+	}
+}
+
+// tailBatch is how many events one read takes.
+const tailBatch = 1000
+
+// step reads and delivers the next events; it reports whether there may be more.
+func (t *tailer) step() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.mu.Lock()
+	from := t.cursor
+	t.mu.Unlock()
+	rows, err := t.s.pool.Query(ctx, `WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
+		SELECT snap.xmin, e.seq, e.stream, e.tenant, e.type, e.time, e.data, e.expires_at
+		FROM snap LEFT JOIN LATERAL (SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) e ON true`, from, tailBatch)
+	if err != nil {
+		return false
+	}
+	var xmin uint64
+	var evs []*errand.Event
+	for rows.Next() {
+		var xs string
+		var seq, tm, exp *int64
+		var stream, tenant, typ *string
+		var data []byte
+		if err := rows.Scan(&xs, &seq, &stream, &tenant, &typ, &tm, &data, &exp); err != nil {
+			rows.Close()
+			return false
+		}
+		xmin, _ = strconv.ParseUint(xs, 10, 64)
+		if seq == nil {
+			continue // no events: the row only carries the snapshot
+		}
+		e := &errand.Event{Seq: *seq, Stream: *stream, Tenant: *tenant, Type: *typ, Time: storage.FromMicros(*tm), Data: data}
+		if exp != nil {
+			at := storage.FromMicros(*exp)
+			e.ExpiresAt = &at
+		}
+		evs = append(evs, e)
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return false
+	}
+	ready := t.inOrder(evs, xmin)
+	t.mu.Lock()
+	needHorizon := t.gap != nil && t.gap.horizon == 0 && time.Since(t.gap.seen) > gapGrace
+	t.mu.Unlock()
+	if needHorizon {
+		if h, err := t.takeHorizon(ctx); err == nil {
+			t.mu.Lock()
+			if t.gap != nil && t.gap.horizon == 0 {
+				t.gap.horizon = h
+			}
+			t.mu.Unlock()
+		}
+	}
+	if len(ready) > 0 {
+		c := &storage.Commit{Events: ready}
+		for _, n := range t.s.notifiers() {
+			n.Committed(c)
+		}
+	}
+	t.mu.Lock()
+	moved := t.cursor != from
+	if moved {
+		close(t.advanced)
+		t.advanced = make(chan struct{})
+	}
+	t.mu.Unlock()
+	return moved && len(evs) == tailBatch
+}
+
+// inOrder advances the cursor over evs as far as no unexplained gap stops it
+// and returns the events passed.
+func (t *tailer) inOrder(evs []*errand.Event, xmin uint64) []*errand.Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*errand.Event
+	for _, e := range evs {
+		if e.Seq > t.cursor+1 {
+			if t.gap == nil {
+				t.gap = &gap{upTo: e.Seq, seen: time.Now()}
+			}
+			if t.gap.horizon == 0 || xmin < t.gap.horizon {
+				return out // a transaction that may hold the missing seqs is still running
+			}
+			// Every transaction that could hold them has ended: they rolled back.
+			t.cursor = max(t.cursor, min(e.Seq, t.gap.upTo)-1)
+			t.gap = nil
+			if e.Seq > t.cursor+1 {
+				t.gap = &gap{upTo: e.Seq, seen: time.Now()}
+				return out
+			}
+		}
+		t.gap = nil
+		t.cursor = e.Seq
+		out = append(out, e)
+	}
+	return out
+}
+
+// takeHorizon takes a transaction id now, in a transaction that commits without
+// waiting for its (empty) commit record to reach disk.
+func (t *tailer) takeHorizon(ctx context.Context) (uint64, error) {
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`SET LOCAL synchronous_commit = off`)
+	b.Queue(`SELECT pg_current_xact_id()::text`)
+	b.Queue(`COMMIT`)
+	br := t.s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var x string
+	if _, err := br.Exec(); err != nil {
+		return 0, err
+	}
+	if _, err := br.Exec(); err != nil {
+		return 0, err
+	}
+	if err := br.QueryRow().Scan(&x); err != nil {
+		return 0, err
+	}
+	if _, err := br.Exec(); err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(x, 10, 64)
+}
+
+// listen opens the connection that LISTENs for other nodes' notes.
+func (t *tailer) listen(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, t.s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+t.s.channel()); err != nil {
+		conn.Close(ctx)
+		return nil, interpretError(err)
+	}
+	return conn, nil
+}
+
+// listenLoop turns notifications into wake-ups and notes; it reconnects after
+// losing the connection (and then catches up: a note may have been missed).
+func (t *tailer) listenLoop(conn *pgx.Conn) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-t.quit; cancel() }()
+	backoff := 100 * time.Millisecond
+	for {
+		for conn == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			var err error
+			if conn, err = t.listen(ctx); err != nil {
+				backoff = min(backoff*2, 5*time.Second)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			t.wake() // catch up on events whose note was missed
+		}
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			conn.Close(context.Background())
+			conn = nil
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		t.note(n.Payload)
+	}
+}
+
+// notePayload encodes a commit's notes: node id, then e (events), r:op,op
+// (ready work) and s:µs (scheduled), separated by '|'.
+func notePayload(c *storage.Commit, maxSeq int64, node string) string {
+	parts := []string{node}
+	if maxSeq > 0 {
+		parts = append(parts, "e")
+	}
+	if len(c.Ready) > 0 {
+		parts = append(parts, "r:"+strings.Join(c.Ready, ","))
+	}
+	if !c.Scheduled.IsZero() {
+		parts = append(parts, "s:"+strconv.FormatInt(c.Scheduled.UnixMicro(), 10))
+	}
+	if len(c.Changed) > 0 {
+		parts = append(parts, "c:"+strings.Join(c.Changed, ","))
+	}
+	return strings.Join(parts, "|")
+}
+
+// note handles one notification: events wake the tailer; other nodes' ready
+// work and schedules are passed on (this node's went on at commit).
+func (t *tailer) note(payload string) {
+	parts := strings.Split(payload, "|")
+	remote := parts[0] != t.node
+	c := &storage.Commit{}
+	for _, p := range parts[1:] {
+		switch {
+		case p == "e":
+		case strings.HasPrefix(p, "r:") && remote:
+			c.Ready = strings.Split(p[2:], ",")
+		case strings.HasPrefix(p, "c:") && remote:
+			c.Changed = strings.Split(p[2:], ",")
+		case strings.HasPrefix(p, "s:") && remote:
+			if us, err := strconv.ParseInt(p[2:], 10, 64); err == nil {
+				c.Scheduled = storage.FromMicros(us)
+			}
+		}
+	}
+	if !c.Empty() {
+		t.mu.Lock()
+		t.pending = append(t.pending, c)
+		t.mu.Unlock()
+	}
+	t.wake()
+}
+
+// announce tells the other nodes about this node's commits: one NOTIFY, merging
+// every commit since the last, outside any transaction. A crash between a
+// commit and its announcement only delays the others until their next poll
+// (tailers every second, long polls at their end).
+func (t *tailer) announce() {
+	for {
+		select {
+		case <-t.quit:
+			return
+		case <-t.announceNow:
+		}
+		t.mu.Lock()
+		c, events := t.out, t.outEvents
+		t.out, t.outEvents = storage.Commit{}, false
+		t.mu.Unlock()
+		if c.Empty() && !events {
+			continue
+		}
+		seq := int64(0)
+		if events {
+			seq = 1
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = t.s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, t.s.channel(), notePayload(&c, seq, t.node))
+		cancel()
+	}
+}
