@@ -17,6 +17,16 @@ if [ ! -d e2e/js/node_modules ] || [ e2e/js/package-lock.json -nt e2e/js/node_mo
   (cd e2e/js && npm ci --no-audit --no-fund --silent)
 fi
 
+# PostgreSQL for the storage conformance suite (storage/postgres): the machine's
+# own server, started if it is stopped; ERRAND_TEST_POSTGRES names another.
+if [ -z "${ERRAND_TEST_POSTGRES:-}" ] && need pg_ctlcluster && [ -d /etc/postgresql ]; then
+  ver=$(ls /etc/postgresql | head -1)
+  if ! pg_ctlcluster --skip-systemctl-redirect "$ver" main status >/dev/null 2>&1; then
+    echo "== starting PostgreSQL $ver"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+  fi
+fi
+
 echo "== go vet"
 go vet ./...
 echo "== go test (race detector on)"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,29 +24,39 @@ type CycleResult struct {
 	Producers    int     `json:"producers"`
 	Workers      int     `json:"workers"`
 	Batch        int     `json:"batch"`
+	SubmitBatch  int     `json:"submit_batch"`
 }
 
-// Cycle runs producers submitting jobs of operation while workers lease them in
+// Cycle runs producers submitting jobs of operation (one a request, or
+// submitBatch a request to POST /v1/job-batches) while workers lease them in
 // batches and complete them in batches, and counts completed jobs a second.
-func Cycle(ctx context.Context, url, operation string, producers, workers, batch int, d time.Duration) CycleResult {
+// Producers and workers are spread evenly over the nodes' urls.
+func Cycle(ctx context.Context, urls []string, operation string, producers, workers, batch, submitBatch int, d time.Duration) CycleResult {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var submitted, completed atomic.Int64
 	var wg sync.WaitGroup
-	load := Load{URL: url + "/v1/jobs", Body: []byte(`{"operation":"` + operation + `","input":{"n":1}}`),
-		Concurrency: producers, Duration: d, WantStatus: 202}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r := Run(ctx, load)
-		submitted.Store(int64(r.Requests - r.Errors))
-	}()
-	start := time.Now()
-	for range workers {
+	for i, url := range urls {
+		one := `{"operation":"` + operation + `","input":{"n":1}}`
+		load := Load{URL: url + "/v1/jobs", Body: []byte(one),
+			Concurrency: max(1, producers/len(urls)+boolInt(i < producers%len(urls))), Duration: d, WantStatus: 202}
+		if submitBatch > 1 {
+			load.URL = url + "/v1/job-batches"
+			load.Body = []byte(`{"jobs":[` + strings.TrimSuffix(strings.Repeat(one+",", submitBatch), ",") + `]}`)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := client.New(url, client.WithHTTPClient(&http.Client{Transport: NewTransport(2)}))
+			r := Run(ctx, load)
+			submitted.Add(int64(r.Requests-r.Errors) * int64(max(1, submitBatch)))
+		}()
+	}
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client.New(urls[w%len(urls)], client.WithHTTPClient(&http.Client{Transport: NewTransport(2)}))
 			for ctx.Err() == nil {
 				completed.Add(int64(workOnce(ctx, c, operation, batch)))
 			}
@@ -55,7 +66,7 @@ func Cycle(ctx context.Context, url, operation string, producers, workers, batch
 	el := time.Since(start).Seconds()
 	return CycleResult{Name: "full cycle", Submitted: submitted.Load(), Completed: completed.Load(), Seconds: el,
 		JobsPerSec: float64(completed.Load()) / el, SubmitPerSec: float64(submitted.Load()) / el,
-		Producers: producers, Workers: workers, Batch: batch}
+		Producers: producers, Workers: workers, Batch: batch, SubmitBatch: max(1, submitBatch)}
 }
 
 // workOnce leases a batch and completes it in one call; it returns how many
@@ -86,4 +97,11 @@ func workOnce(ctx context.Context, c *client.Client, operation string, batch int
 		}
 	}
 	return n
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,6 +29,15 @@ type benchOptions struct {
 	synchronous string
 	asJSON      bool
 	cpuprofile  string
+	// auth, when set, is an auth: section the in-process server runs with
+	// instead of development mode.
+	auth string
+	// store, when set (a postgres:// URL), is where the in-process servers keep
+	// their data instead of a temporary SQLite file; nodes of them share it.
+	store string
+	nodes int
+	// urls are the in-process nodes' URLs (the first is the target's).
+	urls []string
 }
 
 func (o *benchOptions) flags(cmd *cobra.Command) {
@@ -39,6 +49,8 @@ func (o *benchOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.synchronous, "synchronous", "full", "SQLite synchronous mode of the in-process server: full (durable), normal or off")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (server and load) to this file")
+	f.StringVar(&o.store, "store", "", "run the in-process server on this postgres:// database (a fresh schema, dropped after) instead of SQLite")
+	f.IntVar(&o.nodes, "nodes", 1, "with --store: how many in-process errand nodes share the database")
 }
 
 // benchConfig is what the in-process server serves.
@@ -65,22 +77,49 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer, extraOps st
 		facts["server"] = o.server
 		return o.server, facts, cleanup, nil
 	}
-	cfgText := benchConfig + extraOps + fmt.Sprintf("store: \"sqlite://%s?synchronous=%s\"\ndev: true\n", filepath.Join(dir, "errand.db"), o.synchronous)
+	store := fmt.Sprintf("sqlite://%s?synchronous=%s", filepath.Join(dir, "errand.db"), o.synchronous)
+	if o.store != "" {
+		var drop func()
+		if store, drop, err = benchSchema(ctx, o.store); err != nil {
+			return "", nil, cleanup, err
+		}
+		rm := cleanup
+		cleanup = func() { drop(); rm() }
+		facts["synchronous"] = "PostgreSQL (its own settings)"
+	}
+	cfgText := benchConfig + extraOps + fmt.Sprintf("store: %q\n", store)
+	if o.auth != "" {
+		cfgText += o.auth
+	} else {
+		cfgText += "dev: true\n"
+	}
 	cfg, err := config.Load(config.Source{YAML: []byte(cfgText)})
 	if err != nil {
 		return "", nil, cleanup, err
 	}
-	a, err := startApp(ctx, cfg, newLogger(cfg, stderr))
-	if err != nil {
-		return "", nil, cleanup, err
-	}
-	facts["server"] = "in-process, SQLite in " + dir
-	return a.URL(), facts, func() {
+	var apps []*app
+	stop := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		a.Stop(sctx)
+		for _, a := range apps {
+			a.Stop(sctx)
+		}
 		cleanup()
-	}, nil
+	}
+	for range max(1, min(o.nodes, 16)) {
+		a, err := startApp(ctx, cfg, newLogger(cfg, stderr))
+		if err != nil {
+			stop()
+			return "", nil, func() {}, err
+		}
+		apps = append(apps, a)
+		o.urls = append(o.urls, a.URL())
+	}
+	facts["server"] = "in-process, SQLite in " + dir
+	if o.store != "" {
+		facts["server"] = fmt.Sprintf("%d in-process node(s), PostgreSQL", len(apps))
+	}
+	return apps[0].URL(), facts, stop, nil
 }
 
 // scratch makes the run's temporary directory on the data disk, measures that
@@ -114,7 +153,7 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
 		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout),
-		newBenchWebhooksCmd(stdout))
+		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr))
 	return cmd
 }
 
@@ -145,18 +184,23 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 
 func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
-	var workers, batch int
+	var workers, batch, submitBatch int
 	cmd := &cobra.Command{
 		Use:   "cycle",
 		Short: "Submits while batched pull workers lease and complete: completed jobs a second",
 		Args:  cobra.NoArgs,
 		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, _ map[string]any) (any, error) {
-			return bench.Cycle(ctx, url, "bench", o.concurrency, workers, batch, o.duration), nil
+			urls := o.urls
+			if len(urls) == 0 {
+				urls = []string{url}
+			}
+			return bench.Cycle(ctx, urls, "bench", o.concurrency, workers, batch, submitBatch, o.duration), nil
 		}),
 	}
 	o.flags(cmd)
 	cmd.Flags().IntVar(&workers, "workers", 4, "worker loops, each leasing and completing in batches")
 	cmd.Flags().IntVar(&batch, "batch", 200, "jobs per lease and per completion call")
+	cmd.Flags().IntVar(&submitBatch, "submit-batch", 1, "jobs per submit request (above 1: POST /v1/job-batches)")
 	return cmd
 }
 
@@ -411,12 +455,14 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		for _, x := range r {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t\n", x.Name, x.Concurrency, x.Requests, x.Errors, x.PerSecond, x.P50ms, x.P99ms, x.Maxms)
 		}
-		if v, ok := facts["submit_vs_baseline"]; ok {
-			fmt.Fprintf(tw, "submit / baseline\t%v\t\t\t\t\t\t\t\n", v)
+		for _, k := range []string{"submit_vs_baseline", "api_key_vs_off", "jwt_vs_off"} {
+			if v, ok := facts[k]; ok {
+				fmt.Fprintf(tw, "%s\t%v\t\t\t\t\t\t\t\n", strings.ReplaceAll(k, "_vs_", " / "), v)
+			}
 		}
 	case bench.CycleResult:
-		fmt.Fprintln(tw, "run\tproducers\tworkers×batch\tsubmitted\tcompleted\tjobs/s\tsubmits/s\t")
-		fmt.Fprintf(tw, "%s\t%d\t%d×%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Name, r.Producers, r.Workers, r.Batch, r.Submitted, r.Completed, r.JobsPerSec, r.SubmitPerSec)
+		fmt.Fprintln(tw, "run\tproducers×jobs\tworkers×batch\tsubmitted\tcompleted\tjobs/s\tsubmits/s\t")
+		fmt.Fprintf(tw, "%s\t%d×%d\t%d×%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Name, r.Producers, r.SubmitBatch, r.Workers, r.Batch, r.Submitted, r.Completed, r.JobsPerSec, r.SubmitPerSec)
 	case bench.DrainResult:
 		fmt.Fprintln(tw, "run\tworkers\tsubmitted\tsucceeded\tseconds\tjobs/s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t\n", r.Name, r.Workers, r.Submitted, r.Succeeded, r.Seconds, r.JobsPerSec)

@@ -255,3 +255,50 @@ func TestE2EJobLifecycle(t *testing.T) {
 		t.Fatalf("list status=failed = %d jobs", len(page.Jobs))
 	}
 }
+
+// TestE2ESubmitBatch: POST /v1/job-batches stores many jobs with one commit,
+// each accepted or refused on its own; idempotency keys work per job.
+func TestE2ESubmitBatch(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig)
+	body := `{"jobs":[{"operation":"echo","input":{"n":1}},{"operation":"nope"},
+		{"operation":"generate-report","input":{"type":"yearly"}},{"operation":"echo","idempotency_key":"k1"},
+		{"operation":"echo","run_at":"tomorrow"},{"operation":"echo","idempotency_key":"k1"}]}`
+	status, _, b := s.do("POST", "/v1/job-batches", body)
+	var res struct {
+		Jobs []struct {
+			Job   *errand.Job
+			Error *errand.Problem
+		}
+	}
+	mustJSON(t, b, &res)
+	if status != 202 || len(res.Jobs) != 6 {
+		t.Fatalf("batch = %d %s", status, b)
+	}
+	want := []string{"", "operation_not_found", "validation_failed", "", "validation_failed", ""}
+	for i, r := range res.Jobs {
+		got := ""
+		if r.Error != nil {
+			got = r.Error.Code
+		} else if r.Job == nil || r.Job.Status != errand.StatusQueued {
+			t.Fatalf("entry %d: no queued job: %s", i, b)
+		}
+		if got != want[i] {
+			t.Errorf("entry %d: %q, want %q", i, got, want[i])
+		}
+	}
+	if res.Jobs[3].Job.ID != res.Jobs[5].Job.ID {
+		t.Errorf("the same idempotency key made two jobs: %s and %s", res.Jobs[3].Job.ID, res.Jobs[5].Job.ID)
+	}
+	for _, i := range []int{0, 3} {
+		if status, _, _ := s.do("GET", "/v1/jobs/"+res.Jobs[i].Job.ID, ""); status != 200 {
+			t.Errorf("job %d of the batch: GET %d", i, status)
+		}
+	}
+	if status, _, b := s.do("POST", "/v1/job-batches", `{"jobs":[{"operation":"nope"}]}`); status != 422 {
+		t.Errorf("a batch with nothing accepted = %d %s, want 422", status, b)
+	}
+	if status, _, b := s.do("POST", "/v1/job-batches", `{"jobs":[]}`); status != 400 {
+		t.Errorf("an empty batch = %d %s, want 400", status, b)
+	}
+}

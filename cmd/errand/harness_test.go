@@ -24,6 +24,11 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("ERRAND_HELPER_URL") != "" {
+		// A helper process (TestHelperHangingWorker) needs no binary: building
+		// one would take seconds the test that started it is waiting on.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "errand-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -67,14 +72,28 @@ type server struct {
 	t    *testing.T
 	dir  string
 	env  []string // extra environment for the process
+	auth bool     // serve with authentication (no --dev)
 	cmd  *exec.Cmd
 	URL  string
 	logs *syncBuffer
 	done chan error
 }
 
-// startServer runs errand serve with the config in a temp data directory.
+// startServer runs errand serve --dev with the config in a temp data directory.
 func startServer(t *testing.T, config string) *server {
+	t.Helper()
+	return startServerWith(t, config, false)
+}
+
+// startServerWith runs errand serve, with authentication when auth is set.
+func startServerWith(t *testing.T, config string, auth bool) *server {
+	t.Helper()
+	return startServerEnv(t, config, auth)
+}
+
+// startServerEnv runs errand serve with extra environment (ERRAND_STORE=… points
+// it at another store than the SQLite file in its directory).
+func startServerEnv(t *testing.T, config string, auth bool, env ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "errand.yaml")
@@ -82,7 +101,7 @@ func startServer(t *testing.T, config string) *server {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, dir: dir}
+	s := &server{t: t, dir: dir, auth: auth, env: env}
 	s.start()
 	t.Cleanup(func() {
 		s.kill()
@@ -95,7 +114,11 @@ func startServer(t *testing.T, config string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(binary, "serve", "--dev", "--config", filepath.Join(s.dir, "errand.yaml"))
+	args := []string{"serve", "--config", filepath.Join(s.dir, "errand.yaml")}
+	if !s.auth {
+		args = append(args, "--dev")
+	}
+	s.cmd = exec.Command(binary, args...)
 	s.cmd.Env = append(append(os.Environ(), "ERRAND_LOG__LEVEL=info"), s.env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

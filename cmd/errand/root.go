@@ -19,11 +19,12 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(getenv, stderr), newDemoCmd(stdout, stderr), newVersionCmd(stdout), newBenchCmd(getenv, stdout, stderr))
+	root.AddCommand(newServeCmd(getenv, stderr), newDemoCmd(stdout, stderr), newVersionCmd(stdout), newBenchCmd(getenv, stdout, stderr),
+		newKeysCmd(getenv, stdout), newMigrateCmd(getenv, stdout, stderr), newCopyCmd(stdout, stderr))
 	// The commands that talk to a server share --server, --token and --output.
 	var cf clientFlags
 	for _, c := range []*cobra.Command{newSubmitCmd(&cf, stdin, stdout), newJobsCmd(&cf, stdout, stderr),
-		newOperationsCmd(&cf, stdout), newWorkerCmd(&cf, stderr)} {
+		newOperationsCmd(&cf, stdout), newWorkerCmd(&cf, stderr), newAuditCmd(&cf, stdout)} {
 		cf.add(c, getenv)
 		root.AddCommand(c)
 	}

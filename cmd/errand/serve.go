@@ -1,8 +1,8 @@
 package main
 
 import (
-	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/artifact"
+	"github.com/errandhq/errand/audit"
+	"github.com/errandhq/errand/auth"
 	"github.com/errandhq/errand/channel"
 	"github.com/errandhq/errand/config"
 	"github.com/errandhq/errand/event"
@@ -32,7 +33,6 @@ import (
 	"github.com/errandhq/errand/runner/httptarget"
 	"github.com/errandhq/errand/signing"
 	"github.com/errandhq/errand/storage"
-	"github.com/errandhq/errand/storage/sqlite"
 	"github.com/errandhq/errand/webhook"
 	"github.com/errandhq/errand/worker"
 	"github.com/spf13/cobra"
@@ -48,10 +48,6 @@ func newServeCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			cfg, err := loadConfig(cmd, file, getenv)
 			if err != nil {
 				return err
-			}
-			if !cfg.Dev {
-				return errors.New("this version of errand has no token authentication yet: " +
-					"run `errand serve --dev` (every request is the built-in dev principal), on a trusted network only")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -100,15 +96,19 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 type app struct {
 	log        *slog.Logger
 	cfg        *config.Config
-	store      *sqlite.Store
+	store      storage.Store
+	backing    *backing
 	jobs       *job.Service
 	channels   *channel.Service
 	hub        *event.Hub
 	queue      *queue.Queue
 	maintainer *queue.Maintainer
-	artifacts  *artifact.FS
+	artifacts  artifact.Store
 	runners    *runner.Pool
 	webhooks   *webhook.Service
+	auth       *auth.Authenticator
+	audit      *audit.Log
+	certs      *certHolder // nil without TLS
 	server     *http.Server
 	listener   net.Listener
 	cancel     context.CancelFunc // ends long polls at shutdown
@@ -128,14 +128,12 @@ func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, 
 	}
 	raiseFileLimit() // each subscriber is an open connection
 	a := &app{log: log, cfg: cfg, served: make(chan error, 1)}
-	path, scfg, err := sqlite.ParseURL(cfg.Store)
-	if err != nil {
+	var err error
+	if a.backing, err = openStore(ctx, cfg, log, time.Minute); err != nil {
 		return nil, err
 	}
-	if a.store, err = sqlite.Open(ctx, path, scfg); err != nil {
-		return nil, err
-	}
-	if err := a.start(ctx, path); err != nil {
+	a.store, a.artifacts = a.backing.store, a.backing.artifacts
+	if err := a.start(ctx); err != nil {
 		a.Stop(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -144,20 +142,17 @@ func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, 
 
 // start builds the services over the open store, in dependency order; Stop
 // undoes whatever part of it ran.
-func (a *app) start(ctx context.Context, dbPath string) error {
+func (a *app) start(ctx context.Context) error {
 	cfg := a.cfg
-	dir := cmp.Or(cfg.Artifacts.Dir, filepath.Join(filepath.Dir(dbPath), "artifacts"))
 	var err error
-	if a.artifacts, err = artifact.OpenFS(dir); err != nil {
-		return err
-	}
 	hub, sig := event.NewHub(), queue.NewSignal()
 	a.hub = hub
 	a.store.Listen(hub)
 	a.store.Listen(sig)
-	if a.webhooks, err = newWebhooks(a.store, cfg, a.log); err != nil {
+	if a.webhooks, err = newWebhooks(a.store, cfg, a.log, a.backing.lead); err != nil {
 		return err
 	}
+	a.store.Listen(a.webhooks)  // endpoint changes, on any node
 	store := a.webhooks.Store() // every event written through it gets its deliveries
 	if a.channels, err = channel.NewService(store, cfg.ChannelList(), nil); err != nil {
 		return err
@@ -173,7 +168,10 @@ func (a *app) start(ctx context.Context, dbPath string) error {
 	a.queue = queue.New(store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
 		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs,
 		Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
-	a.maintainer = queue.NewMaintainer(a.queue, a.log, nil)
+	if l := a.backing.leader; l != nil {
+		l.Start(ctx)
+	}
+	a.maintainer = queue.NewMaintainer(a.queue, a.log, &queue.MaintainConfig{Lead: a.backing.lead})
 	a.maintainer.Start(ctx)
 	if err := a.webhooks.Start(ctx); err != nil {
 		return err
@@ -181,12 +179,15 @@ func (a *app) start(ctx context.Context, dbPath string) error {
 	if a.runners, err = runner.Start(ctx, a.queue, ops, handlers(ops), a.log); err != nil {
 		return err
 	}
+	if err := a.startAccess(ctx); err != nil {
+		return err
+	}
 	return a.listen(ctx)
 }
 
 // newWebhooks makes the webhook service from the configuration. Development
 // mode also lets deliveries reach loopback.
-func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger) (*webhook.Service, error) {
+func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger, lead func() bool) (*webhook.Service, error) {
 	w := cfg.Webhooks
 	allow := w.AllowPrivate
 	if cfg.Dev {
@@ -202,7 +203,7 @@ func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger) (*we
 	}
 	return webhook.New(store, &webhook.Config{Timeout: time.Duration(w.Timeout), Schedule: schedule,
 		Concurrency: w.Concurrency, RateLimit: w.RateLimit, DisableAfter: time.Duration(w.DisableAfter),
-		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log}), nil
+		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log, Lead: lead}), nil
 }
 
 // withSecrets gives each http operation without a configured secret one errand
@@ -238,13 +239,19 @@ func handlers(ops []errand.Operation) map[string]worker.Handler {
 func (a *app) listen(ctx context.Context) error {
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
+	maxStreams := a.cfg.HTTP.MaxStreams
+	if a.cfg.Dev {
+		maxStreams = 0
+	}
 	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
-		Store: a.store, Webhooks: a.webhooks, Streams: base},
+		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Streams: base},
 		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
-			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes})
+			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
+			CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams})
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // HTTP/2 with prior knowledge; TLS adds h2 by ALPN
+	protocols.SetHTTP2(true)            // over TLS, by ALPN
+	protocols.SetUnencryptedHTTP2(true) // without TLS, with prior knowledge
 	a.server = &http.Server{
 		Handler:           handler,
 		Protocols:         protocols,
@@ -260,8 +267,14 @@ func (a *app) listen(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
+	if a.certs != nil {
+		a.server.TLSConfig = a.certs.config(a.cfg.TLS.MinVersion)
+		a.listener = tls.NewListener(a.listener, a.server.TLSConfig)
+	}
+	a.warnExposed()
 	go func() { a.served <- a.server.Serve(a.listener) }()
-	a.log.Info("listening", "addr", a.listener.Addr().String(), "url", a.URL(), "store", a.cfg.Store, "dev", a.cfg.Dev)
+	a.log.Info("listening", "addr", a.listener.Addr().String(), "url", a.URL(), "store", a.cfg.Store, "dev", a.cfg.Dev,
+		"tls", a.certs != nil)
 	return nil
 }
 
@@ -275,7 +288,11 @@ func (a *app) URL() string {
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	return fmt.Sprintf("http://%s:%d", host, addr.Port)
+	scheme := "http"
+	if a.certs != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s:%d", scheme, host, addr.Port)
 }
 
 // Stop shuts down in reverse order of start: end long polls, drain requests,
@@ -303,12 +320,22 @@ func (a *app) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("webhooks: %w", err))
 		}
 	}
-	if err := a.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
+	if a.auth != nil {
+		if err := a.auth.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("auth: %w", err))
+		}
 	}
-	if a.artifacts != nil {
-		a.artifacts.Close()
+	if a.audit != nil {
+		if err := a.audit.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("audit: %w", err))
+		}
 	}
+	if l := a.backing.leader; l != nil {
+		if err := l.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("leader: %w", err))
+		}
+	}
+	a.backing.close()
 	return errors.Join(errs...)
 }
 
@@ -318,10 +345,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-a.served:
-		log.Error("server stopped", "err", err)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err := <-a.served:
+			log.Error("server stopped", "err", err)
+			break wait
+		case <-hup:
+			a.reloadCerts()
+		}
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(cfg.HTTP.ShutdownTimeout))

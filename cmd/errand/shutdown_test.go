@@ -106,15 +106,15 @@ func TestRunCLI(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("listen: \":8080\"\noperations:\n  report:\n    retry: {max_attempts: 3, maxx: 1s}\n"), 0o600)
-	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte("listen: \"127.0.0.1:0\"\n"), 0o600)
+	badAuth := filepath.Join(dir, "bad-auth.yaml")
+	os.WriteFile(badAuth, []byte("listen: \"127.0.0.1:0\"\nauth:\n  api_keys:\n    - { name: ci, sha256: nope, roles: [ghost] }\n"), 0o600)
 	env := func(string) string { return "" }
 	tests := []struct {
 		name string
 		args []string
 	}{
 		{"help", []string{"--help"}},
-		{"serve-without-dev", []string{"serve", "--config", good}},
+		{"serve-bad-auth", []string{"serve", "--config", badAuth}},
 		{"serve-bad-config", []string{"serve", "--dev", "--config", bad}},
 		{"unknown-command", []string{"frobnicate"}},
 	}
