@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -157,23 +158,34 @@ func TestE2EKillWorker(t *testing.T) {
 	}
 	w := exec.Command(os.Args[0], "-test.run=^TestHelperHangingWorker$")
 	w.Env = append(os.Environ(), "ERRAND_HELPER_URL="+s.URL)
+	var helperOut bytes.Buffer
+	w.Stdout, w.Stderr = &helperOut, &helperOut
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- w.Wait() }()
 	// Wait until the helper holds the job.
-	for i := 0; ; i++ {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		got, _ := s.client().Get(context.Background(), j.ID)
 		if got.Status == errand.StatusRunning {
 			break
 		}
-		if i > 200 {
+		select {
+		case err := <-exited:
+			t.Fatalf("the worker exited (%v) without holding the job:\n%s", err, helperOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
 			w.Process.Kill()
-			t.Fatalf("the worker never leased the job")
+			<-exited
+			t.Fatalf("the worker never leased the job in 30s:\n%s", helperOut.String())
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	w.Process.Signal(syscall.SIGKILL)
-	w.Wait()
+	<-exited
 	killed := time.Now()
 	var done sync.Map
 	ctx, stop := context.WithCancel(context.Background())
