@@ -156,7 +156,7 @@ func (t *txn) flushEvents() error {
 	// an id, and within one statement the planner may call nextval before it.
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_current_xact_id()`)
-	b.Queue(`SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)`, len(evs))
+	b.Queue(t.s.qSeqs, len(evs))
 	br := t.tx.SendBatch(t.ctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
@@ -192,6 +192,9 @@ func (t *txn) flushEvents() error {
 		seqs, stream, tenant, typ, tm, data, exp)
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
+	}
+	if t.s.tail != nil {
+		t.s.tail.keep(evs)
 	}
 	return nil
 }

@@ -104,6 +104,7 @@ type Store struct {
 	cfg    Config
 	pool   *pgxpool.Pool
 	dsn    string
+	qSeqs  string // takes $1 event seqs from the events' sequence, named once at Open
 	tail   *tailer
 	reqs   chan *request
 	quit   chan struct{}
@@ -139,12 +140,28 @@ func Open(ctx context.Context, dsn string, cfg *Config) (*Store, error) {
 		s.pool.Close()
 		return nil, err
 	}
+	if err := s.nameSequence(ctx); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
 	if s.tail, err = startTailer(ctx, s); err != nil {
 		s.pool.Close()
 		return nil, err
 	}
 	s.startWriters(c.Writers)
 	return s, nil
+}
+
+// nameSequence writes the events' sequence into the statement that takes seqs,
+// as a literal: PostgreSQL then resolves it once per plan, where a lookup by
+// table and column would run for every seq taken.
+func (s *Store) nameSequence(ctx context.Context) error {
+	var name string
+	if err := s.pool.QueryRow(ctx, `SELECT pg_get_serial_sequence('events', 'seq')`).Scan(&name); err != nil {
+		return fmt.Errorf("postgres: the events sequence: %w", interpretError(err))
+	}
+	s.qSeqs = `SELECT nextval('` + strings.ReplaceAll(name, `'`, `''`) + `') FROM generate_series(1, $1)`
+	return nil
 }
 
 // channel is the NOTIFY channel of this database (and schema).
