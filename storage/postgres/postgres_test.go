@@ -87,6 +87,7 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	committed := map[int64]bool{}
+	data := map[int64]string{}
 	for g := range 48 { // more callers than writers: calls run in groups
 		node := []*postgres.Store{a, b}[g%2]
 		wg.Add(1)
@@ -95,7 +96,8 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 			for i := range 40 {
 				var e *errand.Event
 				err := node.WithTx(ctx, func(tx storage.Tx) error {
-					e = &errand.Event{Stream: "orders", Tenant: "acme", Type: "x", Time: time.Now(), Data: []byte(`{}`)}
+					e = &errand.Event{Stream: "orders", Tenant: "acme", Type: "x", Time: time.Now(),
+						Data: fmt.Appendf(nil, `{"g":%d,"i":%d}`, g, i)}
 					if err := tx.InsertEvent(ctx, e); err != nil {
 						return err
 					}
@@ -111,6 +113,7 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 				if err == nil {
 					mu.Lock()
 					committed[e.Seq] = true
+					data[e.Seq] = string(e.Data)
 					mu.Unlock()
 				} else if err != errRollback {
 					t.Error(err)
@@ -138,6 +141,9 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 			if !committed[e.Seq] {
 				t.Fatalf("node %s heard seq %d, which did not commit", name, e.Seq)
 			}
+			if string(e.Data) != data[e.Seq] || e.Stream != "orders" || e.Type != "x" {
+				t.Fatalf("node %s heard seq %d as %s %s %s, committed as %s", name, e.Seq, e.Stream, e.Type, e.Data, data[e.Seq])
+			}
 			seen[e.Seq] = true
 		}
 		for seq := range committed {
@@ -152,6 +158,30 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 	page, err := b.ListEvents(ctx, storage.ListEventsParams{Tenant: "acme", Stream: "orders", Limit: 10000})
 	if err != nil || len(page) != len(committed) {
 		t.Fatalf("history on node b: %d events (%v), want %d", len(page), err, len(committed))
+	}
+	// Once a later event passes them, neither node holds on to any event: not
+	// its own committed ones, nor those it sent in transactions that rolled back.
+	var last *errand.Event
+	if err := a.WithTx(ctx, func(tx storage.Tx) error {
+		last = &errand.Event{Stream: "orders", Tenant: "acme", Type: "x", Time: time.Now(), Data: []byte(`{}`)}
+		return tx.InsertEvent(ctx, last)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*postgres.Store{"a": a, "b": b} {
+		r := map[string]*storagetest.Recorder{"a": ra, "b": rb}[name]
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			evs := r.Events()
+			if len(evs) > 0 && evs[len(evs)-1].Seq == last.Seq {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s did not hear the last event", name)
+			}
+		}
+		if n := postgres.HeldEvents(s); n != 0 {
+			t.Fatalf("node %s still holds %d events", name, n)
+		}
 	}
 }
 

@@ -33,6 +33,7 @@ type tailer struct {
 	advanced chan struct{}
 	pending  []*storage.Commit // notes to pass on
 	gap      *gap
+	known    map[int64]*errand.Event // events above the cursor already at hand, by seq
 
 	out         storage.Commit // this node's notes not yet announced to the others
 	outEvents   bool
@@ -59,7 +60,8 @@ func startTailer(ctx context.Context, s *Store) (*tailer, error) {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	t := &tailer{s: s, node: hex.EncodeToString(id[:]), poke: make(chan struct{}, 1), quit: make(chan struct{}),
-		done: make(chan struct{}), advanced: make(chan struct{}), announceNow: make(chan struct{}, 1)}
+		done: make(chan struct{}), advanced: make(chan struct{}), announceNow: make(chan struct{}, 1),
+		known: map[int64]*errand.Event{}}
 	if err := t.settle(ctx); err != nil {
 		return nil, err
 	}
@@ -202,42 +204,22 @@ func (t *tailer) dispatchNotes() {
 const tailBatch = 1000
 
 // step reads and delivers the next events; it reports whether there may be more.
+// It reads seqs first and fetches only the events it does not already hold:
+// this node's own (kept when their transaction sent them) and those a gap held
+// back on an earlier step. On one node that is every event, so the log is
+// never read back.
 func (t *tailer) step() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	t.mu.Lock()
 	from := t.cursor
 	t.mu.Unlock()
-	rows, err := t.s.pool.Query(ctx, `WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
-		SELECT snap.xmin, e.seq, e.stream, e.tenant, e.type, e.time, e.data, e.expires_at
-		FROM snap LEFT JOIN LATERAL (SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) e ON true`, from, tailBatch)
+	seqs, xmin, err := t.readSeqs(ctx, from)
 	if err != nil {
 		return false
 	}
-	var xmin uint64
-	var evs []*errand.Event
-	for rows.Next() {
-		var xs string
-		var seq, tm, exp *int64
-		var stream, tenant, typ *string
-		var data []byte
-		if err := rows.Scan(&xs, &seq, &stream, &tenant, &typ, &tm, &data, &exp); err != nil {
-			rows.Close()
-			return false
-		}
-		xmin, _ = strconv.ParseUint(xs, 10, 64)
-		if seq == nil {
-			continue // no events: the row only carries the snapshot
-		}
-		e := &errand.Event{Seq: *seq, Stream: *stream, Tenant: *tenant, Type: *typ, Time: storage.FromMicros(*tm), Data: data}
-		if exp != nil {
-			at := storage.FromMicros(*exp)
-			e.ExpiresAt = &at
-		}
-		evs = append(evs, e)
-	}
-	rows.Close()
-	if rows.Err() != nil {
+	evs, err := t.events(ctx, seqs)
+	if err != nil {
 		return false
 	}
 	ready := t.inOrder(evs, xmin)
@@ -266,7 +248,96 @@ func (t *tailer) step() bool {
 		t.advanced = make(chan struct{})
 	}
 	t.mu.Unlock()
-	return moved && len(evs) == tailBatch
+	return moved && len(seqs) == tailBatch
+}
+
+// readSeqs reads the committed seqs after from, in order, and the snapshot's
+// xmin (as of the same statement).
+func (t *tailer) readSeqs(ctx context.Context, from int64) ([]int64, uint64, error) {
+	rows, err := t.s.pool.Query(ctx, `WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
+		SELECT snap.xmin, e.seq FROM snap LEFT JOIN LATERAL
+		(SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) e ON true`, from, tailBatch)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var xmin uint64
+	var seqs []int64
+	for rows.Next() {
+		var xs string
+		var seq *int64
+		if err := rows.Scan(&xs, &seq); err != nil {
+			return nil, 0, err
+		}
+		xmin, _ = strconv.ParseUint(xs, 10, 64)
+		if seq != nil { // nil: no events, the row only carries the snapshot
+			seqs = append(seqs, *seq)
+		}
+	}
+	return seqs, xmin, rows.Err()
+}
+
+// events returns the events of seqs (committed ones), from those held or
+// fetched; fetched ones are held until the cursor passes them.
+func (t *tailer) events(ctx context.Context, seqs []int64) ([]*errand.Event, error) {
+	evs := make([]*errand.Event, len(seqs))
+	var missing []int64
+	t.mu.Lock()
+	for i, seq := range seqs {
+		if evs[i] = t.known[seq]; evs[i] == nil {
+			missing = append(missing, seq)
+		}
+	}
+	t.mu.Unlock()
+	if len(missing) == 0 {
+		return evs, nil
+	}
+	rows, err := t.s.pool.Query(ctx, `SELECT seq, stream, tenant, type, time, data, expires_at
+		FROM events WHERE seq = ANY($1)`, missing)
+	if err != nil {
+		return nil, err
+	}
+	fetched, err := collect(rows, nil, func(r pgx.Row) (*errand.Event, error) {
+		e := &errand.Event{}
+		var tm int64
+		var exp *int64
+		err := r.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &tm, &e.Data, &exp)
+		e.Time, e.ExpiresAt = storage.FromMicros(tm), timePtr(exp)
+		return e, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	for _, e := range fetched {
+		t.known[e.Seq] = e
+	}
+	for i, seq := range seqs {
+		evs[i] = t.known[seq]
+	}
+	t.mu.Unlock()
+	// A seq read a moment ago may be gone (retention): deliver up to it only.
+	for i, e := range evs {
+		if e == nil {
+			return evs[:i], nil
+		}
+	}
+	return evs, nil
+}
+
+// keep holds events this node's transaction is sending, by seq, so the tailer
+// need not read them back once they commit. Events of a transaction that rolls
+// back are dropped when the cursor passes their seqs.
+func (t *tailer) keep(evs []*errand.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range evs {
+		if e.Seq > t.cursor {
+			c := *e
+			c.Job = nil // as read from the log: the job as of the event is in Data
+			t.known[e.Seq] = &c
+		}
+	}
 }
 
 // inOrder advances the cursor over evs as far as no unexplained gap stops it
@@ -284,7 +355,7 @@ func (t *tailer) inOrder(evs []*errand.Event, xmin uint64) []*errand.Event {
 				return out // a transaction that may hold the missing seqs is still running
 			}
 			// Every transaction that could hold them has ended: they rolled back.
-			t.cursor = max(t.cursor, min(e.Seq, t.gap.upTo)-1)
+			t.passTo(max(t.cursor, min(e.Seq, t.gap.upTo)-1))
 			t.gap = nil
 			if e.Seq > t.cursor+1 {
 				t.gap = &gap{upTo: e.Seq, seen: time.Now()}
@@ -292,10 +363,18 @@ func (t *tailer) inOrder(evs []*errand.Event, xmin uint64) []*errand.Event {
 			}
 		}
 		t.gap = nil
-		t.cursor = e.Seq
+		t.passTo(e.Seq)
 		out = append(out, e)
 	}
 	return out
+}
+
+// passTo moves the cursor to seq, forgetting the events held up to it.
+func (t *tailer) passTo(seq int64) {
+	for s := t.cursor + 1; s <= seq; s++ {
+		delete(t.known, s)
+	}
+	t.cursor = seq
 }
 
 // takeHorizon takes a transaction id now, in a transaction that commits without
