@@ -76,17 +76,9 @@ type jobLinks struct {
 	Events string `json:"events"`
 }
 
-// MarshalJSON renders the job as clients see it, with its links.
-func (j *Job) MarshalJSON() ([]byte, error) {
-	if j.Artifacts == nil {
-		j.Artifacts = []Artifact{}
-	}
-	type plain Job
-	return json.Marshal(struct {
-		*plain
-		Links jobLinks `json:"links"`
-	}{(*plain)(j), jobLinks{Self: j.Path(), Events: j.Path() + "/events"}})
-}
+// MarshalJSON renders the job as clients see it, with its links (see
+// AppendJSON).
+func (j *Job) MarshalJSON() ([]byte, error) { return j.AppendJSON(nil), nil }
 
 // Path is the job's resource path, e.g. /v1/jobs/job_01JD….
 func (j *Job) Path() string { return "/v1/jobs/" + j.ID }

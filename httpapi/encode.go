@@ -15,13 +15,19 @@ import (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// appender is a value that writes its own JSON (errand.Job, errand.Lease and
+// the lists of them answered here): encoding/json would scan and compact what
+// a MarshalJSON method returns once more, and jobs are most of what errand
+// writes.
+type appender interface{ AppendJSON([]byte) []byte }
+
 // writeJSON answers status with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any, contentType string) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer func() { buf.Reset(); bufPool.Put(buf) }()
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	if a, ok := v.(appender); ok {
+		buf.Write(append(a.AppendJSON(buf.AvailableBuffer()), '\n'))
+	} else if err := newEncoder(buf).Encode(v); err != nil {
 		http.Error(w, `{"code":"internal","title":"Internal error","status":500}`, http.StatusInternalServerError)
 		return
 	}
@@ -30,6 +36,35 @@ func writeJSON(w http.ResponseWriter, status int, v any, contentType string) {
 	h.Set("Content-Length", fmt.Sprint(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+func newEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// appendPlain appends what writeJSON writes for v (without its newline).
+func appendPlain(b []byte, v any) []byte {
+	buf := bytes.NewBuffer(b)
+	if err := newEncoder(buf).Encode(v); err != nil {
+		return append(b, "null"...)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+}
+
+// appendList appends {"name":[items…]}, each item written by item.
+func appendList[T any](b []byte, name string, items []T, item func([]byte, *T) []byte) []byte {
+	b = append(b, `{"`...)
+	b = append(b, name...)
+	b = append(b, `":[`...)
+	for i := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = item(b, &items[i])
+	}
+	return append(b, "]}"...)
 }
 
 // encode answers status with v as application/json.

@@ -297,6 +297,15 @@ type submitted struct {
 	Error *errand.Problem `json:"error,omitempty"`
 }
 
+// submittedList is the answer to a batch submit.
+type submittedList []submitted
+
+func (l submittedList) AppendJSON(b []byte) []byte {
+	return appendList(b, "jobs", l, func(b []byte, s *submitted) []byte {
+		return appendOutcome(append(b, '{'), false, s.Job, s.Error)
+	})
+}
+
 // handleSubmitBatch stores many jobs with one commit; each is accepted or
 // refused on its own (202 when at least one was accepted, else 422).
 func handleSubmitBatch(log *slog.Logger, jobs *job.Service) http.Handler {
@@ -343,8 +352,6 @@ func handleSubmitBatch(log *slog.Logger, jobs *job.Service) http.Handler {
 		if accepted == 0 {
 			status = http.StatusUnprocessableEntity
 		}
-		encode(w, status, struct {
-			Jobs []submitted `json:"jobs"`
-		}{res})
+		encode(w, status, submittedList(res))
 	})
 }

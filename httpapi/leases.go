@@ -14,6 +14,10 @@ type leaseList struct {
 	Leases []errand.Lease `json:"leases"`
 }
 
+func (l leaseList) AppendJSON(b []byte) []byte {
+	return appendList(b, "leases", l.Leases, func(b []byte, l *errand.Lease) []byte { return l.AppendJSON(b) })
+}
+
 func handleLease(log *slog.Logger, q *queue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lp, err := decode[queue.LeaseParams](r, false)
@@ -85,6 +89,34 @@ type batchResult struct {
 	Error   *errand.Problem `json:"error,omitempty"`
 }
 
+// batchResults is the answer to a batch completion.
+type batchResults []batchResult
+
+func (rs batchResults) AppendJSON(b []byte) []byte {
+	return appendList(b, "results", rs, func(b []byte, r *batchResult) []byte {
+		b = append(b, `{"lease_id":`...)
+		b = appendPlain(b, r.LeaseID)
+		return appendOutcome(b, true, r.Job, r.Error)
+	})
+}
+
+// appendOutcome ends an entry of a batch answer with its job or its problem
+// (after a comma when more precedes them in the entry).
+func appendOutcome(b []byte, more bool, j *errand.Job, p *errand.Problem) []byte {
+	if more && (j != nil || p != nil) {
+		b = append(b, ',')
+	}
+	switch {
+	case j != nil:
+		b = append(b, `"job":`...)
+		b = j.AppendJSON(b)
+	case p != nil:
+		b = append(b, `"error":`...)
+		b = appendPlain(b, p)
+	}
+	return append(b, '}')
+}
+
 func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		br, err := decode[batchRequest](r, false)
@@ -104,9 +136,7 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 				res[i].Job, res[i].Error = nil, Problem(o.Err)
 			}
 		}
-		encode(w, http.StatusOK, struct {
-			Results []batchResult `json:"results"`
-		}{res})
+		encode(w, http.StatusOK, batchResults(res))
 	})
 }
 

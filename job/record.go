@@ -23,12 +23,14 @@ func Record(ctx context.Context, tx storage.Tx, j *errand.Job, typ string, data 
 // Append adds an event of j's stream to the log and tells the store what the job
 // is now waiting for (a worker, or its run_at).
 func Append(ctx context.Context, tx storage.Tx, j *errand.Job, typ string, data any, now time.Time) error {
+	var b []byte
 	if j.Status.Terminal() {
-		data = j
-	}
-	b, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("encode %s event: %w", typ, err)
+		b = j.AppendJSON(nil) // a terminal event carries the job as it ended
+	} else {
+		var err error
+		if b, err = json.Marshal(data); err != nil {
+			return fmt.Errorf("encode %s event: %w", typ, err)
+		}
 	}
 	switch j.Status {
 	case errand.StatusQueued:
