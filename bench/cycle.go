@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/client"
 )
 
@@ -72,7 +71,15 @@ func Cycle(ctx context.Context, urls []string, operation string, producers, work
 // workOnce leases a batch and completes it in one call; it returns how many
 // completions the server acknowledged.
 func workOnce(ctx context.Context, c *client.Client, operation string, batch int) int {
-	var out struct{ Leases []errand.Lease }
+	// What a worker needs of a lease: its id and the job's input.
+	var out struct {
+		Leases []struct {
+			ID  string `json:"lease_id"`
+			Job struct {
+				Input json.RawMessage `json:"input"`
+			} `json:"job"`
+		} `json:"leases"`
+	}
 	_, err := c.Do(ctx, "POST", "/v1/leases", map[string]any{"operations": []string{operation}, "max_jobs": batch,
 		"wait_seconds": 1, "lease_seconds": 60}, nil, &out)
 	if err != nil || len(out.Leases) == 0 {
