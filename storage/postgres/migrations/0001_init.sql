@@ -26,7 +26,7 @@ CREATE TABLE jobs (
   idempotency_key  TEXT,
   request_hash     TEXT NOT NULL DEFAULT '',
   expires_at       BIGINT
-);
+) WITH (fillfactor = 50);
 
 -- Partial indexes, as in SQLite: each holds only the rows one task looks for.
 CREATE INDEX jobs_queued ON jobs (operation, priority DESC, run_at, id) WHERE status = 'queued';
