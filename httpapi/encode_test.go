@@ -40,6 +40,10 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 			struct {
 				Results []batchResult `json:"results"`
 			}{[]batchResult{{LeaseID: "lease_<1>", Job: j}, {LeaseID: "lease_2", Error: p}}}},
+		{"brief results", batchResults{{LeaseID: "lease_1", JobID: "job_1", Status: errand.StatusSucceeded}, {LeaseID: "lease_2", Error: p}},
+			struct {
+				Results []batchResult `json:"results"`
+			}{[]batchResult{{LeaseID: "lease_1", JobID: "job_1", Status: errand.StatusSucceeded}, {LeaseID: "lease_2", Error: p}}}},
 		{"submitted", submittedList{{Job: j}, {Error: p}}, struct {
 			Jobs []submitted `json:"jobs"`
 		}{[]submitted{{Job: j}, {Error: p}}}},

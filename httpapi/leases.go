@@ -80,12 +80,18 @@ func handleComplete(log *slog.Logger, q *queue.Queue) http.Handler {
 // batchRequest is the body of POST /v1/leases/complete.
 type batchRequest struct {
 	Completions []queue.Completion `json:"completions"`
+	// Brief answers each completion with its job's id and status instead of
+	// the whole job (a worker completing 1,000 jobs seldom wants them back).
+	Brief bool `json:"brief"`
 }
 
-// batchResult is one entry of the answer: the job, or the problem.
+// batchResult is one entry of the answer: the job (or, brief, its id and
+// status), or the problem.
 type batchResult struct {
 	LeaseID string          `json:"lease_id"`
 	Job     *errand.Job     `json:"job,omitempty"`
+	JobID   string          `json:"job_id,omitempty"`
+	Status  errand.Status   `json:"status,omitempty"`
 	Error   *errand.Problem `json:"error,omitempty"`
 }
 
@@ -96,6 +102,12 @@ func (rs batchResults) AppendJSON(b []byte) []byte {
 	return appendList(b, "results", rs, func(b []byte, r *batchResult) []byte {
 		b = append(b, `{"lease_id":`...)
 		b = appendPlain(b, r.LeaseID)
+		if r.JobID != "" {
+			b = append(b, `,"job_id":`...)
+			b = appendPlain(b, r.JobID)
+			b = append(b, `,"status":`...)
+			b = appendPlain(b, r.Status)
+		}
 		return appendOutcome(b, true, r.Job, r.Error)
 	})
 }
@@ -131,9 +143,14 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 		}
 		res := make([]batchResult, len(outcomes))
 		for i, o := range outcomes {
-			res[i] = batchResult{LeaseID: br.Completions[i].LeaseID, Job: o.Job}
-			if o.Err != nil {
-				res[i].Job, res[i].Error = nil, Problem(o.Err)
+			res[i] = batchResult{LeaseID: br.Completions[i].LeaseID}
+			switch {
+			case o.Err != nil:
+				res[i].Error = Problem(o.Err)
+			case br.Brief:
+				res[i].JobID, res[i].Status = o.Job.ID, o.Job.Status
+			default:
+				res[i].Job = o.Job
 			}
 		}
 		encode(w, http.StatusOK, batchResults(res))

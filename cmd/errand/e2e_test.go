@@ -302,3 +302,66 @@ func TestE2ESubmitBatch(t *testing.T) {
 		t.Errorf("an empty batch = %d %s, want 400", status, b)
 	}
 }
+
+// TestE2ECompleteBatch completes leases in one call: each entry succeeds or
+// fails on its own; "brief" answers ids and statuses instead of whole jobs.
+func TestE2ECompleteBatch(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig)
+	s.do("POST", "/v1/job-batches", `{"jobs":[{"operation":"echo","input":{"n":1}},{"operation":"echo","input":{"n":2}},
+		{"operation":"echo","input":{"n":3}}]}`)
+	status, _, b := s.do("POST", "/v1/leases", `{"operations":["echo"],"max_jobs":3}`)
+	var leased struct{ Leases []errand.Lease }
+	mustJSON(t, b, &leased)
+	if status != 200 || len(leased.Leases) != 3 {
+		t.Fatalf("lease = %d %s", status, b)
+	}
+	l := leased.Leases
+	status, _, b = s.do("POST", "/v1/leases/complete", fmt.Sprintf(`{"brief":true,"completions":[
+		{"lease_id":%q,"result":{"ok":1}},{"lease_id":"lease_nope.x","result":{}},{"lease_id":%q,"result":{"ok":2}}]}`,
+		l[0].ID, l[1].ID))
+	var brief struct {
+		Results []map[string]json.RawMessage
+	}
+	mustJSON(t, b, &brief)
+	if status != 200 || len(brief.Results) != 3 {
+		t.Fatalf("brief batch = %d %s", status, b)
+	}
+	for i, r := range brief.Results {
+		if _, ok := r["job"]; ok {
+			t.Errorf("entry %d of a brief answer carries the job: %s", i, b)
+		}
+	}
+	if string(brief.Results[0]["job_id"]) != `"`+l[0].Job.ID+`"` || string(brief.Results[0]["status"]) != `"succeeded"` ||
+		string(brief.Results[2]["job_id"]) != `"`+l[1].Job.ID+`"` || brief.Results[1]["error"] == nil {
+		t.Fatalf("brief answer = %s", b)
+	}
+	var p errand.Problem
+	mustJSON(t, brief.Results[1]["error"], &p)
+	if p.Code != errand.ELEASEEXPIRED && p.Code != errand.ENOTFOUND {
+		t.Errorf("a made-up lease id: %+v", p)
+	}
+	// Without brief, the answer carries the job as it ended; a lease completed
+	// already is refused.
+	status, _, b = s.do("POST", "/v1/leases/complete", fmt.Sprintf(`{"completions":[
+		{"lease_id":%q,"result":{"ok":3}},{"lease_id":%q,"result":{}}]}`, l[2].ID, l[0].ID))
+	var full struct {
+		Results []struct {
+			LeaseID string `json:"lease_id"`
+			Job     *errand.Job
+			Error   *errand.Problem
+		}
+	}
+	mustJSON(t, b, &full)
+	if status != 200 || len(full.Results) != 2 || full.Results[0].Job == nil ||
+		string(full.Results[0].Job.Result) != `{"ok":3}` || full.Results[0].Job.Status != errand.StatusSucceeded ||
+		full.Results[1].Error == nil || full.Results[1].Error.Code != errand.ELEASEEXPIRED {
+		t.Fatalf("full answer = %d %s", status, b)
+	}
+	// Bad bodies are refused whole.
+	for _, body := range []string{`{"completions":[]}`, `{"completions":[{"lease_id":1}]}`, `{"brief":"yes","completions":[]}`, `{"extra":1}`} {
+		if status, _, b := s.do("POST", "/v1/leases/complete", body); status != 400 && status != 422 {
+			t.Errorf("%s → %d %s, want 400 or 422", body, status, b)
+		}
+	}
+}
