@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/client"
 )
 
@@ -91,15 +92,16 @@ func workOnce(ctx context.Context, c *client.Client, operation string, batch int
 	}
 	var res struct {
 		Results []struct {
-			Job *struct{} `json:"job"`
+			Status string `json:"status"`
 		}
 	}
-	if _, err := c.Do(context.WithoutCancel(ctx), "POST", "/v1/leases/complete", map[string]any{"completions": items}, nil, &res); err != nil {
+	if _, err := c.Do(context.WithoutCancel(ctx), "POST", "/v1/leases/complete",
+		map[string]any{"completions": items, "brief": true}, nil, &res); err != nil {
 		return 0
 	}
 	n := 0
 	for _, r := range res.Results {
-		if r.Job != nil {
+		if r.Status == string(errand.StatusSucceeded) {
 			n++
 		}
 	}

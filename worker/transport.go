@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -98,8 +99,41 @@ func (t *httpTransport) Heartbeat(ctx context.Context, leaseID string, extend fl
 }
 
 func (t *httpTransport) Complete(ctx context.Context, cs []Completion) error {
-	_, err := t.api.Do(ctx, http.MethodPost, "/v1/leases/complete", map[string]any{"completions": cs}, nil, nil)
-	return err
+	var out struct {
+		Results []completeResult `json:"results"`
+	}
+	_, err := t.api.Do(ctx, http.MethodPost, "/v1/leases/complete", map[string]any{"completions": cs, "brief": true}, nil, &out)
+	if err != nil {
+		return err
+	}
+	return refused(len(cs), out.Results)
+}
+
+// completeResult is one entry of a brief batch completion's answer.
+type completeResult struct {
+	LeaseID string          `json:"lease_id"`
+	Error   *errand.Problem `json:"error"`
+}
+
+// refused reports the completions of a batch that errand refused (each entry
+// succeeds or fails on its own): lost leases as ErrLeaseLost, anything else as
+// errand's error. Neither is worth sending again.
+func refused(total int, results []completeResult) error {
+	n, first := 0, (*errand.Problem)(nil)
+	for _, r := range results {
+		if r.Error != nil {
+			if n++; first == nil {
+				first = r.Error
+			}
+		}
+	}
+	switch {
+	case n == 0:
+		return nil
+	case first.Code == errand.ELEASEEXPIRED || first.Code == errand.ENOTFOUND:
+		return fmt.Errorf("%w: %d of %d completions refused (%s)", ErrLeaseLost, n, total, first.Detail)
+	}
+	return errand.Errorf(first.Code, "%d of %d completions refused: %s", n, total, first.Detail)
 }
 
 func (t *httpTransport) Fail(ctx context.Context, leaseID string, f Failure) error {
