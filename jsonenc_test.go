@@ -37,7 +37,7 @@ func sampleJobs() []*Job {
 			CallbackURL: "https://example.com/cb?a=1&b=2", CreatedAt: now, RunAt: later, StartedAt: &now, FinishedAt: &later,
 			Artifacts: []Artifact{{Name: "r.pdf", ContentType: "application/pdf", Size: 10, SHA256: "ab", URL: "/x"}}},
 		{ID: "job_\"quoted\"\n", Operation: "ünïcode\u2028", Status: StatusFailed, Input: json.RawMessage(`[1,2,"é"]`),
-			Error: &Problem{Code: "handler_error", Detail: "it broke: <html>", Errors: []FieldError{{Pointer: "/a", Message: "m"}}},
+			Error:    &Problem{Code: "handler_error", Detail: "it broke: <html>", Errors: []FieldError{{Pointer: "/a", Message: "m"}}},
 			Progress: &Progress{Percent: 42.5, Message: "half"}, Artifacts: []Artifact{}, CreatedAt: now, RunAt: now},
 		{ID: "job_04", Status: StatusRunning},
 	}
