@@ -43,6 +43,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		"WaitForResult":         testWaitForResult,
 		"LongPollWakes":         testLongPollWakes,
 		"EventExpiry":           testEventExpiry,
+		"BulkRoundTrip":         testBulkRoundTrip,
 	}
 	maps.Copy(tests, webhookTests)
 	maps.Copy(tests, accessTests)
