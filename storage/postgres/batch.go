@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,11 +12,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Job updates and new events are the statements a batch (a lease of 200 jobs,
-// a completion of 200) repeats per job. The transaction keeps them and sends
-// each kind as one multi-row statement: before its next read (so it reads its
-// own writes), and before it commits. A statement per row would cost a round
-// trip per row.
+// Job inserts, job updates and new events are the statements a batch (a lease
+// of 200 jobs, a completion of 200, a group of submits) repeats per job. The
+// transaction keeps them and sends each kind as one multi-row statement, all
+// kinds in one round trip (large batches by COPY): before its next read (so it
+// reads its own writes), and before it commits. A statement per row would cost
+// a round trip per row.
 
 // deferUpdate keeps a copy of j's new state for the next flush (the call's
 // latest wins; one kept by an earlier call of a group is sent first, so that
@@ -45,20 +47,103 @@ func (t *txn) deferUpdate(j *errand.Job) error {
 	return nil
 }
 
-// flush sends the kept inserts, updates and events.
+// flush sends the kept inserts, updates and events: as one pipeline of
+// statements (one round trip), with COPY beside it for large batches.
 func (t *txn) flush() error {
-	if len(t.inserts) > 0 {
-		if err := t.flushInserts(); err != nil {
+	if len(t.inserts) == 0 && len(t.updates) == 0 && len(t.events) == 0 {
+		return nil
+	}
+	p := &pipeline{}
+	if n := len(t.inserts); n >= copyFrom {
+		if err := t.copyJobs(); err != nil {
 			return err
 		}
+	} else if n > 0 {
+		t.queueInserts(p)
 	}
 	if len(t.updates) > 0 {
-		if err := t.flushUpdates(); err != nil {
+		t.queueUpdates(p)
+	}
+	evs := t.events
+	t.events = t.events[:0]
+	var seqs []int64
+	if len(evs) > 0 {
+		// The transaction's id first, as a statement of its own: a transaction
+		// takes its id at its first write, and within one statement the seq of
+		// the first row may be drawn before it (see tailer.inOrder).
+		p.queue(func(br pgx.BatchResults) error {
+			_, err := br.Exec()
+			return wrap("transaction id", err)
+		}, `SELECT pg_current_xact_id()`)
+		if len(evs) >= copyFrom {
+			p.queue(func(br pgx.BatchResults) (err error) {
+				seqs, err = collectSeqs(br.Query())
+				return wrap("event seqs", err)
+			}, t.s.qSeqs, len(evs))
+		} else {
+			t.queueEvents(p, evs, &seqs)
+		}
+	}
+	if err := p.send(t); err != nil {
+		return err
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	if len(seqs) != len(evs) {
+		return fmt.Errorf("event seqs: %d for %d events", len(seqs), len(evs))
+	}
+	// Seqs are drawn in the order the rows are given (one sequence, one
+	// statement); rows returned need not come in that order, so they are sorted.
+	slices.Sort(seqs)
+	for i, e := range evs {
+		e.Seq = seqs[i]
+		t.maxSeq = max(t.maxSeq, e.Seq)
+	}
+	if len(evs) >= copyFrom {
+		if err := t.copyEvents(evs); err != nil {
 			return err
 		}
 	}
-	if len(t.events) > 0 {
-		return t.flushEvents()
+	if t.s.tail != nil {
+		t.s.tail.keep(evs)
+	}
+	return nil
+}
+
+// pipeline is statements sent together in one round trip; each has a check
+// that reads its result, in order.
+type pipeline struct {
+	b      pgx.Batch
+	checks []func(pgx.BatchResults) error
+}
+
+func (p *pipeline) queue(check func(pgx.BatchResults) error, q string, args ...any) {
+	p.b.Queue(q, args...)
+	p.checks = append(p.checks, check)
+}
+
+// send runs the statements and reports the first that failed.
+func (p *pipeline) send(t *txn) error {
+	if len(p.checks) == 0 {
+		return nil
+	}
+	br := t.tx.SendBatch(t.ctx, &p.b)
+	var err error
+	for _, check := range p.checks {
+		if err = check(br); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("statements: %w", cerr)
+	}
+	return err
+}
+
+func wrap(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -68,11 +153,8 @@ const qInsertJobs = `INSERT INTO jobs (` + jobCols + `) SELECT * FROM unnest($1:
 	$13::int[], $14::bool[], $15::bytea[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[],
 	$21::text[], $22::bigint[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bytea[])`
 
-func (t *txn) flushInserts() error {
+func (t *txn) queueInserts(p *pipeline) {
 	n := len(t.inserts)
-	if n >= copyFrom {
-		return t.copyJobs()
-	}
 	id, tenant, owner, op, status, cb, token, worker, hash := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	input, result, jerr, progress, meta, arts := make([][]byte, n), make([][]byte, n), make([][]byte, n),
@@ -100,13 +182,12 @@ func (t *txn) flushInserts() error {
 		}
 	}
 	t.inserts = t.inserts[:0]
-	_, err := t.tx.Exec(t.ctx, qInsertJobs, id, tenant, owner, op, status, input, result, jerr, progress, attempt,
+	p.queue(func(br pgx.BatchResults) error {
+		_, err := br.Exec()
+		return wrap("insert jobs", err)
+	}, qInsertJobs, id, tenant, owner, op, status, input, result, jerr, progress, attempt,
 		maxAttempts, prio, timeout, cancel, meta, cb, created, runAt, started, finished, token, leaseExp, worker,
 		idem, hash, expires, arts)
-	if err != nil {
-		return fmt.Errorf("insert jobs: %w", err)
-	}
-	return nil
 }
 
 const qUpdateJobs = `UPDATE jobs AS j SET status = v.status, result = v.result, error = v.error,
@@ -121,7 +202,7 @@ const qUpdateJobs = `UPDATE jobs AS j SET status = v.status, result = v.result, 
 		finished_at, lease_token, lease_expires_at, worker, expires_at, artifacts)
 	WHERE j.id = v.id`
 
-func (t *txn) flushUpdates() error {
+func (t *txn) queueUpdates(p *pipeline) {
 	n := len(t.updates)
 	ids, status, token, worker := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	result, jerr, progress, artifacts := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
@@ -139,59 +220,17 @@ func (t *txn) flushUpdates() error {
 		started[i], finished[i], leaseExp[i], expires[i] = microsOf(j.StartedAt), microsOf(j.FinishedAt), microsOf(j.LeaseExpiresAt), microsOf(j.ExpiresAt)
 	}
 	t.updates, t.updated = t.updates[:0], nil
-	tag, err := t.tx.Exec(t.ctx, qUpdateJobs, ids, status, result, jerr, progress, attempt, maxAttempts, cancel,
+	p.queue(func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("update jobs: %w", err)
+		}
+		if int(tag.RowsAffected()) != n {
+			return fmt.Errorf("update jobs: %d of %d rows found", tag.RowsAffected(), n)
+		}
+		return nil
+	}, qUpdateJobs, ids, status, result, jerr, progress, attempt, maxAttempts, cancel,
 		runAt, started, finished, token, leaseExp, worker, expires, artifacts)
-	if err != nil {
-		return fmt.Errorf("update jobs: %w", err)
-	}
-	if int(tag.RowsAffected()) != n {
-		return fmt.Errorf("update jobs: %d of %d rows found", tag.RowsAffected(), n)
-	}
-	return nil
-}
-
-// flushEvents takes the events' seqs in one statement (after the transaction
-// has its id: see tailer.inOrder) and inserts them in another.
-func (t *txn) flushEvents() error {
-	evs := t.events
-	t.events = t.events[:0]
-	// pg_current_xact_id() first, as a statement of its own (sent in the same
-	// round trip): a statement that wrote nothing leaves a transaction without
-	// an id, and within one statement the planner may call nextval before it.
-	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_current_xact_id()`)
-	b.Queue(t.s.qSeqs, len(evs))
-	br := t.tx.SendBatch(t.ctx, b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return fmt.Errorf("transaction id: %w", err)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return fmt.Errorf("event seqs: %w", err)
-	}
-	seqs, err := collect(rows, nil, func(r pgx.Row) (int64, error) {
-		var n int64
-		return n, r.Scan(&n)
-	})
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || len(seqs) != len(evs) {
-		return fmt.Errorf("event seqs: %d for %d events: %v", len(seqs), len(evs), err)
-	}
-	for i, e := range evs {
-		e.Seq = seqs[i]
-		t.maxSeq = max(t.maxSeq, e.Seq)
-	}
-	if err := t.insertEvents(evs); err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
-	if t.s.tail != nil {
-		t.s.tail.keep(evs)
-	}
-	return nil
 }
 
 // copyJobs inserts the kept jobs by COPY.
@@ -228,27 +267,40 @@ const copyFrom = 64
 
 var eventCols = []string{"seq", "stream", "tenant", "type", "time", "data", "expires_at"}
 
-func (t *txn) insertEvents(evs []*errand.Event) error {
+// queueEvents inserts small batches of events, their seqs drawn by the
+// identity column and returned into seqs.
+func (t *txn) queueEvents(p *pipeline, evs []*errand.Event, seqs *[]int64) {
 	n := len(evs)
-	if n >= copyFrom {
-		rows := make([][]any, n)
-		for i, e := range evs {
-			rows[i] = []any{e.Seq, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), microsOf(e.ExpiresAt)}
-		}
-		_, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"events"}, eventCols, pgx.CopyFromRows(rows))
-		return err
-	}
-	seqs, stream, tenant, typ := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
+	stream, tenant, typ := make([]string, n), make([]string, n), make([]string, n)
 	tm := make([]int64, n)
 	data := make([][]byte, n)
 	exp := make([]*int64, n)
 	for i, e := range evs {
-		seqs[i], stream[i], tenant[i], typ[i], tm[i], data[i], exp[i] = e.Seq, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), microsOf(e.ExpiresAt)
+		stream[i], tenant[i], typ[i], tm[i], data[i], exp[i] = e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), microsOf(e.ExpiresAt)
 	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO events (seq, stream, tenant, type, time, data, expires_at)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::bigint[])`,
-		seqs, stream, tenant, typ, tm, data, exp)
-	return err
+	p.queue(func(br pgx.BatchResults) (err error) {
+		*seqs, err = collectSeqs(br.Query())
+		return wrap("insert events", err)
+	}, `INSERT INTO events (stream, tenant, type, time, data, expires_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[]) RETURNING seq`,
+		stream, tenant, typ, tm, data, exp)
+}
+
+// copyEvents inserts events (their seqs drawn already) by COPY.
+func (t *txn) copyEvents(evs []*errand.Event) error {
+	rows := make([][]any, len(evs))
+	for i, e := range evs {
+		rows[i] = []any{e.Seq, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), microsOf(e.ExpiresAt)}
+	}
+	_, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"events"}, eventCols, pgx.CopyFromRows(rows))
+	return wrap("insert events", err)
+}
+
+func collectSeqs(rows pgx.Rows, err error) ([]int64, error) {
+	return collect(rows, err, func(r pgx.Row) (int64, error) {
+		var n int64
+		return n, r.Scan(&n)
+	})
 }
 
 func microsOf(t *time.Time) *int64 {
