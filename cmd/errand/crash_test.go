@@ -17,6 +17,11 @@ import (
 	"github.com/errandhq/errand/client"
 )
 
+// crashLease is how long rawWorker's leases last (seconds): longer than a
+// restart of the killed server takes on a loaded CI machine, so the jobs that
+// were running at the kill are still running when the test looks.
+const crashLease = 10
+
 // rawWorker leases and completes in batches over plain HTTP, working hold on each
 // batch, and records every job whose completion the server acknowledged.
 func rawWorker(ctx context.Context, url string, hold time.Duration, acked *sync.Map) {
@@ -24,7 +29,7 @@ func rawWorker(ctx context.Context, url string, hold time.Duration, acked *sync.
 	for ctx.Err() == nil {
 		var out struct{ Leases []errand.Lease }
 		_, err := c.Do(ctx, "POST", "/v1/leases", map[string]any{"operations": []string{"echo"}, "max_jobs": 50,
-			"wait_seconds": 1, "lease_seconds": 3, "worker": "raw"}, nil, &out)
+			"wait_seconds": 1, "lease_seconds": crashLease, "worker": "raw"}, nil, &out)
 		if err != nil {
 			time.Sleep(20 * time.Millisecond)
 			continue
@@ -92,7 +97,7 @@ func TestE2EKillServer(t *testing.T) {
 
 	s.start() // same data directory
 	c := s.client()
-	// First, before their leases (3s) can expire: the jobs that were running.
+	// First, before their leases (crashLease) can expire: the jobs that were running.
 	page, _ := c.List(context.Background(), client.ListOptions{Status: errand.StatusRunning, Limit: 1000})
 	running := page.Jobs
 	lost, notDone := 0, 0
