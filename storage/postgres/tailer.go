@@ -308,14 +308,18 @@ func (t *tailer) events(ctx context.Context, seqs []int64) ([]*errand.Event, err
 	if err != nil {
 		return nil, err
 	}
+	byseq := make(map[int64]*errand.Event, len(fetched))
 	t.mu.Lock()
 	for _, e := range fetched {
-		t.known[e.Seq] = e
-	}
-	for i, seq := range seqs {
-		evs[i] = t.known[seq]
+		byseq[e.Seq] = e
+		t.hold(e)
 	}
 	t.mu.Unlock()
+	for i, seq := range seqs {
+		if evs[i] == nil {
+			evs[i] = byseq[seq]
+		}
+	}
 	// A seq read a moment ago may be gone (retention): deliver up to it only.
 	for i, e := range evs {
 		if e == nil {
@@ -335,8 +339,20 @@ func (t *tailer) keep(evs []*errand.Event) {
 		if e.Seq > t.cursor {
 			c := *e
 			c.Job = nil // as read from the log: the job as of the event is in Data
-			t.known[e.Seq] = &c
+			t.hold(&c)
 		}
+	}
+}
+
+// maxHeld bounds the events the tailer holds (~50 MB of typical events). While
+// something holds its cursor back (a long transaction elsewhere on the cluster)
+// this node's events would pile up; past the bound they are read back instead.
+const maxHeld = 100_000
+
+// hold keeps e until the cursor passes it, room permitting (t.mu held).
+func (t *tailer) hold(e *errand.Event) {
+	if len(t.known) < maxHeld {
+		t.known[e.Seq] = e
 	}
 }
 
