@@ -256,16 +256,16 @@ func (t *txn) copyJobs() error {
 	return nil
 }
 
-// jobColumns are jobCols, one by one.
-var jobColumns = strings.Split(strings.Join(strings.Fields(jobCols), ""), ",")
+// jobColumns and eventColumns are jobCols and eventCols, one by one (for COPY).
+var jobColumns, eventColumns = columns(jobCols), columns(eventCols)
+
+func columns(list string) []string { return strings.Split(strings.Join(strings.Fields(list), ""), ",") }
 
 // copyFrom is the batch size from which rows go by COPY rather than by one
 // INSERT … SELECT FROM unnest: COPY skips the executor and writes the rows with
 // one WAL record per page (heap_multi_insert); below it, the extra round trip
 // COPY takes to describe the table costs more than it saves.
 const copyFrom = 64
-
-var eventCols = []string{"seq", "stream", "tenant", "type", "time", "data", "expires_at"}
 
 // queueEvents inserts small batches of events, their seqs drawn by the
 // identity column and returned into seqs.
@@ -292,7 +292,7 @@ func (t *txn) copyEvents(evs []*errand.Event) error {
 	for i, e := range evs {
 		rows[i] = []any{e.Seq, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), microsOf(e.ExpiresAt)}
 	}
-	_, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"events"}, eventCols, pgx.CopyFromRows(rows))
+	_, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows))
 	return wrap("insert events", err)
 }
 

@@ -45,7 +45,7 @@ const (
 		ON CONFLICT (tenant, stream) DO UPDATE SET floor = greatest(stream_floors.floor, excluded.floor)`
 	qNextScheduled = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
 	qNextLeaseEnd  = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
-	qListEvents    = `SELECT seq, stream, tenant, type, time, data FROM events WHERE stream = $1 AND tenant = $2
+	qListEvents    = `SELECT ` + eventCols + ` FROM events WHERE stream = $1 AND tenant = $2
 		AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5`
 )
 
@@ -258,11 +258,15 @@ func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*
 	return out, nil
 }
 
+// eventCols are the columns scanEvent reads.
+const eventCols = `seq, stream, tenant, type, time, data, expires_at`
+
 func scanEvent(row pgx.Row) (*errand.Event, error) {
 	e := &errand.Event{}
 	var t int64
-	err := row.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &t, &e.Data)
-	e.Time = storage.FromMicros(t)
+	var exp *int64
+	err := row.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &t, &e.Data, &exp)
+	e.Time, e.ExpiresAt = storage.FromMicros(t), timePtr(exp)
 	return e, err
 }
 

@@ -292,19 +292,8 @@ func (t *tailer) events(ctx context.Context, seqs []int64) ([]*errand.Event, err
 	if len(missing) == 0 {
 		return evs, nil
 	}
-	rows, err := t.s.pool.Query(ctx, `SELECT seq, stream, tenant, type, time, data, expires_at
-		FROM events WHERE seq = ANY($1)`, missing)
-	if err != nil {
-		return nil, err
-	}
-	fetched, err := collect(rows, nil, func(r pgx.Row) (*errand.Event, error) {
-		e := &errand.Event{}
-		var tm int64
-		var exp *int64
-		err := r.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &tm, &e.Data, &exp)
-		e.Time, e.ExpiresAt = storage.FromMicros(tm), timePtr(exp)
-		return e, err
-	})
+	rows, err := t.s.pool.Query(ctx, `SELECT `+eventCols+` FROM events WHERE seq = ANY($1)`, missing)
+	fetched, err := collect(rows, err, scanEvent)
 	if err != nil {
 		return nil, err
 	}
