@@ -56,13 +56,17 @@ func Match(pattern, name string) bool {
 type Config struct {
 	// Now is the clock. Defaults to errand.Now.
 	Now func() time.Time
+	// PageBytes bounds the event data of one History page, in bytes (at least
+	// one event). Defaults to errand.DefaultPageBytes.
+	PageBytes int64
 }
 
 // Service publishes to channels.
 type Service struct {
-	store    storage.Store
-	channels []entry
-	now      func() time.Time
+	store     storage.Store
+	channels  []entry
+	now       func() time.Time
+	pageBytes int64
 }
 
 type entry struct {
@@ -73,9 +77,12 @@ type entry struct {
 // NewService returns the service for the declared channels; the first pattern
 // (in declaration order) that matches a name decides its settings.
 func NewService(store storage.Store, chans []errand.Channel, cfg *Config) (*Service, error) {
-	s := &Service{store: store, now: errand.Now}
+	s := &Service{store: store, now: errand.Now, pageBytes: errand.DefaultPageBytes}
 	if cfg != nil && cfg.Now != nil {
 		s.now = cfg.Now
+	}
+	if cfg != nil && cfg.PageBytes > 0 {
+		s.pageBytes = cfg.PageBytes
 	}
 	for _, c := range chans {
 		if !ValidPattern(c.Pattern) {
@@ -208,8 +215,13 @@ func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ str
 	return ev, nil
 }
 
-// History returns a channel's events after a cursor, oldest first. A cursor from
-// before what is kept is an invalid_cursor error.
+// PageBytes is the byte budget History pages are read with.
+func (s *Service) PageBytes() int64 { return s.pageBytes }
+
+// History returns a channel's events after a cursor, oldest first: up to limit,
+// fewer when their data passes PageBytes (see errand.PageCut). A cursor from
+// before what is kept, or beyond any the log handed out, is an invalid_cursor
+// error.
 func (s *Service) History(ctx context.Context, p errand.Principal, name string, after int64, limit int) ([]*errand.Event, error) {
 	if _, err := s.Subscribable(p, name); err != nil {
 		return nil, err
@@ -224,5 +236,9 @@ func (s *Service) History(ctx context.Context, p errand.Principal, name string, 
 	if after < floor {
 		return nil, errand.Errorf(errand.ECURSOR, "events up to cursor %d are no longer kept; start after %d", floor, floor)
 	}
-	return s.store.ListEvents(ctx, storage.ListEventsParams{Tenant: p.Tenant, Stream: name, After: after, Limit: limit})
+	if err := storage.CheckHead(ctx, s.store, after); err != nil {
+		return nil, err
+	}
+	return s.store.ListEvents(ctx, storage.ListEventsParams{Tenant: p.Tenant, Stream: name, After: after, Limit: limit,
+		MaxBytes: s.pageBytes})
 }

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,8 @@ import (
 	"github.com/errandhq/errand/storage"
 )
 
-// page is how many events one history read returns.
+// page is how many events one history read returns at most (Follow.PageBytes
+// bounds their bytes).
 const page = 500
 
 // ErrSlow is what a Send function returns when its reader cannot keep up; Follow
@@ -25,6 +27,18 @@ type CursorTooOld struct {
 
 func (e *CursorTooOld) Error() string {
 	return fmt.Sprintf("events up to cursor %d are no longer kept", e.Floor)
+}
+
+// CursorAhead is returned when a reader asks for events after a cursor the log
+// never handed out: it comes from another log, or from this one before it was
+// restored from a backup. Reading after it would skip, silently, every event
+// until the log reached it again.
+type CursorAhead struct {
+	Head int64 // the highest cursor the log has handed out
+}
+
+func (e *CursorAhead) Error() string {
+	return fmt.Sprintf("the cursor is beyond the last event of the log (%d)", e.Head)
 }
 
 // Follow is one reader of one stream: the stream's history after a cursor, read
@@ -46,33 +60,32 @@ type Follow struct {
 	Flush func() error
 	// Until, when it reports true for a sent event, ends Run (a job's terminal event).
 	Until func(*errand.Event) bool
-	// Buffer is the live subscription's buffer. Defaults to 256.
+	// Buffer is the live subscription's buffer, in events. Defaults to 256.
 	Buffer int
+	// BufferBytes bounds the live subscription's buffer in bytes of event data
+	// (at least one event). Defaults to errand.DefaultStreamBufferBytes.
+	BufferBytes int64
+	// PageBytes bounds one history read in bytes of event data (at least one
+	// event): a reader that stops reading holds at most one read. Defaults to
+	// errand.DefaultReplayBytes.
+	PageBytes int64
 	// Idle, when set with OnIdle, calls OnIdle after every Idle without an event
 	// (a keepalive, with no goroutine of its own).
 	Idle   time.Duration
 	OnIdle func() error
 }
 
-// Run follows the stream until ctx ends, Send fails or Until is met. It returns
-// *CursorTooOld, before sending anything, when After is older than the stream's
-// history.
+// Run follows the stream until ctx ends, Send fails or Until is met. It returns,
+// before sending anything, *CursorTooOld when After is older than the stream's
+// history and *CursorAhead when After is beyond the log's head.
 func (f *Follow) Run(ctx context.Context) error {
-	var floor int64
-	var err error
-	offStack(func() { floor, err = f.Store.StreamFloor(ctx, f.Tenant, f.Stream) })
-	if err != nil {
-		return fmt.Errorf("stream floor: %w", err)
+	if err := f.checkCursor(ctx); err != nil {
+		return err
 	}
-	if f.After < floor {
-		return &CursorTooOld{Floor: floor}
-	}
-	buffer := f.Buffer
-	if buffer == 0 {
-		buffer = 256
-	}
+	buffer := cmp.Or(f.Buffer, 256)
+	bufferBytes := cmp.Or(f.BufferBytes, errand.DefaultStreamBufferBytes)
 	for {
-		sub := f.Hub.Subscribe(f.Stream, buffer)
+		sub := f.Hub.Subscribe(f.Stream, buffer, bufferBytes)
 		done, err := f.history(ctx)
 		if err == nil && !done {
 			done, err = f.live(ctx, sub)
@@ -85,18 +98,49 @@ func (f *Follow) Run(ctx context.Context) error {
 	}
 }
 
-// history sends what the store has after f.After.
+// checkCursor refuses an After the stream cannot resume from: older than what
+// retention kept, or beyond the head of the log.
+func (f *Follow) checkCursor(ctx context.Context) error {
+	var floor, head int64
+	var err error
+	offStack(func() { floor, err = f.Store.StreamFloor(ctx, f.Tenant, f.Stream) })
+	if err != nil {
+		return fmt.Errorf("stream floor: %w", err)
+	}
+	if f.After < floor {
+		return &CursorTooOld{Floor: floor}
+	}
+	if f.After == 0 {
+		return nil
+	}
+	offStack(func() { head, err = f.Store.LogHead(ctx) })
+	if err != nil {
+		return fmt.Errorf("log head: %w", err)
+	}
+	if f.After > head {
+		return &CursorAhead{Head: head}
+	}
+	return nil
+}
+
+// history sends what the store has after f.After, a read of at most page
+// events and PageBytes at a time.
 func (f *Follow) history(ctx context.Context) (bool, error) {
+	maxBytes := cmp.Or(f.PageBytes, errand.DefaultReplayBytes)
 	for {
 		var events []*errand.Event
 		var err error
 		offStack(func() {
-			events, err = f.Store.ListEvents(ctx, storage.ListEventsParams{Tenant: f.Tenant, Stream: f.Stream, After: f.After, Limit: page})
+			events, err = f.Store.ListEvents(ctx, storage.ListEventsParams{Tenant: f.Tenant, Stream: f.Stream, After: f.After,
+				Limit: page, MaxBytes: maxBytes})
 		})
 		if err != nil {
 			return false, fmt.Errorf("read history: %w", err)
 		}
-		for _, e := range events {
+		n, bytes := len(events), int64(0)
+		for i, e := range events {
+			bytes += e.Bytes()
+			events[i] = nil // sent events go while a slow reader blocks on the next
 			if done, err := f.send(NewDelivery(e)); done || err != nil {
 				return done, err
 			}
@@ -104,7 +148,7 @@ func (f *Follow) history(ctx context.Context) (bool, error) {
 		if err := f.flush(); err != nil {
 			return false, err
 		}
-		if len(events) < page {
+		if !errand.PageCut(n, page, bytes, maxBytes) {
 			return false, nil
 		}
 	}
@@ -128,6 +172,7 @@ func (f *Follow) live(ctx context.Context, sub *Subscription) (bool, error) {
 			if !ok {
 				return false, nil // cut off for falling behind: the caller catches up
 			}
+			sub.Received(d)
 			if d.Tenant != f.Tenant || d.Seq <= f.After {
 				continue // another tenant's stream of the same name, or already sent from history
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +88,56 @@ func TestFollowCursorTooOld(t *testing.T) {
 	var old *event.CursorTooOld
 	if err := f.Run(context.Background()); !errors.As(err, &old) || old.Floor != first+1 {
 		t.Fatalf("Run from a deleted cursor = %v, want CursorTooOld{Floor: %d}", err, first+1)
+	}
+}
+
+// TestFollowPagesByBytes: history read a page of one event at a time (each is
+// larger than PageBytes) still arrives whole and in order, then live events.
+func TestFollowPagesByBytes(t *testing.T) {
+	s, hub := open(t)
+	big := []byte(`"` + strings.Repeat("x", 4000) + `"`)
+	var want []int64
+	for range 30 {
+		e := &errand.Event{Stream: "c", Tenant: "t", Type: "x", Time: time.Now(), Data: big}
+		if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertEvent(context.Background(), e) }); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.Seq)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []int64
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", PageBytes: 1000, BufferBytes: 1000,
+		Send: func(d *event.Delivery) error {
+			got = append(got, d.Seq)
+			if len(got) == 30 {
+				want = append(want, publish(t, s, "c", nil)) // live: the hub has it, the history read did not
+			}
+			if len(got) == 31 {
+				cancel()
+			}
+			return nil
+		}}
+	f.Run(ctx)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d events (%v…), want %d", len(got), got[:min(len(got), 3)], len(want))
+	}
+}
+
+// TestFollowCursorAhead: a cursor beyond the log's head (a backup restored
+// since it was handed out) is refused, and says where the head is.
+func TestFollowCursorAhead(t *testing.T) {
+	s, hub := open(t)
+	head := publish(t, s, "other", nil)
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", After: head + 10, Send: func(*event.Delivery) error { return nil }}
+	var ahead *event.CursorAhead
+	if err := f.Run(context.Background()); !errors.As(err, &ahead) || ahead.Head != head {
+		t.Fatalf("Run after a cursor beyond the head = %v, want CursorAhead{Head: %d}", err, head)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	f.After = head // the head itself is a fine place to resume
+	if err := f.Run(ctx); err != nil {
+		t.Fatalf("Run after the head = %v, want it to follow until canceled", err)
 	}
 }

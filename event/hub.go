@@ -2,9 +2,10 @@
 //
 // The hub is fed by the store's commit notifications (storage.Notifier), never by
 // the code paths that write events, so every subscriber sees exactly the committed
-// events, in log order. Each subscription has a bounded buffer: a subscriber that
-// falls behind is cut off (its Reset reports true) and never slows the publisher or
-// other subscribers; it resumes from its last cursor by reading the log.
+// events, in log order. Each subscription has a buffer bounded in events and in
+// bytes: a subscriber that falls behind is cut off (its Reset reports true) and
+// never slows the publisher or other subscribers; it resumes from its last cursor
+// by reading the log.
 package event
 
 import (
@@ -33,11 +34,13 @@ func NewHub() *Hub {
 
 // Subscription receives the events of one stream.
 type Subscription struct {
-	hub    *Hub
-	stream string
-	c      chan *Delivery
-	reset  atomic.Bool
-	once   sync.Once
+	hub      *Hub
+	stream   string
+	c        chan *Delivery
+	maxBytes int64        // of event data waiting in c; 0: no bound
+	queued   atomic.Int64 // bytes waiting in c (see Received)
+	reset    atomic.Bool
+	once     sync.Once
 }
 
 // C delivers events in log order. It is closed when the subscription is closed or
@@ -47,13 +50,20 @@ func (s *Subscription) C() <-chan *Delivery { return s.c }
 // Reset reports whether the subscription was cut off because its buffer was full.
 func (s *Subscription) Reset() bool { return s.reset.Load() }
 
+// Received tells the subscription that d was taken from C, so its bytes no
+// longer count against the buffer. A reader that does not call it is cut off
+// sooner, never later.
+func (s *Subscription) Received(d *Delivery) { s.queued.Add(-d.Bytes()) }
+
 // Close ends the subscription. It is safe to call more than once.
 func (s *Subscription) Close() { s.hub.remove(s) }
 
 // Subscribe starts receiving the committed events of stream. buffer is how many
-// undelivered events may wait before the subscription is cut off (at least 1).
-func (h *Hub) Subscribe(stream string, buffer int) *Subscription {
-	s := &Subscription{hub: h, stream: stream, c: make(chan *Delivery, max(buffer, 1))}
+// undelivered events may wait before the subscription is cut off (at least 1),
+// maxBytes how many bytes of their data (errand.Event.Bytes; 0 sets no bound):
+// one event always fits in an empty buffer, whatever its size.
+func (h *Hub) Subscribe(stream string, buffer int, maxBytes int64) *Subscription {
+	s := &Subscription{hub: h, stream: stream, c: make(chan *Delivery, max(buffer, 1)), maxBytes: maxBytes}
 	h.mu.Lock()
 	subs := h.streams[stream]
 	if subs == nil {
@@ -92,12 +102,19 @@ func (h *Hub) Committed(c *storage.Commit) {
 			continue
 		}
 		d := &Delivery{Event: e} // one per event, shared by every subscriber
+		size := e.Bytes()
 		for s := range subs {
 			if s.reset.Load() {
 				continue
 			}
+			if !s.fits(size) {
+				s.reset.Store(true)
+				overflow = append(overflow, s)
+				continue
+			}
 			select {
 			case s.c <- d:
+				s.queued.Add(size)
 			default:
 				s.reset.Store(true)
 				overflow = append(overflow, s)
@@ -108,6 +125,11 @@ func (h *Hub) Committed(c *storage.Commit) {
 	for _, s := range overflow {
 		s.Close()
 	}
+}
+
+// fits reports whether an event of size bytes may wait in the buffer.
+func (s *Subscription) fits(size int64) bool {
+	return s.maxBytes <= 0 || len(s.c) == 0 || s.queued.Load()+size <= s.maxBytes
 }
 
 // Subscribers returns how many subscriptions are open (for metrics and tests).

@@ -43,7 +43,7 @@ func handlePublish(log *slog.Logger, chans *channel.Service) http.Handler {
 }
 
 // handleChannelEvents streams a channel (SSE) or pages its history (JSON).
-func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage.Reader, hub *event.Hub, streams context.Context) http.Handler {
+func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage.Reader, hub *event.Hub, streams context.Context, c *Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, p := r.PathValue("channel"), principal(r)
 		after, err := resumeCursor(r)
@@ -55,7 +55,7 @@ func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage
 			return
 		}
 		if wantsSSE(r) {
-			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: name, After: after}, streams)
+			serveSSE(w, r, log, c.follow(store, hub, p.Tenant, name, after), streams)
 			return
 		}
 		limit, err := pageLimit(r)
@@ -68,7 +68,7 @@ func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage
 			writeError(w, r, log, err)
 			return
 		}
-		writeEvents(w, events, limit)
+		writeEvents(w, events, limit, chans.PageBytes())
 	})
 }
 
@@ -81,13 +81,19 @@ func pageLimit(r *http.Request) (int, error) {
 	return n, err
 }
 
-// writeEvents answers with a page of events and the cursor of the next page.
-func writeEvents(w http.ResponseWriter, events []*errand.Event, limit int) {
+// writeEvents answers with a page of events and the cursor of the next page:
+// there is one when the page is cut by limit or by maxBytes, the byte budget
+// the service read it with.
+func writeEvents(w http.ResponseWriter, events []*errand.Event, limit int, maxBytes int64) {
 	out := eventList{Events: events}
 	if out.Events == nil {
 		out.Events = []*errand.Event{}
 	}
-	if len(events) == limit {
+	var bytes int64
+	for _, e := range events {
+		bytes += e.Bytes()
+	}
+	if len(events) > 0 && errand.PageCut(len(events), limit, bytes, maxBytes) {
 		next := events[len(events)-1].Cursor()
 		out.NextCursor = &next
 	}

@@ -21,10 +21,25 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // writes.
 type appender interface{ AppendJSON([]byte) []byte }
 
+// parted is an answer that may be large (a page of jobs, a lease answer): it
+// appends itself item by item and calls flush after each, which may send what
+// has gathered and hand back an empty buffer, so the answer is never held
+// whole. With a nil flush it appends all of itself (as AppendJSON).
+type parted interface {
+	appendParts(b []byte, flush func([]byte) []byte) []byte
+}
+
+// partBytes is how much of a parted answer gathers before it is sent on.
+const partBytes = 64 << 10
+
 // writeJSON answers status with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any, contentType string) {
+	if pa, ok := v.(parted); ok {
+		writeParts(w, status, pa, contentType)
+		return
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
-	defer func() { buf.Reset(); bufPool.Put(buf) }()
+	defer func() { putBuffer(buf) }()
 	if a, ok := v.(appender); ok {
 		buf.Write(append(a.AppendJSON(buf.AvailableBuffer()), '\n'))
 	} else if err := newEncoder(buf).Encode(v); err != nil {
@@ -36,6 +51,43 @@ func writeJSON(w http.ResponseWriter, status int, v any, contentType string) {
 	h.Set("Content-Length", fmt.Sprint(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// writeParts answers with a parted value: with a Content-Length when it is
+// small, else sent on (chunked) as it is written.
+func writeParts(w http.ResponseWriter, status int, pa parted, contentType string) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() { putBuffer(buf) }()
+	h, started := w.Header(), false
+	flush := func(b []byte) []byte {
+		if len(b) < partBytes {
+			return b
+		}
+		if !started {
+			h.Set("Content-Type", contentType)
+			w.WriteHeader(status)
+			started = true
+		}
+		_, _ = w.Write(b)
+		return b[:0]
+	}
+	b := append(pa.appendParts(buf.AvailableBuffer(), flush), '\n')
+	if !started {
+		h.Set("Content-Type", contentType)
+		h.Set("Content-Length", fmt.Sprint(len(b)))
+		w.WriteHeader(status)
+	}
+	_, _ = w.Write(b)
+}
+
+// putBuffer gives a buffer back to the pool unless a large answer grew it:
+// the pool would keep it for the next small one.
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > partBytes {
+		return
+	}
+	buf.Reset()
+	bufPool.Put(buf)
 }
 
 func newEncoder(w io.Writer) *json.Encoder {
@@ -55,7 +107,13 @@ func appendPlain(b []byte, v any) []byte {
 
 // appendList appends {"name":[items…]}, each item written by item.
 func appendList[T any](b []byte, name string, items []T, item func([]byte, *T) []byte) []byte {
-	b = append(b, `{"`...)
+	return append(appendItems(append(b, '{'), nil, name, items, item), '}')
+}
+
+// appendItems appends "name":[items…], each item written by item and followed
+// by a call of flush (when not nil; see parted).
+func appendItems[T any](b []byte, flush func([]byte) []byte, name string, items []T, item func([]byte, *T) []byte) []byte {
+	b = append(b, '"')
 	b = append(b, name...)
 	b = append(b, `":[`...)
 	for i := range items {
@@ -63,8 +121,11 @@ func appendList[T any](b []byte, name string, items []T, item func([]byte, *T) [
 			b = append(b, ',')
 		}
 		b = item(b, &items[i])
+		if flush != nil {
+			b = flush(b)
+		}
 	}
-	return append(b, "]}"...)
+	return append(b, ']')
 }
 
 // encode answers status with v as application/json.

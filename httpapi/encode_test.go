@@ -3,6 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +52,11 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 			Jobs []submitted `json:"jobs"`
 		}{[]submitted{{Job: j}, {Error: p}}}},
 		{"job", j, j},
+		{"jobs", jobList{Jobs: []*errand.Job{j, j}, NextCursor: &p.Code}, jobList{Jobs: []*errand.Job{j, j}, NextCursor: &p.Code}},
+		{"last jobs", jobList{Jobs: []*errand.Job{}}, struct {
+			Jobs       []*errand.Job `json:"jobs"`
+			NextCursor *string       `json:"next_cursor"`
+		}{Jobs: []*errand.Job{}}},
 	}
 	for _, c := range cases {
 		got, want := c.a.AppendJSON(nil), plain(c.want)
@@ -56,6 +65,37 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 		}
 		if !json.Valid(got) {
 			t.Errorf("%s: not JSON: %s", c.name, got)
+		}
+	}
+}
+
+// A large parted answer is sent on as it is written (no Content-Length), a
+// small one whole; both are the bytes AppendJSON writes.
+func TestWritePartsStreams(t *testing.T) {
+	now := time.Date(2026, 11, 22, 16, 4, 25, 0, time.UTC)
+	big := json.RawMessage(`"` + strings.Repeat("x", 100<<10) + `"`)
+	for _, n := range []int{1, 20} {
+		var jobs []*errand.Job
+		for i := range n {
+			in := json.RawMessage(`{}`)
+			if n > 1 {
+				in = big
+			}
+			jobs = append(jobs, &errand.Job{ID: fmt.Sprintf("job_%d", i), Operation: "echo", Status: errand.StatusQueued,
+				Input: in, CreatedAt: now, RunAt: now})
+		}
+		l := jobList{Jobs: jobs}
+		rec := httptest.NewRecorder()
+		encode(rec, http.StatusOK, l)
+		want := append(l.AppendJSON(nil), '\n')
+		if !bytes.Equal(rec.Body.Bytes(), want) {
+			t.Fatalf("%d jobs: the answer differs from AppendJSON (%d bytes, want %d)", n, rec.Body.Len(), len(want))
+		}
+		if cl, streamed := rec.Header().Get("Content-Length"), len(want) > partBytes; (cl == "") != streamed {
+			t.Errorf("%d jobs (%d bytes): Content-Length %q; want one only when not streamed", n, len(want), cl)
+		}
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%d jobs: %d %q", n, rec.Code, rec.Header().Get("Content-Type"))
 		}
 	}
 }

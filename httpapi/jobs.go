@@ -163,6 +163,19 @@ type jobList struct {
 	NextCursor *string       `json:"next_cursor"`
 }
 
+func (l jobList) AppendJSON(b []byte) []byte { return l.appendParts(b, nil) }
+
+func (l jobList) appendParts(b []byte, flush func([]byte) []byte) []byte {
+	b = appendItems(append(b, '{'), flush, "jobs", l.Jobs, func(b []byte, j **errand.Job) []byte { return (*j).AppendJSON(b) })
+	b = append(b, `,"next_cursor":`...)
+	if l.NextCursor == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendPlain(b, *l.NextCursor)
+	}
+	return append(b, '}')
+}
+
 func handleListJobs(log *slog.Logger, jobs *job.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -241,7 +254,7 @@ type eventList struct {
 	NextCursor *string         `json:"next_cursor"`
 }
 
-func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, hub *event.Hub, streams context.Context) http.Handler {
+func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, hub *event.Hub, streams context.Context, c *Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, id := principal(r), r.PathValue("id")
 		after, err := resumeCursor(r)
@@ -265,7 +278,9 @@ func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, 
 					return
 				}
 			}
-			serveSSE(w, r, log, &event.Follow{Store: store, Hub: hub, Tenant: p.Tenant, Stream: id, After: after, Until: terminal}, streams)
+			f := c.follow(store, hub, p.Tenant, id, after)
+			f.Until = terminal
+			serveSSE(w, r, log, f, streams)
 			return
 		}
 		limit, err := pageLimit(r)
@@ -278,7 +293,7 @@ func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, 
 			writeError(w, r, log, err)
 			return
 		}
-		writeEvents(w, events, limit)
+		writeEvents(w, events, limit, jobs.PageBytes())
 	})
 }
 

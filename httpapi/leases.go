@@ -14,8 +14,11 @@ type leaseList struct {
 	Leases []errand.Lease `json:"leases"`
 }
 
-func (l leaseList) AppendJSON(b []byte) []byte {
-	return appendList(b, "leases", l.Leases, func(b []byte, l *errand.Lease) []byte { return l.AppendJSON(b) })
+func (l leaseList) AppendJSON(b []byte) []byte { return l.appendParts(b, nil) }
+
+func (l leaseList) appendParts(b []byte, flush func([]byte) []byte) []byte {
+	b = appendItems(append(b, '{'), flush, "leases", l.Leases, func(b []byte, l *errand.Lease) []byte { return l.AppendJSON(b) })
+	return append(b, '}')
 }
 
 func handleLease(log *slog.Logger, q *queue.Queue) http.Handler {
@@ -98,8 +101,10 @@ type batchResult struct {
 // batchResults is the answer to a batch completion.
 type batchResults []batchResult
 
-func (rs batchResults) AppendJSON(b []byte) []byte {
-	return appendList(b, "results", rs, func(b []byte, r *batchResult) []byte {
+func (rs batchResults) AppendJSON(b []byte) []byte { return rs.appendParts(b, nil) }
+
+func (rs batchResults) appendParts(b []byte, flush func([]byte) []byte) []byte {
+	b = appendItems(append(b, '{'), flush, "results", rs, func(b []byte, r *batchResult) []byte {
 		b = append(b, `{"lease_id":`...)
 		b = appendPlain(b, r.LeaseID)
 		if r.JobID != "" {
@@ -110,6 +115,7 @@ func (rs batchResults) AppendJSON(b []byte) []byte {
 		}
 		return appendOutcome(b, true, r.Job, r.Error)
 	})
+	return append(b, '}')
 }
 
 // appendOutcome ends an entry of a batch answer with its job or its problem

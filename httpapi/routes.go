@@ -32,15 +32,15 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 	r.handle("DELETE /v1/jobs/{id}", api(handleDeleteJob(d.Log, d.Jobs)))
 	r.handle("POST /v1/jobs/{id}/cancel", api(handleCancelJob(d.Log, d.Jobs)))
 	r.handle("POST /v1/jobs/{id}/retry", api(handleRetryJob(d.Log, d.Jobs)))
-	r.handle("GET /v1/jobs/{id}/events", stream(handleJobEvents(d.Log, d.Jobs, d.Store, d.Hub, d.Streams)))
+	r.handle("GET /v1/jobs/{id}/events", stream(handleJobEvents(d.Log, d.Jobs, d.Store, d.Hub, d.Streams, c)))
 	r.handle("GET /v1/jobs/{id}/artifacts/{name}", api(handleGetArtifact(d.Log, d.Jobs)))
 	r.handle("GET /v1/operations", api(handleListOperations(d.Log, d.Jobs)))
 	r.handle("GET /v1/operations/{name}", api(handleGetOperation(d.Log, d.Jobs)))
 
-	r.handle("GET /v1/ws", stream(handleWS(d, c.CORSOrigins)))
+	r.handle("GET /v1/ws", stream(handleWS(d, c)))
 	r.handle("GET /v1/channels", api(handleListChannels(d.Channels)))
 	r.handle("POST /v1/channels/{channel}/events", api(handlePublish(d.Log, d.Channels)))
-	r.handle("GET /v1/channels/{channel}/events", stream(handleChannelEvents(d.Log, d.Channels, d.Store, d.Hub, d.Streams)))
+	r.handle("GET /v1/channels/{channel}/events", stream(handleChannelEvents(d.Log, d.Channels, d.Store, d.Hub, d.Streams, c)))
 
 	if h := d.Webhooks; h != nil {
 		r.handle("POST /v1/webhooks", api(handleCreateEndpoint(d.Log, h)))

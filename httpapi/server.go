@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/audit"
 	"github.com/errandhq/errand/auth"
 	"github.com/errandhq/errand/channel"
@@ -37,6 +38,14 @@ type Config struct {
 	// MaxStreams caps the event streams (SSE and WebSocket) one principal holds
 	// open on this node. 0 means no limit (the default; dev mode).
 	MaxStreams int
+	// ReplayBytes bounds one history read of an SSE or WebSocket stream, in
+	// bytes of event data. Defaults to errand.DefaultReplayBytes.
+	ReplayBytes int64
+	// StreamBufferBytes bounds the live events waiting for one stream, and
+	// for one WebSocket connection, in bytes of event data: past it the stream
+	// catches up from the store (SSE) or is reset (WebSocket). Defaults to
+	// errand.DefaultStreamBufferBytes.
+	StreamBufferBytes int64
 }
 
 func (c *Config) withDefaults() Config {
@@ -48,6 +57,8 @@ func (c *Config) withDefaults() Config {
 	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
 	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
 	out.CORSMaxAge = cmp.Or(out.CORSMaxAge, 10*time.Minute)
+	out.ReplayBytes = cmp.Or(out.ReplayBytes, errand.DefaultReplayBytes)
+	out.StreamBufferBytes = cmp.Or(out.StreamBufferBytes, errand.DefaultStreamBufferBytes)
 	return out
 }
 
@@ -78,6 +89,12 @@ func NewServer(d Deps, cfg *Config) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d, &c)
 	return observe(d.Log, secure(cors(c.CORSOrigins, c.CORSMaxAge, mux)))
+}
+
+// follow is a reader of one stream with the configured byte budgets.
+func (c *Config) follow(store storage.Reader, hub *event.Hub, tenant, stream string, after int64) *event.Follow {
+	return &event.Follow{Store: store, Hub: hub, Tenant: tenant, Stream: stream, After: after,
+		PageBytes: c.ReplayBytes, BufferBytes: c.StreamBufferBytes}
 }
 
 // ready reports whether the store answers.

@@ -165,19 +165,34 @@ func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, 
 	f.Buffer = sseBuffer
 	for {
 		err := f.Run(ctx)
-		var old *event.CursorTooOld
-		if !errors.As(err, &old) {
+		reason, resume, ok := resetFor(err)
+		if !ok {
 			if err != nil && ctx.Err() == nil && !isClosed(err) {
 				log.Warn("event stream ended", "stream", f.Stream, "err", err, "request_id", reqID)
 			}
 			return
 		}
-		// Retention deleted events this client never saw: say so, then go on from what is kept.
-		if write(fmt.Appendf(nil, "event: reset\ndata: {\"reason\":\"cursor_too_old\",\"resume_after\":\"%d\"}\n\n", old.Floor)) != nil {
+		// The client cannot resume where it asked (retention deleted events it
+		// never saw, or its cursor is not from this log): say so, then go on.
+		if write(fmt.Appendf(nil, "event: reset\ndata: {\"reason\":\"%s\",\"resume_after\":\"%d\"}\n\n", reason, resume)) != nil {
 			return
 		}
-		f.After = old.Floor
+		f.After = resume
 	}
+}
+
+// resetFor tells whether err from Follow.Run asks the client to resume
+// elsewhere: why, and after which cursor.
+func resetFor(err error) (reason string, resume int64, ok bool) {
+	var old *event.CursorTooOld
+	var ahead *event.CursorAhead
+	switch {
+	case errors.As(err, &old):
+		return "cursor_too_old", old.Floor, true
+	case errors.As(err, &ahead):
+		return "cursor_ahead", ahead.Head, true
+	}
+	return "", 0, false
 }
 
 // isClosed reports whether err is the client having gone away.

@@ -22,7 +22,7 @@ const (
 	wsProtocol     = "errand.v1"
 	wsMaxMessage   = 64 << 10 // bytes a client message may have
 	wsMaxSubs      = 100      // subscriptions one connection may hold
-	wsEventQueue   = 128      // events waiting to be written, per connection
+	wsEventQueue   = 128      // events waiting to be written, per connection (and Config.StreamBufferBytes of them)
 	wsControlQueue = 64       // acks, errors, pongs and resets waiting
 	wsPing         = 20 * time.Second
 	wsWriteTimeout = 10 * time.Second
@@ -50,8 +50,10 @@ type wsConn struct {
 	denied  func(error) // records a refusal in the audit log
 	log     *slog.Logger
 	deps    Deps
+	cfg     *Config
 	control chan []byte
 	events  chan wsEvent
+	queued  atomic.Int64 // bytes of event data in events
 	mu      sync.Mutex
 	subs    map[string]*wsSub
 	closing chan struct{}
@@ -73,8 +75,8 @@ type wsEvent struct {
 
 // handleWS serves GET /v1/ws. Browsers may connect from the CORS origins; any
 // other page's origin is refused (cross-site WebSocket hijacking).
-func handleWS(d Deps, corsOrigins []string) http.Handler {
-	origins := originPatterns(corsOrigins)
+func handleWS(d Deps, cfg *Config) http.Handler {
+	origins := originPatterns(cfg.CORSOrigins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := acquireStream(r)
 		if err != nil {
@@ -94,7 +96,7 @@ func handleWS(d Deps, corsOrigins []string) http.Handler {
 			return
 		}
 		c.SetReadLimit(wsMaxMessage)
-		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, control: make(chan []byte, wsControlQueue),
+		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, cfg: cfg, control: make(chan []byte, wsControlQueue),
 			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{})}
 		// Denials on the connection go to the audit log as the request's would.
 		ws.denied = func(err error) { recordDenial(r, err, Problem(err).Status) }
@@ -214,16 +216,28 @@ func (ws *wsConn) subscribe(ctx context.Context, m *wsIn) {
 	sub := &wsSub{id: m.ID, cancel: cancel}
 	ws.subs[m.ID] = sub
 	ws.mu.Unlock()
-	f.Send = func(d *event.Delivery) error {
+	f.Send = ws.queue(sub)
+	ws.send(map[string]any{"op": "ack", "id": m.ID, "result": map[string]string{"subscribed": f.Stream, "after": errand.FormatCursor(f.After)}})
+	go ws.run(sctx, sub, f)
+}
+
+// queue is the Send of sub's reader: it queues an event for the writer, or
+// reports ErrSlow when the connection's queue is full, in events or in bytes
+// (one event always fits in an empty queue).
+func (ws *wsConn) queue(sub *wsSub) func(*event.Delivery) error {
+	return func(d *event.Delivery) error {
+		size := d.Bytes()
+		if len(ws.events) > 0 && ws.queued.Load()+size > ws.cfg.StreamBufferBytes {
+			return event.ErrSlow
+		}
 		select {
 		case ws.events <- wsEvent{sub, d}:
+			ws.queued.Add(size)
 			return nil
 		default:
 			return event.ErrSlow
 		}
 	}
-	ws.send(map[string]any{"op": "ack", "id": m.ID, "result": map[string]string{"subscribed": f.Stream, "after": errand.FormatCursor(f.After)}})
-	go ws.run(sctx, sub, f)
 }
 
 // follow validates a subscribe and returns its reader (Send not yet set).
@@ -235,7 +249,8 @@ func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &event.Follow{Store: ws.deps.Store, Hub: ws.deps.Hub, Tenant: ws.p.Tenant, After: after, Buffer: sseBuffer}
+	f := ws.cfg.follow(ws.deps.Store, ws.deps.Hub, ws.p.Tenant, "", after)
+	f.Buffer = sseBuffer
 	switch {
 	case (m.Channel == "") == (m.Job == ""):
 		return nil, errand.Errorf(errand.EINVALID, "subscribe to a channel or a job, not both or neither")
@@ -256,14 +271,12 @@ func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
 // run follows one subscription; falling behind ends it with a reset message.
 func (ws *wsConn) run(ctx context.Context, sub *wsSub, f *event.Follow) {
 	err := f.Run(ctx)
-	var old *event.CursorTooOld
-	if errors.Is(err, event.ErrSlow) || errors.As(err, &old) {
+	if reason, resume, ok := resetFor(err); ok {
 		ws.drop(sub)
-		reason := "slow_consumer"
-		if old != nil {
-			reason = "cursor_too_old"
-		}
-		ws.send(map[string]any{"op": "reset", "sub": sub.id, "reason": reason})
+		ws.send(map[string]any{"op": "reset", "sub": sub.id, "reason": reason, "resume_after": errand.FormatCursor(resume)})
+	} else if errors.Is(err, event.ErrSlow) {
+		ws.drop(sub)
+		ws.send(map[string]any{"op": "reset", "sub": sub.id, "reason": "slow_consumer"})
 	} else if err != nil && ctx.Err() == nil {
 		ws.log.Warn("websocket subscription", "sub", sub.id, "err", err)
 	}
@@ -318,6 +331,7 @@ func (ws *wsConn) write(ctx context.Context) {
 				continue
 			case msg = <-ws.control:
 			case e := <-ws.events:
+				ws.queued.Add(-e.d.Bytes())
 				if e.sub.dead.Load() {
 					continue
 				}

@@ -34,6 +34,14 @@ type Config struct {
 	// webhook service's SSRF guard). Nil refuses every callback_url: nothing
 	// would deliver it.
 	CheckCallback func(ctx context.Context, url string) error
+	// PageBytes bounds the input and result of one List page and the event
+	// data of one Events page, in bytes: a page holds fewer items when it
+	// runs out (at least one). Defaults to errand.DefaultPageBytes.
+	PageBytes int64
+	// ListTimeout bounds one List: a list that takes longer (waiting for a
+	// connection included) is answered 503 with Retry-After rather than
+	// holding a connection any longer. Defaults to 5 seconds.
+	ListTimeout time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -42,6 +50,8 @@ func (c *Config) withDefaults() Config {
 		out = *c
 	}
 	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
+	out.PageBytes = cmp.Or(out.PageBytes, errand.DefaultPageBytes)
+	out.ListTimeout = cmp.Or(out.ListTimeout, 5*time.Second)
 	if out.Now == nil {
 		out.Now = errand.Now
 	}
@@ -354,7 +364,7 @@ func (s *Service) Wait(ctx context.Context, p errand.Principal, id string, d tim
 	defer deadline.Stop()
 	for {
 		// Subscribe before reading, so a finish between the two is not missed.
-		sub := s.hub.Subscribe(id, 64)
+		sub := s.hub.Subscribe(id, 64, errand.DefaultStreamBufferBytes)
 		j, err := s.Get(ctx, p, id)
 		if err != nil || j.Status.Terminal() || d <= 0 {
 			sub.Close()
@@ -378,6 +388,7 @@ func waitTerminal(ctx context.Context, sub *event.Subscription, deadline <-chan 
 			if !ok {
 				return false, nil
 			}
+			sub.Received(d)
 			if errand.TerminalEvent(d.Type) {
 				return true, nil
 			}
@@ -398,7 +409,8 @@ type ListParams struct {
 }
 
 // List returns a page of jobs the principal may see, newest first, and the cursor
-// of the next page ("" on the last).
+// of the next page ("" on the last). A page holds up to lp.Limit jobs, fewer
+// when their input and result pass Config.PageBytes.
 func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) ([]*errand.Job, string, error) {
 	if lp.Limit == 0 {
 		lp.Limit = 50
@@ -420,20 +432,38 @@ func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) (
 		}
 		owner = p.Subject
 	}
-	jobs, err := s.store.ListJobs(ctx, storage.ListJobsParams{Tenant: p.Tenant, Owner: owner, Operation: lp.Operation,
-		Status: lp.Status, Before: before, Limit: lp.Limit + 1})
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.ListTimeout)
+	defer cancel()
+	jobs, err := s.store.ListJobs(lctx, storage.ListJobsParams{Tenant: p.Tenant, Owner: owner, Operation: lp.Operation,
+		Status: lp.Status, Before: before, Limit: lp.Limit + 1, MaxBytes: s.cfg.PageBytes})
+	if err != nil && lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		return nil, "", &errand.Error{Code: errand.EUNAVAILABLE, RetryAfter: time.Second,
+			Message: fmt.Sprintf("listing jobs took longer than %s: try again, or narrow the list (operation=, status=)", s.cfg.ListTimeout)}
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("list jobs: %w", err)
 	}
-	next := ""
-	if len(jobs) > lp.Limit {
-		jobs = jobs[:lp.Limit]
-		next = errand.PageCursor(jobs[len(jobs)-1].ID)
-	}
-	return jobs, next, nil
+	return pageOf(jobs, lp.Limit, s.cfg.PageBytes)
 }
 
-// Events returns a job's events after a cursor, oldest first.
+// pageOf cuts what the store returned for a page of limit (it was asked for one
+// more) and says where the next page starts: after the last job, when the
+// extra one came or the byte budget ran out.
+func pageOf(jobs []*errand.Job, limit int, maxBytes int64) ([]*errand.Job, string, error) {
+	var bytes int64
+	for _, j := range jobs[:min(len(jobs), limit)] {
+		bytes += j.Bytes()
+	}
+	if len(jobs) == 0 || !errand.PageCut(len(jobs), limit+1, bytes, maxBytes) {
+		return jobs, "", nil
+	}
+	jobs = jobs[:min(len(jobs), limit)]
+	return jobs, errand.PageCursor(jobs[len(jobs)-1].ID), nil
+}
+
+// Events returns a job's events after a cursor, oldest first: up to limit, fewer
+// when their data passes Config.PageBytes (see errand.PageCut). A cursor beyond
+// any the log handed out is an invalid_cursor error.
 func (s *Service) Events(ctx context.Context, p errand.Principal, id, after string, limit int) ([]*errand.Event, error) {
 	seq, err := errand.ParseCursor(after)
 	if err != nil {
@@ -445,8 +475,15 @@ func (s *Service) Events(ctx context.Context, p errand.Principal, id, after stri
 	if _, err := s.Get(ctx, p, id); err != nil {
 		return nil, err
 	}
-	return s.store.ListEvents(ctx, storage.ListEventsParams{Tenant: p.Tenant, Stream: id, After: seq, Limit: limit})
+	if err := storage.CheckHead(ctx, s.store, seq); err != nil {
+		return nil, err
+	}
+	return s.store.ListEvents(ctx, storage.ListEventsParams{Tenant: p.Tenant, Stream: id, After: seq, Limit: limit,
+		MaxBytes: s.cfg.PageBytes})
 }
+
+// PageBytes is the byte budget List and Events pages are read with.
+func (s *Service) PageBytes() int64 { return s.cfg.PageBytes }
 
 // Artifact opens an artifact of a job the principal may see.
 func (s *Service) Artifact(ctx context.Context, p errand.Principal, id, name string) (errand.Artifact, artifact.File, error) {

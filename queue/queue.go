@@ -33,6 +33,10 @@ type Config struct {
 	MaxWait time.Duration
 	// MaxJobs caps the jobs one lease request may take. Defaults to 1000.
 	MaxJobs int
+	// MaxLeaseBytes caps the input one lease request takes, in bytes: a lease
+	// takes fewer jobs than asked for when their inputs would pass it, always at
+	// least one. Defaults to errand.DefaultPageBytes (8 MiB).
+	MaxLeaseBytes int64
 	// Now is the clock. Defaults to errand.Now.
 	Now func() time.Time
 	// Artifacts keeps the files jobs produce; nil keeps none.
@@ -50,6 +54,7 @@ func (c *Config) withDefaults() Config {
 	out.MaxLease = cmp.Or(out.MaxLease, time.Hour)
 	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
 	out.MaxJobs = cmp.Or(out.MaxJobs, 1000)
+	out.MaxLeaseBytes = cmp.Or(out.MaxLeaseBytes, errand.DefaultPageBytes)
 	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
 	if out.Now == nil {
 		out.Now = errand.Now
@@ -152,9 +157,16 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 	var out []errand.Lease
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
 		out = out[:0]
-		jobs, err := q.candidates(ctx, tx, lp)
+		jobs, cut, err := q.candidates(ctx, tx, lp)
 		if err != nil {
 			return err
+		}
+		if cut {
+			// Queued jobs are left (on PostgreSQL some were locked by this
+			// transaction, so other workers skipped them): wake them after commit.
+			for _, op := range lp.Operations {
+				tx.JobsReady(op)
+			}
 		}
 		now := q.cfg.Now().UTC()
 		for _, j := range jobs {
@@ -169,24 +181,34 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 }
 
 // candidates picks the jobs to lease: the best of each operation, within its
-// concurrency limit, merged by priority, run_at and id.
-func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) ([]*errand.Job, error) {
+// concurrency limit, merged by priority, run_at and id, as many as MaxJobs and
+// MaxLeaseBytes allow. cut reports that the byte budget ran out (queued jobs
+// may be left). When it does, operations earlier by name fill it first: each
+// operation's read gets what the ones before left of it.
+func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (jobs []*errand.Job, cut bool, err error) {
 	var all []*errand.Job
+	budget, used := q.cfg.MaxLeaseBytes, int64(0)
 	for _, name := range lp.Operations {
+		if used >= budget {
+			break
+		}
 		limit := lp.MaxJobs
 		if c := q.ops[name].Concurrency; c > 0 {
 			running, err := tx.CountRunning(ctx, name)
 			if err != nil {
-				return nil, fmt.Errorf("count running %s: %w", name, err)
+				return nil, false, fmt.Errorf("count running %s: %w", name, err)
 			}
 			limit = min(limit, c-running)
 		}
 		if limit <= 0 {
 			continue
 		}
-		jobs, err := tx.QueuedJobs(ctx, name, limit)
+		jobs, err := tx.QueuedJobs(ctx, name, limit, budget-used)
 		if err != nil {
-			return nil, fmt.Errorf("queued jobs of %s: %w", name, err)
+			return nil, false, fmt.Errorf("queued jobs of %s: %w", name, err)
+		}
+		for _, j := range jobs {
+			used += j.Bytes()
 		}
 		all = append(all, jobs...)
 	}
@@ -195,7 +217,12 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 			return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.RunAt.Compare(b.RunAt), strings.Compare(a.ID, b.ID))
 		})
 	}
-	return all[:min(len(all), lp.MaxJobs)], nil
+	n, bytes := 0, int64(0)
+	for n < len(all) && n < lp.MaxJobs && bytes < budget {
+		bytes += all[n].Bytes()
+		n++
+	}
+	return all[:n], used >= budget, nil
 }
 
 // startedData is the data of a job.started event.

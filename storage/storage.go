@@ -9,6 +9,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -49,6 +51,10 @@ type Reader interface {
 	// StreamFloor returns the highest cursor retention deleted from a stream (0
 	// when none): a reader resuming from before it has missed events.
 	StreamFloor(ctx context.Context, tenant, stream string) (int64, error)
+	// LogHead returns the highest cursor the log has handed out (0 when none),
+	// deleted events included: a reader resuming from beyond it holds a cursor
+	// of another log (a backup restored since, another database).
+	LogHead(ctx context.Context) (int64, error)
 	// NextWakeup returns the earliest run_at of a scheduled job and the earliest
 	// lease expiry of a running job (zero when there is none).
 	NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error)
@@ -76,10 +82,11 @@ type Tx interface {
 	// the transaction commits (a driver may send its writes in one batch at the end).
 	InsertEvent(ctx context.Context, e *errand.Event) error
 	// QueuedJobs returns up to limit queued jobs of operation in the order they
-	// should run: priority (highest first), then run_at, then id. On drivers with
-	// row locks, the rows are locked for this transaction and rows locked by others
-	// are skipped.
-	QueuedJobs(ctx context.Context, operation string, limit int) ([]*errand.Job, error)
+	// should run: priority (highest first), then run_at, then id, and no more
+	// than maxBytes hold (0: no bound; see ListJobsParams.MaxBytes). On drivers
+	// with row locks, the rows are locked for this transaction and rows locked by
+	// others are skipped.
+	QueuedJobs(ctx context.Context, operation string, limit int, maxBytes int64) ([]*errand.Job, error)
 	// CountRunning returns how many jobs of operation are running.
 	CountRunning(ctx context.Context, operation string) (int, error)
 	// ExpiredLeases returns up to limit running jobs whose lease ended before now.
@@ -164,6 +171,10 @@ type ListJobsParams struct {
 	// Before, when set, returns only jobs with an id below it (the next page).
 	Before string
 	Limit  int
+	// MaxBytes, when positive, ends the page early: a job is returned only
+	// while the jobs before it hold less than MaxBytes (errand.Job.Bytes), so
+	// the first always is. A driver stops reading there.
+	MaxBytes int64
 }
 
 // ListEventsParams selects events for ListEvents.
@@ -172,6 +183,35 @@ type ListEventsParams struct {
 	Stream string
 	After  int64 // sequence number; 0 for the start
 	Limit  int
+	// MaxBytes, when positive, ends the page early as in ListJobsParams
+	// (errand.Event.Bytes).
+	MaxBytes int64
+}
+
+// ByteBudget is a page's MaxBytes as a bound: a driver reads another row only
+// while the rows it read hold less. 0 (or less) is no bound.
+func ByteBudget(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return math.MaxInt64
+	}
+	return maxBytes
+}
+
+// CheckHead refuses a cursor beyond the log's head (invalid_cursor): it was not
+// issued by this log, or by a later state of it (a backup restored since), and
+// reading after it would silently skip every event until the log reaches it.
+func CheckHead(ctx context.Context, r Reader, after int64) error {
+	if after == 0 {
+		return nil
+	}
+	head, err := r.LogHead(ctx)
+	if err != nil {
+		return fmt.Errorf("log head: %w", err)
+	}
+	if after > head {
+		return errand.Errorf(errand.ECURSOR, "cursor %d is beyond the last event (%d): it is not from this log, or the log was restored from a backup since", after, head)
+	}
+	return nil
 }
 
 // Get reads one job and maps ErrNotFound to the client-facing not-found error.

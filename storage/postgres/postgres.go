@@ -105,6 +105,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	dsn    string
 	qSeqs  string // takes $1 event seqs from the events' sequence, named once at Open
+	qHead  string // reads the highest seq handed out (LogHead)
 	tail   *tailer
 	reqs   chan *request
 	quit   chan struct{}
@@ -161,6 +162,8 @@ func (s *Store) nameSequence(ctx context.Context) error {
 		return fmt.Errorf("postgres: the events sequence: %w", interpretError(err))
 	}
 	s.qSeqs = `SELECT nextval('` + strings.ReplaceAll(name, `'`, `''`) + `') FROM generate_series(1, $1)`
+	s.qHead = `SELECT greatest((SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ` + name + `),
+		(SELECT coalesce(max(seq), 0) FROM events))`
 	return nil
 }
 

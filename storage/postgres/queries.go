@@ -29,8 +29,14 @@ const (
 	qFindIdempotent = `SELECT ` + jobCols + ` FROM jobs WHERE tenant = $1 AND owner = $2 AND idempotency_key = $3`
 	qDeleteJob      = `DELETE FROM jobs WHERE id = $1`
 	qDeleteEvents   = `DELETE FROM events WHERE stream = $1`
-	qQueuedJobs     = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND operation = $1
-		ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`
+	// qQueuedJobs locks up to $2 queued jobs and returns those that fit in $3
+	// bytes: the sizes come from the rows' headers (octet_length reads no TOAST),
+	// so jobs past the budget are never fetched. The rows locked but not taken
+	// stay queued (the queue wakes waiting workers for them after commit).
+	qQueuedJobs = `WITH c AS (SELECT id, priority, run_at, octet_length(input) + coalesce(octet_length(result), 0) AS size FROM jobs
+		WHERE status = 'queued' AND operation = $1 ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
+		r AS (SELECT id, sum(size) OVER (ORDER BY priority DESC, run_at, id ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM c)
+		SELECT ` + jobCols + ` FROM jobs JOIN r USING (id) WHERE r.bytes_before < $3 ORDER BY priority DESC, run_at, id`
 	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = $1`
 	qExpiredLeases = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < $1
 		ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`
@@ -45,8 +51,13 @@ const (
 		ON CONFLICT (tenant, stream) DO UPDATE SET floor = greatest(stream_floors.floor, excluded.floor)`
 	qNextScheduled = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
 	qNextLeaseEnd  = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
-	qListEvents    = `SELECT ` + eventCols + ` FROM events WHERE stream = $1 AND tenant = $2
-		AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5`
+	// qListEvents reads up to $5 events of a stream after $3 and up to $4, cut
+	// where the events before hold $6 bytes of data, by sizes read from the rows'
+	// headers: events past the budget are never fetched.
+	qListEvents = `WITH p AS (SELECT seq, octet_length(data) AS size FROM events WHERE stream = $1 AND tenant = $2
+		AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5),
+		r AS (SELECT seq, sum(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM p)
+		SELECT ` + eventCols + ` FROM events JOIN r USING (seq) WHERE r.bytes_before < $6 ORDER BY seq`
 )
 
 // txn is the storage.Tx of one transaction.
@@ -129,8 +140,8 @@ func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
 	return nil
 }
 
-func (t *txn) QueuedJobs(_ context.Context, operation string, limit int) ([]*errand.Job, error) {
-	return queryJobs(t.query(qQueuedJobs, operation, limit))
+func (t *txn) QueuedJobs(_ context.Context, operation string, limit int, maxBytes int64) ([]*errand.Job, error) {
+	return queryJobs(t.query(qQueuedJobs, operation, limit, storage.ByteBudget(maxBytes)))
 }
 
 // CountRunning counts an operation's running jobs. It first takes a lock on the
@@ -225,7 +236,13 @@ func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*erra
 	if p.Status != "" {
 		w.add("status = ", string(p.Status))
 	}
-	q := `SELECT ` + jobCols + ` FROM jobs WHERE ` + w.sql() + ` ORDER BY id DESC LIMIT ` + w.arg(p.Limit)
+	// The page is cut at MaxBytes by sizes read from the rows' headers
+	// (octet_length reads no TOAST): jobs past the budget are never fetched.
+	q := `WITH p AS (SELECT id, octet_length(input) + coalesce(octet_length(result), 0) AS size FROM jobs WHERE ` +
+		w.sql() + ` ORDER BY id DESC LIMIT ` + w.arg(p.Limit) + `),
+		r AS (SELECT id, sum(size) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM p)
+		SELECT ` + jobCols + ` FROM jobs JOIN r USING (id) WHERE r.bytes_before < ` + w.arg(storage.ByteBudget(p.MaxBytes)) +
+		` ORDER BY id DESC`
 	return queryJobs(s.pool.Query(ctx, q, w.args...))
 }
 
@@ -237,7 +254,8 @@ func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*
 	// The horizon is read before the events: every seq up to it had committed
 	// (and so is in this read) or never will.
 	h := s.tail.horizon()
-	rows, err := s.pool.Query(ctx, qListEvents, p.Stream, p.Tenant, p.After, int64(math.MaxInt64), p.Limit)
+	budget := storage.ByteBudget(p.MaxBytes)
+	rows, err := s.pool.Query(ctx, qListEvents, p.Stream, p.Tenant, p.After, int64(math.MaxInt64), p.Limit, budget)
 	out, err := collect(rows, err, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
@@ -251,7 +269,7 @@ func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*
 	// Read again up to the new horizon: the first read may have missed lower
 	// seqs that committed since.
 	h = s.tail.horizon()
-	rows, err = s.pool.Query(ctx, qListEvents, p.Stream, p.Tenant, p.After, h, p.Limit)
+	rows, err = s.pool.Query(ctx, qListEvents, p.Stream, p.Tenant, p.After, h, p.Limit, budget)
 	if out, err = collect(rows, err, scanEvent); err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -278,6 +296,14 @@ func (s *Store) StreamFloor(ctx context.Context, tenant, stream string) (int64, 
 		return 0, nil
 	}
 	return f, interpretError(err)
+}
+
+// LogHead reads the highest seq handed out: the events' sequence (taken by
+// inserts on every node, committed or not) or the highest stored, if higher.
+func (s *Store) LogHead(ctx context.Context) (int64, error) {
+	var head int64
+	err := s.pool.QueryRow(ctx, s.qHead).Scan(&head)
+	return head, interpretError(err)
 }
 
 // NextWakeup reads when the scheduler and the lease reaper next have work.

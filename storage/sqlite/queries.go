@@ -49,6 +49,8 @@ const (
 	qNextScheduled = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
 	qNextLeaseEnd  = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
 	qListEvents    = `SELECT seq, stream, tenant, type, time, data FROM events WHERE stream = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
+	qLogHead       = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+		coalesce((SELECT max(seq) FROM events), 0))`
 )
 
 // writeStmts are prepared once on the writer's connection.
@@ -82,17 +84,19 @@ func (s *writeStmts) close() {
 
 // readStmts are prepared on the read pool.
 type readStmts struct {
-	getTenantJob, listEvents, nextScheduled, nextLeaseEnd *sql.Stmt
+	getTenantJob, listEvents, nextScheduled, nextLeaseEnd, logHead *sql.Stmt
 }
 
 func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return prepareAll(ctx, db.PrepareContext, map[**sql.Stmt]string{
 		&s.getTenantJob: qGetTenantJob, &s.listEvents: qListEvents,
-		&s.nextScheduled: qNextScheduled, &s.nextLeaseEnd: qNextLeaseEnd,
+		&s.nextScheduled: qNextScheduled, &s.nextLeaseEnd: qNextLeaseEnd, &s.logHead: qLogHead,
 	})
 }
 
-func (s *readStmts) close() { closeAll(s.getTenantJob, s.listEvents, s.nextScheduled, s.nextLeaseEnd) }
+func (s *readStmts) close() {
+	closeAll(s.getTenantJob, s.listEvents, s.nextScheduled, s.nextLeaseEnd, s.logHead)
+}
 
 func prepareAll(ctx context.Context, prep func(context.Context, string) (*sql.Stmt, error), qs map[**sql.Stmt]string) error {
 	for dst, q := range qs {
@@ -187,8 +191,9 @@ func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
 	return nil
 }
 
-func (t *txn) QueuedJobs(_ context.Context, operation string, limit int) ([]*errand.Job, error) {
-	return queryJobs(t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit))
+func (t *txn) QueuedJobs(_ context.Context, operation string, limit int, maxBytes int64) ([]*errand.Job, error) {
+	rows, err := t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit)
+	return collectBytes(rows, err, maxBytes, scanJob, (*errand.Job).Bytes)
 }
 
 func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
@@ -292,13 +297,14 @@ func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*erra
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, p.Limit)
-	return queryJobs(s.rdb.QueryContext(ctx, q, args...))
+	rows, err := s.sdb.QueryContext(ctx, q, args...)
+	return collectBytes(rows, err, p.MaxBytes, scanJob, (*errand.Job).Bytes)
 }
 
 // ListEvents reads a stream's committed events.
 func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*errand.Event, error) {
 	rows, err := s.read.listEvents.QueryContext(ctx, p.Stream, p.Tenant, p.After, p.Limit)
-	out, err := collect(rows, err, scanEvent)
+	out, err := collectBytes(rows, err, p.MaxBytes, scanEvent, (*errand.Event).Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -388,6 +394,35 @@ func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error))
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// collectBytes scans rows with scan until they run out or those scanned hold
+// maxBytes (0: no bound), measured by size. SQLite steps one row at a time, so
+// the rows after the budget are never read.
+func collectBytes[T any](rows *sql.Rows, err error, maxBytes int64, scan func(rowScanner) (T, error), size func(T) int64) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	budget, used := storage.ByteBudget(maxBytes), int64(0)
+	for used < budget && rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		used += size(v)
+	}
+	return out, rows.Err()
+}
+
+// LogHead reads the highest sequence number the events table has handed out
+// (AUTOINCREMENT keeps it in sqlite_sequence, deletes or not).
+func (s *Store) LogHead(ctx context.Context) (int64, error) {
+	var head int64
+	err := s.read.logHead.QueryRowContext(ctx).Scan(&head)
+	return head, err
 }
 
 func timePtr(n sql.NullInt64) *time.Time {

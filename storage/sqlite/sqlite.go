@@ -4,7 +4,9 @@
 // are waiting, runs each in a savepoint of one SQLite transaction and commits them
 // with one fsync (group commit): a caller returns only after its work is on disk,
 // and throughput grows with concurrency instead of being capped by the fsync rate.
-// Reads use a separate pool of read-only connections.
+// Reads use separate pools of read-only connections: one for point reads (a job,
+// a stream's events), one for list scans, so that slow lists never make point
+// reads wait for a connection.
 package sqlite
 
 import (
@@ -35,8 +37,13 @@ type Config struct {
 	// default), "normal" (WAL may lose the last commits on power loss, never on a
 	// process crash) or "off" (benchmarks only).
 	Synchronous string
-	// ReadConns is the size of the read pool. Defaults to 4.
+	// ReadConns is the size of the pool for point reads (a job by id, a
+	// stream's events, settings). Defaults to 4.
 	ReadConns int
+	// ScanConns is the size of the pool for lists (jobs, deliveries), whose
+	// cost grows with the table: however many run at once, they wait for these
+	// and never for the point reads' connections. Defaults to 2.
+	ScanConns int
 	// MaxBatch is the most transactions grouped into one commit. Defaults to 1024.
 	MaxBatch int
 }
@@ -48,6 +55,7 @@ func (c *Config) withDefaults() Config {
 	}
 	out.Synchronous = strings.ToLower(cmp.Or(out.Synchronous, "full"))
 	out.ReadConns = cmp.Or(out.ReadConns, 4)
+	out.ScanConns = cmp.Or(out.ScanConns, 2)
 	out.MaxBatch = cmp.Or(out.MaxBatch, 1024)
 	return out
 }
@@ -58,8 +66,8 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("synchronous must be full, normal or off, not %q", c.Synchronous)
 	}
-	if c.ReadConns < 1 || c.MaxBatch < 1 {
-		return errors.New("read_conns and max_batch must be positive")
+	if c.ReadConns < 1 || c.ScanConns < 1 || c.MaxBatch < 1 {
+		return errors.New("read_conns, scan_conns and max_batch must be positive")
 	}
 	return nil
 }
@@ -69,7 +77,8 @@ type Store struct {
 	cfg    Config
 	path   string
 	wdb    *sql.DB
-	rdb    *sql.DB
+	rdb    *sql.DB // point reads
+	sdb    *sql.DB // list scans
 	w      *writer
 	read   readStmts
 	mu     sync.Mutex
@@ -138,6 +147,11 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	s.rdb.SetMaxOpenConns(s.cfg.ReadConns)
 	s.rdb.SetMaxIdleConns(s.cfg.ReadConns)
+	if s.sdb, err = sql.Open("sqlite", base+"&_pragma=query_only(1)"); err != nil {
+		return fmt.Errorf("open %s for lists: %w", s.path, err)
+	}
+	s.sdb.SetMaxOpenConns(s.cfg.ScanConns)
+	s.sdb.SetMaxIdleConns(s.cfg.ScanConns)
 	if err := s.read.prepare(ctx, s.rdb); err != nil {
 		return err
 	}
@@ -222,8 +236,10 @@ func (s *Store) Close() error {
 func (s *Store) closeDBs() error {
 	s.read.close()
 	var errs []error
-	if s.rdb != nil {
-		errs = append(errs, s.rdb.Close())
+	for _, db := range []*sql.DB{s.rdb, s.sdb} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
 	}
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())

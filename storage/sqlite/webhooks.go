@@ -184,7 +184,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p storage.ListDeliveriesPara
 	}
 	args = append(args, p.Limit)
 	q := `SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ?`
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.sdb.QueryContext(ctx, q, args...)
 	out, err := collect(rows, err, func(r rowScanner) (*errand.Delivery, error) { return scanDelivery(r, false) })
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
