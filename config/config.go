@@ -27,17 +27,22 @@ type Config struct {
 	// nodes; also ERRAND_DATABASE_URL). Defaults to "sqlite://./errand-data/errand.db".
 	Store string `yaml:"store"`
 	// Dev turns authentication off: every request runs as the dev principal.
-	Dev        bool                  `yaml:"dev"`
-	Log        Log                   `yaml:"log"`
-	HTTP       HTTP                  `yaml:"http"`
-	Workers    Workers               `yaml:"workers"`
-	Artifacts  Artifacts             `yaml:"artifacts"`
-	Webhooks   Webhooks              `yaml:"webhooks"`
-	Auth       Auth                  `yaml:"auth"`
-	TLS        TLS                   `yaml:"tls"`
-	Audit      Audit                 `yaml:"audit"`
-	Operations map[string]*Operation `yaml:"operations"`
-	Channels   map[string]*Channel   `yaml:"channels"`
+	Dev bool `yaml:"dev"`
+	// MemoryLimit is the Go runtime's soft memory limit: the heap is collected
+	// harder as it nears it, and memory freed after a spike goes back to the
+	// system. 0 (the default) takes GOMEMLIMIT when set, else 90 % of the
+	// cgroup's memory.max when there is one, else sets none.
+	MemoryLimit Size                  `yaml:"memory_limit"`
+	Log         Log                   `yaml:"log"`
+	HTTP        HTTP                  `yaml:"http"`
+	Workers     Workers               `yaml:"workers"`
+	Artifacts   Artifacts             `yaml:"artifacts"`
+	Webhooks    Webhooks              `yaml:"webhooks"`
+	Auth        Auth                  `yaml:"auth"`
+	TLS         TLS                   `yaml:"tls"`
+	Audit       Audit                 `yaml:"audit"`
+	Operations  map[string]*Operation `yaml:"operations"`
+	Channels    map[string]*Channel   `yaml:"channels"`
 }
 
 // Channel declares a pub/sub channel, or a pattern of them.
@@ -109,6 +114,25 @@ type HTTP struct {
 	// MaxStreams caps the SSE and WebSocket streams one principal holds open on
 	// a node. Defaults to 1000 (no limit in development mode).
 	MaxStreams int `yaml:"max_streams_per_principal"`
+	// MaxConnections caps the open client connections; at the cap the oldest
+	// idle keep-alive connection is closed for a new one, and a few more are
+	// kept for /healthz and /readyz. 0 (the default) takes the process's
+	// open-file limit less a fifth (at least 256) for the store and outbound calls.
+	MaxConnections int `yaml:"max_connections"`
+	// PageBytes bounds one list page and one lease answer, in bytes of jobs'
+	// input and result (or events' data): fewer items, with a next_cursor for
+	// lists, always at least one. Defaults to 8MiB.
+	PageBytes Size `yaml:"page_bytes"`
+	// ReplayBytes bounds one history read of an SSE or WebSocket stream, in
+	// bytes of event data (at least one event). Defaults to 256KiB.
+	ReplayBytes Size `yaml:"replay_bytes"`
+	// StreamBufferBytes bounds the live events waiting for one stream (and one
+	// WebSocket connection) before it catches up from the store (SSE) or is
+	// reset (WebSocket). Defaults to 1MiB.
+	StreamBufferBytes Size `yaml:"stream_buffer_bytes"`
+	// ListTimeout bounds one job list: longer answers 503 with Retry-After.
+	// Defaults to 5s.
+	ListTimeout Duration `yaml:"list_timeout"`
 }
 
 // Workers tunes the worker protocol.
@@ -184,6 +208,10 @@ func (c *Config) applyDefaults() {
 	c.HTTP.ReadHeaderTimeout = orD(c.HTTP.ReadHeaderTimeout, 10*time.Second)
 	c.HTTP.IdleTimeout = orD(c.HTTP.IdleTimeout, 120*time.Second)
 	c.HTTP.ShutdownTimeout = orD(c.HTTP.ShutdownTimeout, 30*time.Second)
+	c.HTTP.PageBytes = cmp.Or(c.HTTP.PageBytes, errand.DefaultPageBytes)
+	c.HTTP.ReplayBytes = cmp.Or(c.HTTP.ReplayBytes, errand.DefaultReplayBytes)
+	c.HTTP.StreamBufferBytes = cmp.Or(c.HTTP.StreamBufferBytes, errand.DefaultStreamBufferBytes)
+	c.HTTP.ListTimeout = orD(c.HTTP.ListTimeout, 5*time.Second)
 	c.Workers.DefaultLease = orD(c.Workers.DefaultLease, 60*time.Second)
 	c.Workers.MaxLease = orD(c.Workers.MaxLease, time.Hour)
 	if c.Workers.MaxJobs == 0 {

@@ -106,3 +106,25 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "512MiB": 512 << 20, "8 MiB": 8 << 20, "64KB": 64000,
+		"1.5GiB": 3 << 29, "10B": 10, "2TB": 2e12} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1MiB", "1XB", "1e30GiB"} {
+		if got, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
+		}
+	}
+	env := map[string]string{"ERRAND_MEMORY_LIMIT": "512MiB", "ERRAND_HTTP__PAGE_BYTES": "1MiB"}
+	c, err := Load(Source{Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MemoryLimit != 512<<20 || c.HTTP.PageBytes != 1<<20 || c.HTTP.ReplayBytes != errand.DefaultReplayBytes {
+		t.Fatalf("memory_limit %d page_bytes %d replay_bytes %d", c.MemoryLimit, c.HTTP.PageBytes, c.HTTP.ReplayBytes)
+	}
+}

@@ -39,6 +39,7 @@ func (c *Config) validate(l *lines) error {
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 1<<30 {
 		bad([]string{"http", "max_body_bytes"}, "must be between 1024 and 1073741824")
 	}
+	c.validateLimits(bad)
 	if c.Artifacts.MaxBytes < 1 {
 		bad([]string{"artifacts", "max_bytes"}, "must be positive")
 	}
@@ -216,5 +217,26 @@ func (c *Config) validateWebhooks(bad func(path []string, format string, args ..
 	}
 	if w.RateLimit < 0 {
 		bad([]string{"webhooks", "rate_limit"}, "must not be negative")
+	}
+}
+
+func (c *Config) validateLimits(bad func(path []string, format string, args ...any)) {
+	h := &c.HTTP
+	between := func(key string, v, lo, hi Size) {
+		if v < lo || v > hi {
+			bad([]string{"http", key}, "must be between %s and %s", lo, hi)
+		}
+	}
+	between("page_bytes", h.PageBytes, 64<<10, 1<<30)
+	between("replay_bytes", h.ReplayBytes, 4<<10, 1<<30)
+	between("stream_buffer_bytes", h.StreamBufferBytes, 4<<10, 1<<30)
+	if h.ListTimeout < Duration(100*time.Millisecond) || h.ListTimeout > Duration(10*time.Minute) {
+		bad([]string{"http", "list_timeout"}, "must be between 100ms and 10m")
+	}
+	if h.MaxConnections != 0 && h.MaxConnections < 16 {
+		bad([]string{"http", "max_connections"}, "must be 0 (from the open-file limit) or at least 16")
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
+		bad([]string{"memory_limit"}, "must be 0 (from GOMEMLIMIT or the cgroup) or at least 32MiB")
 	}
 }

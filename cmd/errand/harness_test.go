@@ -72,6 +72,7 @@ type server struct {
 	t    *testing.T
 	dir  string
 	env  []string // extra environment for the process
+	wrap []string // a command that runs errand (prlimit …), when set
 	auth bool     // serve with authentication (no --dev)
 	cmd  *exec.Cmd
 	URL  string
@@ -95,13 +96,19 @@ func startServerWith(t *testing.T, config string, auth bool) *server {
 // it at another store than the SQLite file in its directory).
 func startServerEnv(t *testing.T, config string, auth bool, env ...string) *server {
 	t.Helper()
+	return startServerWrapped(t, config, auth, nil, env...)
+}
+
+// startServerWrapped runs errand serve under the command wrap (nil: none).
+func startServerWrapped(t *testing.T, config string, auth bool, wrap []string, env ...string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "errand.yaml")
 	cfg := config + "\nstore: \"sqlite://" + filepath.Join(dir, "errand.db") + "\"\n"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, dir: dir, auth: auth, env: env}
+	s := &server{t: t, dir: dir, auth: auth, env: env, wrap: wrap}
 	s.start()
 	t.Cleanup(func() {
 		s.kill()
@@ -119,6 +126,9 @@ func (s *server) start() {
 		args = append(args, "--dev")
 	}
 	s.cmd = exec.Command(binary, args...)
+	if len(s.wrap) > 0 {
+		s.cmd = exec.Command(s.wrap[0], append(append(s.wrap[1:len(s.wrap):len(s.wrap)], binary), args...)...)
+	}
 	s.cmd.Env = append(append(os.Environ(), "ERRAND_LOG__LEVEL=info"), s.env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

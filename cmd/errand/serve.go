@@ -126,7 +126,8 @@ func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, 
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	raiseFileLimit() // each subscriber is an open connection
+	applyMemoryLimit(log, int64(cfg.MemoryLimit)) // so that GOGC=400 cannot hold a spike's memory
+	raiseFileLimit()                              // each subscriber is an open connection
 	a := &app{log: log, cfg: cfg, served: make(chan error, 1)}
 	var err error
 	if a.backing, err = openStore(ctx, cfg, log, time.Minute); err != nil {
@@ -154,7 +155,8 @@ func (a *app) start(ctx context.Context) error {
 	}
 	a.store.Listen(a.webhooks)  // endpoint changes, on any node
 	store := a.webhooks.Store() // every event written through it gets its deliveries
-	if a.channels, err = channel.NewService(store, cfg.ChannelList(), nil); err != nil {
+	pageBytes := int64(cfg.HTTP.PageBytes)
+	if a.channels, err = channel.NewService(store, cfg.ChannelList(), &channel.Config{PageBytes: pageBytes}); err != nil {
 		return err
 	}
 	ops, err := a.withSecrets(ctx, cfg.OperationList())
@@ -162,12 +164,13 @@ func (a *app) start(ctx context.Context) error {
 		return err
 	}
 	if a.jobs, err = job.NewService(store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait),
-		Artifacts: a.artifacts, CheckCallback: a.webhooks.CheckCallbackURL}); err != nil {
+		Artifacts: a.artifacts, CheckCallback: a.webhooks.CheckCallbackURL, PageBytes: pageBytes,
+		ListTimeout: time.Duration(cfg.HTTP.ListTimeout)}); err != nil {
 		return err
 	}
 	a.queue = queue.New(store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
 		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs,
-		Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
+		MaxLeaseBytes: pageBytes, Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
 	if l := a.backing.leader; l != nil {
 		l.Start(ctx)
 	}
@@ -247,13 +250,17 @@ func (a *app) listen(ctx context.Context) error {
 		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Streams: base},
 		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
-			CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams})
+			CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,
+			ReplayBytes: int64(a.cfg.HTTP.ReplayBytes), StreamBufferBytes: int64(a.cfg.HTTP.StreamBufferBytes)})
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)            // over TLS, by ALPN
 	protocols.SetUnencryptedHTTP2(true) // without TLS, with prior knowledge
+	conns := httpapi.NewConnLimit(maxConnections(a.cfg.HTTP.MaxConnections, fileLimit()), a.log)
 	a.server = &http.Server{
-		Handler:           handler,
+		Handler:           conns.Guard(handler),
+		ConnState:         conns.ConnState,
+		ConnContext:       conns.ConnContext,
 		Protocols:         protocols,
 		ReadHeaderTimeout: time.Duration(a.cfg.HTTP.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(a.cfg.HTTP.ReadHeaderTimeout) + time.Minute,
@@ -267,6 +274,7 @@ func (a *app) listen(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
+	a.listener = conns.Listener(a.listener, a.certs == nil)
 	if a.certs != nil {
 		a.server.TLSConfig = a.certs.config(a.cfg.TLS.MinVersion)
 		a.listener = tls.NewListener(a.listener, a.server.TLSConfig)
@@ -274,7 +282,7 @@ func (a *app) listen(ctx context.Context) error {
 	a.warnExposed()
 	go func() { a.served <- a.server.Serve(a.listener) }()
 	a.log.Info("listening", "addr", a.listener.Addr().String(), "url", a.URL(), "store", a.cfg.Store, "dev", a.cfg.Dev,
-		"tls", a.certs != nil)
+		"tls", a.certs != nil, "max_connections", conns.Max(), "file_limit", fileLimit())
 	return nil
 }
 
