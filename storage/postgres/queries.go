@@ -139,10 +139,7 @@ func (t *txn) QueuedJobs(_ context.Context, operation string, limit int) ([]*err
 func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
 	h := fnv.New64a()
 	h.Write([]byte("concurrency:" + operation))
-	if err := t.guard(false); err != nil {
-		return 0, err
-	}
-	if err := t.flush(); err != nil {
+	if err := t.send(false); err != nil {
 		return 0, err
 	}
 	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {

@@ -40,11 +40,12 @@ type tailer struct {
 	announceNow chan struct{}
 }
 
-// gap is a run of missing seqs below upTo. horizon is a transaction id taken
-// after the gap was seen (0 until then): every transaction that took one of the
-// missing seqs had its id before (InsertEvent makes sure), so once no
-// transaction below horizon is running, the missing seqs have committed (and
-// were read) or never will.
+// gap is missing seqs below upTo, the highest seq of the read that saw them
+// missing: all were taken before that read. horizon is a transaction id taken
+// after it (0 until then): every transaction that took one of the missing seqs
+// had its id before (InsertEvent makes sure), so once no transaction below
+// horizon is running, the missing seqs have committed (and are read) or never
+// will.
 type gap struct {
 	upTo    int64
 	horizon uint64
@@ -346,30 +347,33 @@ func (t *tailer) hold(e *errand.Event) {
 }
 
 // inOrder advances the cursor over evs as far as no unexplained gap stops it
-// and returns the events passed.
+// and returns the events passed. One horizon explains every missing seq below
+// the highest seq of the read that first saw the gap (all of those were taken
+// before the horizon), so a run of rolled-back transactions costs one horizon,
+// not one each.
 func (t *tailer) inOrder(evs []*errand.Event, xmin uint64) []*errand.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []*errand.Event
 	for _, e := range evs {
+		if e.Seq > t.cursor+1 && t.gap != nil && t.gap.horizon != 0 && xmin >= t.gap.horizon {
+			// Every transaction that could hold a missing seq below upTo has ended.
+			t.passTo(max(t.cursor, min(e.Seq, t.gap.upTo)-1))
+		}
+		if t.gap != nil && t.cursor >= t.gap.upTo-1 {
+			t.gap = nil
+		}
 		if e.Seq > t.cursor+1 {
 			if t.gap == nil {
-				t.gap = &gap{upTo: e.Seq, seen: time.Now()}
+				t.gap = &gap{upTo: evs[len(evs)-1].Seq, seen: time.Now()}
 			}
-			if t.gap.horizon == 0 || xmin < t.gap.horizon {
-				return out // a transaction that may hold the missing seqs is still running
-			}
-			// Every transaction that could hold them has ended: they rolled back.
-			t.passTo(max(t.cursor, min(e.Seq, t.gap.upTo)-1))
-			t.gap = nil
-			if e.Seq > t.cursor+1 {
-				t.gap = &gap{upTo: e.Seq, seen: time.Now()}
-				return out
-			}
+			return out // a transaction that may hold the missing seqs is still running
 		}
-		t.gap = nil
 		t.passTo(e.Seq)
 		out = append(out, e)
+	}
+	if t.gap != nil && t.cursor >= t.gap.upTo-1 {
+		t.gap = nil
 	}
 	return out
 }

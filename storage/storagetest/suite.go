@@ -39,6 +39,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		"ListPages":             testListPages,
 		"BatchComplete":         testBatchComplete,
 		"GroupCommitIsolation":  testGroupCommitIsolation,
+		"GroupCommitModel":      testGroupCommitModel,
 		"ConcurrentSubmits":     testConcurrentSubmits,
 		"WaitForResult":         testWaitForResult,
 		"LongPollWakes":         testLongPollWakes,
