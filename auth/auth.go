@@ -98,6 +98,7 @@ type Authenticator struct {
 	issuers []*issuer
 	own     *keyRing
 	ids     errand.IDGenerator
+	watch   *watches
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -107,7 +108,7 @@ type Authenticator struct {
 // New returns an authenticator over store; Start loads errand's signing keys.
 func New(store storage.Store, cfg *Config) (*Authenticator, error) {
 	c := cfg.withDefaults()
-	a := &Authenticator{store: store, cfg: c, tokens: newTokenCache(10000)}
+	a := &Authenticator{store: store, cfg: c, tokens: newTokenCache(10000), watch: newWatches()}
 	a.keys = newKeyCache(store, c.KeyCacheTTL, c.Now)
 	for _, k := range c.Keys {
 		a.keys.config[strings.ToLower(k.SHA256)] = &errand.APIKey{ID: "config:" + k.Name, Name: k.Name,
@@ -115,6 +116,9 @@ func New(store storage.Store, cfg *Config) (*Authenticator, error) {
 	}
 	a.own = newKeyRing(store, c.Now)
 	for i := range c.Issuers {
+		if strings.Contains(c.Issuers[i].Issuer, "#") {
+			return nil, fmt.Errorf("jwt issuer %q: an issuer has no fragment (#)", c.Issuers[i].Issuer)
+		}
 		is, err := newIssuer(&c.Issuers[i], &c)
 		if err != nil {
 			return nil, fmt.Errorf("jwt issuer %q: %w", c.Issuers[i].Issuer, err)
@@ -165,17 +169,26 @@ func (a *Authenticator) loop(ctx context.Context) {
 	defer close(a.done)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
-	for n := 0; ; n++ {
+	watch := time.NewTicker(a.cfg.KeyCacheTTL)
+	defer watch.Stop()
+	for n := 0; ; {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.watch.changed:
+			// An API key changed, here or on another node: end what revoked keys hold open.
+			a.checkWatched(ctx)
+		case <-watch.C:
+			// A key revoked on the store directly (the command line) is seen within KeyCacheTTL.
+			a.checkWatched(ctx)
 		case <-t.C:
-		}
-		if err := a.keys.flush(ctx); err != nil && ctx.Err() == nil {
-			a.cfg.Log.Warn("api key last-used times", "err", err)
-		}
-		if n%12 == 0 { // every minute
-			a.maintain(ctx)
+			if err := a.keys.flush(ctx); err != nil && ctx.Err() == nil {
+				a.cfg.Log.Warn("api key last-used times", "err", err)
+			}
+			if n%12 == 0 { // every minute
+				a.maintain(ctx)
+			}
+			n++
 		}
 	}
 }
@@ -195,20 +208,24 @@ func (a *Authenticator) maintain(ctx context.Context) {
 	}
 }
 
-// Principal makes the principal for a subject, tenant and roles, with the
-// permissions the roles grant.
-func (a *Authenticator) Principal(subject, tenant string, roles []string, via string) errand.Principal {
-	return errand.Principal{Subject: subject, Tenant: tenant, Roles: roles, Permissions: a.permissions(roles), Via: via}
+// principal makes the principal with identity id for a subject, tenant and
+// roles, with the permissions the roles grant.
+func (a *Authenticator) principal(id, subject, tenant string, roles []string, via string, cred errand.Credential) errand.Principal {
+	return errand.Principal{ID: id, Subject: subject, Tenant: tenant, Roles: roles, Permissions: a.permissions(roles),
+		Via: via, Credential: cred}
 }
 
+// permissions are what roles grant. admin stands for every permission of the
+// tenant, so beside it only operator-level ones (…@*) are kept.
 func (a *Authenticator) permissions(roles []string) []string {
 	var out []string
+	admin := slices.Contains(roles, errand.PermAdmin)
+	if admin {
+		out = []string{errand.PermAdmin}
+	}
 	for _, r := range roles {
-		if r == errand.PermAdmin {
-			return []string{errand.PermAdmin}
-		}
 		for _, p := range a.cfg.Roles[r] {
-			if !slices.Contains(out, p) {
+			if (!admin || strings.HasSuffix(p, errand.EveryTenant)) && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}
@@ -236,7 +253,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (errand.
 		if strings.HasPrefix(k.ID, "config:") {
 			subject = k.Name
 		}
-		return a.Principal(subject, k.Tenant, k.Roles, "api_key"), nil
+		return a.principal(k.ID, subject, k.Tenant, k.Roles, "api_key",
+			errand.Credential{KeyID: k.ID, ExpiresAt: k.ExpiresAt}), nil
 	case strings.HasPrefix(token, ticketPrefix):
 		return errand.Principal{}, unauthorized("tickets are accepted only in the query string of event streams")
 	case strings.Count(token, ".") == 2:
@@ -260,5 +278,6 @@ func (a *Authenticator) Committed(c *storage.Commit) {
 		a.keys.mu.Lock()
 		clear(a.keys.entries)
 		a.keys.mu.Unlock()
+		a.watch.notify()
 	}
 }

@@ -140,7 +140,7 @@ func (a *Authenticator) CreateKey(ctx context.Context, by *errand.Principal, in 
 	k := &errand.APIKey{ID: a.ids.New("key", now), Name: in.Name, Tenant: in.Tenant, Roles: in.Roles,
 		Hash: HashToken(token), Prefix: token[:10], CreatedAt: now}
 	if by != nil {
-		k.CreatedBy = by.Subject
+		k.CreatedBy = by.ID
 	}
 	if in.ExpiresIn > 0 {
 		exp := now.Add(in.ExpiresIn)
@@ -182,6 +182,25 @@ func (a *Authenticator) checkKey(by *errand.Principal, in *KeyInput) error {
 	}
 	if len(fields) > 0 {
 		return &errand.Error{Code: errand.EVALIDATION, Message: "the key is not valid", Fields: fields}
+	}
+	if by != nil {
+		return a.MayGrant(by, in.Roles)
+	}
+	return nil
+}
+
+// MayGrant checks the rule against privilege escalation for every route that
+// grants roles (a new API key's, an OAuth token's scope): by may grant a role
+// only if it holds every permission the role grants (errand.Covers), as
+// Kubernetes' RBAC has it. Roles must be declared.
+func (a *Authenticator) MayGrant(by *errand.Principal, roles []string) error {
+	for _, r := range roles {
+		for _, perm := range a.permissions([]string{r}) {
+			if !errand.Covers(by.Permissions, perm) {
+				return &errand.Error{Code: errand.EFORBIDDEN, Action: errand.PermKeysManage, Resource: "role " + r,
+					Message: fmt.Sprintf("not allowed: role %q grants %q, which you do not hold; you may grant only what you hold", r, perm)}
+			}
+		}
 	}
 	return nil
 }

@@ -70,14 +70,37 @@ func (a *access) principal(r *http.Request, allowTicket bool) (errand.Principal,
 	return a.auth.Authenticate(r.Context(), strings.TrimSpace(token))
 }
 
-// failed records a failed authentication.
+// failed records a failed authentication: counted per source, so a flood of
+// bad tokens writes a few entries a minute (audit.Log.Failure).
 func (a *access) failed(r *http.Request, err error) {
 	if a.audit == nil || errand.ErrorCode(err) != errand.EUNAUTHORIZED {
 		return
 	}
-	a.audit.Record(errand.AuditEntry{Action: "authenticate", Resource: r.Method + " " + r.URL.Path,
+	a.audit.Failure(errand.AuditEntry{Action: "authenticate", Resource: r.Method + " " + r.URL.Path,
 		Outcome: errand.AuditFailed, Status: http.StatusUnauthorized, Detail: errand.ErrorMessage(err),
-		RequestID: requestID(r.Context()), Remote: remoteIP(r)})
+		RequestID: requestID(r.Context()), Remote: remoteIP(r)}, r.Pattern)
+}
+
+// bindStream returns the context an event stream opened by r runs in: it ends
+// with parent, or when the credential of r's principal ends (its key revoked,
+// its token expired), with context.Cause saying so (see credentialEnded).
+func bindStream(parent context.Context, r *http.Request) (context.Context, context.CancelFunc) {
+	a := accessOf(r.Context())
+	if a == nil || a.dev || a.auth == nil {
+		return context.WithCancel(parent)
+	}
+	p := principal(r)
+	return a.auth.Bind(parent, &p)
+}
+
+// credentialEnded is why ctx (from bindStream) ended when the principal's
+// credential ended, or nil.
+func credentialEnded(ctx context.Context) *errand.Error {
+	var e *errand.Error
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &e) && e.Code == errand.EUNAUTHORIZED {
+		return e
+	}
+	return nil
 }
 
 // accessOf is the request's access, set by authenticate.
@@ -138,7 +161,7 @@ func acquireStream(r *http.Request) (release func(), err error) {
 		return func() {}, nil
 	}
 	l, p := a.streams, principal(r)
-	key := p.Tenant + "\x00" + p.Subject
+	key := p.Tenant + "\x00" + p.ID
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[key] >= l.max {

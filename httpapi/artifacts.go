@@ -14,7 +14,7 @@ import (
 
 func handlePutArtifact(log *slog.Logger, q *queue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, err := q.AddArtifact(r.Context(), r.PathValue("lease_id"), r.PathValue("name"), r.Header.Get("Content-Type"), r.Body)
+		a, err := leasing(r, q).AddArtifact(r.Context(), r.PathValue("lease_id"), r.PathValue("name"), r.Header.Get("Content-Type"), r.Body)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			err = errand.Errorf(errand.ETOOLARGE, "the artifact is larger than the limit of %d bytes", tooBig.Limit)

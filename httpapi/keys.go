@@ -109,8 +109,9 @@ func handleToken(log *slog.Logger, au *auth.Authenticator) http.Handler {
 				w.Header().Set("WWW-Authenticate", `Basic realm="errand"`)
 			}
 			if a := accessOf(r.Context()); a != nil && a.audit != nil {
-				a.audit.Record(errand.AuditEntry{Action: "oauth:token", Resource: r.PostForm.Get("client_id"),
-					Outcome: errand.AuditFailed, Status: oe.Status, Detail: oe.Error(), RequestID: requestID(r.Context()), Remote: remoteIP(r)})
+				a.audit.Failure(errand.AuditEntry{Action: "oauth:token", Resource: r.PostForm.Get("client_id"),
+					Outcome: errand.AuditFailed, Status: oe.Status, Detail: oe.Error(), RequestID: requestID(r.Context()), Remote: remoteIP(r)},
+					r.Pattern)
 			}
 			encode(w, oe.Status, oe)
 		case err != nil:

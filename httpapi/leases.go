@@ -21,14 +21,11 @@ func (l leaseList) AppendJSON(b []byte) []byte {
 func handleLease(log *slog.Logger, q *queue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lp, err := decode[queue.LeaseParams](r, false)
-		if err == nil {
-			err = mayLease(principal(r), lp.Operations)
-		}
 		if err != nil {
 			writeError(w, r, log, err)
 			return
 		}
-		leases, err := q.Lease(r.Context(), lp)
+		leases, err := leasing(r, q).Lease(r.Context(), lp)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
@@ -47,7 +44,7 @@ func handleHeartbeat(log *slog.Logger, q *queue.Queue) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
-		res, err := q.Heartbeat(r.Context(), r.PathValue("lease_id"), hp)
+		res, err := leasing(r, q).Heartbeat(r.Context(), r.PathValue("lease_id"), hp)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
@@ -68,7 +65,7 @@ func handleComplete(log *slog.Logger, q *queue.Queue) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
-		j, err := q.Complete(r.Context(), r.PathValue("lease_id"), cr.Result)
+		j, err := leasing(r, q).Complete(r.Context(), r.PathValue("lease_id"), cr.Result)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
@@ -136,7 +133,7 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
-		outcomes, err := q.CompleteBatch(r.Context(), br.Completions)
+		outcomes, err := leasing(r, q).CompleteBatch(r.Context(), br.Completions)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
@@ -147,6 +144,7 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 			switch {
 			case o.Err != nil:
 				res[i].Error = Problem(o.Err)
+				recordDenial(r, o.Err, res[i].Error.Status) // another tenant's lease, say
 			case br.Brief:
 				res[i].JobID, res[i].Status = o.Job.ID, o.Job.Status
 			default:
@@ -164,7 +162,7 @@ func handleFail(log *slog.Logger, q *queue.Queue) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
-		j, err := q.Fail(r.Context(), r.PathValue("lease_id"), fp)
+		j, err := leasing(r, q).Fail(r.Context(), r.PathValue("lease_id"), fp)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
@@ -175,7 +173,7 @@ func handleFail(log *slog.Logger, q *queue.Queue) http.Handler {
 
 func handleRelease(log *slog.Logger, q *queue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		j, err := q.Release(r.Context(), r.PathValue("lease_id"))
+		j, err := leasing(r, q).Release(r.Context(), r.PathValue("lease_id"))
 		if err != nil {
 			writeError(w, r, log, err)
 			return
@@ -184,14 +182,11 @@ func handleRelease(log *slog.Logger, q *queue.Queue) http.Handler {
 	})
 }
 
-// mayLease checks that p may lease every operation it asks for.
-func mayLease(p errand.Principal, ops []string) error {
-	for _, op := range ops {
-		if !p.Can(errand.PermWorkersLease, op) {
-			return errand.Deny(errand.PermWorkersLease, op)
-		}
-	}
-	return nil
+// leasing is the queue as r's principal may use it: its own tenant's jobs of
+// the operations it may lease, every tenant's of those it may lease with an
+// operator-level workers:lease:…@*. A lease of any other job is not held.
+func leasing(r *http.Request, q *queue.Queue) *queue.Queue {
+	return q.For(queue.ScopeOf(principal(r)))
 }
 
 // worker lets only principals that may lease some operation act on leases.
@@ -199,7 +194,7 @@ func mayLease(p errand.Principal, ops []string) error {
 func worker(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := principal(r); !p.CanAny(errand.PermWorkersLease) {
-			writeError(w, r, slog.Default(), errand.Deny(errand.PermWorkersLease, r.URL.Path))
+			writeError(w, r, slog.Default(), errand.Deny(errand.PermWorkersLease, errand.RedactLeases(r.URL.Path)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -81,7 +81,7 @@ func observe(log *slog.Logger, next http.Handler) http.Handler {
 				level = slog.LevelInfo
 			}
 			log.LogAttrs(r.Context(), level, "request", slog.String("request_id", id),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("method", r.Method), slog.String("path", errand.RedactLeases(r.URL.Path)),
 				slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
 		}()
 		next.ServeHTTP(rec, r)

@@ -68,7 +68,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			return // the client went away
 		}
 		log.ErrorContext(r.Context(), "internal error", "err", err, "request_id", requestID(r.Context()),
-			"method", r.Method, "path", r.URL.Path)
+			"method", r.Method, "path", errand.RedactLeases(r.URL.Path))
 	}
 	recordDenial(r, err, p.Status)
 	var e *errand.Error

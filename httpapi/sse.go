@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,8 +111,10 @@ const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Con
 // An HTTP/1.1 stream is taken over from net/http (hijacked) and handed to a
 // goroutine of its own, so the handler returns and net/http frees its
 // per-connection buffers and goroutines: an idle stream then costs one small
-// goroutine and its socket. It ends with streams (the server's shutdown). A
-// client that left is noticed on the next write, at the latest the next ping.
+// goroutine and its socket. It ends with streams (the server's shutdown), or
+// when the principal's credential ends (an `event: error` frame with the
+// unauthorized problem says so). A client that left is noticed on the next
+// write, at the latest the next ping.
 func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event.Follow, streams context.Context) {
 	release, err := acquireStream(r)
 	if err != nil {
@@ -128,10 +131,12 @@ func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event
 				release()
 				return
 			}
+			ctx, unbind := bindStream(streams, r)
 			go func() {
 				defer release()
 				defer conn.Close()
-				stream(streams, log, f, &connWriter{c: conn}, requestID(r.Context()))
+				defer unbind()
+				stream(ctx, log, f, &connWriter{c: conn}, requestID(r.Context()))
 			}()
 			return
 		}
@@ -147,7 +152,9 @@ func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event
 	if sw.buffer(fmt.Appendf(nil, "retry: %d\n\n", sseRetry)) != nil || sw.flush() != nil {
 		return
 	}
-	stream(r.Context(), log, f, sw, requestID(r.Context()))
+	ctx, unbind := bindStream(r.Context(), r)
+	defer unbind()
+	stream(ctx, log, f, sw, requestID(r.Context()))
 }
 
 // stream runs f into out, with pings while idle and a reset frame when the
@@ -167,6 +174,11 @@ func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, 
 		err := f.Run(ctx)
 		var old *event.CursorTooOld
 		if !errors.As(err, &old) {
+			if e := credentialEnded(ctx); e != nil {
+				// The key was revoked or the token expired: say so, then close.
+				_ = write(endFrame(e))
+				return
+			}
 			if err != nil && ctx.Err() == nil && !isClosed(err) {
 				log.Warn("event stream ended", "stream", f.Stream, "err", err, "request_id", reqID)
 			}
@@ -178,6 +190,15 @@ func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, 
 		}
 		f.After = old.Floor
 	}
+}
+
+// endFrame is the last frame of a stream whose credential ended: an error
+// event holding the problem (code unauthorized). EventSource hands it to
+// "error" listeners as a MessageEvent with data; its reconnection is then
+// refused with 401, which ends it.
+func endFrame(e *errand.Error) []byte {
+	b, _ := json.Marshal(Problem(e))
+	return fmt.Appendf(nil, "event: error\ndata: %s\n\n", b)
 }
 
 // isClosed reports whether err is the client having gone away.

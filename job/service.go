@@ -137,7 +137,7 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	}
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		j, replayed, err = store(ctx, tx, j)
+		j, replayed, err = store(ctx, tx, j, p.LegacyOwner())
 		return err
 	})
 	if err != nil {
@@ -165,10 +165,14 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 }
 
 // store inserts j with its job.created event, or returns the job an earlier
-// submit with the same idempotency key made (replayed).
-func store(ctx context.Context, tx storage.Tx, j *errand.Job) (*errand.Job, bool, error) {
+// submit of the same owner with the same idempotency key made (replayed); a
+// submit stored before migration 0008 is found under the owner's legacy form.
+func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
 	if j.IdempotencyKey != "" {
 		prev, err := tx.FindIdempotent(ctx, j.Tenant, j.Owner, j.IdempotencyKey)
+		if errors.Is(err, storage.ErrNotFound) && legacy != "" {
+			prev, err = tx.FindIdempotent(ctx, j.Tenant, legacy, j.IdempotencyKey)
+		}
 		if err == nil {
 			if prev.RequestHash != j.RequestHash {
 				return nil, false, errand.Errorf(errand.EIDEMPOTENCY, "idempotency key %q was used with a different request", j.IdempotencyKey)
@@ -205,7 +209,7 @@ func (s *Service) SubmitMany(ctx context.Context, p errand.Principal, sps []Subm
 			if j == nil {
 				continue
 			}
-			stored, _, err := store(ctx, tx, j)
+			stored, _, err := store(ctx, tx, j, p.LegacyOwner())
 			if errand.ErrorCode(err) == errand.EINTERNAL {
 				return err
 			}
@@ -292,7 +296,7 @@ func (s *Service) newJob(op errand.Operation, p errand.Principal, sp *SubmitPara
 	j := &errand.Job{
 		ID: s.ids.New("job", now), Operation: op.Name, Status: errand.StatusQueued, Input: sp.Input,
 		MaxAttempts: op.Retry.MaxAttempts, TimeoutSeconds: int(op.Timeout / time.Second),
-		Metadata: sp.Metadata, CallbackURL: sp.Callback, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.Subject,
+		Metadata: sp.Metadata, CallbackURL: sp.Callback, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.ID,
 		IdempotencyKey: sp.IdempotencyKey,
 	}
 	if runAt.After(now) {
@@ -413,14 +417,14 @@ func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) (
 	if err != nil {
 		return nil, "", err
 	}
-	owner := ""
+	owner, legacy := "", ""
 	if !p.Can(errand.PermJobsRead, "any") {
-		if !p.Can(errand.PermJobsRead, "own") {
+		if !p.Can(errand.PermJobsRead, "own") || p.ID == "" {
 			return nil, "", errand.Deny(errand.PermJobsRead, "jobs")
 		}
-		owner = p.Subject
+		owner, legacy = p.ID, p.LegacyOwner()
 	}
-	jobs, err := s.store.ListJobs(ctx, storage.ListJobsParams{Tenant: p.Tenant, Owner: owner, Operation: lp.Operation,
+	jobs, err := s.store.ListJobs(ctx, storage.ListJobsParams{Tenant: p.Tenant, Owner: owner, LegacyOwner: legacy, Operation: lp.Operation,
 		Status: lp.Status, Before: before, Limit: lp.Limit + 1})
 	if err != nil {
 		return nil, "", fmt.Errorf("list jobs: %w", err)

@@ -63,15 +63,65 @@ type Queue struct {
 	signal *Signal
 	ops    map[string]errand.Operation
 	cfg    Config
+	scope  Scope
 }
 
-// New returns a queue over the declared operations.
+// New returns a queue over the declared operations. It leases and acts on
+// every tenant's jobs (AllTenants), as errand's own runners do; a remote
+// worker's requests go through For(ScopeOf(principal)).
 func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) *Queue {
-	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)), cfg: cfg.withDefaults()}
+	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)), cfg: cfg.withDefaults(),
+		scope: AllTenants}
 	for _, op := range ops {
 		q.ops[op.Name] = op.WithDefaults()
 	}
 	return q
+}
+
+// Scope says whose jobs a caller may lease, and act on through their leases.
+// The zero value allows none.
+type Scope struct {
+	all bool
+	p   *errand.Principal
+}
+
+// AllTenants leases every tenant's jobs of every operation: errand's own
+// runners, in-process.
+var AllTenants = Scope{all: true}
+
+// ScopeOf is what a principal may lease: the jobs of its own tenant of the
+// operations its workers:lease permissions name, and every tenant's of those
+// an operator-level workers:lease:…@* names.
+func ScopeOf(p errand.Principal) Scope { return Scope{p: &p} }
+
+// tenant returns whose jobs of operation the scope may lease: one tenant's, or
+// "" for every tenant's; ok is false when it may lease none.
+func (s Scope) tenant(operation string) (tenant string, ok bool) {
+	switch {
+	case s.all:
+		return "", true
+	case s.p == nil:
+		return "", false
+	case s.p.CanEveryTenant(errand.PermWorkersLease, operation):
+		return "", true
+	case s.p.Tenant != "" && s.p.Can(errand.PermWorkersLease, operation):
+		return s.p.Tenant, true
+	}
+	return "", false
+}
+
+// holds reports whether the scope may hold j's lease.
+func (s Scope) holds(j *errand.Job) bool {
+	t, ok := s.tenant(j.Operation)
+	return ok && (t == "" || t == j.Tenant)
+}
+
+// For returns the queue as a caller with scope s sees it: it leases only the
+// jobs s may, and a lease of any other job is not held.
+func (q *Queue) For(s Scope) *Queue {
+	c := *q
+	c.scope = s
+	return &c
 }
 
 // LeaseParams is a worker's request for work.
@@ -89,6 +139,11 @@ type LeaseParams struct {
 func (q *Queue) check(lp *LeaseParams) error {
 	if len(lp.Operations) == 0 {
 		return errand.Errorf(errand.EINVALID, "operations: name at least one operation")
+	}
+	for _, name := range lp.Operations {
+		if _, ok := q.scope.tenant(name); !ok {
+			return errand.Deny(errand.PermWorkersLease, name)
+		}
 	}
 	for _, name := range lp.Operations {
 		if _, ok := q.ops[name]; !ok {
@@ -184,7 +239,8 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 		if limit <= 0 {
 			continue
 		}
-		jobs, err := tx.QueuedJobs(ctx, name, limit)
+		tenant, _ := q.scope.tenant(name) // checked by Lease
+		jobs, err := tx.QueuedJobs(ctx, tenant, name, limit)
 		if err != nil {
 			return nil, fmt.Errorf("queued jobs of %s: %w", name, err)
 		}
@@ -239,29 +295,38 @@ func parseLease(id string) (jobID, token string, err error) {
 		jobID, token, ok = strings.Cut(rest, ".")
 	}
 	if !ok || !errand.ValidID("job", jobID) || len(token) != 32 {
-		return "", "", errand.Errorf(errand.ELEASEEXPIRED, "lease %q is not held", errand.Truncate(id, 80))
+		return "", "", errand.Errorf(errand.ELEASEEXPIRED, "lease %q is not held", errand.Truncate(errand.RedactLeases(id), 80))
 	}
 	return jobID, token, nil
 }
 
-// held loads the job of a lease and checks that the lease is still held at now.
-func held(ctx context.Context, tx storage.Tx, leaseID string, now time.Time) (*errand.Job, error) {
+// held loads the job of a lease and checks that the lease is still held at now
+// by someone in scope. Messages name the lease without its token: they reach
+// logs and the audit log.
+func held(ctx context.Context, tx storage.Tx, scope Scope, leaseID string, now time.Time) (*errand.Job, error) {
 	jobID, token, err := parseLease(leaseID)
 	if err != nil {
 		return nil, err
 	}
+	name := errand.RedactLeases(leaseID)
 	j, err := tx.GetJob(ctx, jobID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: the job is gone", leaseID)
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: the job is gone", name)
 	}
 	if err != nil {
 		return nil, err
 	}
+	notHeld := fmt.Sprintf("lease %s is not held: it was completed, failed or taken over", name)
+	if !scope.holds(j) {
+		// Another tenant's job, or an operation the caller may not lease: answered
+		// as a lease not held, whatever the token, and recorded as a denial.
+		return nil, errand.Hidden(errand.ELEASEEXPIRED, notHeld, errand.PermWorkersLease, name)
+	}
 	if j.Status != errand.StatusRunning || subtle.ConstantTimeCompare([]byte(j.LeaseToken), []byte(token)) != 1 {
-		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: it was completed, failed or taken over", leaseID)
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "%s", notHeld)
 	}
 	if !now.Before(*j.LeaseExpiresAt) {
-		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s expired at %s", leaseID, j.LeaseExpiresAt.Format(time.RFC3339Nano))
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s expired at %s", name, j.LeaseExpiresAt.Format(time.RFC3339Nano))
 	}
 	return j, nil
 }
@@ -271,7 +336,7 @@ func (q *Queue) onLease(ctx context.Context, leaseID string, fn func(tx storage.
 	var out *errand.Job
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
 		now := q.cfg.Now().UTC()
-		j, err := held(ctx, tx, leaseID, now)
+		j, err := held(ctx, tx, q.scope, leaseID, now)
 		if err != nil {
 			return err
 		}
@@ -365,7 +430,7 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 		}
 		now := q.cfg.Now().UTC()
 		for i, c := range cs {
-			j, err := held(ctx, tx, c.LeaseID, now)
+			j, err := held(ctx, tx, q.scope, c.LeaseID, now)
 			if err == nil {
 				err = q.succeed(ctx, tx, j, c.Result, now)
 			}

@@ -75,11 +75,11 @@ type Tx interface {
 	// InsertEvent appends e to the log and sets e.Seq, at the latest by the time
 	// the transaction commits (a driver may send its writes in one batch at the end).
 	InsertEvent(ctx context.Context, e *errand.Event) error
-	// QueuedJobs returns up to limit queued jobs of operation in the order they
-	// should run: priority (highest first), then run_at, then id. On drivers with
-	// row locks, the rows are locked for this transaction and rows locked by others
-	// are skipped.
-	QueuedJobs(ctx context.Context, operation string, limit int) ([]*errand.Job, error)
+	// QueuedJobs returns up to limit queued jobs of operation in tenant ("" for
+	// every tenant's) in the order they should run: priority (highest first),
+	// then run_at, then id. On drivers with row locks, the rows are locked for
+	// this transaction and rows locked by others are skipped.
+	QueuedJobs(ctx context.Context, tenant, operation string, limit int) ([]*errand.Job, error)
 	// CountRunning returns how many jobs of operation are running.
 	CountRunning(ctx context.Context, operation string) (int, error)
 	// ExpiredLeases returns up to limit running jobs whose lease ended before now.
@@ -157,10 +157,13 @@ func (c *Commit) Empty() bool {
 
 // ListJobsParams selects jobs for ListJobs.
 type ListJobsParams struct {
-	Tenant    string
-	Owner     string        // "" for every owner's
-	Operation string        // "" for all
-	Status    errand.Status // "" for all
+	Tenant string
+	Owner  string // "" for every owner's
+	// LegacyOwner, with Owner, also selects the jobs this owner holds: the same
+	// principal's jobs stored before migration 0008 (errand.Principal.LegacyOwner).
+	LegacyOwner string
+	Operation   string        // "" for all
+	Status      errand.Status // "" for all
 	// Before, when set, returns only jobs with an id below it (the next page).
 	Before string
 	Limit  int

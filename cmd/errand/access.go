@@ -26,7 +26,8 @@ func (a *app) startAccess(ctx context.Context) error {
 	if err := a.auth.Start(ctx); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	a.audit = audit.New(a.store, &audit.Config{Retention: time.Duration(a.cfg.Audit.Retention), Log: a.log})
+	a.audit = audit.New(a.store, &audit.Config{Retention: time.Duration(a.cfg.Audit.Retention),
+		FailureWindow: time.Duration(a.cfg.Audit.FailureWindow), Log: a.log})
 	a.audit.Start(ctx)
 	if a.cfg.TLS.CertFile != "" {
 		a.certs = &certHolder{certFile: a.cfg.TLS.CertFile, keyFile: a.cfg.TLS.KeyFile}

@@ -257,3 +257,30 @@ func TestHistoryHasNoHoles(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgrade0008: owners stored before migration 0008 keep their identities.
+func TestUpgrade0008(t *testing.T) {
+	u := testURL(t)
+	schema := newSchema(t, u)
+	open := func() storage.Store {
+		s, err := postgres.Open(context.Background(), u, &postgres.Config{Schema: schema, MaxConns: 4})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	}
+	storagetest.Upgrade0008(t, open, func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for _, q := range []string{"DROP INDEX " + schema + ".jobs_queued_tenant",
+			"DELETE FROM " + schema + ".errand_migrations WHERE version >= 8"} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("rewind: %s: %v", q, err)
+			}
+		}
+	})
+}

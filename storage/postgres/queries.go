@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -31,6 +32,8 @@ const (
 	qDeleteEvents   = `DELETE FROM events WHERE stream = $1`
 	qQueuedJobs     = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND operation = $1
 		ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`
+	qQueuedTenantJobs = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND tenant = $1 AND operation = $2
+		ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`
 	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = $1`
 	qExpiredLeases = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < $1
 		ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`
@@ -129,7 +132,10 @@ func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
 	return nil
 }
 
-func (t *txn) QueuedJobs(_ context.Context, operation string, limit int) ([]*errand.Job, error) {
+func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int) ([]*errand.Job, error) {
+	if tenant != "" {
+		return queryJobs(t.query(qQueuedTenantJobs, tenant, operation, limit))
+	}
 	return queryJobs(t.query(qQueuedJobs, operation, limit))
 }
 
@@ -214,7 +220,8 @@ func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*erra
 		w.add("id < ", p.Before)
 	}
 	if p.Owner != "" {
-		w.add("owner = ", p.Owner)
+		w.add("owner = ANY(", []string{p.Owner, cmp.Or(p.LegacyOwner, p.Owner)})
+		w.conds[len(w.conds)-1] += ")"
 	}
 	if p.Operation != "" {
 		w.add("operation = ", p.Operation)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -33,6 +34,8 @@ const (
 	qInsertEvent    = `INSERT INTO events (stream, tenant, type, time, data, expires_at) VALUES (?, ?, ?, ?, ?, ?)`
 	qQueuedJobs     = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND operation = ?
 		ORDER BY priority DESC, run_at, id LIMIT ?`
+	qQueuedTenantJobs = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND tenant = ? AND operation = ?
+		ORDER BY priority DESC, run_at, id LIMIT ?`
 	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = ?`
 	qExpiredLeases = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < ?
 		ORDER BY lease_expires_at LIMIT ?`
@@ -54,7 +57,7 @@ const (
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	insertJob, updateJob, getJob, findIdempotent, deleteJob, deleteEvents, insertEvent,
-	queuedJobs, countRunning, expiredLeases, dueScheduled, expiredJobs *sql.Stmt
+	queuedJobs, queuedTenantJobs, countRunning, expiredLeases, dueScheduled, expiredJobs *sql.Stmt
 	insertDelivery, updateDelivery, insertAttempt *sql.Stmt
 	// The group commit's own statements, prepared once: parsing them for every
 	// caller cost a tenth of the server's CPU under load.
@@ -66,7 +69,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		&s.insertJob: qInsertJob, &s.updateJob: qUpdateJob, &s.getJob: qGetJob,
 		&s.findIdempotent: qFindIdempotent, &s.deleteJob: qDeleteJob, &s.deleteEvents: qDeleteEvents,
 		&s.insertEvent: qInsertEvent, &s.queuedJobs: qQueuedJobs, &s.countRunning: qCountRunning,
-		&s.expiredLeases: qExpiredLeases, &s.dueScheduled: qDueScheduled, &s.expiredJobs: qExpiredJobs,
+		&s.queuedTenantJobs: qQueuedTenantJobs, &s.expiredLeases: qExpiredLeases, &s.dueScheduled: qDueScheduled, &s.expiredJobs: qExpiredJobs,
 		&s.insertDelivery: qInsertDelivery, &s.updateDelivery: qUpdateDelivery, &s.insertAttempt: qInsertAttempt,
 		&s.begin: "BEGIN IMMEDIATE", &s.commit: "COMMIT", &s.rollback: "ROLLBACK",
 		&s.savepoint: "SAVEPOINT r", &s.release: "RELEASE r", &s.rollbackTo: "ROLLBACK TO r",
@@ -75,7 +78,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (s *writeStmts) close() {
 	closeAll(s.insertJob, s.updateJob, s.getJob, s.findIdempotent, s.deleteJob, s.deleteEvents,
-		s.insertEvent, s.queuedJobs, s.countRunning, s.expiredLeases, s.dueScheduled, s.expiredJobs,
+		s.insertEvent, s.queuedJobs, s.queuedTenantJobs, s.countRunning, s.expiredLeases, s.dueScheduled, s.expiredJobs,
 		s.insertDelivery, s.updateDelivery, s.insertAttempt,
 		s.begin, s.commit, s.rollback, s.savepoint, s.release, s.rollbackTo)
 }
@@ -187,7 +190,10 @@ func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
 	return nil
 }
 
-func (t *txn) QueuedJobs(_ context.Context, operation string, limit int) ([]*errand.Job, error) {
+func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int) ([]*errand.Job, error) {
+	if tenant != "" {
+		return queryJobs(t.w.stmts.queuedTenantJobs.QueryContext(t.w.ctx, tenant, operation, limit))
+	}
 	return queryJobs(t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit))
 }
 
@@ -279,8 +285,8 @@ func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*erra
 		args = append(args, p.Before)
 	}
 	if p.Owner != "" {
-		q += ` AND owner = ?`
-		args = append(args, p.Owner)
+		q += ` AND owner IN (?, ?)`
+		args = append(args, p.Owner, cmp.Or(p.LegacyOwner, p.Owner))
 	}
 	if p.Operation != "" {
 		q += ` AND operation = ?`

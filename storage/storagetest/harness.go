@@ -86,7 +86,7 @@ func (r *Recorder) Events() []*errand.Event {
 // Dev is the principal the suite submits as; Other is of another tenant.
 var (
 	Dev   = errand.DevPrincipal
-	Other = errand.Principal{Subject: "mallory", Tenant: "other", Permissions: []string{errand.PermAdmin}}
+	Other = errand.Principal{ID: "mallory", Subject: "mallory", Tenant: "other", Permissions: []string{errand.PermAdmin}}
 )
 
 // NewHarness wires the services over store for the operations ops.

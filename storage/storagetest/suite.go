@@ -48,6 +48,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 	}
 	maps.Copy(tests, webhookTests)
 	maps.Copy(tests, accessTests)
+	maps.Copy(tests, tenancyTests)
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
