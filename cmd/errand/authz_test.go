@@ -128,15 +128,20 @@ func TestSecurityEscalation(t *testing.T) {
 			t.Errorf("token with scope %q = %d %s, want %d %s", c.scope, status, got, c.status, c.want)
 		}
 	}
-	// Each refusal is a denial on record.
-	denials := 0
-	for _, e := range auditEntries(t, s, bootA, "outcome=denied&action=keys:manage") {
-		if strings.HasPrefix(e.Resource, "role ") && e.Status == 403 {
-			denials++
+	// Each refusal is a denial on record (written within moments).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		denials := 0
+		for _, e := range auditEntries(t, s, bootA, "outcome=denied&action=keys:manage") {
+			if strings.HasPrefix(e.Resource, "role ") && e.Status == 403 {
+				denials++
+			}
 		}
-	}
-	if denials != 7 {
-		t.Errorf("%d escalation denials in the audit log, want 7", denials)
+		if denials == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d escalation denials in the audit log, want 7", denials)
+		}
 	}
 }
 
@@ -239,7 +244,7 @@ func TestSecurityCrossTenantLeases(t *testing.T) {
 	// errand's own runner takes every tenant's jobs, in process.
 	for _, tok := range []string{bootA, bootB} {
 		j := submitAs(t, s, tok, "runs-here")
-		status, _, b := s.call("GET", "/v1/jobs/"+j.ID, "", tok, "Prefer", "wait=10")
+		status, _, b := s.call("GET", "/v1/jobs/"+j.ID, "", tok, "Prefer", "wait=30")
 		if status != 200 || !strings.Contains(string(b), `"status":"succeeded"`) {
 			t.Errorf("exec job of %s: %d %s, want succeeded", j.Tenant, status, b)
 		}
@@ -433,8 +438,8 @@ func TestSecurityStreamsEnd(t *testing.T) {
 	if status, _, b := s.call("DELETE", "/v1/keys/"+keyID, "", bootA); status != 200 {
 		t.Fatalf("revoke: %d %s", status, b)
 	}
-	checkEnded(t, "revoked key", st, ws, "revoked", 5*time.Second)
-	if out := byTicket.ended(t, "ticket of a revoked key", 5*time.Second); !strings.Contains(out, "revoked") {
+	checkEnded(t, "revoked key", st, ws, "revoked", 8*time.Second)
+	if out := byTicket.ended(t, "ticket of a revoked key", 8*time.Second); !strings.Contains(out, "revoked") {
 		t.Errorf("the ticket's stream ended with %q, want the revocation", out)
 	}
 
@@ -514,7 +519,7 @@ func TestSecurityAuditFlood(t *testing.T) {
 				t.Errorf("an audit resource of %d bytes, want it cut to what errand chose to keep", longest)
 			}
 			t.Logf("%d failed authentications, %d audit rows counting %d", total, len(es), counted)
-			if total < 200 || len(es) > 30 {
+			if total < 200 || len(es) > 40 {
 				t.Errorf("%d failed authentications wrote %d audit rows, want a few (and the flood to be a flood)", total, len(es))
 			}
 			if counted != total {
