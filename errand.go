@@ -99,7 +99,7 @@ func (j *Job) LeaseID() string {
 // Progress is what a worker last said about how far along a job is.
 type Progress struct {
 	Percent float64 `json:"percent"`
-	Message string  `json:"message,omitempty"`
+	Message string  `json:"message,omitempty" nul:"allow"` // stored in a JSON document, not as text
 }
 
 // Lease is a worker's time-limited claim on one job.

@@ -13,6 +13,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/jsonguard"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -26,7 +27,7 @@ type submitRequest struct {
 	Priority       *int              `json:"priority"`
 	MaxAttempts    *int              `json:"max_attempts"`
 	TimeoutSeconds *int              `json:"timeout_seconds"`
-	Metadata       map[string]string `json:"metadata"`
+	Metadata       map[string]string `json:"metadata" nul:"allow"` // stored as a JSON document, not text
 }
 
 func (s *submitRequest) params(r *http.Request) (job.SubmitParams, error) {
@@ -75,10 +76,11 @@ func handleRouteSubmit(log *slog.Logger, jobs *job.Service, c *Config, operation
 			writeError(w, r, log, err)
 			return
 		}
-		if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
-			var v any
-			writeError(w, r, log, jsonError(json.Unmarshal(body, &v)))
-			return
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := jsonguard.Check(body, nil); err != nil {
+				writeError(w, r, log, err)
+				return
+			}
 		}
 		submit(w, r, log, jobs, c, job.SubmitParams{Operation: operation, Input: bytes.TrimSpace(body),
 			IdempotencyKey: r.Header.Get("Idempotency-Key")})

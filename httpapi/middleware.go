@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/errandhq/errand"
 )
@@ -61,7 +64,7 @@ func observe(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
-		if len(id) == 0 || len(id) > 64 {
+		if len(id) == 0 || len(id) > 64 || !printableASCII(id) { // it is logged and audited as text
 			var b [8]byte
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
@@ -98,4 +101,61 @@ func limitBody(n int64, next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, n)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// plainText refuses a request whose path or query holds a control character
+// (NUL above all) or bytes that are not UTF-8. No name or id errand keeps has
+// them, and PostgreSQL cannot compare text with them: the query would fail,
+// and with it the group commit it ran in, or the audit entry naming the path.
+func plainText(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !plainString(r.URL.Path) || !plainQuery(r.URL.RawQuery) {
+			writeError(w, r, log, errand.Errorf(errand.EINVALID,
+				"the path and query must be UTF-8 text without control characters"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// plainString reports whether s is UTF-8 without control characters.
+func plainString(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// plainQuery reports whether every name and value of a raw query is plain
+// text; a query that does not parse is left to the handler.
+func plainQuery(raw string) bool {
+	if printableASCII(raw) && !strings.Contains(raw, "%") {
+		return true
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return true
+	}
+	for k, vs := range q {
+		if !plainString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !plainString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -77,7 +77,7 @@ func NewServer(d Deps, cfg *Config) http.Handler {
 	c := cfg.withDefaults()
 	mux := http.NewServeMux()
 	addRoutes(mux, d, &c)
-	return observe(d.Log, secure(cors(c.CORSOrigins, c.CORSMaxAge, mux)))
+	return observe(d.Log, secure(cors(c.CORSOrigins, c.CORSMaxAge, plainText(d.Log, mux))))
 }
 
 // ready reports whether the store answers.

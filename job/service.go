@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/jsonguard"
 	"github.com/errandhq/errand/schema"
 	"github.com/errandhq/errand/storage"
 )
@@ -256,6 +258,9 @@ func (s *Service) check(ctx context.Context, e *entry, sp *SubmitParams) error {
 	if len(sp.IdempotencyKey) > MaxIdempotency {
 		return errand.Errorf(errand.EINVALID, "Idempotency-Key is longer than %d bytes", MaxIdempotency)
 	}
+	if !plainText(sp.IdempotencyKey) { // a header may carry any byte but NUL; the key is stored as text
+		return errand.Errorf(errand.EVALIDATION, "Idempotency-Key must be UTF-8 text without control characters")
+	}
 	fields = append(fields, checkMetadata(sp.Metadata)...)
 	if len(fields) > 0 {
 		return &errand.Error{Code: errand.EVALIDATION, Message: "the request has invalid fields", Fields: fields}
@@ -263,10 +268,20 @@ func (s *Service) check(ctx context.Context, e *entry, sp *SubmitParams) error {
 	if e.schema != nil {
 		return e.schema.Validate(sp.Input)
 	}
-	if !json.Valid(sp.Input) {
-		return errand.Errorf(errand.EMALFORMED, "input is not valid JSON")
+	if err := jsonguard.Check(sp.Input, nil); err != nil {
+		return err // the HTTP body was checked whole; this is for callers in the process
 	}
 	return nil
+}
+
+// plainText reports whether s is UTF-8 without control characters.
+func plainText(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 func checkMetadata(m map[string]string) []errand.FieldError {

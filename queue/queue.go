@@ -449,7 +449,7 @@ type FailParams struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
-	} `json:"error"`
+	} `json:"error" nul:"allow"` // stored in the job's error document, not as text
 	// Retry asks for another attempt (if any are left). Defaults to true.
 	Retry *bool `json:"retry"`
 	// RetryAfterSeconds overrides the backoff before the next attempt.

@@ -338,7 +338,11 @@ func (d *Deliverer) attempt(x *errand.Delivery) outcome {
 	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
 	resp.Body.Close()
-	out.latency, out.status, out.response = time.Since(start), resp.StatusCode, string(bytes.ToValidUTF8(b, nil))
+	// The start of the answer is kept as text: UTF-8 and no NUL (PostgreSQL's
+	// text holds neither; the attempt could not be stored and the delivery
+	// would be sent again and again).
+	out.latency, out.status, out.response = time.Since(start), resp.StatusCode,
+		string(bytes.ReplaceAll(bytes.ToValidUTF8(b, []byte("\uFFFD")), []byte{0}, nil))
 	switch {
 	case rerr != nil:
 		out.err = "reading the answer: " + describe(rerr, d.cfg.Timeout)

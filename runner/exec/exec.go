@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/jsonguard"
 	"github.com/errandhq/errand/worker"
 )
 
@@ -142,7 +143,7 @@ func (r *Runner) outcome(waitErr error, stdout *capped, stderr *progressWriter) 
 	switch {
 	case len(out) == 0:
 		return nil, nil
-	case json.Valid(out):
+	case jsonguard.Valid(out):
 		return json.RawMessage(out), nil
 	}
 	return string(out), nil
