@@ -119,6 +119,9 @@ func (c *keyCache) flush(ctx context.Context) error {
 	return c.store.WithTx(ctx, func(tx storage.Tx) error { return tx.TouchAPIKeys(ctx, used) })
 }
 
+// MaxKeyLifetime is the longest expiry a key may be given: 10 years.
+const MaxKeyLifetime = 10 * 365 * 24 * time.Hour
+
 // KeyInput is what a new API key is made of.
 type KeyInput struct {
 	Name   string
@@ -177,8 +180,9 @@ func (a *Authenticator) checkKey(by *errand.Principal, in *KeyInput) error {
 			fields = append(fields, errand.FieldError{Pointer: fmt.Sprintf("/roles/%d", i), Message: fmt.Sprintf("role %q is not declared in auth.roles", r)})
 		}
 	}
-	if in.ExpiresIn < 0 {
-		fields = append(fields, errand.FieldError{Pointer: "/expires_in_seconds", Message: "must not be negative"})
+	if in.ExpiresIn < 0 || in.ExpiresIn > MaxKeyLifetime {
+		fields = append(fields, errand.FieldError{Pointer: "/expires_in_seconds",
+			Message: fmt.Sprintf("must be between 0 (no expiry) and %d (10 years)", int64(MaxKeyLifetime/time.Second))})
 	}
 	if len(fields) > 0 {
 		return &errand.Error{Code: errand.EVALIDATION, Message: "the key is not valid", Fields: fields}

@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -263,7 +264,7 @@ type Duration time.Duration
 func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		var n float64
-		if _, err := fmt.Sscanf(days, "%g", &n); err == nil && n >= 0 {
+		if _, err := fmt.Sscanf(days, "%g", &n); err == nil && n >= 0 && n*24*float64(time.Hour) < math.MaxInt64 {
 			return time.Duration(n * 24 * float64(time.Hour)), nil
 		}
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"time"
@@ -20,6 +21,14 @@ type keyRequest struct {
 	ExpiresInSeconds int64    `json:"expires_in_seconds"`
 }
 
+// secondsDuration is n seconds as a Duration, saturated at the largest one
+// either way instead of wrapping around (1e11 seconds is 3,170 years; a
+// Duration holds 292), so the service's bounds see what the client asked.
+func secondsDuration(n int64) time.Duration {
+	const most = int64(math.MaxInt64 / time.Second)
+	return time.Duration(min(max(n, -most), most)) * time.Second
+}
+
 // createdKey is a new key with its token, shown this once.
 type createdKey struct {
 	*errand.APIKey
@@ -35,7 +44,7 @@ func handleCreateKey(log *slog.Logger, au *auth.Authenticator) http.Handler {
 		}
 		p := principal(r)
 		k, token, err := au.CreateKey(r.Context(), &p, auth.KeyInput{Name: req.Name, Roles: req.Roles, Tenant: req.Tenant,
-			ExpiresIn: time.Duration(req.ExpiresInSeconds) * time.Second})
+			ExpiresIn: secondsDuration(req.ExpiresInSeconds)})
 		if err != nil {
 			writeError(w, r, log, err)
 			return

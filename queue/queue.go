@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -155,8 +156,8 @@ func (q *Queue) check(lp *LeaseParams) error {
 	if lp.MaxJobs < 1 || lp.MaxJobs > q.cfg.MaxJobs {
 		return errand.Errorf(errand.EINVALID, "max_jobs must be between 1 and %d", q.cfg.MaxJobs)
 	}
-	if lp.WaitSeconds < 0 || lp.LeaseSeconds < 0 {
-		return errand.Errorf(errand.EINVALID, "wait_seconds and lease_seconds must not be negative")
+	if !validSeconds(lp.WaitSeconds) || !validSeconds(lp.LeaseSeconds) {
+		return errand.Errorf(errand.EINVALID, "wait_seconds and lease_seconds must be finite and not negative")
 	}
 	if len(lp.Worker) > 200 {
 		return errand.Errorf(errand.EINVALID, "worker must be at most 200 bytes")
@@ -195,12 +196,22 @@ func (q *Queue) Lease(ctx context.Context, lp LeaseParams) ([]errand.Lease, erro
 	}
 }
 
+// seconds turns a client's seconds into a duration: def for 0, at most limit.
+// It compares before it converts: a float64 of seconds beyond what a Duration
+// holds (292 years) would wrap around to a negative one.
 func seconds(s float64, def, limit time.Duration) time.Duration {
-	if s == 0 {
+	switch {
+	case s == 0:
 		return def
+	case !(s < limit.Seconds()): // NaN too
+		return limit
 	}
-	return min(time.Duration(s*float64(time.Second)), limit)
+	return time.Duration(s * float64(time.Second))
 }
+
+// validSeconds reports whether a client's seconds are a number, finite and not
+// negative (JSON carries no NaN or infinity; Go callers could).
+func validSeconds(s float64) bool { return s >= 0 && s <= math.MaxFloat64 }
 
 // claim leases what is queued now, honouring priority and concurrency limits.
 func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) ([]errand.Lease, error) {
@@ -362,8 +373,8 @@ type HeartbeatResult struct {
 
 // Heartbeat extends a lease (never past the attempt's timeout) and records progress.
 func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParams) (HeartbeatResult, error) {
-	if hp.ExtendSeconds < 0 {
-		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "extend_seconds must not be negative")
+	if !validSeconds(hp.ExtendSeconds) {
+		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "extend_seconds must be finite and not negative")
 	}
 	if p := hp.Progress; p != nil && (p.Percent < 0 || p.Percent > 100 || len(p.Message) > 1000) {
 		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "progress: percent must be 0 to 100 and message at most 1000 bytes")
@@ -463,7 +474,7 @@ func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*erran
 	if len(fp.Error.Code) > 100 || len(fp.Error.Message) > 10_000 {
 		return nil, errand.Errorf(errand.EINVALID, "error.code must be at most 100 bytes and error.message 10000")
 	}
-	if r := fp.RetryAfterSeconds; r != nil && (*r < 0 || *r > job.MaxDelay) {
+	if r := fp.RetryAfterSeconds; r != nil && !(*r >= 0 && *r <= job.MaxDelay) { // NaN too
 		return nil, errand.Errorf(errand.EINVALID, "retry_after_seconds must be between 0 and %d", job.MaxDelay)
 	}
 	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
