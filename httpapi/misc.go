@@ -21,7 +21,11 @@ func handleReady(log *slog.Logger, s storage.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context(), s); err != nil {
 			log.Warn("not ready", "err", err)
-			writeError(w, r, log, errand.Errorf(errand.EUNAVAILABLE, "the store does not answer"))
+			reason := "the store does not answer"
+			if errand.ErrorCode(err) == errand.ESTORAGEFULL {
+				reason = "writes fail: the store has no space left (storage_full); ready again once space is freed"
+			}
+			writeError(w, r, log, errand.Errorf(errand.EUNAVAILABLE, "%s", reason))
 			return
 		}
 		encode(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -38,6 +38,7 @@ var problems = map[string]problemKind{
 	errand.ERATELIMITED:      {http.StatusTooManyRequests, "Too many requests"},
 	errand.EQUEUEFULL:        {http.StatusServiceUnavailable, "Queue full"},
 	errand.EUNAVAILABLE:      {http.StatusServiceUnavailable, "Service unavailable"},
+	errand.ESTORAGEFULL:      {http.StatusInsufficientStorage, "Storage full"},
 	errand.EMETHODNOTALLOWED: {http.StatusMethodNotAllowed, "Method not allowed"},
 	errand.EINTERNAL:         {http.StatusInternalServerError, "Internal error"},
 }

@@ -193,7 +193,7 @@ func storeOne(ctx context.Context, j *worker.Job, root *os.Root, name string) er
 	}
 	if err := j.Artifact(ctx, name, ct, f); err != nil {
 		var ee *errand.Error
-		if errors.As(err, &ee) && ee.Code != errand.EINTERNAL && ee.Code != errand.EUNAVAILABLE {
+		if errors.As(err, &ee) && ee.Code != errand.EINTERNAL && ee.Code != errand.EUNAVAILABLE && ee.Code != errand.ESTORAGEFULL {
 			return &worker.Error{Code: "artifact_" + ee.Code, NoRetry: true, Err: fmt.Errorf("artifact %s: %s", name, ee.Message)}
 		}
 		return fmt.Errorf("store artifact %s: %w", name, err)

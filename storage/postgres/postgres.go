@@ -110,6 +110,7 @@ type Store struct {
 	quit   chan struct{}
 	mu     sync.Mutex
 	notify []storage.Notifier
+	space  storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -244,7 +245,7 @@ func (s *Store) notifiers() []storage.Notifier {
 // events reach the notifiers shortly after, in order, through the tailer.
 func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
 	_, err := s.submit(ctx, fn)
-	return err
+	return s.space.Observe(err)
 }
 
 func (s *Store) runTx(ctx context.Context, t *txn, fn func(storage.Tx) error) error {
@@ -306,7 +307,11 @@ func unavailable(err error) error {
 }
 
 // interpretError maps pgx errors to the seam's: no rows is ErrNotFound; a
-// connection that failed or broke is unavailable (503), whatever was being done.
+// connection that failed or broke is unavailable (503), whatever was being done;
+// the server out of disk, memory or connections (class 53: 53100 disk_full) is
+// storage_full; text PostgreSQL cannot hold (22021 a NUL or bytes that are not
+// UTF-8, 22P05 a character the database's encoding lacks) is the client's
+// invalid input, a backstop behind the API's own checks.
 func interpretError(err error) error {
 	if err == nil {
 		return nil
@@ -325,8 +330,18 @@ func interpretError(err error) error {
 		return unavailable(err)
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || strings.HasPrefix(pe.Code, "08")) {
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch {
+	case pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || strings.HasPrefix(pe.Code, "08"):
 		return unavailable(err) // the server is shutting down, restarting, or the connection failed
+	case pe.Code == "53100" || pe.Code == "53000":
+		return storage.Full() // disk_full, insufficient_resources
+	case strings.HasPrefix(pe.Code, "53"):
+		return unavailable(err) // out of memory (53200) or connections (53300): the server is struggling, not full
+	case pe.Code == "22021" || pe.Code == "22P05":
+		return errand.Errorf(errand.EVALIDATION, "the request holds text the store cannot keep (a NUL character or bytes that are not UTF-8)")
 	}
 	return err
 }
@@ -340,12 +355,13 @@ func (s *Store) Setting(ctx context.Context, key, value string) (string, error) 
 	return out, interpretError(err)
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers and whether writes are failing
+// for want of disk space (storage_full while they are).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return unavailable(err)
 	}
-	return nil
+	return s.space.Check(ctx, s)
 }
 
 // Close stops the tailer and closes the pool.

@@ -20,10 +20,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+	"modernc.org/sqlite" // and the database/sql driver "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -74,6 +77,7 @@ type Store struct {
 	read   readStmts
 	mu     sync.Mutex
 	notify []storage.Notifier
+	space  storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -203,12 +207,16 @@ func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
 	return s.w.do(ctx, fn)
 }
 
-// Ping checks that the database answers reads and that the writer runs.
+// Ping checks that the database answers reads, that the writer runs and that
+// writes are not failing for want of disk space (storage_full while they are).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite read pool: %w", err)
 	}
-	return s.w.alive()
+	if err := s.w.alive(); err != nil {
+		return err
+	}
+	return s.space.Check(ctx, s)
 }
 
 // Close stops the writer (after the transactions in flight) and closes the database.
@@ -231,12 +239,42 @@ func (s *Store) closeDBs() error {
 	return errors.Join(errs...)
 }
 
-// interpretError maps database/sql and SQLite errors to the storage seam's.
+// interpretError maps database/sql and SQLite errors to the storage seam's: no
+// rows is ErrNotFound, SQLITE_FULL (a write that found the disk full, or the
+// database at its size limit) is storage_full. The domain's own errors pass as
+// they are. An I/O error that a full disk caused can only be told from others
+// by looking at the disk: the writer does that (ioErrorFull).
 func interpretError(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
+	var se *sqlite.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
 		return storage.ErrNotFound
+	case errand.ErrorCode(err) != errand.EINTERNAL:
+		return err
+	case errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL:
+		return storage.Full()
 	}
 	return err
+}
+
+// ioErrorFull reports whether err is an SQLite I/O error of the kinds a full
+// disk causes (a failed write, fsync, truncate or shared-memory growth) while
+// the filesystem of dir has less than a mebibyte left.
+func ioErrorFull(err error, dir string) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_IOERR {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_IOERR_WRITE, sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_DIR_FSYNC,
+		sqlite3.SQLITE_IOERR_TRUNCATE, sqlite3.SQLITE_IOERR_SHMSIZE, sqlite3.SQLITE_IOERR_SHMMAP, sqlite3.SQLITE_IOERR:
+	default:
+		return false
+	}
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && uint64(st.Bavail)*uint64(st.Bsize) < 1<<20
 }
 
 func mustSub(fsys embed.FS, dir string) fs.FS {
