@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,6 +43,9 @@ type Config struct {
 	ReadConns int
 	// MaxBatch is the most transactions grouped into one commit. Defaults to 1024.
 	MaxBatch int
+	// Log hears the warning Open gives when the database's files are open to
+	// other users. Defaults to slog.Default().
+	Log *slog.Logger
 }
 
 func (c *Config) withDefaults() Config {
@@ -52,6 +56,9 @@ func (c *Config) withDefaults() Config {
 	out.Synchronous = strings.ToLower(cmp.Or(out.Synchronous, "full"))
 	out.ReadConns = cmp.Or(out.ReadConns, 4)
 	out.MaxBatch = cmp.Or(out.MaxBatch, 1024)
+	if out.Log == nil {
+		out.Log = slog.Default()
+	}
 	return out
 }
 
@@ -108,21 +115,54 @@ func ParseURL(raw string) (string, *Config, error) {
 }
 
 // Open opens (creating if needed) the database at path, applies migrations and
-// starts the writer.
+// starts the writer. The database holds secrets (webhook secrets, errand's
+// OAuth signing keys): a new one is made readable by errand's user only (0600,
+// in a directory made 0700; SQLite gives the -wal and -shm files the
+// database's mode), and an existing one open to other users is warned about.
 func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 	c := cfg.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("sqlite config: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := create(path); err != nil {
+		return nil, err
 	}
 	s := &Store{cfg: c, path: path}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
+	warnOpenFiles(c.Log, path)
 	return s, nil
+}
+
+// create makes the data directory (0700) and an empty database file (0600)
+// unless they exist: SQLite would create the file 0644.
+func create(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// warnOpenFiles logs a warning for each of the database's files that users
+// other than its owner may read or write.
+func warnOpenFiles(log *slog.Logger, path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		log.Warn("the store's file is open to other users; it holds webhook secrets and signing keys: chmod 600 it",
+			"file", p, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	}
 }
 
 func (s *Store) open(ctx context.Context) error {
