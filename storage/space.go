@@ -24,25 +24,23 @@ func Full() error {
 // that readiness fails while they do. The zero value is a store with space.
 type Space struct{ full atomic.Bool }
 
-// Observe records the outcome of a write: storage_full marks the store full,
-// success marks it writable again; other errors say nothing about space. It
-// returns err.
+// Observe records the outcome of a write: storage_full marks the store full.
+// Only Check marks it writable again: a transaction that happened to write
+// nothing (a sweep that found no work) commits on a full disk too. It returns
+// err.
 func (s *Space) Observe(err error) error {
-	switch {
-	case err == nil:
-		s.full.Store(false)
-	case errand.ErrorCode(err) == errand.ESTORAGEFULL:
+	if errand.ErrorCode(err) == errand.ESTORAGEFULL {
 		s.full.Store(true)
 	}
 	return err
 }
 
-// Full reports whether the last write that said anything about space failed
-// for want of it.
+// Full reports whether a write failed for want of space since Check last
+// found that writes work.
 func (s *Space) Full() bool { return s.full.Load() }
 
 // Check is what a store's Ping adds for space: nothing while writes work;
-// while they have been failing for space, one small write (a setting) finds
+// once one has failed for want of space, one small write (a setting) finds
 // out whether they work again, so readiness comes back by itself once space
 // is freed, even when nothing else writes.
 func (s *Space) Check(ctx context.Context, st Store) error {
@@ -52,7 +50,10 @@ func (s *Space) Check(ctx context.Context, st Store) error {
 	err := st.WithTx(ctx, func(tx Tx) error {
 		return tx.PutSetting(ctx, "space_probe", time.Now().UTC().Format(time.RFC3339Nano))
 	})
-	if errand.ErrorCode(err) == errand.ESTORAGEFULL {
+	switch {
+	case err == nil:
+		s.full.Store(false)
+	case errand.ErrorCode(err) == errand.ESTORAGEFULL:
 		return err
 	}
 	return nil // it wrote, or failed for a reason Ping reports otherwise

@@ -165,14 +165,13 @@ func (w *writer) commit(batch []*request) {
 		}
 		all = storage.Commit{}
 	}
-	w.store.space.Observe(err)
 	if !all.Empty() {
 		for _, n := range w.store.notifiers() {
 			n.Committed(&all)
 		}
 	}
 	for i, r := range batch {
-		r.done <- errs[i]
+		r.done <- w.store.space.Observe(errs[i])
 	}
 }
 
