@@ -31,7 +31,7 @@ type Leader struct {
 // Leader returns this node's elector; Start begins campaigning. retry is how
 // often a follower tries to take over (and a leader checks its connection).
 func (s *Store) Leader(retry time.Duration, log *slog.Logger) *Leader {
-	return &Leader{s: s, key: 0x6c65_6164_6572, retry: retry, log: log}
+	return &Leader{s: s, key: s.lockKey("leader"), retry: retry, log: log}
 }
 
 // IsLeader reports whether this node leads now.

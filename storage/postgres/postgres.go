@@ -19,6 +19,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"net"
@@ -168,6 +169,15 @@ func (s *Store) nameSequence(ctx context.Context) error {
 // channel is the NOTIFY channel of this database (and schema).
 func (s *Store) channel() string { return "errand_" + cmp.Or(s.cfg.Schema, "public") }
 
+// lockKey is the advisory lock key of name in this store's schema: errands
+// sharing a database in different schemas must not share locks (one would
+// lead, migrate or count running jobs for the other).
+func (s *Store) lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(cmp.Or(s.cfg.Schema, "public") + ":" + name))
+	return int64(h.Sum64())
+}
+
 // Migrate applies pending migrations and returns how many ran; `errand migrate`
 // calls it ahead of a rolling deploy.
 func (s *Store) migrate(ctx context.Context) error {
@@ -186,7 +196,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	}
-	lock := int64(0x6572_7261_6e64) // "errand"
+	lock := s.lockKey("migrate")
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock); err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}

@@ -6,12 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/errandhq/errand"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/postgres"
 	"github.com/errandhq/errand/storage/storagetest"
@@ -283,4 +284,34 @@ func TestUpgrade0008(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLeaderPerSchema: errands on one database in different schemas each
+// elect their own leader (a lock shared across schemas let one deployment's
+// node lead for every other's, whose maintenance then never ran); two nodes
+// of one schema elect one.
+func TestLeaderPerSchema(t *testing.T) {
+	u := testURL(t)
+	schema := newSchema(t, u)
+	a, b, other := openSchema(t, u, schema), openSchema(t, u, schema), openSchema(t, u, newSchema(t, u))
+	log := slog.New(slog.DiscardHandler)
+	var leaders []*postgres.Leader
+	for _, s := range []*postgres.Store{a, b, other} {
+		l := s.Leader(50*time.Millisecond, log)
+		l.Start(context.Background())
+		t.Cleanup(func() { l.Stop(context.Background()) })
+		leaders = append(leaders, l)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !(leaders[0].IsLeader() || leaders[1].IsLeader()) || !leaders[2].IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatalf("leaders after 10s: schema 1 %v %v, schema 2 %v; want one in each schema",
+				leaders[0].IsLeader(), leaders[1].IsLeader(), leaders[2].IsLeader())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if leaders[0].IsLeader() && leaders[1].IsLeader() {
+		t.Fatalf("both nodes of one schema lead")
+	}
 }

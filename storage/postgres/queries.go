@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"time"
 
@@ -143,12 +142,10 @@ func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int)
 // operation for the rest of the transaction, so two nodes leasing it at once
 // cannot both see room under its concurrency limit.
 func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
-	h := fnv.New64a()
-	h.Write([]byte("concurrency:" + operation))
 	if err := t.send(false); err != nil {
 		return 0, err
 	}
-	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, t.s.lockKey("concurrency:"+operation)); err != nil {
 		return 0, fmt.Errorf("lock operation: %w", err)
 	}
 	var n int
