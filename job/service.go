@@ -185,10 +185,11 @@ func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*e
 			return nil, false, err
 		}
 	}
+	st := Create(j, j.CreatedAt)
 	if err := tx.InsertJob(ctx, j); err != nil {
 		return nil, false, err
 	}
-	return j, false, Append(ctx, tx, j, errand.EventJobCreated, createdData{j.Operation, j.Status, j.RunAt}, j.CreatedAt)
+	return j, false, Append(ctx, tx, j, st.Event, st.Data, j.CreatedAt)
 }
 
 // MaxBatch is the most jobs one SubmitMany takes.
@@ -309,14 +310,12 @@ func (s *Service) newJob(op errand.Operation, p errand.Principal, sp *SubmitPara
 		runAt = now.Add(time.Duration(*sp.Delay) * time.Second)
 	}
 	j := &errand.Job{
-		ID: s.ids.New("job", now), Operation: op.Name, Status: errand.StatusQueued, Input: sp.Input,
+		ID: s.ids.New("job", now), Operation: op.Name, Input: sp.Input,
 		MaxAttempts: op.Retry.MaxAttempts, TimeoutSeconds: int(op.Timeout / time.Second),
 		Metadata: sp.Metadata, CallbackURL: sp.Callback, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.ID,
 		IdempotencyKey: sp.IdempotencyKey,
 	}
-	if runAt.After(now) {
-		j.Status = errand.StatusScheduled
-	}
+	Create(j, now) // its status, until store records the step
 	if sp.Priority != nil {
 		j.Priority = *sp.Priority
 	}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -154,13 +154,7 @@ func (m *Maintainer) reap(ctx context.Context, now time.Time) (int, error) {
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			p := &errand.Problem{Code: errand.ECODELEASEEXPIRED, Title: "The worker's lease expired",
-				Detail: "no heartbeat or completion arrived before the lease ended (worker " + cmp.Or(j.Worker, "unnamed") + ")"}
-			if !now.Before(j.StartedAt.Add(time.Duration(j.TimeoutSeconds) * time.Second)) {
-				p = &errand.Problem{Code: errand.ECODETIMEOUT, Title: "The attempt timed out",
-					Detail: "the attempt ran longer than its timeout of " + (time.Duration(j.TimeoutSeconds) * time.Second).String()}
-			}
-			if err := m.q.endAttempt(ctx, tx, j, p, true, nil, now.UTC()); err != nil {
+			if err := m.q.expire(ctx, tx, j, now.UTC()); err != nil {
 				return err
 			}
 		}
@@ -179,11 +173,9 @@ func (m *Maintainer) promote(ctx context.Context, now time.Time) (int, error) {
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			j.Status = errand.StatusQueued
-			if err := tx.UpdateJob(ctx, j); err != nil {
+			if err := job.Record(ctx, tx, j, job.Promote(j), now); err != nil {
 				return err
 			}
-			tx.JobsReady(j.Operation)
 		}
 		return nil
 	})

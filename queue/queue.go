@@ -265,32 +265,8 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 	return all[:min(len(all), lp.MaxJobs)], nil
 }
 
-// startedData is the data of a job.started event.
-type startedData struct {
-	Attempt int    `json:"attempt"`
-	Worker  string `json:"worker,omitempty"`
-}
-
 func (q *Queue) start(ctx context.Context, tx storage.Tx, j *errand.Job, worker string, lease time.Duration, now time.Time) error {
-	j.Status = errand.StatusRunning
-	j.Attempt++
-	j.StartedAt = &now
-	j.Worker = worker
-	j.Progress = nil
-	j.LeaseToken = newToken()
-	exp := leaseEnd(j, now, lease)
-	j.LeaseExpiresAt = &exp
-	return job.Record(ctx, tx, j, errand.EventJobStarted, startedData{j.Attempt, worker}, now)
-}
-
-// leaseEnd is when a lease taken or extended at now ends: after d, but never past
-// the attempt's timeout.
-func leaseEnd(j *errand.Job, now time.Time, d time.Duration) time.Time {
-	end := now.Add(d)
-	if deadline := j.StartedAt.Add(time.Duration(j.TimeoutSeconds) * time.Second); deadline.Before(end) {
-		return deadline
-	}
-	return end
+	return job.Record(ctx, tx, j, job.Start(j, worker, newToken(), lease, now), now)
 }
 
 func newToken() string {
@@ -381,14 +357,9 @@ func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParam
 	}
 	var res HeartbeatResult
 	_, err := q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
-		exp := leaseEnd(j, now, seconds(hp.ExtendSeconds, q.cfg.DefaultLease, q.cfg.MaxLease))
-		j.LeaseExpiresAt = &exp
-		res = HeartbeatResult{ExpiresAt: exp, CancelRequested: j.CancelRequested}
-		if hp.Progress == nil {
-			return tx.UpdateJob(ctx, j)
-		}
-		j.Progress = hp.Progress
-		return job.Record(ctx, tx, j, errand.EventJobProgress, hp.Progress, now)
+		st := job.Heartbeat(j, seconds(hp.ExtendSeconds, q.cfg.DefaultLease, q.cfg.MaxLease), hp.Progress, now)
+		res = HeartbeatResult{ExpiresAt: *j.LeaseExpiresAt, CancelRequested: j.CancelRequested}
+		return job.Record(ctx, tx, j, st, now)
 	})
 	return res, err
 }
@@ -401,13 +372,7 @@ func (q *Queue) Complete(ctx context.Context, leaseID string, result json.RawMes
 }
 
 func (q *Queue) succeed(ctx context.Context, tx storage.Tx, j *errand.Job, result json.RawMessage, now time.Time) error {
-	if len(result) == 0 {
-		result = json.RawMessage("null")
-	}
-	j.Result = result
-	j.Error = nil
-	job.Finish(j, errand.StatusSucceeded, now, q.retention(j))
-	return job.Record(ctx, tx, j, errand.EventJobSucceeded, nil, now)
+	return job.Record(ctx, tx, j, job.Succeed(j, q.operation(j), result, now), now)
 }
 
 // Completion is one entry of a batch completion.
@@ -489,40 +454,36 @@ func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*erran
 }
 
 // endAttempt records a failed attempt: canceled if a cancel was asked for,
-// retried after a backoff while attempts are left, else failed.
+// retried after delay (the operation's backoff when nil) while attempts are
+// left, else failed.
 func (q *Queue) endAttempt(ctx context.Context, tx storage.Tx, j *errand.Job, p *errand.Problem, retry bool, delay *time.Duration, now time.Time) error {
-	j.Error = p
-	if j.CancelRequested {
-		job.Finish(j, errand.StatusCanceled, now, q.retention(j))
-		return job.Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
-	}
-	if !retry || j.Attempt >= j.MaxAttempts {
-		job.Finish(j, errand.StatusFailed, now, q.retention(j))
-		return job.Record(ctx, tx, j, errand.EventJobFailed, nil, now)
-	}
-	d := Backoff(q.ops[j.Operation].WithDefaults().Retry, j.Attempt)
+	op := q.operation(j)
+	d := job.Backoff(op.Retry, j.Attempt)
 	if delay != nil {
 		d = *delay
 	}
-	job.Requeue(j, now.Add(d), now)
-	return job.Record(ctx, tx, j, errand.EventJobRetrying, job.RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Error: p, Reason: p.Code}, now)
+	return job.Record(ctx, tx, j, job.Fail(j, op, p, retry, d, now), now)
 }
 
-func (q *Queue) retention(j *errand.Job) time.Duration {
-	return q.ops[j.Operation].WithDefaults().Retention
+// expire records the end of an attempt whose lease ran out or whose timeout passed.
+func (q *Queue) expire(ctx context.Context, tx storage.Tx, j *errand.Job, now time.Time) error {
+	op := q.operation(j)
+	return job.Record(ctx, tx, j, job.Expire(j, op, job.Backoff(op.Retry, j.Attempt), now), now)
+}
+
+// operation is the declared operation of a stored job (the defaults for one
+// no longer declared).
+func (q *Queue) operation(j *errand.Job) errand.Operation {
+	if op, ok := q.ops[j.Operation]; ok {
+		return op
+	}
+	return errand.Operation{Name: j.Operation}.WithDefaults()
 }
 
 // Release gives a leased job back without counting the attempt: a worker that
 // stops before it could finish the job. The job is queued again at once.
 func (q *Queue) Release(ctx context.Context, leaseID string) (*errand.Job, error) {
 	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
-		if j.CancelRequested {
-			job.Finish(j, errand.StatusCanceled, now, q.retention(j))
-			return job.Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
-		}
-		j.Attempt--
-		j.StartedAt, j.Worker = nil, ""
-		job.Requeue(j, now, now)
-		return job.Record(ctx, tx, j, errand.EventJobRetrying, job.RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Reason: "released"}, now)
+		return job.Record(ctx, tx, j, job.Release(j, q.operation(j), now), now)
 	})
 }
