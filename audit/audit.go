@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -62,9 +62,7 @@ type Log struct {
 	dropped atomic.Int64
 	fails   *failures
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop lifecycle.Loop
 }
 
 type item struct {
@@ -130,33 +128,15 @@ func (l *Log) stamp(e *errand.AuditEntry) {
 }
 
 // Start begins writing queued entries and trimming old ones.
-func (l *Log) Start(ctx context.Context) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.mu.Lock()
-	l.cancel, l.done = cancel, make(chan struct{})
-	l.mu.Unlock()
-	go l.run(ctx)
+func (l *Log) Start(ctx context.Context) error {
+	l.loop.Go(ctx, l.run)
+	return nil
 }
 
 // Stop writes what is queued and stops.
-func (l *Log) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	cancel, done := l.cancel, l.done
-	l.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (l *Log) Stop(ctx context.Context) error { return l.loop.Halt(ctx) }
 
 func (l *Log) run(ctx context.Context) {
-	defer close(l.done)
 	trim := time.NewTicker(time.Hour)
 	defer trim.Stop()
 	window := time.NewTicker(l.cfg.FailureWindow)

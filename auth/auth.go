@@ -14,10 +14,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -100,9 +100,7 @@ type Authenticator struct {
 	ids     errand.IDGenerator
 	watch   *watches
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run lifecycle.Loop
 }
 
 // New returns an authenticator over store; Start loads errand's signing keys.
@@ -134,39 +132,25 @@ func (a *Authenticator) Start(ctx context.Context) error {
 	if err := a.own.load(ctx, a.cfg.KeyRotation, a.cfg.TokenTTL+a.cfg.Leeway); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.run.Go(ctx, a.loop)
 	for _, is := range a.issuers {
-		if err := is.start(ctx); err != nil {
-			cancel()
+		if err := is.start(a.run.Context()); err != nil {
+			_ = a.run.Halt(ctx)
 			return err
 		}
 	}
-	a.mu.Lock()
-	a.cancel, a.done = cancel, make(chan struct{})
-	a.mu.Unlock()
-	go a.loop(ctx)
 	return nil
 }
 
 // Stop ends the background work, writing the last-used times it holds.
 func (a *Authenticator) Stop(ctx context.Context) error {
-	a.mu.Lock()
-	cancel, done := a.cancel, a.done
-	a.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := a.run.Halt(ctx); err != nil {
+		return err
 	}
 	return a.keys.flush(ctx)
 }
 
 func (a *Authenticator) loop(ctx context.Context) {
-	defer close(a.done)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	watch := time.NewTicker(a.cfg.KeyCacheTTL)

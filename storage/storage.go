@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -29,6 +30,9 @@ type Store interface {
 	// Listen registers n to hear about every commit after it registers, in
 	// commit order.
 	Listen(n Notifier)
+	// Hook registers h to run in the transaction of every event appended
+	// after it registers (register hooks before the store is used).
+	Hook(h EventHook)
 	// Setting returns the value stored under key, first storing value when there
 	// is none (so concurrent callers and nodes agree on one value).
 	Setting(ctx context.Context, key, value string) (string, error)
@@ -101,6 +105,42 @@ type Tx interface {
 	AccessTx
 }
 
+// EventHook runs inside the transaction of every event appended, right after
+// the event: what it writes commits, or rolls back, with the event. The webhook
+// outbox is one (it writes each event's deliveries), so no service can append
+// an event without its deliveries. It runs again if the driver runs the
+// transaction's fn again.
+type EventHook interface {
+	EventAppended(ctx context.Context, tx Tx, e *errand.Event) error
+}
+
+// Hooks is a driver's registered EventHooks. The zero value is ready.
+type Hooks struct {
+	mu   sync.RWMutex
+	list []EventHook
+}
+
+// Hook registers h.
+func (hs *Hooks) Hook(h EventHook) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.list = append(hs.list, h)
+}
+
+// EventAppended runs every hook for e, in the order registered, and stops at
+// the first error.
+func (hs *Hooks) EventAppended(ctx context.Context, tx Tx, e *errand.Event) error {
+	hs.mu.RLock()
+	list := hs.list
+	hs.mu.RUnlock()
+	for _, h := range list {
+		if err := h.EventAppended(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Notifier hears about commits. Calls come in commit order from one goroutine and
 // must not block.
 type Notifier interface {
@@ -120,6 +160,9 @@ type Commit struct {
 	// Changed names shared state that changed ("webhook_endpoints", "api_keys"):
 	// every node's caches of it reload. Drivers set it for the tables they write.
 	Changed []string
+	// Deliveries are the webhook deliveries the transaction created. Only the
+	// node that committed them hears of them (it makes their first attempt).
+	Deliveries []*errand.Delivery
 }
 
 // Changed names, as drivers report them in Commit.Changed.
@@ -131,6 +174,7 @@ const (
 // Add merges another transaction's changes into c.
 func (c *Commit) Add(o *Commit) {
 	c.Events = append(c.Events, o.Events...)
+	c.Deliveries = append(c.Deliveries, o.Deliveries...)
 next:
 	for _, op := range o.Ready {
 		for _, have := range c.Ready {
@@ -152,7 +196,7 @@ next:
 
 // Empty reports whether the commit changed nothing anyone listens for.
 func (c *Commit) Empty() bool {
-	return len(c.Events) == 0 && len(c.Ready) == 0 && c.Scheduled.IsZero() && len(c.Changed) == 0
+	return len(c.Events) == 0 && len(c.Ready) == 0 && c.Scheduled.IsZero() && len(c.Changed) == 0 && len(c.Deliveries) == 0
 }
 
 // ListJobsParams selects jobs for ListJobs.

@@ -70,7 +70,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, wait t
 	} else {
 		b.artifacts = s.Artifacts()
 	}
-	b.leader = s.Leader(2*time.Second, log)
+	b.leader = s.Leader(&postgres.LeaderConfig{Log: log})
 	b.lead = b.leader.IsLeader
 	return b, nil
 }

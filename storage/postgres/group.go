@@ -283,7 +283,8 @@ func (t *txn) endCall() error {
 
 // callCommit is what the current call asks to be told after commit.
 func (t *txn) callCommit() storage.Commit {
-	return storage.Commit{Ready: slices.Clone(t.c.Ready), Scheduled: t.c.Scheduled, Changed: slices.Clone(t.c.Changed)}
+	return storage.Commit{Ready: slices.Clone(t.c.Ready), Scheduled: t.c.Scheduled, Changed: slices.Clone(t.c.Changed),
+		Deliveries: slices.Clone(t.c.Deliveries)}
 }
 
 // reindex rebuilds the id → index map of kept updates.

@@ -111,6 +111,7 @@ type Store struct {
 	quit   chan struct{}
 	mu     sync.Mutex
 	notify []storage.Notifier
+	hooks  storage.Hooks
 	space  storage.Space // whether writes are failing for want of disk space
 }
 
@@ -235,6 +236,9 @@ func mustSub(fsys embed.FS, dir string) fs.FS {
 	}
 	return sub
 }
+
+// Hook registers h to run in the transaction of every event appended.
+func (s *Store) Hook(h storage.EventHook) { s.hooks.Hook(h) }
 
 // Listen registers n to hear about every commit, in commit order.
 func (s *Store) Listen(n storage.Notifier) {

@@ -297,7 +297,7 @@ func TestLeaderPerSchema(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	var leaders []*postgres.Leader
 	for _, s := range []*postgres.Store{a, b, other} {
-		l := s.Leader(50*time.Millisecond, log)
+		l := s.Leader(&postgres.LeaderConfig{Retry: 50 * time.Millisecond, Log: log})
 		l.Start(context.Background())
 		t.Cleanup(func() { l.Stop(context.Background()) })
 		leaders = append(leaders, l)

@@ -126,9 +126,9 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 
 // InsertEvent keeps e for the transaction's next statement batch (batch.go),
 // which sets e.Seq before the commit.
-func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
+func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
 	t.events = append(t.events, e)
-	return nil
+	return t.s.hooks.EventAppended(ctx, t, e)
 }
 
 func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int) ([]*errand.Job, error) {

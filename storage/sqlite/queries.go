@@ -178,7 +178,7 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 	return nil
 }
 
-func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
+func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
 	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), storage.MicrosPtr(e.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
@@ -187,7 +187,7 @@ func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
 		return fmt.Errorf("event sequence: %w", err)
 	}
 	t.c.Events = append(t.c.Events, e)
-	return nil
+	return t.w.store.hooks.EventAppended(ctx, t, e)
 }
 
 func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int) ([]*errand.Job, error) {

@@ -84,6 +84,7 @@ type Store struct {
 	read   readStmts
 	mu     sync.Mutex
 	notify []storage.Notifier
+	hooks  storage.Hooks
 	space  storage.Space // whether writes are failing for want of disk space
 }
 
@@ -228,6 +229,9 @@ func (s *Store) apply(ctx context.Context, m storage.Migration) error {
 	}
 	return tx.Commit()
 }
+
+// Hook registers h to run in the transaction of every event appended.
+func (s *Store) Hook(h storage.EventHook) { s.hooks.Hook(h) }
 
 // Listen registers n to hear about commits.
 func (s *Store) Listen(n storage.Notifier) {

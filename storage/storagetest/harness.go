@@ -103,7 +103,7 @@ func NewHarness(t *testing.T, store storage.Store, ops ...errand.Operation) *Har
 		t.Fatalf("job.NewService: %v", err)
 	}
 	h.Queue = queue.New(store, sig, ops, &queue.Config{Now: h.Clock.Now})
-	h.Maint = queue.NewMaintainer(h.Queue, slog.New(slog.DiscardHandler), nil)
+	h.Maint = queue.NewMaintainer(h.Queue, &queue.MaintainConfig{Log: slog.New(slog.DiscardHandler)})
 	return h
 }
 
