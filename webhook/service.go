@@ -529,4 +529,3 @@ func manage(p errand.Principal) error {
 	}
 	return nil
 }
-

@@ -108,7 +108,7 @@ type app struct {
 	webhooks   *webhook.Service
 	auth       *auth.Authenticator
 	audit      *audit.Log
-	certs      *certHolder // nil without TLS
+	certs      *certHolder     // nil without TLS
 	services   lifecycle.Group // started in order, stopped in reverse
 	server     *http.Server
 	listener   net.Listener
