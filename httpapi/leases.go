@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
 
 	"github.com/errandhq/errand"
@@ -18,38 +17,36 @@ func (l leaseList) AppendJSON(b []byte) []byte {
 	return appendList(b, "leases", l.Leases, func(b []byte, l *errand.Lease) []byte { return l.AppendJSON(b) })
 }
 
-func handleLease(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleLease(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		lp, err := decode[queue.LeaseParams](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		leases, err := leasing(r, q).Lease(r.Context(), lp)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if leases == nil {
 			leases = []errand.Lease{}
 		}
 		encode(w, http.StatusOK, leaseList{leases})
+		return nil
 	})
 }
 
-func handleHeartbeat(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleHeartbeat(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		hp, err := decode[queue.HeartbeatParams](r, true)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		res, err := leasing(r, q).Heartbeat(r.Context(), r.PathValue("lease_id"), hp)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, res)
+		return nil
 	})
 }
 
@@ -58,19 +55,18 @@ type completeRequest struct {
 	Result json.RawMessage `json:"result"`
 }
 
-func handleComplete(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleComplete(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		cr, err := decode[completeRequest](r, true)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		j, err := leasing(r, q).Complete(r.Context(), r.PathValue("lease_id"), cr.Result)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, j)
+		return nil
 	})
 }
 
@@ -126,17 +122,15 @@ func appendOutcome(b []byte, more bool, j *errand.Job, p *errand.Problem) []byte
 	return append(b, '}')
 }
 
-func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleCompleteBatch(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		br, err := decode[batchRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		outcomes, err := leasing(r, q).CompleteBatch(r.Context(), br.Completions)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		res := make([]batchResult, len(outcomes))
 		for i, o := range outcomes {
@@ -144,7 +138,7 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 			switch {
 			case o.Err != nil:
 				res[i].Error = Problem(o.Err)
-				recordDenial(r, o.Err, res[i].Error.Status) // another tenant's lease, say
+				acc.recordDenial(r, o.Err, res[i].Error.Status) // another tenant's lease, say
 			case br.Brief:
 				res[i].JobID, res[i].Status = o.Job.ID, o.Job.Status
 			default:
@@ -152,33 +146,33 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 			}
 		}
 		encode(w, http.StatusOK, batchResults(res))
+		return nil
 	})
 }
 
-func handleFail(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleFail(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		fp, err := decode[queue.FailParams](r, true)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		j, err := leasing(r, q).Fail(r.Context(), r.PathValue("lease_id"), fp)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, j)
+		return nil
 	})
 }
 
-func handleRelease(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRelease(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		j, err := leasing(r, q).Release(r.Context(), r.PathValue("lease_id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, j)
+		return nil
 	})
 }
 
@@ -191,10 +185,10 @@ func leasing(r *http.Request, q *queue.Queue) *queue.Queue {
 
 // worker lets only principals that may lease some operation act on leases.
 // The lease id (with its 128-bit token) is what names the job.
-func worker(next http.Handler) http.Handler {
+func worker(acc *access, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := principal(r); !p.CanAny(errand.PermWorkersLease) {
-			writeError(w, r, slog.Default(), errand.Deny(errand.PermWorkersLease, errand.RedactLeases(r.URL.Path)))
+			acc.fail(w, r, errand.Deny(errand.PermWorkersLease, errand.RedactLeases(r.URL.Path)))
 			return
 		}
 		next.ServeHTTP(w, r)

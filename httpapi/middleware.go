@@ -21,7 +21,6 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
-	keyAccess
 )
 
 func requestID(ctx context.Context) string {

@@ -115,10 +115,10 @@ const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Con
 // when the principal's credential ends (an `event: error` frame with the
 // unauthorized problem says so). A client that left is noticed on the next
 // write, at the latest the next ping.
-func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event.Follow, streams context.Context) {
-	release, err := acquireStream(r)
+func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Follow, streams context.Context) {
+	release, err := acc.acquireStream(r)
 	if err != nil {
-		writeError(w, r, log, err)
+		acc.fail(w, r, err)
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -131,12 +131,12 @@ func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event
 				release()
 				return
 			}
-			ctx, unbind := bindStream(streams, r)
+			ctx, unbind := acc.bindStream(streams, r)
 			go func() {
 				defer release()
 				defer conn.Close()
 				defer unbind()
-				stream(ctx, log, f, &connWriter{c: conn}, requestID(r.Context()))
+				stream(ctx, acc.log, f, &connWriter{c: conn}, requestID(r.Context()))
 			}()
 			return
 		}
@@ -152,9 +152,9 @@ func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event
 	if sw.buffer(fmt.Appendf(nil, "retry: %d\n\n", sseRetry)) != nil || sw.flush() != nil {
 		return
 	}
-	ctx, unbind := bindStream(r.Context(), r)
+	ctx, unbind := acc.bindStream(r.Context(), r)
 	defer unbind()
-	stream(ctx, log, f, sw, requestID(r.Context()))
+	stream(ctx, acc.log, f, sw, requestID(r.Context()))
 }
 
 // stream runs f into out, with pings while idle and a reset frame when the

@@ -77,12 +77,12 @@ type wsEvent struct {
 
 // handleWS serves GET /v1/ws. Browsers may connect from the CORS origins; any
 // other page's origin is refused (cross-site WebSocket hijacking).
-func handleWS(d Deps, corsOrigins []string) http.Handler {
+func handleWS(acc *access, d Deps, corsOrigins []string) http.Handler {
 	origins := originPatterns(corsOrigins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := acquireStream(r)
+		release, err := acc.acquireStream(r)
 		if err != nil {
-			writeError(w, r, d.Log, err)
+			acc.fail(w, r, err)
 			return
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
@@ -101,10 +101,10 @@ func handleWS(d Deps, corsOrigins []string) http.Handler {
 		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, control: make(chan []byte, wsControlQueue),
 			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{})}
 		// Denials on the connection go to the audit log as the request's would.
-		ws.denied = func(err error) { recordDenial(r, err, Problem(err).Status) }
+		ws.denied = func(err error) { acc.recordDenial(r, err, Problem(err).Status) }
 		if d.Streams == nil {
 			defer release()
-			bound, unbind := bindStream(r.Context(), r)
+			bound, unbind := acc.bindStream(r.Context(), r)
 			defer unbind()
 			ws.serve(r.Context(), bound)
 			return
@@ -112,7 +112,7 @@ func handleWS(d Deps, corsOrigins []string) http.Handler {
 		// The connection is already taken over from net/http: run it on a goroutine
 		// of its own so the handler returns and net/http frees what it held for
 		// the request. It ends with the server (Streams), or with the credential.
-		bound, unbind := bindStream(d.Streams, r)
+		bound, unbind := acc.bindStream(d.Streams, r)
 		go func() {
 			defer release()
 			defer unbind()
