@@ -5,6 +5,7 @@ package audit
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -41,9 +42,9 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.Retention = cmp.Or(out.Retention, 90*24*time.Hour)
+	out.Retention = cmp.Or(out.Retention, errand.DefaultAuditRetention)
 	out.Queue = cmp.Or(out.Queue, 10000)
-	out.FailureWindow = cmp.Or(out.FailureWindow, time.Minute)
+	out.FailureWindow = cmp.Or(out.FailureWindow, errand.DefaultFailureWindow)
 	out.MaxFailureSources = cmp.Or(out.MaxFailureSources, 1000)
 	if out.Now == nil {
 		out.Now = time.Now
@@ -71,9 +72,12 @@ type item struct {
 }
 
 // New returns an audit log over store; Start begins writing.
-func New(store storage.Store, cfg *Config) *Log {
+func New(store storage.Store, cfg *Config) (*Log, error) {
 	c := cfg.withDefaults()
-	return &Log{store: store, cfg: c, queue: make(chan item, c.Queue), fails: newFailures(c.MaxFailureSources, c.Now())}
+	if c.Retention < time.Hour || c.FailureWindow <= 0 || c.Queue < 1 || c.MaxFailureSources < 1 {
+		return nil, errors.New("audit config: retention must be at least an hour; failure window, queue and sources positive")
+	}
+	return &Log{store: store, cfg: c, queue: make(chan item, c.Queue), fails: newFailures(c.MaxFailureSources, c.Now())}, nil
 }
 
 // Record queues an entry without waiting; it is written within a few

@@ -23,7 +23,10 @@ func TestLog(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	l := audit.New(s, &audit.Config{Retention: 24 * time.Hour, Queue: 4, Now: func() time.Time { return now }})
+	l, err := audit.New(s, &audit.Config{Retention: 24 * time.Hour, Queue: 4, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	// Entries queued before Start wait in the queue; past it they are counted.
 	for i := range 6 {
@@ -84,7 +87,10 @@ func TestFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	l := audit.New(s, &audit.Config{FailureWindow: 200 * time.Millisecond, MaxFailureSources: 3})
+	l, err := audit.New(s, &audit.Config{FailureWindow: 200 * time.Millisecond, MaxFailureSources: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	l.Start(ctx)
 	fail := func(remote, route, detail string, n int) {

@@ -70,12 +70,12 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.Issuer = cmp.Or(out.Issuer, "errand")
-	out.Audience = cmp.Or(out.Audience, "errand")
-	out.TokenTTL = cmp.Or(out.TokenTTL, 15*time.Minute)
-	out.KeyRotation = cmp.Or(out.KeyRotation, 30*24*time.Hour)
-	out.TicketTTL = cmp.Or(out.TicketTTL, time.Minute)
-	out.Leeway = cmp.Or(out.Leeway, 30*time.Second)
+	out.Issuer = cmp.Or(out.Issuer, errand.DefaultIssuer)
+	out.Audience = cmp.Or(out.Audience, errand.DefaultIssuer)
+	out.TokenTTL = cmp.Or(out.TokenTTL, errand.DefaultTokenTTL)
+	out.KeyRotation = cmp.Or(out.KeyRotation, errand.DefaultKeyRotation)
+	out.TicketTTL = cmp.Or(out.TicketTTL, errand.DefaultTicketTTL)
+	out.Leeway = cmp.Or(out.Leeway, errand.DefaultLeeway)
 	out.KeyCacheTTL = cmp.Or(out.KeyCacheTTL, 10*time.Second)
 	if out.HTTPClient == nil {
 		out.HTTPClient = &http.Client{Timeout: 10 * time.Second}

@@ -130,15 +130,15 @@ func (s *StringList) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (c *Config) accessDefaults() {
-	c.Auth.TicketTTL = orD(c.Auth.TicketTTL, time.Minute)
-	c.Auth.Leeway = orD(c.Auth.Leeway, 30*time.Second)
-	c.Auth.OAuth.Issuer = or(c.Auth.OAuth.Issuer, "errand")
-	c.Auth.OAuth.Audience = or(c.Auth.OAuth.Audience, "errand")
-	c.Auth.OAuth.TokenTTL = orD(c.Auth.OAuth.TokenTTL, 15*time.Minute)
-	c.Auth.OAuth.KeyRotation = orD(c.Auth.OAuth.KeyRotation, 30*24*time.Hour)
-	c.Audit.Retention = orD(c.Audit.Retention, 90*24*time.Hour)
-	c.Audit.FailureWindow = orD(c.Audit.FailureWindow, time.Minute)
-	c.HTTP.CORS.MaxAge = orD(c.HTTP.CORS.MaxAge, 10*time.Minute)
+	c.Auth.TicketTTL = orD(c.Auth.TicketTTL, errand.DefaultTicketTTL)
+	c.Auth.Leeway = orD(c.Auth.Leeway, errand.DefaultLeeway)
+	c.Auth.OAuth.Issuer = or(c.Auth.OAuth.Issuer, errand.DefaultIssuer)
+	c.Auth.OAuth.Audience = or(c.Auth.OAuth.Audience, errand.DefaultIssuer)
+	c.Auth.OAuth.TokenTTL = orD(c.Auth.OAuth.TokenTTL, errand.DefaultTokenTTL)
+	c.Auth.OAuth.KeyRotation = orD(c.Auth.OAuth.KeyRotation, errand.DefaultKeyRotation)
+	c.Audit.Retention = orD(c.Audit.Retention, errand.DefaultAuditRetention)
+	c.Audit.FailureWindow = orD(c.Audit.FailureWindow, errand.DefaultFailureWindow)
+	c.HTTP.CORS.MaxAge = orD(c.HTTP.CORS.MaxAge, errand.DefaultCORSMaxAge)
 	if c.HTTP.MaxStreams == 0 {
 		c.HTTP.MaxStreams = 1000
 	}

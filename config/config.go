@@ -179,27 +179,27 @@ func (c *Config) applyDefaults() {
 	c.Log.Level = or(c.Log.Level, "info")
 	c.Log.Format = or(c.Log.Format, "json")
 	if c.HTTP.MaxBodyBytes == 0 {
-		c.HTTP.MaxBodyBytes = 1 << 20
+		c.HTTP.MaxBodyBytes = errand.DefaultMaxBodyBytes
 	}
-	c.HTTP.MaxWait = orD(c.HTTP.MaxWait, 60*time.Second)
+	c.HTTP.MaxWait = orD(c.HTTP.MaxWait, errand.DefaultMaxWait)
 	c.HTTP.ReadHeaderTimeout = orD(c.HTTP.ReadHeaderTimeout, 10*time.Second)
 	c.HTTP.IdleTimeout = orD(c.HTTP.IdleTimeout, 120*time.Second)
 	c.HTTP.ShutdownTimeout = orD(c.HTTP.ShutdownTimeout, 30*time.Second)
-	c.Workers.DefaultLease = orD(c.Workers.DefaultLease, 60*time.Second)
-	c.Workers.MaxLease = orD(c.Workers.MaxLease, time.Hour)
+	c.Workers.DefaultLease = orD(c.Workers.DefaultLease, errand.DefaultLease)
+	c.Workers.MaxLease = orD(c.Workers.MaxLease, errand.DefaultMaxLease)
 	if c.Workers.MaxJobs == 0 {
-		c.Workers.MaxJobs = 1000
+		c.Workers.MaxJobs = errand.DefaultMaxLeaseJobs
 	}
-	c.Webhooks.Timeout = orD(c.Webhooks.Timeout, 10*time.Second)
+	c.Webhooks.Timeout = orD(c.Webhooks.Timeout, errand.DefaultWebhookTimeout)
 	if c.Webhooks.Concurrency == 0 {
-		c.Webhooks.Concurrency = 16
+		c.Webhooks.Concurrency = errand.DefaultWebhookConcurrency
 	}
-	c.Webhooks.DisableAfter = orD(c.Webhooks.DisableAfter, 5*24*time.Hour)
-	c.Webhooks.Retention = orD(c.Webhooks.Retention, 30*24*time.Hour)
-	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, 24*time.Hour)
+	c.Webhooks.DisableAfter = orD(c.Webhooks.DisableAfter, errand.DefaultWebhookDisableAfter)
+	c.Webhooks.Retention = orD(c.Webhooks.Retention, errand.DefaultWebhookRetention)
+	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, errand.DefaultRotationOverlap)
 	c.accessDefaults()
 	if c.Artifacts.MaxBytes == 0 {
-		c.Artifacts.MaxBytes = 100 << 20
+		c.Artifacts.MaxBytes = errand.DefaultMaxArtifactBytes
 	}
 	for _, op := range c.Operations {
 		if op != nil && op.Handler.Type == "" {

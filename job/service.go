@@ -43,7 +43,7 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
+	out.MaxWait = cmp.Or(out.MaxWait, errand.DefaultMaxWait)
 	if out.Now == nil {
 		out.Now = errand.Now
 	}
@@ -69,6 +69,9 @@ type entry struct {
 // NewService returns the jobs service for the declared operations.
 func NewService(store storage.Store, hub *event.Hub, ops []errand.Operation, cfg *Config) (*Service, error) {
 	s := &Service{store: store, hub: hub, ops: make(map[string]*entry, len(ops)), cfg: cfg.withDefaults()}
+	if s.cfg.MaxWait < 0 {
+		return nil, errors.New("job service config: max wait must not be negative")
+	}
 	for _, op := range ops {
 		op = op.WithDefaults()
 		e := &entry{op: op}

@@ -47,15 +47,25 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.DefaultLease = cmp.Or(out.DefaultLease, 60*time.Second)
-	out.MaxLease = cmp.Or(out.MaxLease, time.Hour)
-	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
-	out.MaxJobs = cmp.Or(out.MaxJobs, 1000)
-	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
+	out.DefaultLease = cmp.Or(out.DefaultLease, errand.DefaultLease)
+	out.MaxLease = cmp.Or(out.MaxLease, errand.DefaultMaxLease)
+	out.MaxWait = cmp.Or(out.MaxWait, errand.DefaultMaxWait)
+	out.MaxJobs = cmp.Or(out.MaxJobs, errand.DefaultMaxLeaseJobs)
+	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, errand.DefaultMaxArtifactBytes)
 	if out.Now == nil {
 		out.Now = errand.Now
 	}
 	return out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.DefaultLease < 0 || c.MaxLease < c.DefaultLease:
+		return fmt.Errorf("max lease (%s) must not be shorter than the default lease (%s)", c.MaxLease, c.DefaultLease)
+	case c.MaxWait < 0 || c.MaxJobs < 1 || c.MaxArtifactBytes < 1:
+		return errors.New("max wait must not be negative; max jobs and max artifact bytes must be positive")
+	}
+	return nil
 }
 
 // Queue is the worker side of jobs.
@@ -70,13 +80,16 @@ type Queue struct {
 // New returns a queue over the declared operations. It leases and acts on
 // every tenant's jobs (AllTenants), as errand's own runners do; a remote
 // worker's requests go through For(ScopeOf(principal)).
-func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) *Queue {
+func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) (*Queue, error) {
 	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)), cfg: cfg.withDefaults(),
 		scope: AllTenants}
+	if err := q.cfg.validate(); err != nil {
+		return nil, fmt.Errorf("queue config: %w", err)
+	}
 	for _, op := range ops {
 		q.ops[op.Name] = op.WithDefaults()
 	}
-	return q
+	return q, nil
 }
 
 // Scope says whose jobs a caller may lease, and act on through their leases.

@@ -66,14 +66,14 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.Timeout = cmp.Or(out.Timeout, 10*time.Second)
+	out.Timeout = cmp.Or(out.Timeout, errand.DefaultWebhookTimeout)
 	if len(out.Schedule) == 0 {
 		out.Schedule = DefaultSchedule
 	}
-	out.Concurrency = cmp.Or(out.Concurrency, 16)
-	out.DisableAfter = cmp.Or(out.DisableAfter, 5*24*time.Hour)
-	out.Retention = cmp.Or(out.Retention, 30*24*time.Hour)
-	out.RotationOverlap = cmp.Or(out.RotationOverlap, 24*time.Hour)
+	out.Concurrency = cmp.Or(out.Concurrency, errand.DefaultWebhookConcurrency)
+	out.DisableAfter = cmp.Or(out.DisableAfter, errand.DefaultWebhookDisableAfter)
+	out.Retention = cmp.Or(out.Retention, errand.DefaultWebhookRetention)
+	out.RotationOverlap = cmp.Or(out.RotationOverlap, errand.DefaultRotationOverlap)
 	out.QueueSize = cmp.Or(out.QueueSize, 10000)
 	if out.Guard == nil {
 		out.Guard = &netguard.Guard{}
@@ -85,6 +85,21 @@ func (c *Config) withDefaults() Config {
 		out.Log = slog.Default()
 	}
 	return out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Timeout <= 0 || c.Concurrency < 1 || c.QueueSize < 1:
+		return errors.New("timeout, concurrency and queue size must be positive")
+	case c.RateLimit < 0 || c.DisableAfter <= 0 || c.Retention <= 0 || c.RotationOverlap < 0:
+		return errors.New("rate limit and rotation overlap must not be negative, disable-after and retention must be positive")
+	}
+	for _, d := range c.Schedule {
+		if d < 0 {
+			return errors.New("schedule delays must not be negative")
+		}
+	}
+	return nil
 }
 
 // claim is how long a delivery handed to a node's memory belongs to it.

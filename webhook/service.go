@@ -47,13 +47,16 @@ var (
 
 // New returns the webhook service over store: store.Hook(s) and
 // store.Listen(s) make it see every event and commit.
-func New(store storage.Store, cfg *Config) *Service {
+func New(store storage.Store, cfg *Config) (*Service, error) {
 	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("webhook config: %w", err)
+	}
 	o := NewOutbox(store, c.claim(), c.Now, c.Log)
 	s := &Service{cfg: c, o: o, store: store}
 	s.keys = &callbackKeys{store: s.store, now: c.Now, overlap: c.RotationOverlap, cache: map[string]cachedSecret{}}
 	s.d = newDeliverer(o, s.keys, c)
-	return s
+	return s, nil
 }
 
 // EventAppended writes e's deliveries in its transaction (the outbox).

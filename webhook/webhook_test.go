@@ -425,7 +425,10 @@ func TestRateLimit(t *testing.T) {
 // wired is the service wired to its store as cmd/errand wires it: the outbox
 // hooked into every event's transaction, the deliverer listening to commits.
 func wired(store storage.Store, cfg *Config) *Service {
-	s := New(store, cfg)
+	s, err := New(store, cfg)
+	if err != nil {
+		panic(err)
+	}
 	store.Hook(s)
 	store.Listen(s)
 	return s

@@ -23,8 +23,10 @@ func (a *app) buildAccess(ctx context.Context) error {
 		return err
 	}
 	a.store.Listen(a.auth) // key revocations, on any node
-	a.audit = audit.New(a.store, &audit.Config{Retention: time.Duration(a.cfg.Audit.Retention),
-		FailureWindow: time.Duration(a.cfg.Audit.FailureWindow), Log: a.log})
+	if a.audit, err = audit.New(a.store, &audit.Config{Retention: time.Duration(a.cfg.Audit.Retention),
+		FailureWindow: time.Duration(a.cfg.Audit.FailureWindow), Log: a.log}); err != nil {
+		return err
+	}
 	if a.cfg.TLS.CertFile != "" {
 		a.certs = &certHolder{certFile: a.cfg.TLS.CertFile, keyFile: a.cfg.TLS.KeyFile}
 		if err := a.certs.load(); err != nil {

@@ -184,9 +184,11 @@ func (a *app) build(ctx context.Context) error {
 		Artifacts: a.artifacts, CheckCallback: a.webhooks.CheckCallbackURL}); err != nil {
 		return err
 	}
-	a.queue = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
+	if a.queue, err = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
 		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs,
-		Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
+		Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes}); err != nil {
+		return err
+	}
 	a.maintainer = queue.NewMaintainer(a.queue, &queue.MaintainConfig{Lead: a.backing.lead, Log: a.log})
 	if a.runners, err = runner.New(a.queue, ops, handlers(ops), &runner.Config{Log: a.log}); err != nil {
 		return err
@@ -212,7 +214,7 @@ func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger, lead
 	}
 	return webhook.New(store, &webhook.Config{Timeout: time.Duration(w.Timeout), Schedule: schedule,
 		Concurrency: w.Concurrency, RateLimit: w.RateLimit, DisableAfter: time.Duration(w.DisableAfter),
-		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log, Lead: lead}), nil
+		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log, Lead: lead})
 }
 
 // withSecrets gives each http operation without a configured secret one errand
@@ -252,11 +254,15 @@ func (a *app) listen(ctx context.Context) error {
 	if a.cfg.Dev {
 		maxStreams = 0
 	}
-	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
+	handler, err := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
 		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Streams: base},
 		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
 			CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams})
+	if err != nil {
+		cancel()
+		return err
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)            // over TLS, by ALPN
@@ -271,7 +277,6 @@ func (a *app) listen(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	var err error
 	if a.listener, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		cancel()
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)

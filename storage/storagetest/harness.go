@@ -102,7 +102,9 @@ func NewHarness(t *testing.T, store storage.Store, ops ...errand.Operation) *Har
 	if err != nil {
 		t.Fatalf("job.NewService: %v", err)
 	}
-	h.Queue = queue.New(store, sig, ops, &queue.Config{Now: h.Clock.Now})
+	if h.Queue, err = queue.New(store, sig, ops, &queue.Config{Now: h.Clock.Now}); err != nil {
+		t.Fatalf("queue.New: %v", err)
+	}
 	h.Maint = queue.NewMaintainer(h.Queue, &queue.MaintainConfig{Log: slog.New(slog.DiscardHandler)})
 	return h
 }
