@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -90,17 +91,78 @@ func observe(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// limitBody caps request bodies at n bytes.
+// limitBody caps request bodies at n bytes. A body over the cap is answered
+// 413 — but first read and thrown away, up to drainLimit bytes and for at
+// most drainTime: clients that send the whole body before they read the
+// answer (Python's urllib and requests, curl without Expect) would otherwise
+// see the connection reset under them instead of the problem, as nginx's
+// lingering close avoids.
 func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := &cappedBody{ReadCloser: r.Body, left: n, limit: n}
 		if r.ContentLength > n {
+			body.drain(w)
 			writeError(w, r, slog.Default(), errand.Errorf(errand.ETOOLARGE, "the body is larger than %d bytes", n))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, n)
-		next.ServeHTTP(w, r)
+		r.Body = body
+		next.ServeHTTP(&drainOnTooLarge{ResponseWriter: w, body: body}, r)
 	})
 }
+
+// Draining an oversized body: at most this much, for at most this long.
+const (
+	drainLimit = 64 << 20
+	drainTime  = 10 * time.Second
+)
+
+// cappedBody is a request body that fails reads past its limit with
+// *http.MaxBytesError (as http.MaxBytesReader does) and can drain the rest.
+type cappedBody struct {
+	io.ReadCloser
+	left, limit int64
+	over        bool
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.over {
+		return 0, &http.MaxBytesError{Limit: b.limit}
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if int64(n) > b.left {
+		b.over = true
+		return int(b.left), &http.MaxBytesError{Limit: b.limit}
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+// drain reads what the client still sends (bounded) and marks the answer as
+// the connection's last.
+func (b *cappedBody) drain(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainTime))
+	_, _ = io.CopyN(io.Discard, b.ReadCloser, drainLimit)
+}
+
+// drainOnTooLarge drains the body before the head of a 413 goes out.
+type drainOnTooLarge struct {
+	http.ResponseWriter
+	body *cappedBody
+}
+
+func (d *drainOnTooLarge) WriteHeader(code int) {
+	if code == http.StatusRequestEntityTooLarge && d.body.over {
+		d.body.drain(d.ResponseWriter)
+	}
+	d.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines, hijack).
+func (d *drainOnTooLarge) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // plainText refuses a request whose path or query holds a control character
 // (NUL above all) or bytes that are not UTF-8. No name or id errand keeps has

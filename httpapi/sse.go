@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,10 +102,18 @@ func (s *connWriter) flush() error {
 	return err
 }
 
-// sseHead is the response head of a taken-over stream: no chunking, the body
-// ends when the connection does.
-const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
-	"X-Accel-Buffering: no\r\nConnection: close\r\n"
+// hijackedHead is the response head of a taken-over stream: every header the
+// middleware set (request id, security headers, CORS), no chunking, and the
+// body ends when the connection does.
+func hijackedHead(h http.Header) []byte {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	h.Set("Connection", "close")
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	fmt.Fprintf(&b, "retry: %d\n\n", sseRetry)
+	return b.Bytes()
+}
 
 // serveSSE streams f to the client until it ends or the client goes away.
 //
@@ -122,11 +131,14 @@ func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Foll
 		return
 	}
 	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
 	if r.ProtoMajor == 1 && streams != nil {
 		if conn, brw, err := rc.Hijack(); err == nil {
-			head := sseHead + "X-Request-Id: " + w.Header().Get("X-Request-Id") + "\r\n\r\n" + fmt.Sprintf("retry: %d\n\n", sseRetry)
 			_ = brw // nothing more will be read: an event stream's client sends nothing
-			if _, err := conn.Write([]byte(head)); err != nil {
+			if _, err := conn.Write(hijackedHead(h)); err != nil {
 				conn.Close()
 				release()
 				return
@@ -143,10 +155,6 @@ func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Foll
 	}
 	defer release()
 	_ = rc.SetReadDeadline(time.Time{}) // the server's read timeout must not end a stream
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: rc}
 	if sw.buffer(fmt.Appendf(nil, "retry: %d\n\n", sseRetry)) != nil || sw.flush() != nil {
