@@ -5,10 +5,14 @@ import (
 	"time"
 )
 
-// Permissions, as roles grant them. A permission is resource:action[:object];
+// Permissions, as roles grant them. A permission is resource:action[:object][@*];
 // the object is a glob over operation or channel names ("generate-*", "orders.*")
 // or, for actions on jobs, "own" or "any". A missing object means every object.
-// "admin" grants everything.
+// "admin" grants everything in the principal's tenant.
+//
+// A permission acts in the principal's own tenant unless it ends in "@*"
+// (EveryTenant): then it is operator-level and acts in every tenant. Only
+// workers:lease, audit:read and oauth:rotate-key take it; admin never implies it.
 const (
 	PermAdmin          = "admin"
 	PermJobsSubmit     = "jobs:submit"        // object: operation
@@ -22,25 +26,83 @@ const (
 	PermWebhooksManage = "webhooks:manage"
 	PermKeysManage     = "keys:manage"
 	PermAuditRead      = "audit:read"
+	// PermOAuthRotate rotates errand's OAuth signing key, which every tenant's
+	// tokens share: it is granted only as oauth:rotate-key@*.
+	PermOAuthRotate = "oauth:rotate-key"
 )
+
+// EveryTenant ends an operator-level permission: workers:lease:*@* leases every
+// tenant's jobs, audit:read@* reads every tenant's audit entries and the failed
+// authentications of unknown callers.
+const EveryTenant = "@*"
 
 // Principal is the authenticated caller.
 type Principal struct {
+	// ID is who the caller is, unique across kinds of credential: an API key's
+	// id (key_…, also for the OAuth tokens made from it), config:<name> for a key
+	// of the configuration, jwt:<issuer>#<sub> for a configured issuer's token,
+	// dev. A job belongs to the (tenant, ID) that submitted it.
+	ID string `json:"id"`
+	// Subject is the caller's name as its credential gives it (a key's id or
+	// name, a token's sub): for people, not for ownership.
 	Subject string   `json:"subject"`
 	Tenant  string   `json:"tenant"`
 	Roles   []string `json:"roles"`
 	// Permissions are what the roles grant, resolved when the caller authenticated.
 	Permissions []string `json:"permissions"`
-	// Via says how the caller authenticated: dev, api_key, jwt, ticket.
+	// Via says how the caller authenticated: dev, api_key, jwt, oauth, ticket.
 	Via string `json:"via"`
+	// Credential is what the caller authenticated with (for a ticket, the
+	// credential of whoever got it), so that what it holds open ends with it.
+	Credential Credential `json:"credential"`
+}
+
+// Credential is what a principal authenticated with.
+type Credential struct {
+	// KeyID is the API key behind the principal: the key itself, or the key an
+	// OAuth token was made from. "" for other credentials.
+	KeyID string `json:"key_id,omitempty"`
+	// ExpiresAt is when errand stops accepting the credential (for a token,
+	// its exp plus the allowed clock skew); nil for never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // DevPrincipal is who every request runs as under `errand demo` and `--dev`.
-var DevPrincipal = Principal{Subject: "dev", Tenant: "default", Roles: []string{"admin"},
+var DevPrincipal = Principal{ID: "dev", Subject: "dev", Tenant: "default", Roles: []string{"admin"},
 	Permissions: []string{PermAdmin}, Via: "dev"}
 
+// legacyOwner marks the owner of a job stored before owners were qualified ids
+// (migration 0008): legacy:<subject>, except API key ids and "dev", which were
+// already unique and were kept as they were.
+const legacyOwner = "legacy:"
+
+// LegacyOwner is the owner the principal's jobs made before migration 0008
+// carry, or "" when they carry its ID (API keys, dev). Such a job stays the
+// principal's; owners then were bare subjects, so it is also readable by any
+// other principal of the tenant with the same subject that is not an API key
+// (a token's sub equal to a configured key's name) — the old data cannot tell
+// them apart. Jobs made since are owned by ID alone.
+func (p *Principal) LegacyOwner() string {
+	if p.Subject == "" || p.Subject == "dev" || strings.HasPrefix(p.Subject, "key_") {
+		return ""
+	}
+	return legacyOwner + p.Subject
+}
+
+// Owns reports whether the principal submitted j (j in its tenant).
+func (p *Principal) Owns(j *Job) bool {
+	if j.Tenant != p.Tenant || j.Owner == "" {
+		return false
+	}
+	if j.Owner == p.ID {
+		return true
+	}
+	legacy := p.LegacyOwner()
+	return legacy != "" && j.Owner == legacy
+}
+
 // Can reports whether the principal's permissions allow action (resource:action)
-// on object.
+// on object in its own tenant.
 func (p *Principal) Can(action, object string) bool {
 	for _, perm := range p.Permissions {
 		if Grants(perm, action, object) {
@@ -50,9 +112,21 @@ func (p *Principal) Can(action, object string) bool {
 	return false
 }
 
+// CanEveryTenant reports whether an operator-level permission (…@*) of the
+// principal allows action on object in every tenant.
+func (p *Principal) CanEveryTenant(action, object string) bool {
+	for _, perm := range p.Permissions {
+		if GrantsEveryTenant(perm, action, object) {
+			return true
+		}
+	}
+	return false
+}
+
 // CanAny reports whether the principal may do action on some object.
 func (p *Principal) CanAny(action string) bool {
 	for _, perm := range p.Permissions {
+		perm = strings.TrimSuffix(perm, EveryTenant)
 		if perm == PermAdmin || perm == action || strings.HasPrefix(perm, action+":") || Grants(perm, action, "") {
 			return true
 		}
@@ -63,21 +137,87 @@ func (p *Principal) CanAny(action string) bool {
 // CanOnJob reports whether the principal may do action (jobs:read, jobs:cancel, …)
 // on j: with object "any", or "own" when it submitted j.
 func (p *Principal) CanOnJob(action string, j *Job) bool {
-	return p.Can(action, "any") || (j.Owner == p.Subject && p.Can(action, "own"))
+	return p.Can(action, "any") || (p.Owns(j) && p.Can(action, "own"))
 }
 
-// Grants reports whether permission perm allows action (resource:action) on object.
+// Grants reports whether permission perm allows action (resource:action) on
+// object in the principal's tenant. An operator-level permission (…@*) acts
+// in that tenant too.
 func Grants(perm, action, object string) bool {
 	if perm == PermAdmin {
 		return true
 	}
-	res, rest, _ := strings.Cut(perm, ":")
-	verb, obj, hasObj := strings.Cut(rest, ":")
+	pp := parsePerm(strings.TrimSuffix(perm, EveryTenant))
 	wantRes, wantVerb, _ := strings.Cut(action, ":")
-	if (res != wantRes && res != "*") || (verb != wantVerb && verb != "*") {
+	if (pp.res != wantRes && pp.res != "*") || (pp.verb != wantVerb && pp.verb != "*") {
 		return false
 	}
-	return !hasObj || Glob(obj, object)
+	return !pp.hasObj || Glob(pp.obj, object)
+}
+
+// GrantsEveryTenant reports whether perm is operator-level (ends in @*) and
+// allows action on object in every tenant. admin does not.
+func GrantsEveryTenant(perm, action, object string) bool {
+	p, ok := strings.CutSuffix(perm, EveryTenant)
+	return ok && p != PermAdmin && Grants(p, action, object)
+}
+
+// perm is a parsed permission.
+type perm struct {
+	res, verb, obj string
+	hasObj         bool
+}
+
+func parsePerm(s string) perm {
+	var p perm
+	var rest string
+	p.res, rest, _ = strings.Cut(s, ":")
+	p.verb, p.obj, p.hasObj = strings.Cut(rest, ":")
+	return p
+}
+
+// Covers reports whether the permissions held imply grant: whatever grant
+// allows, one of held allows too. It is the rule against privilege escalation
+// (Kubernetes' for RBAC): a caller may grant only what it holds. It is sound,
+// not complete: when it cannot tell (a glob that covers another in a way it
+// does not see), it says no.
+func Covers(held []string, grant string) bool {
+	for _, h := range held {
+		if covers(h, grant) {
+			return true
+		}
+	}
+	return false
+}
+
+func covers(held, grant string) bool {
+	h, hEvery := strings.CutSuffix(held, EveryTenant)
+	g, gEvery := strings.CutSuffix(grant, EveryTenant)
+	switch {
+	case gEvery && !hEvery:
+		return false // every tenant is more than one
+	case h == PermAdmin:
+		return !hEvery && !gEvery // admin: everything in the tenant, admin included
+	case g == PermAdmin:
+		return false
+	}
+	hp, gp := parsePerm(h), parsePerm(g)
+	if (hp.res != "*" && hp.res != gp.res) || (hp.verb != "*" && hp.verb != gp.verb) {
+		return false
+	}
+	if !hp.hasObj || hp.obj == "*" {
+		return true
+	}
+	if !gp.hasObj {
+		return false
+	}
+	if hp.obj == "any" && gp.obj == "own" && gp.res == "jobs" && gp.verb != "submit" && gp.verb != "*" {
+		return true // any job includes one's own
+	}
+	// Every name grant's glob matches, held's matches too, if held's matches
+	// grant's glob read literally: each of grant's stars then falls inside one
+	// of held's.
+	return Glob(hp.obj, gp.obj)
 }
 
 // Glob reports whether name matches pattern, where each * matches any run of

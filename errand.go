@@ -2,6 +2,7 @@ package errand
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -98,7 +99,7 @@ func (j *Job) LeaseID() string {
 // Progress is what a worker last said about how far along a job is.
 type Progress struct {
 	Percent float64 `json:"percent"`
-	Message string  `json:"message,omitempty"`
+	Message string  `json:"message,omitempty" nul:"allow"` // stored in a JSON document, not as text
 }
 
 // Lease is a worker's time-limited claim on one job.
@@ -110,6 +111,47 @@ type Lease struct {
 
 // LeasePrefix starts every lease id.
 const LeasePrefix = "lease_"
+
+// leaseRedacted stands for a lease id's token where it was cut out.
+const leaseRedacted = "[redacted]"
+
+// RedactLeases replaces the token of every lease id in s
+// (lease_<job id>.<token>) with "[redacted]", keeping the job id. A lease id is
+// a bearer capability: what goes to a log or the audit log passes through here.
+func RedactLeases(s string) string {
+	if !strings.Contains(s, LeasePrefix) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, LeasePrefix)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := i + len(LeasePrefix)
+		for j < len(s) && isIDByte(s[j]) {
+			j++
+		}
+		k := j
+		if j < len(s) && s[j] == '.' {
+			for k = j + 1; k < len(s) && !strings.ContainsRune(" \t\r\n/?#&\"',;)", rune(s[k])); k++ {
+			}
+		}
+		if k > j+1 {
+			b.WriteString(s[:j+1])
+			b.WriteString(leaseRedacted)
+		} else {
+			k = j
+			b.WriteString(s[:j])
+		}
+		s = s[k:]
+	}
+}
+
+func isIDByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
 
 // Event is one entry in the event log.
 type Event struct {

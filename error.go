@@ -28,6 +28,7 @@ const (
 	ERATELIMITED      = "rate_limited"           // too many requests
 	EQUEUEFULL        = "queue_full"             // backpressure: try later
 	EUNAVAILABLE      = "unavailable"            // a dependency (the store) is down
+	ESTORAGEFULL      = "storage_full"           // the store has no space left: writes fail until some is freed
 	EMETHODNOTALLOWED = "method_not_allowed"     // wrong HTTP method
 	EINTERNAL         = "internal"               // a bug or an unexpected failure
 )

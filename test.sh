@@ -4,11 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# What the tests need beyond Go: pdfinfo (checks the demo's PDF).
+# What the tests need beyond Go, from Debian: pdfinfo (checks the demo's PDF),
+# Chromium (browser tests, driven headless by chromedp; nothing downloads a
+# browser of its own), python3 (a urllib client).
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need pdfinfo; then
-  echo "== installing poppler-utils (pdfinfo)"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+missing=()
+need pdfinfo || missing+=(poppler-utils)
+need chromium || missing+=(chromium)
+need python3 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The third-party clients the end-to-end tests drive (npm eventsource, ws, …),
 # at the versions package-lock.json pins.
@@ -26,6 +32,16 @@ if [ -z "${ERRAND_TEST_POSTGRES:-}" ] && need pg_ctlcluster && [ -d /etc/postgre
     pg_ctlcluster --skip-systemctl-redirect "$ver" main start
   fi
 fi
+
+echo "== go mod tidy (go.mod and go.sum must already be tidy)"
+cp go.mod /tmp/errand-go.mod.$$ && cp go.sum /tmp/errand-go.sum.$$
+go mod tidy
+if ! cmp -s go.mod /tmp/errand-go.mod.$$ || ! cmp -s go.sum /tmp/errand-go.sum.$$; then
+  git --no-pager diff -- go.mod go.sum || true
+  echo "go.mod or go.sum is not tidy: run go mod tidy and commit the result" >&2
+  exit 1
+fi
+rm -f /tmp/errand-go.mod.$$ /tmp/errand-go.sum.$$
 
 echo "== go vet"
 go vet ./...

@@ -14,9 +14,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"syscall"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
 )
 
 // Store keeps artifact bytes by job id and name. The PostgreSQL issue adds a
@@ -45,9 +47,10 @@ type FS struct {
 
 var _ Store = (*FS)(nil)
 
-// OpenFS opens (creating) the directory dir as an artifact store.
+// OpenFS opens (creating, readable by errand's user only) the directory dir as
+// an artifact store.
 func OpenFS(dir string) (*FS, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("artifact directory: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
@@ -75,13 +78,13 @@ func (s *FS) Put(ctx context.Context, jobID, name string, r io.Reader, limit int
 	if err := check(jobID, name); err != nil {
 		return 0, "", err
 	}
-	if err := s.root.Mkdir(jobID, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-		return 0, "", fmt.Errorf("artifact directory: %w", err)
+	if err := s.root.Mkdir(jobID, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return 0, "", writeError("artifact directory", err)
 	}
 	tmp := path.Join(jobID, ".upload-"+errand.NewID("tmp")[4:])
-	f, err := s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	f, err := s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return 0, "", fmt.Errorf("create artifact: %w", err)
+		return 0, "", writeError("create artifact", err)
 	}
 	defer s.root.Remove(tmp) //nolint:errcheck // gone after the rename
 	h := sha256.New()
@@ -96,12 +99,26 @@ func (s *FS) Put(ctx context.Context, jobID, name string, r io.Reader, limit int
 		err = cerr
 	}
 	if err != nil {
-		return 0, "", err
+		return 0, "", writeError("write artifact", err)
 	}
 	if err := s.root.Rename(tmp, path.Join(jobID, name)); err != nil {
-		return 0, "", fmt.Errorf("store artifact: %w", err)
+		return 0, "", writeError("store artifact", err)
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeError is storage_full when the disk (or the user's quota) is full,
+// else err wrapped with what was being done. The temporary file is removed
+// either way, so a failed upload leaves nothing behind.
+func writeError(doing string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return storage.Full()
+	}
+	var e *errand.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", doing, err)
 }
 
 // Open opens an artifact for reading.

@@ -5,14 +5,15 @@ package audit
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -24,6 +25,12 @@ type Config struct {
 	// failures are counted and dropped (so a flood of bad requests cannot stall
 	// the server) while administrative acts wait. Defaults to 10,000.
 	Queue int
+	// FailureWindow is how long failed authentications from one source are
+	// gathered into one entry (see Failure). Defaults to 1 minute.
+	FailureWindow time.Duration
+	// MaxFailureSources caps the sources whose failures are counted one by one
+	// in a window; failures from more are counted together. Defaults to 1,000.
+	MaxFailureSources int
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Log receives write failures and drop counts. Defaults to discarding.
@@ -35,8 +42,10 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.Retention = cmp.Or(out.Retention, 90*24*time.Hour)
+	out.Retention = cmp.Or(out.Retention, errand.DefaultAuditRetention)
 	out.Queue = cmp.Or(out.Queue, 10000)
+	out.FailureWindow = cmp.Or(out.FailureWindow, errand.DefaultFailureWindow)
+	out.MaxFailureSources = cmp.Or(out.MaxFailureSources, 1000)
 	if out.Now == nil {
 		out.Now = time.Now
 	}
@@ -52,10 +61,9 @@ type Log struct {
 	cfg     Config
 	queue   chan item
 	dropped atomic.Int64
+	fails   *failures
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop lifecycle.Loop
 }
 
 type item struct {
@@ -64,9 +72,12 @@ type item struct {
 }
 
 // New returns an audit log over store; Start begins writing.
-func New(store storage.Store, cfg *Config) *Log {
+func New(store storage.Store, cfg *Config) (*Log, error) {
 	c := cfg.withDefaults()
-	return &Log{store: store, cfg: c, queue: make(chan item, c.Queue)}
+	if c.Retention < time.Hour || c.FailureWindow <= 0 || c.Queue < 1 || c.MaxFailureSources < 1 {
+		return nil, errors.New("audit config: retention must be at least an hour; failure window, queue and sources positive")
+	}
+	return &Log{store: store, cfg: c, queue: make(chan item, c.Queue), fails: newFailures(c.MaxFailureSources, c.Now())}, nil
 }
 
 // Record queues an entry without waiting; it is written within a few
@@ -97,52 +108,54 @@ func (l *Log) Write(ctx context.Context, e errand.AuditEntry) error {
 	}
 }
 
+// Failure records a failed authentication of route (the route's pattern, not
+// the path: "GET /v1/jobs/{id}"). The first failure of each source (Remote),
+// action, route and reason in a FailureWindow is written at once; the others
+// are counted and written as one entry with their count when the window ends,
+// so a flood of bad tokens costs a few rows a minute. The resource (a path or
+// a client id: what the caller chose) is cut to 128 bytes.
+func (l *Log) Failure(e errand.AuditEntry, route string) {
+	e.Resource = errand.Truncate(e.Resource, 128)
+	if l.fails.add(&e, route) {
+		l.Record(e)
+	}
+}
+
+// stamp dates an entry and bounds what it holds; lease tokens never reach the log.
 func (l *Log) stamp(e *errand.AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = l.cfg.Now().UTC()
 	}
-	e.Detail = errand.Truncate(e.Detail, 500)
-	e.Resource = errand.Truncate(e.Resource, 300)
+	e.Detail = errand.Truncate(errand.RedactLeases(e.Detail), 500)
+	e.Resource = errand.Truncate(errand.RedactLeases(e.Resource), 300)
+	e.Subject = errand.Truncate(e.Subject, 200)
 }
 
 // Start begins writing queued entries and trimming old ones.
-func (l *Log) Start(ctx context.Context) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.mu.Lock()
-	l.cancel, l.done = cancel, make(chan struct{})
-	l.mu.Unlock()
-	go l.run(ctx)
+func (l *Log) Start(ctx context.Context) error {
+	l.loop.Go(ctx, l.run)
+	return nil
 }
 
 // Stop writes what is queued and stops.
-func (l *Log) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	cancel, done := l.cancel, l.done
-	l.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (l *Log) Stop(ctx context.Context) error { return l.loop.Halt(ctx) }
 
 func (l *Log) run(ctx context.Context) {
-	defer close(l.done)
 	trim := time.NewTicker(time.Hour)
 	defer trim.Stop()
+	window := time.NewTicker(l.cfg.FailureWindow)
+	defer window.Stop()
 	l.trim(ctx)
 	for {
 		select {
 		case it := <-l.queue:
 			l.flush(context.WithoutCancel(ctx), it)
+		case <-window.C:
+			l.countFailures()
 		case <-trim.C:
 			l.trim(ctx)
 		case <-ctx.Done():
+			l.countFailures()
 			for {
 				select {
 				case it := <-l.queue:
@@ -225,9 +238,18 @@ type Page struct {
 	Next string
 }
 
-// List reads the entries p may see: its tenant's and failed authentications.
+// countFailures queues the counts of the failure window that ends now.
+func (l *Log) countFailures() {
+	for _, e := range l.fails.take(l.cfg.Now().UTC()) {
+		l.Record(*e)
+	}
+}
+
+// List reads the entries p may see: its tenant's; with audit:read@*
+// (operator-level), every tenant's and the failed authentications of callers
+// errand could not tell, which belong to no tenant.
 func (l *Log) List(ctx context.Context, p *errand.Principal, q Query) (*Page, error) {
-	if !p.Can(errand.PermAuditRead, "") {
+	if !p.Can(errand.PermAuditRead, "") || (p.Tenant == "" && !p.CanEveryTenant(errand.PermAuditRead, "")) {
 		return nil, errand.Deny(errand.PermAuditRead, "audit log")
 	}
 	q.Limit = cmp.Or(q.Limit, 100)
@@ -243,7 +265,8 @@ func (l *Log) List(ctx context.Context, p *errand.Principal, q Query) (*Page, er
 		return nil, err
 	}
 	follow := q.After != ""
-	es, err := l.store.ListAudit(ctx, storage.ListAuditParams{Tenant: p.Tenant, Anonymous: true, Action: q.Action,
+	es, err := l.store.ListAudit(ctx, storage.ListAuditParams{Tenant: p.Tenant,
+		AllTenants: p.CanEveryTenant(errand.PermAuditRead, ""), Action: q.Action,
 		Subject: q.Subject, Outcome: q.Outcome, Follow: follow, After: after, Before: before, Limit: q.Limit})
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)

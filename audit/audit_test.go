@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,10 @@ func TestLog(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	l := audit.New(s, &audit.Config{Retention: 24 * time.Hour, Queue: 4, Now: func() time.Time { return now }})
+	l, err := audit.New(s, &audit.Config{Retention: 24 * time.Hour, Queue: 4, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	// Entries queued before Start wait in the queue; past it they are counted.
 	for i := range 6 {
@@ -33,7 +37,7 @@ func TestLog(t *testing.T) {
 	if err := l.Write(ctx, errand.AuditEntry{Tenant: "acme", Subject: "root", Action: "keys:create", Resource: "key_1", Outcome: errand.AuditOK}); err != nil {
 		t.Fatal(err)
 	}
-	page, err := l.List(ctx, &admin, audit.Query{After: "0"})
+	page, err := l.List(ctx, &errand.Principal{Tenant: "acme", Permissions: []string{"audit:read@*"}}, audit.Query{After: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +66,67 @@ func TestLog(t *testing.T) {
 		t.Errorf("List with a bad cursor: %v, want invalid_cursor", err)
 	}
 	other := errand.Principal{Tenant: "globex", Permissions: []string{errand.PermAuditRead}}
-	if p, _ := l.List(ctx, &other, audit.Query{}); len(p.Entries) != 1 || p.Entries[0].Action != "audit:dropped" {
-		t.Errorf("another tenant sees %d entries, want only the tenantless drop count", len(p.Entries))
+	if p, _ := l.List(ctx, &other, audit.Query{}); len(p.Entries) != 0 {
+		t.Errorf("another tenant sees %d entries, want none", len(p.Entries))
+	}
+	operator := errand.Principal{Tenant: "globex", Permissions: []string{"audit:read@*"}}
+	if p, _ := l.List(ctx, &operator, audit.Query{}); len(p.Entries) != 6 {
+		t.Errorf("an operator sees %d entries, want every tenant's and the tenantless drop count (6)", len(p.Entries))
+	}
+	if err := l.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailures: failed authentications are counted per source, route and
+// reason: the first of each is written at once, the rest as one entry with
+// their count when the window ends; sources past the cap are counted together.
+func TestFailures(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "errand.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := audit.New(s, &audit.Config{FailureWindow: 200 * time.Millisecond, MaxFailureSources: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l.Start(ctx)
+	fail := func(remote, route, detail string, n int) {
+		for range n {
+			l.Failure(errand.AuditEntry{Action: "authenticate", Resource: "GET " + strings.Repeat("/x", 1000),
+				Outcome: errand.AuditFailed, Status: 401, Detail: detail, Remote: remote}, route)
+		}
+	}
+	fail("10.0.0.1", "GET /v1/me", "the token has expired", 500)
+	fail("10.0.0.1", "GET /v1/me", `the token's issuer "https://a" is not trusted`, 300)
+	fail("10.0.0.1", "GET /v1/me", `the token's issuer "https://b" is not trusted`, 300) // same reason
+	fail("10.0.0.1", "GET /v1/jobs/{id}", "the token has expired", 1)
+	fail("10.0.0.2", "GET /v1/me", "the token has expired", 7) // a fourth key: past the cap
+	operator := &errand.Principal{Tenant: "ops", Permissions: []string{"audit:read@*"}}
+	var es []*errand.AuditEntry
+	deadline := time.Now().Add(5 * time.Second)
+	for len(es) < 6 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		page, err := l.List(ctx, operator, audit.Query{After: "0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = page.Entries
+	}
+	var details []string
+	for _, e := range es {
+		if len(e.Resource) > 140 {
+			t.Errorf("resource of %d bytes, want at most 128 and a mark", len(e.Resource))
+		}
+		details = append(details, strings.SplitN(e.Detail, " since ", 2)[0])
+	}
+	slices.Sort(details)
+	want := []string{"499 more failed from 10.0.0.1", "599 more failed from 10.0.0.1",
+		"7 failed authentications", "the token has expired", "the token has expired", `the token's issuer "https://a" is not trusted`}
+	if !slices.Equal(details, want) {
+		t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(details, "\n"), strings.Join(want, "\n"))
 	}
 	if err := l.Stop(ctx); err != nil {
 		t.Fatal(err)

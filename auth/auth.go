@@ -14,10 +14,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -70,12 +70,12 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.Issuer = cmp.Or(out.Issuer, "errand")
-	out.Audience = cmp.Or(out.Audience, "errand")
-	out.TokenTTL = cmp.Or(out.TokenTTL, 15*time.Minute)
-	out.KeyRotation = cmp.Or(out.KeyRotation, 30*24*time.Hour)
-	out.TicketTTL = cmp.Or(out.TicketTTL, time.Minute)
-	out.Leeway = cmp.Or(out.Leeway, 30*time.Second)
+	out.Issuer = cmp.Or(out.Issuer, errand.DefaultIssuer)
+	out.Audience = cmp.Or(out.Audience, errand.DefaultIssuer)
+	out.TokenTTL = cmp.Or(out.TokenTTL, errand.DefaultTokenTTL)
+	out.KeyRotation = cmp.Or(out.KeyRotation, errand.DefaultKeyRotation)
+	out.TicketTTL = cmp.Or(out.TicketTTL, errand.DefaultTicketTTL)
+	out.Leeway = cmp.Or(out.Leeway, errand.DefaultLeeway)
 	out.KeyCacheTTL = cmp.Or(out.KeyCacheTTL, 10*time.Second)
 	if out.HTTPClient == nil {
 		out.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -98,16 +98,15 @@ type Authenticator struct {
 	issuers []*issuer
 	own     *keyRing
 	ids     errand.IDGenerator
+	watch   *watches
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run lifecycle.Loop
 }
 
 // New returns an authenticator over store; Start loads errand's signing keys.
 func New(store storage.Store, cfg *Config) (*Authenticator, error) {
 	c := cfg.withDefaults()
-	a := &Authenticator{store: store, cfg: c, tokens: newTokenCache(10000)}
+	a := &Authenticator{store: store, cfg: c, tokens: newTokenCache(10000), watch: newWatches()}
 	a.keys = newKeyCache(store, c.KeyCacheTTL, c.Now)
 	for _, k := range c.Keys {
 		a.keys.config[strings.ToLower(k.SHA256)] = &errand.APIKey{ID: "config:" + k.Name, Name: k.Name,
@@ -115,6 +114,9 @@ func New(store storage.Store, cfg *Config) (*Authenticator, error) {
 	}
 	a.own = newKeyRing(store, c.Now)
 	for i := range c.Issuers {
+		if strings.Contains(c.Issuers[i].Issuer, "#") {
+			return nil, fmt.Errorf("jwt issuer %q: an issuer has no fragment (#)", c.Issuers[i].Issuer)
+		}
 		is, err := newIssuer(&c.Issuers[i], &c)
 		if err != nil {
 			return nil, fmt.Errorf("jwt issuer %q: %w", c.Issuers[i].Issuer, err)
@@ -130,52 +132,47 @@ func (a *Authenticator) Start(ctx context.Context) error {
 	if err := a.own.load(ctx, a.cfg.KeyRotation, a.cfg.TokenTTL+a.cfg.Leeway); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.run.Go(ctx, a.loop)
 	for _, is := range a.issuers {
-		if err := is.start(ctx); err != nil {
-			cancel()
+		if err := is.start(a.run.Context()); err != nil {
+			_ = a.run.Halt(ctx)
 			return err
 		}
 	}
-	a.mu.Lock()
-	a.cancel, a.done = cancel, make(chan struct{})
-	a.mu.Unlock()
-	go a.loop(ctx)
 	return nil
 }
 
 // Stop ends the background work, writing the last-used times it holds.
 func (a *Authenticator) Stop(ctx context.Context) error {
-	a.mu.Lock()
-	cancel, done := a.cancel, a.done
-	a.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := a.run.Halt(ctx); err != nil {
+		return err
 	}
 	return a.keys.flush(ctx)
 }
 
 func (a *Authenticator) loop(ctx context.Context) {
-	defer close(a.done)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
-	for n := 0; ; n++ {
+	watch := time.NewTicker(a.cfg.KeyCacheTTL)
+	defer watch.Stop()
+	for n := 0; ; {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.watch.changed:
+			// An API key changed, here or on another node: end what revoked keys hold open.
+			a.checkWatched(ctx)
+		case <-watch.C:
+			// A key revoked on the store directly (the command line) is seen within KeyCacheTTL.
+			a.checkWatched(ctx)
 		case <-t.C:
-		}
-		if err := a.keys.flush(ctx); err != nil && ctx.Err() == nil {
-			a.cfg.Log.Warn("api key last-used times", "err", err)
-		}
-		if n%12 == 0 { // every minute
-			a.maintain(ctx)
+			if err := a.keys.flush(ctx); err != nil && ctx.Err() == nil {
+				a.cfg.Log.Warn("api key last-used times", "err", err)
+			}
+			if n%12 == 0 { // every minute
+				a.maintain(ctx)
+			}
+			n++
 		}
 	}
 }
@@ -195,20 +192,24 @@ func (a *Authenticator) maintain(ctx context.Context) {
 	}
 }
 
-// Principal makes the principal for a subject, tenant and roles, with the
-// permissions the roles grant.
-func (a *Authenticator) Principal(subject, tenant string, roles []string, via string) errand.Principal {
-	return errand.Principal{Subject: subject, Tenant: tenant, Roles: roles, Permissions: a.permissions(roles), Via: via}
+// principal makes the principal with identity id for a subject, tenant and
+// roles, with the permissions the roles grant.
+func (a *Authenticator) principal(id, subject, tenant string, roles []string, via string, cred errand.Credential) errand.Principal {
+	return errand.Principal{ID: id, Subject: subject, Tenant: tenant, Roles: roles, Permissions: a.permissions(roles),
+		Via: via, Credential: cred}
 }
 
+// permissions are what roles grant. admin stands for every permission of the
+// tenant, so beside it only operator-level ones (…@*) are kept.
 func (a *Authenticator) permissions(roles []string) []string {
 	var out []string
+	admin := slices.Contains(roles, errand.PermAdmin)
+	if admin {
+		out = []string{errand.PermAdmin}
+	}
 	for _, r := range roles {
-		if r == errand.PermAdmin {
-			return []string{errand.PermAdmin}
-		}
 		for _, p := range a.cfg.Roles[r] {
-			if !slices.Contains(out, p) {
+			if (!admin || strings.HasSuffix(p, errand.EveryTenant)) && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}
@@ -236,7 +237,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (errand.
 		if strings.HasPrefix(k.ID, "config:") {
 			subject = k.Name
 		}
-		return a.Principal(subject, k.Tenant, k.Roles, "api_key"), nil
+		return a.principal(k.ID, subject, k.Tenant, k.Roles, "api_key",
+			errand.Credential{KeyID: k.ID, ExpiresAt: k.ExpiresAt}), nil
 	case strings.HasPrefix(token, ticketPrefix):
 		return errand.Principal{}, unauthorized("tickets are accepted only in the query string of event streams")
 	case strings.Count(token, ".") == 2:
@@ -260,5 +262,6 @@ func (a *Authenticator) Committed(c *storage.Commit) {
 		a.keys.mu.Lock()
 		clear(a.keys.entries)
 		a.keys.mu.Unlock()
+		a.watch.notify()
 	}
 }

@@ -112,7 +112,11 @@ func TestSigningKeysAcrossNodes(t *testing.T) {
 	}
 	first := exchange(a)
 	time.Sleep(1100 * time.Millisecond) // b re-reads the keys at most once a second
-	if _, err := a.RotateKey(context.Background(), &admin); err != nil {
+	if _, err := a.RotateKey(context.Background(), &admin); errand.ErrorCode(err) != errand.EFORBIDDEN {
+		t.Fatalf("a tenant's admin rotates the cluster's signing key: %v, want forbidden", err)
+	}
+	operator := errand.Principal{ID: "ops", Subject: "ops", Tenant: "acme", Permissions: []string{"oauth:rotate-key@*"}}
+	if _, err := a.RotateKey(context.Background(), &operator); err != nil {
 		t.Fatal(err)
 	}
 	second := exchange(a)

@@ -196,8 +196,8 @@ func (a *Authenticator) JWKS() []byte {
 // RotateKey makes a new signing key now (the admin API); tokens signed with
 // the old one stay valid until they expire.
 func (a *Authenticator) RotateKey(ctx context.Context, by *errand.Principal) (string, error) {
-	if !by.Can(errand.PermKeysManage, "") {
-		return "", errand.Deny(errand.PermKeysManage, "signing keys")
+	if !by.CanEveryTenant(errand.PermOAuthRotate, "") {
+		return "", errand.Deny(errand.PermOAuthRotate+errand.EveryTenant, "signing keys")
 	}
 	if err := a.own.rotate(ctx, a.cfg.TokenTTL+a.cfg.Leeway); err != nil {
 		return "", fmt.Errorf("rotate signing key: %w", err)
@@ -223,7 +223,8 @@ type AccessToken struct {
 }
 
 // Exchange is the client-credentials grant: an API key's id and token are the
-// client id and secret; scope, if given, narrows the roles to some of the key's.
+// client id and secret; scope, if given, is the token's roles instead of the
+// key's, each of which must grant nothing the key does not hold (MayGrant).
 func (a *Authenticator) Exchange(ctx context.Context, clientID, secret, scope string) (*AccessToken, error) {
 	bad := &OAuthError{Status: 401, Code: "invalid_client", Description: "client authentication failed"}
 	if !strings.HasPrefix(secret, keyPrefix) {
@@ -242,9 +243,11 @@ func (a *Authenticator) Exchange(ctx context.Context, clientID, secret, scope st
 	roles := k.Roles
 	if scope != "" {
 		roles = strings.Fields(scope)
+		held := a.permissions(k.Roles)
 		for _, r := range roles {
-			if !slices.Contains(k.Roles, r) {
-				return nil, &OAuthError{Status: 400, Code: "invalid_scope", Description: fmt.Sprintf("the client has no role %q", errand.Truncate(r, 60))}
+			if !a.HasRole(r) || a.MayGrant(&errand.Principal{Permissions: held}, []string{r}) != nil {
+				return nil, &OAuthError{Status: 400, Code: "invalid_scope",
+					Description: fmt.Sprintf("the role %q is not declared or grants more than the client holds", errand.Truncate(r, 60))}
 			}
 		}
 	}

@@ -41,8 +41,9 @@ type IssuerConfig struct {
 	// read from. Default "sub", "tenant" and "roles"; roles may be an array or a
 	// space-separated string.
 	SubjectClaim, TenantClaim, RolesClaim string
-	// Tenant is the tenant of tokens without a tenant claim; without it such
-	// tokens are refused.
+	// Tenant, when set, is the tenant of every token of the issuer: a token
+	// without a tenant claim is in it, one whose tenant claim names another
+	// tenant is refused. Without it, tokens must carry the tenant claim.
 	Tenant string
 }
 
@@ -166,19 +167,25 @@ func (a *Authenticator) verifyJWT(token string) (errand.Principal, error) {
 		return p, nil
 	}
 	var unverified jwt.MapClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(token, &unverified); err != nil {
+	t, _, err := jwt.NewParser().ParseUnverified(token, &unverified)
+	if err != nil {
 		return errand.Principal{}, unauthorized("the token is not a well-formed JWT")
+	}
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 §4.1.11: a recipient that does not understand every extension
+		// crit names must refuse the token, and errand understands none.
+		return errand.Principal{}, unauthorized("the token's crit header names extensions errand does not understand")
 	}
 	iss, _ := unverified["iss"].(string)
 	if iss == a.cfg.Issuer {
-		return a.verify(token, a.own.keyfunc, ecAlgs[:1], iss, []string{a.cfg.Audience}, ownClaims, "oauth")
+		return a.verify(token, a.own.keyfunc, ecAlgs[:1], iss, []string{a.cfg.Audience}, ownClaims, "oauth", ownIdentity)
 	}
 	for _, is := range a.issuers {
 		if is.cfg.Issuer == iss {
 			if is.key == nil {
 				return errand.Principal{}, unauthorized("the issuer's keys have not been fetched yet")
 			}
-			return a.verify(token, is.key, is.methods, iss, is.cfg.Audience, is.claims(), "jwt")
+			return a.verify(token, is.key, is.methods, iss, is.cfg.Audience, is.claims(), "jwt", issuerIdentity)
 		}
 	}
 	return errand.Principal{}, unauthorized(fmt.Sprintf("the token's issuer %q is not trusted", errand.Truncate(iss, 100)))
@@ -186,6 +193,14 @@ func (a *Authenticator) verifyJWT(token string) (errand.Principal, error) {
 
 // claimNames say where a token keeps the principal.
 type claimNames struct{ subject, tenant, roles, fixedTenant string }
+
+// ownIdentity reads errand's own tokens: their sub is the API key they were made
+// from, and so is their identity.
+func ownIdentity(iss, sub string) string { return sub }
+
+// issuerIdentity is the identity of a configured issuer's token: jwt:<iss>#<sub>
+// (an issuer has no fragment, so no two issuers' subjects can meet).
+func issuerIdentity(iss, sub string) string { return "jwt:" + iss + "#" + sub }
 
 var ownClaims = claimNames{subject: "sub", tenant: "tenant", roles: "roles"}
 
@@ -201,7 +216,8 @@ func or(a, b string) string {
 	return b
 }
 
-func (a *Authenticator) verify(token string, key jwt.Keyfunc, methods []string, iss string, aud []string, names claimNames, via string) (errand.Principal, error) {
+func (a *Authenticator) verify(token string, key jwt.Keyfunc, methods []string, iss string, aud []string, names claimNames,
+	via string, identity func(iss, sub string) string) (errand.Principal, error) {
 	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithIssuer(iss), jwt.WithLeeway(a.cfg.Leeway),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(a.cfg.Now)}
 	if len(aud) > 0 {
@@ -213,14 +229,22 @@ func (a *Authenticator) verify(token string, key jwt.Keyfunc, methods []string, 
 	}
 	sub, _ := claims[names.subject].(string)
 	tenant, _ := claims[names.tenant].(string)
-	if tenant == "" {
-		tenant = names.fixedTenant
+	if fixed := names.fixedTenant; fixed != "" {
+		if tenant != "" && tenant != fixed {
+			return errand.Principal{}, unauthorized(fmt.Sprintf("the token's %q claim names another tenant than its issuer's", names.tenant))
+		}
+		tenant = fixed
 	}
 	if sub == "" || tenant == "" {
 		return errand.Principal{}, unauthorized(fmt.Sprintf("the token has no %q or %q claim", names.subject, names.tenant))
 	}
-	p := a.Principal(sub, tenant, rolesClaim(claims[names.roles]), via)
 	exp, _ := claims.GetExpirationTime()
+	until := exp.Add(a.cfg.Leeway)
+	cred := errand.Credential{ExpiresAt: &until}
+	if via == "oauth" {
+		cred.KeyID = sub
+	}
+	p := a.principal(identity(iss, sub), sub, tenant, rolesClaim(claims[names.roles]), via, cred)
 	a.tokens.put(token, p, exp.Time)
 	return p, nil
 }
@@ -254,7 +278,7 @@ func jwtReason(err error) string {
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return "the token is not for this audience"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "the token has no exp claim"
+		return "the token has no " + missingClaims(err) + " claim"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && strings.Contains(err.Error(), "signing method"):
 		return "the token's algorithm (alg) is not allowed for this issuer"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -263,6 +287,21 @@ func jwtReason(err error) string {
 		return "the token cannot be verified: its algorithm is not allowed for this issuer, or its key is unknown"
 	}
 	return "the token is not valid"
+}
+
+// missingClaims names the claims err says are required and missing ("exp",
+// "exp and aud"), from golang-jwt's "<claim> claim is required".
+func missingClaims(err error) string {
+	var names []string
+	for _, c := range []string{"exp", "aud", "iss", "iat", "nbf", "sub"} {
+		if strings.Contains(err.Error(), c+" claim is required") {
+			names = append(names, c)
+		}
+	}
+	if len(names) == 0 {
+		return "required"
+	}
+	return strings.Join(names, " and ")
 }
 
 // tokenCache remembers verified tokens until they expire, so a client that

@@ -119,6 +119,9 @@ func (c *keyCache) flush(ctx context.Context) error {
 	return c.store.WithTx(ctx, func(tx storage.Tx) error { return tx.TouchAPIKeys(ctx, used) })
 }
 
+// MaxKeyLifetime is the longest expiry a key may be given: 10 years.
+const MaxKeyLifetime = 10 * 365 * 24 * time.Hour
+
 // KeyInput is what a new API key is made of.
 type KeyInput struct {
 	Name   string
@@ -140,7 +143,7 @@ func (a *Authenticator) CreateKey(ctx context.Context, by *errand.Principal, in 
 	k := &errand.APIKey{ID: a.ids.New("key", now), Name: in.Name, Tenant: in.Tenant, Roles: in.Roles,
 		Hash: HashToken(token), Prefix: token[:10], CreatedAt: now}
 	if by != nil {
-		k.CreatedBy = by.Subject
+		k.CreatedBy = by.ID
 	}
 	if in.ExpiresIn > 0 {
 		exp := now.Add(in.ExpiresIn)
@@ -177,11 +180,31 @@ func (a *Authenticator) checkKey(by *errand.Principal, in *KeyInput) error {
 			fields = append(fields, errand.FieldError{Pointer: fmt.Sprintf("/roles/%d", i), Message: fmt.Sprintf("role %q is not declared in auth.roles", r)})
 		}
 	}
-	if in.ExpiresIn < 0 {
-		fields = append(fields, errand.FieldError{Pointer: "/expires_in_seconds", Message: "must not be negative"})
+	if in.ExpiresIn < 0 || in.ExpiresIn > MaxKeyLifetime {
+		fields = append(fields, errand.FieldError{Pointer: "/expires_in_seconds",
+			Message: fmt.Sprintf("must be between 0 (no expiry) and %d (10 years)", int64(MaxKeyLifetime/time.Second))})
 	}
 	if len(fields) > 0 {
 		return &errand.Error{Code: errand.EVALIDATION, Message: "the key is not valid", Fields: fields}
+	}
+	if by != nil {
+		return a.MayGrant(by, in.Roles)
+	}
+	return nil
+}
+
+// MayGrant checks the rule against privilege escalation for every route that
+// grants roles (a new API key's, an OAuth token's scope): by may grant a role
+// only if it holds every permission the role grants (errand.Covers), as
+// Kubernetes' RBAC has it. Roles must be declared.
+func (a *Authenticator) MayGrant(by *errand.Principal, roles []string) error {
+	for _, r := range roles {
+		for _, perm := range a.permissions([]string{r}) {
+			if !errand.Covers(by.Permissions, perm) {
+				return &errand.Error{Code: errand.EFORBIDDEN, Action: errand.PermKeysManage, Resource: "role " + r,
+					Message: fmt.Sprintf("not allowed: role %q grants %q, which you do not hold; you may grant only what you hold", r, perm)}
+			}
+		}
 	}
 	return nil
 }

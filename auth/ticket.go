@@ -47,6 +47,9 @@ func (a *Authenticator) RedeemTicket(ctx context.Context, ticket string) (errand
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return p, fmt.Errorf("ticket principal: %w", err)
 	}
+	if p.ID == "" { // issued by an errand from before identities
+		return errand.Principal{}, unauthorized("the ticket is not valid: get a new one")
+	}
 	p.Via = "ticket"
 	return p, nil
 }

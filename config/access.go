@@ -22,7 +22,10 @@ type Auth struct {
 	JWT []JWTIssuer `yaml:"jwt"`
 	// Roles map role names to permissions, such as "jobs:submit:generate-*",
 	// "jobs:read:own", "channels:subscribe:orders.*", "workers:lease:*". The role
-	// "admin" always exists and grants everything.
+	// "admin" always exists and grants everything in its tenant. Operator-level
+	// permissions end in "@*" and act in every tenant: "workers:lease:<ops>@*"
+	// (a worker for every tenant's jobs), "audit:read@*" (every tenant's entries
+	// and failed authentications of unknown callers), "oauth:rotate-key@*".
 	Roles map[string][]string `yaml:"roles"`
 	// OAuth tunes errand's own token endpoint (POST /v1/oauth/token).
 	OAuth OAuth `yaml:"oauth"`
@@ -56,7 +59,9 @@ type JWTIssuer struct {
 	JWKSURL string `yaml:"jwks_url"`
 	// JWKSRefresh is how often the JWKS is fetched again. Defaults to 1h.
 	JWKSRefresh Duration `yaml:"jwks_refresh"`
-	// Tenant is the tenant of tokens that carry no tenant claim; without it they are refused.
+	// Tenant, when set, is the tenant of every token of the issuer: tokens
+	// without the tenant claim are in it, tokens whose claim names another
+	// tenant are refused. Without it, tokens must carry the claim.
 	Tenant string `yaml:"tenant"`
 	// Claims name where the principal is read from. Default sub, tenant, roles.
 	Claims Claims `yaml:"claims"`
@@ -93,6 +98,10 @@ type TLS struct {
 type Audit struct {
 	// Retention is how long entries are kept. Defaults to 90d.
 	Retention Duration `yaml:"retention"`
+	// FailureWindow is how long failed authentications from one source are
+	// gathered: the first of each reason is written at once, the rest as one
+	// entry with their count when the window ends. Defaults to 1m.
+	FailureWindow Duration `yaml:"failure_window"`
 }
 
 // CORS lets browser pages on other origins call the API.
@@ -121,14 +130,15 @@ func (s *StringList) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (c *Config) accessDefaults() {
-	c.Auth.TicketTTL = orD(c.Auth.TicketTTL, time.Minute)
-	c.Auth.Leeway = orD(c.Auth.Leeway, 30*time.Second)
-	c.Auth.OAuth.Issuer = or(c.Auth.OAuth.Issuer, "errand")
-	c.Auth.OAuth.Audience = or(c.Auth.OAuth.Audience, "errand")
-	c.Auth.OAuth.TokenTTL = orD(c.Auth.OAuth.TokenTTL, 15*time.Minute)
-	c.Auth.OAuth.KeyRotation = orD(c.Auth.OAuth.KeyRotation, 30*24*time.Hour)
-	c.Audit.Retention = orD(c.Audit.Retention, 90*24*time.Hour)
-	c.HTTP.CORS.MaxAge = orD(c.HTTP.CORS.MaxAge, 10*time.Minute)
+	c.Auth.TicketTTL = orD(c.Auth.TicketTTL, errand.DefaultTicketTTL)
+	c.Auth.Leeway = orD(c.Auth.Leeway, errand.DefaultLeeway)
+	c.Auth.OAuth.Issuer = or(c.Auth.OAuth.Issuer, errand.DefaultIssuer)
+	c.Auth.OAuth.Audience = or(c.Auth.OAuth.Audience, errand.DefaultIssuer)
+	c.Auth.OAuth.TokenTTL = orD(c.Auth.OAuth.TokenTTL, errand.DefaultTokenTTL)
+	c.Auth.OAuth.KeyRotation = orD(c.Auth.OAuth.KeyRotation, errand.DefaultKeyRotation)
+	c.Audit.Retention = orD(c.Audit.Retention, errand.DefaultAuditRetention)
+	c.Audit.FailureWindow = orD(c.Audit.FailureWindow, errand.DefaultFailureWindow)
+	c.HTTP.CORS.MaxAge = orD(c.HTTP.CORS.MaxAge, errand.DefaultCORSMaxAge)
 	if c.HTTP.MaxStreams == 0 {
 		c.HTTP.MaxStreams = 1000
 	}
@@ -140,10 +150,20 @@ var actions = []string{errand.PermJobsSubmit, errand.PermJobsRead, errand.PermJo
 	errand.PermJobsDelete, errand.PermWorkersLease, errand.PermChanPublish, errand.PermChanSubscribe,
 	errand.PermWebhooksManage, errand.PermKeysManage, errand.PermAuditRead}
 
+// everyTenantActions are the actions that take @* (operator-level), each
+// named in full: a wildcard never reaches across tenants.
+var everyTenantActions = []string{errand.PermWorkersLease, errand.PermAuditRead, errand.PermOAuthRotate}
+
 // checkPermission says what is wrong with a permission string, or "".
 func checkPermission(p string) string {
 	if p == errand.PermAdmin {
 		return ""
+	}
+	if base, ok := strings.CutSuffix(p, errand.EveryTenant); ok {
+		return checkEveryTenant(p, base)
+	}
+	if strings.HasPrefix(p, errand.PermOAuthRotate) {
+		return fmt.Sprintf("%q: the signing key is every tenant's, so it is granted only as %s%s", p, errand.PermOAuthRotate, errand.EveryTenant)
 	}
 	res, rest, _ := strings.Cut(p, ":")
 	verb, obj, hasObj := strings.Cut(rest, ":")
@@ -160,6 +180,19 @@ func checkPermission(p string) string {
 	}
 	if hasObj && obj == "" {
 		return fmt.Sprintf("%q: empty object after ':'", p)
+	}
+	return ""
+}
+
+// checkEveryTenant checks an operator-level permission p (base@*).
+func checkEveryTenant(p, base string) string {
+	res, rest, _ := strings.Cut(base, ":")
+	verb, obj, hasObj := strings.Cut(rest, ":")
+	if !slices.Contains(everyTenantActions, res+":"+verb) {
+		return fmt.Sprintf("%q: only %s take @* (every tenant), each named in full", p, strings.Join(everyTenantActions, ", "))
+	}
+	if hasObj && (obj == "" || res+":"+verb != errand.PermWorkersLease) {
+		return fmt.Sprintf("%q: only workers:lease takes an object (operations) before @*", p)
 	}
 	return ""
 }
@@ -218,6 +251,9 @@ func (c *Config) validateAccess(bad func(path []string, format string, args ...a
 	if c.Audit.Retention < Duration(time.Hour) {
 		bad([]string{"audit", "retention"}, "must be at least 1h")
 	}
+	if w := c.Audit.FailureWindow; w < Duration(time.Second) || w > Duration(time.Hour) {
+		bad([]string{"audit", "failure_window"}, "must be between 1s and 1h")
+	}
 }
 
 func (c *Config) checkRoles(roles []string, path []string, bad func(path []string, format string, args ...any)) {
@@ -235,6 +271,9 @@ func (c *Config) validateIssuer(j *JWTIssuer, path []string, bad func(path []str
 	at := func(f string) []string { return append(slices.Clone(path), f) }
 	if j.Issuer == "" {
 		bad(at("issuer"), "required")
+	}
+	if strings.Contains(j.Issuer, "#") {
+		bad(at("issuer"), "%q: an issuer has no fragment (#)", j.Issuer)
 	}
 	if j.Issuer == c.Auth.OAuth.Issuer {
 		bad(at("issuer"), "%q is errand's own issuer (auth.oauth.issuer)", j.Issuer)

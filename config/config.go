@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -202,31 +203,31 @@ func (c *Config) applyDefaults() {
 	c.Log.Level = or(c.Log.Level, "info")
 	c.Log.Format = or(c.Log.Format, "json")
 	if c.HTTP.MaxBodyBytes == 0 {
-		c.HTTP.MaxBodyBytes = 1 << 20
+		c.HTTP.MaxBodyBytes = errand.DefaultMaxBodyBytes
 	}
-	c.HTTP.MaxWait = orD(c.HTTP.MaxWait, 60*time.Second)
+	c.HTTP.MaxWait = orD(c.HTTP.MaxWait, errand.DefaultMaxWait)
 	c.HTTP.ReadHeaderTimeout = orD(c.HTTP.ReadHeaderTimeout, 10*time.Second)
 	c.HTTP.IdleTimeout = orD(c.HTTP.IdleTimeout, 120*time.Second)
 	c.HTTP.ShutdownTimeout = orD(c.HTTP.ShutdownTimeout, 30*time.Second)
 	c.HTTP.PageBytes = cmp.Or(c.HTTP.PageBytes, errand.DefaultPageBytes)
 	c.HTTP.ReplayBytes = cmp.Or(c.HTTP.ReplayBytes, errand.DefaultReplayBytes)
 	c.HTTP.StreamBufferBytes = cmp.Or(c.HTTP.StreamBufferBytes, errand.DefaultStreamBufferBytes)
-	c.HTTP.ListTimeout = orD(c.HTTP.ListTimeout, 5*time.Second)
-	c.Workers.DefaultLease = orD(c.Workers.DefaultLease, 60*time.Second)
-	c.Workers.MaxLease = orD(c.Workers.MaxLease, time.Hour)
+	c.HTTP.ListTimeout = orD(c.HTTP.ListTimeout, errand.DefaultListTimeout)
+	c.Workers.DefaultLease = orD(c.Workers.DefaultLease, errand.DefaultLease)
+	c.Workers.MaxLease = orD(c.Workers.MaxLease, errand.DefaultMaxLease)
 	if c.Workers.MaxJobs == 0 {
-		c.Workers.MaxJobs = 1000
+		c.Workers.MaxJobs = errand.DefaultMaxLeaseJobs
 	}
-	c.Webhooks.Timeout = orD(c.Webhooks.Timeout, 10*time.Second)
+	c.Webhooks.Timeout = orD(c.Webhooks.Timeout, errand.DefaultWebhookTimeout)
 	if c.Webhooks.Concurrency == 0 {
-		c.Webhooks.Concurrency = 16
+		c.Webhooks.Concurrency = errand.DefaultWebhookConcurrency
 	}
-	c.Webhooks.DisableAfter = orD(c.Webhooks.DisableAfter, 5*24*time.Hour)
-	c.Webhooks.Retention = orD(c.Webhooks.Retention, 30*24*time.Hour)
-	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, 24*time.Hour)
+	c.Webhooks.DisableAfter = orD(c.Webhooks.DisableAfter, errand.DefaultWebhookDisableAfter)
+	c.Webhooks.Retention = orD(c.Webhooks.Retention, errand.DefaultWebhookRetention)
+	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, errand.DefaultRotationOverlap)
 	c.accessDefaults()
 	if c.Artifacts.MaxBytes == 0 {
-		c.Artifacts.MaxBytes = 100 << 20
+		c.Artifacts.MaxBytes = errand.DefaultMaxArtifactBytes
 	}
 	for _, op := range c.Operations {
 		if op != nil && op.Handler.Type == "" {
@@ -291,7 +292,7 @@ type Duration time.Duration
 func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		var n float64
-		if _, err := fmt.Sscanf(days, "%g", &n); err == nil && n >= 0 {
+		if _, err := fmt.Sscanf(days, "%g", &n); err == nil && n >= 0 && n*24*float64(time.Hour) < math.MaxInt64 {
 			return time.Duration(n * 24 * float64(time.Hour)), nil
 		}
 	}

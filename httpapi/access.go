@@ -31,7 +31,7 @@ type access struct {
 // Tokens are never accepted in the URL: URLs end up in logs and histories.
 func (a *access) authenticate(allowTicket bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), keyAccess, a)
+		ctx := r.Context()
 		if a.dev {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, keyPrincipal, errand.DevPrincipal)))
 			return
@@ -70,28 +70,59 @@ func (a *access) principal(r *http.Request, allowTicket bool) (errand.Principal,
 	return a.auth.Authenticate(r.Context(), strings.TrimSpace(token))
 }
 
-// failed records a failed authentication.
+// failed records a failed authentication: counted per source, so a flood of
+// bad tokens writes a few entries a minute (audit.Log.Failure).
 func (a *access) failed(r *http.Request, err error) {
 	if a.audit == nil || errand.ErrorCode(err) != errand.EUNAUTHORIZED {
 		return
 	}
-	a.audit.Record(errand.AuditEntry{Action: "authenticate", Resource: r.Method + " " + r.URL.Path,
+	a.audit.Failure(errand.AuditEntry{Action: "authenticate", Resource: r.Method + " " + r.URL.Path,
 		Outcome: errand.AuditFailed, Status: http.StatusUnauthorized, Detail: errand.ErrorMessage(err),
-		RequestID: requestID(r.Context()), Remote: remoteIP(r)})
+		RequestID: requestID(r.Context()), Remote: remoteIP(r)}, r.Pattern)
 }
 
-// accessOf is the request's access, set by authenticate.
-func accessOf(ctx context.Context) *access {
-	a, _ := ctx.Value(keyAccess).(*access)
-	return a
+// bindStream returns the context an event stream opened by r runs in: it ends
+// with parent, or when the credential of r's principal ends (its key revoked,
+// its token expired), with context.Cause saying so (see credentialEnded).
+func (a *access) bindStream(parent context.Context, r *http.Request) (context.Context, context.CancelFunc) {
+	if a.dev || a.auth == nil {
+		return context.WithCancel(parent)
+	}
+	p := principal(r)
+	return a.auth.Bind(parent, &p)
+}
+
+// credentialEnded is why ctx (from bindStream) ended when the principal's
+// credential ended, or nil.
+func credentialEnded(ctx context.Context) *errand.Error {
+	var e *errand.Error
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &e) && e.Code == errand.EUNAUTHORIZED {
+		return e
+	}
+	return nil
+}
+
+// handle adapts fn: an error it returns is answered as a problem (fail), so
+// each handler reads as its logic.
+func (a *access) handle(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+// fail answers err as a problem and records a refusal in the audit log.
+func (a *access) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.recordDenial(r, err, Problem(err).Status)
+	writeError(w, r, a.log, err)
 }
 
 // recordDenial writes a refusal (403, or a 404 that hides another tenant's
-// resource) to the audit log; writeError calls it for every error it answers.
-func recordDenial(r *http.Request, err error, status int) {
+// resource) to the audit log; fail calls it for every error it answers.
+func (a *access) recordDenial(r *http.Request, err error, status int) {
 	var e *errand.Error
-	a := accessOf(r.Context())
-	if a == nil || a.audit == nil || !errors.As(err, &e) || e.Action == "" {
+	if a.audit == nil || !errors.As(err, &e) || e.Action == "" {
 		return
 	}
 	p := principal(r)
@@ -101,9 +132,8 @@ func recordDenial(r *http.Request, err error, status int) {
 
 // recordAct writes an administrative act to the audit log and waits for it to
 // be committed.
-func recordAct(r *http.Request, action, resource, detail string) {
-	a := accessOf(r.Context())
-	if a == nil || a.audit == nil {
+func (a *access) recordAct(r *http.Request, action, resource, detail string) {
+	if a.audit == nil {
 		return
 	}
 	p := principal(r)
@@ -132,13 +162,12 @@ type streamLimiter struct {
 }
 
 // acquire takes a stream slot for the request's principal; release gives it back.
-func acquireStream(r *http.Request) (release func(), err error) {
-	a := accessOf(r.Context())
-	if a == nil || a.streams == nil || a.streams.max <= 0 {
+func (a *access) acquireStream(r *http.Request) (release func(), err error) {
+	if a.streams == nil || a.streams.max <= 0 {
 		return func() {}, nil
 	}
 	l, p := a.streams, principal(r)
-	key := p.Tenant + "\x00" + p.Subject
+	key := p.Tenant + "\x00" + p.ID
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[key] >= l.max {

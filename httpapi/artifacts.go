@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -12,30 +11,29 @@ import (
 	"github.com/errandhq/errand/queue"
 )
 
-func handlePutArtifact(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, err := q.AddArtifact(r.Context(), r.PathValue("lease_id"), r.PathValue("name"), r.Header.Get("Content-Type"), r.Body)
+func handlePutArtifact(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
+		a, err := leasing(r, q).AddArtifact(r.Context(), r.PathValue("lease_id"), r.PathValue("name"), r.Header.Get("Content-Type"), r.Body)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			err = errand.Errorf(errand.ETOOLARGE, "the artifact is larger than the limit of %d bytes", tooBig.Limit)
 		}
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		w.Header().Set("Location", a.URL)
 		encode(w, http.StatusCreated, a)
+		return nil
 	})
 }
 
 // handleGetArtifact serves an artifact with its type and length, Range requests
 // and conditional GETs (http.ServeContent).
-func handleGetArtifact(log *slog.Logger, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleGetArtifact(acc *access, jobs *job.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		a, f, err := jobs.Artifact(r.Context(), principal(r), r.PathValue("id"), r.PathValue("name"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		defer f.Close()
 		h := w.Header()
@@ -45,5 +43,6 @@ func handleGetArtifact(log *slog.Logger, jobs *job.Service) http.Handler {
 		h.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": a.Name}))
 		h.Set("ETag", strconv.Quote(a.SHA256))
 		http.ServeContent(w, r, a.Name, f.ModTime(), f)
+		return nil
 	})
 }

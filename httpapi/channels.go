@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -26,49 +25,46 @@ type published struct {
 	Time    time.Time `json:"time"`
 }
 
-func handlePublish(log *slog.Logger, chans *channel.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handlePublish(acc *access, chans *channel.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[publishRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		e, err := chans.Publish(r.Context(), principal(r), r.PathValue("channel"), req.Type, req.Data)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusAccepted, published{ID: e.Cursor(), Channel: e.Stream, Time: e.Time})
+		return nil
 	})
 }
 
 // handleChannelEvents streams a channel (SSE) or pages its history (JSON).
-func handleChannelEvents(log *slog.Logger, chans *channel.Service, store storage.Reader, hub *event.Hub, streams context.Context, c *Config) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleChannelEvents(acc *access, chans *channel.Service, store storage.Reader, hub *event.Hub, streams context.Context, c *Config) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		name, p := r.PathValue("channel"), principal(r)
 		after, err := resumeCursor(r)
 		if err == nil {
 			_, err = chans.Subscribable(p, name)
 		}
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if wantsSSE(r) {
-			serveSSE(w, r, log, c.follow(store, hub, p.Tenant, name, after), streams)
-			return
+			serveSSE(w, r, acc, c.follow(store, hub, p.Tenant, name, after), streams)
+			return nil
 		}
 		limit, err := pageLimit(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		events, err := chans.History(r.Context(), p, name, after, limit)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeEvents(w, events, limit, chans.PageBytes())
+		return nil
 	})
 }
 

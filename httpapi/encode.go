@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/jsonguard"
 )
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -163,8 +165,15 @@ func decode[T any](r *http.Request, allowEmpty bool) (T, error) {
 	return v, unmarshalStrict(b, &v)
 }
 
-// unmarshalStrict decodes b into v and explains what is wrong.
+// unmarshalStrict decodes b into v and explains what is wrong. b is checked
+// first, in one pass, against errand's rules for JSON (jsonguard: nesting,
+// UTF-8, duplicate names, number range, exact field names, no NUL in what
+// becomes text), which cover the JSON inside it that is stored as it came
+// (job input, results, event data).
 func unmarshalStrict(b []byte, v any) error {
+	if err := jsonguard.Check(b, jsonguard.ShapeOf(reflect.TypeOf(v).Elem())); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

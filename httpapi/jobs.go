@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/jsonguard"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -26,7 +26,7 @@ type submitRequest struct {
 	Priority       *int              `json:"priority"`
 	MaxAttempts    *int              `json:"max_attempts"`
 	TimeoutSeconds *int              `json:"timeout_seconds"`
-	Metadata       map[string]string `json:"metadata"`
+	Metadata       map[string]string `json:"metadata" nul:"allow"` // stored as a JSON document, not text
 }
 
 func (s *submitRequest) params(r *http.Request) (job.SubmitParams, error) {
@@ -51,48 +51,44 @@ func (s *submitRequest) params(r *http.Request) (job.SubmitParams, error) {
 	return sp, nil
 }
 
-func handleSubmit(log *slog.Logger, jobs *job.Service, c *Config) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleSubmit(acc *access, jobs *job.Service, c *Config) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[submitRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		sp, err := req.params(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		submit(w, r, log, jobs, c, sp)
+		return submit(w, r, jobs, c, sp)
 	})
 }
 
 // handleRouteSubmit serves an operation mounted at its own path: the body is the input.
-func handleRouteSubmit(log *slog.Logger, jobs *job.Service, c *Config, operation string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRouteSubmit(acc *access, jobs *job.Service, c *Config, operation string) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		body, err := readBody(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
-			var v any
-			writeError(w, r, log, jsonError(json.Unmarshal(body, &v)))
-			return
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := jsonguard.Check(body, nil); err != nil {
+				return err
+			}
 		}
-		submit(w, r, log, jobs, c, job.SubmitParams{Operation: operation, Input: bytes.TrimSpace(body),
+		return submit(w, r, jobs, c, job.SubmitParams{Operation: operation, Input: bytes.TrimSpace(body),
 			IdempotencyKey: r.Header.Get("Idempotency-Key")})
 	})
 }
 
 // submit creates the job and answers 202, or 200 with the finished job when the
 // client (or the operation's default) waits and the job finishes in time.
-func submit(w http.ResponseWriter, r *http.Request, log *slog.Logger, jobs *job.Service, c *Config, sp job.SubmitParams) {
+func submit(w http.ResponseWriter, r *http.Request, jobs *job.Service, c *Config, sp job.SubmitParams) error {
 	p := principal(r)
 	j, replayed, err := jobs.Submit(r.Context(), p, sp)
 	if err != nil {
-		writeError(w, r, log, err)
-		return
+		return err
 	}
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -102,8 +98,7 @@ func submit(w http.ResponseWriter, r *http.Request, log *slog.Logger, jobs *job.
 	wait := pref.waitFor(op.Wait, c.MaxWait)
 	if wait > 0 && !j.Status.Terminal() {
 		if j, err = jobs.Wait(r.Context(), p, j.ID, wait); err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 	}
 	w.Header().Set("Location", j.Path())
@@ -114,6 +109,7 @@ func submit(w http.ResponseWriter, r *http.Request, log *slog.Logger, jobs *job.
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	}
 	writeJob(w, j, http.StatusAccepted)
+	return nil
 }
 
 // writeJob answers with the job: 200 when finished, else the given status with a
@@ -138,8 +134,8 @@ func retryAfter(j *errand.Job) int {
 	return 1
 }
 
-func handleGetJob(log *slog.Logger, jobs *job.Service, c *Config) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleGetJob(acc *access, jobs *job.Service, c *Config) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p := principal(r)
 		pref := parsePrefer(r.Header)
 		var j *errand.Job
@@ -150,10 +146,10 @@ func handleGetJob(log *slog.Logger, jobs *job.Service, c *Config) http.Handler {
 			j, err = jobs.Get(r.Context(), p, r.PathValue("id"))
 		}
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJob(w, j, http.StatusOK)
+		return nil
 	})
 }
 
@@ -176,19 +172,17 @@ func (l jobList) appendParts(b []byte, flush func([]byte) []byte) []byte {
 	return append(b, '}')
 }
 
-func handleListJobs(log *slog.Logger, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleListJobs(acc *access, jobs *job.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		lp := job.ListParams{Operation: q.Get("operation"), Status: errand.Status(q.Get("status")), Cursor: q.Get("cursor")}
 		var err error
 		if lp.Limit, err = intParam(q.Get("limit")); err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		list, next, err := jobs.List(r.Context(), principal(r), lp)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out := jobList{Jobs: list}
 		if out.Jobs == nil {
@@ -198,6 +192,7 @@ func handleListJobs(log *slog.Logger, jobs *job.Service) http.Handler {
 			out.NextCursor = &next
 		}
 		encode(w, http.StatusOK, out)
+		return nil
 	})
 }
 
@@ -212,39 +207,39 @@ func intParam(s string) (int, error) {
 	return n, nil
 }
 
-func handleCancelJob(log *slog.Logger, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleCancelJob(acc *access, jobs *job.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		j, err := jobs.Cancel(r.Context(), principal(r), r.PathValue("id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, errand.PermJobsCancel, j.ID, "operation="+j.Operation)
+		acc.recordAct(r, errand.PermJobsCancel, j.ID, "operation="+j.Operation)
 		encode(w, http.StatusOK, j)
+		return nil
 	})
 }
 
-func handleRetryJob(log *slog.Logger, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRetryJob(acc *access, jobs *job.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		j, err := jobs.Retry(r.Context(), principal(r), r.PathValue("id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, errand.PermJobsRetry, j.ID, "operation="+j.Operation)
+		acc.recordAct(r, errand.PermJobsRetry, j.ID, "operation="+j.Operation)
 		w.Header().Set("Location", j.Path())
 		encode(w, http.StatusAccepted, j)
+		return nil
 	})
 }
 
-func handleDeleteJob(log *slog.Logger, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleDeleteJob(acc *access, jobs *job.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if err := jobs.Delete(r.Context(), principal(r), r.PathValue("id")); err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, errand.PermJobsDelete, r.PathValue("id"), "")
+		acc.recordAct(r, errand.PermJobsDelete, r.PathValue("id"), "")
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
@@ -254,8 +249,8 @@ type eventList struct {
 	NextCursor *string         `json:"next_cursor"`
 }
 
-func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, hub *event.Hub, streams context.Context, c *Config) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleJobEvents(acc *access, jobs *job.Service, store storage.Reader, hub *event.Hub, streams context.Context, c *Config) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p, id := principal(r), r.PathValue("id")
 		after, err := resumeCursor(r)
 		var j *errand.Job
@@ -263,37 +258,34 @@ func handleJobEvents(log *slog.Logger, jobs *job.Service, store storage.Reader, 
 			j, err = jobs.Get(r.Context(), p, id)
 		}
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if wantsSSE(r) {
 			if j.Status.Terminal() {
 				rest, err := jobs.Events(r.Context(), p, id, errand.FormatCursor(after), 1)
 				if err != nil {
-					writeError(w, r, log, err)
-					return
+					return err
 				}
 				if len(rest) == 0 {
 					w.WriteHeader(http.StatusNoContent) // finished and fully seen: EventSource stops reconnecting
-					return
+					return nil
 				}
 			}
 			f := c.follow(store, hub, p.Tenant, id, after)
 			f.Until = terminal
-			serveSSE(w, r, log, f, streams)
-			return
+			serveSSE(w, r, acc, f, streams)
+			return nil
 		}
 		limit, err := pageLimit(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		events, err := jobs.Events(r.Context(), p, id, errand.FormatCursor(after), limit)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeEvents(w, events, limit, jobs.PageBytes())
+		return nil
 	})
 }
 
@@ -323,16 +315,14 @@ func (l submittedList) AppendJSON(b []byte) []byte {
 
 // handleSubmitBatch stores many jobs with one commit; each is accepted or
 // refused on its own (202 when at least one was accepted, else 422).
-func handleSubmitBatch(log *slog.Logger, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleSubmitBatch(acc *access, jobs *job.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[batchSubmit](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if len(req.Jobs) == 0 || len(req.Jobs) > job.MaxBatch {
-			writeError(w, r, log, errand.Errorf(errand.EINVALID, "a batch holds 1 to %d jobs", job.MaxBatch))
-			return
+			return errand.Errorf(errand.EINVALID, "a batch holds 1 to %d jobs", job.MaxBatch)
 		}
 		res := make([]submitted, len(req.Jobs))
 		var sps []job.SubmitParams
@@ -350,13 +340,12 @@ func handleSubmitBatch(log *slog.Logger, jobs *job.Service) http.Handler {
 		if len(sps) > 0 {
 			out, errs, err := jobs.SubmitMany(r.Context(), principal(r), sps)
 			if err != nil {
-				writeError(w, r, log, err)
-				return
+				return err
 			}
 			for k, i := range at {
 				if errs[k] != nil {
 					res[i].Error = Problem(errs[k])
-					recordDenial(r, errs[k], res[i].Error.Status)
+					acc.recordDenial(r, errs[k], res[i].Error.Status)
 					continue
 				}
 				res[i].Job = out[k]
@@ -368,5 +357,6 @@ func handleSubmitBatch(log *slog.Logger, jobs *job.Service) http.Handler {
 			status = http.StatusUnprocessableEntity
 		}
 		encode(w, status, submittedList(res))
+		return nil
 	})
 }

@@ -2,7 +2,7 @@ package httpapi
 
 import (
 	"errors"
-	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"time"
@@ -20,69 +20,76 @@ type keyRequest struct {
 	ExpiresInSeconds int64    `json:"expires_in_seconds"`
 }
 
+// secondsDuration is n seconds as a Duration, saturated at the largest one
+// either way instead of wrapping around (1e11 seconds is 3,170 years; a
+// Duration holds 292), so the service's bounds see what the client asked.
+func secondsDuration(n int64) time.Duration {
+	const most = int64(math.MaxInt64 / time.Second)
+	return time.Duration(min(max(n, -most), most)) * time.Second
+}
+
 // createdKey is a new key with its token, shown this once.
 type createdKey struct {
 	*errand.APIKey
 	Token string `json:"token"`
 }
 
-func handleCreateKey(log *slog.Logger, au *auth.Authenticator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleCreateKey(acc *access, au *auth.Authenticator) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[keyRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		p := principal(r)
 		k, token, err := au.CreateKey(r.Context(), &p, auth.KeyInput{Name: req.Name, Roles: req.Roles, Tenant: req.Tenant,
-			ExpiresIn: time.Duration(req.ExpiresInSeconds) * time.Second})
+			ExpiresIn: secondsDuration(req.ExpiresInSeconds)})
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "keys:create", k.ID, "name="+k.Name)
+		acc.recordAct(r, "keys:create", k.ID, "name="+k.Name)
 		encode(w, http.StatusCreated, createdKey{k, token})
+		return nil
 	})
 }
 
-func handleListKeys(log *slog.Logger, au *auth.Authenticator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleListKeys(acc *access, au *auth.Authenticator) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p := principal(r)
 		keys, err := au.ListKeys(r.Context(), &p)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if keys == nil {
 			keys = []*errand.APIKey{}
 		}
 		encode(w, http.StatusOK, map[string]any{"keys": keys})
+		return nil
 	})
 }
 
-func handleRevokeKey(log *slog.Logger, au *auth.Authenticator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRevokeKey(acc *access, au *auth.Authenticator) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p := principal(r)
 		k, err := au.RevokeKey(r.Context(), &p, r.PathValue("id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "keys:revoke", k.ID, "name="+k.Name)
+		acc.recordAct(r, "keys:revoke", k.ID, "name="+k.Name)
 		encode(w, http.StatusOK, k)
+		return nil
 	})
 }
 
-func handleRotateSigningKey(log *slog.Logger, au *auth.Authenticator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRotateSigningKey(acc *access, au *auth.Authenticator) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p := principal(r)
 		kid, err := au.RotateKey(r.Context(), &p)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "keys:rotate-signing-key", kid, "")
+		acc.recordAct(r, "keys:rotate-signing-key", kid, "")
 		encode(w, http.StatusOK, map[string]string{"kid": kid})
+		return nil
 	})
 }
 
@@ -97,8 +104,8 @@ func handleJWKS(au *auth.Authenticator) http.Handler {
 // handleToken is the OAuth 2.0 token endpoint, client-credentials grant
 // (RFC 6749 §4.4): form-encoded, client secret basic or post. Its errors are
 // RFC 6749 §5.2 JSON, which OAuth clients parse, not problems.
-func handleToken(log *slog.Logger, au *auth.Authenticator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleToken(acc *access, au *auth.Authenticator) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
 		tok, err := exchange(r, au)
@@ -108,16 +115,18 @@ func handleToken(log *slog.Logger, au *auth.Authenticator) http.Handler {
 			if oe.Status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Basic realm="errand"`)
 			}
-			if a := accessOf(r.Context()); a != nil && a.audit != nil {
-				a.audit.Record(errand.AuditEntry{Action: "oauth:token", Resource: r.PostForm.Get("client_id"),
-					Outcome: errand.AuditFailed, Status: oe.Status, Detail: oe.Error(), RequestID: requestID(r.Context()), Remote: remoteIP(r)})
+			if acc.audit != nil {
+				acc.audit.Failure(errand.AuditEntry{Action: "oauth:token", Resource: r.PostForm.Get("client_id"),
+					Outcome: errand.AuditFailed, Status: oe.Status, Detail: oe.Error(), RequestID: requestID(r.Context()), Remote: remoteIP(r)},
+					r.Pattern)
 			}
 			encode(w, oe.Status, oe)
 		case err != nil:
-			writeError(w, r, log, err)
+			acc.fail(w, r, err)
 		default:
 			encode(w, http.StatusOK, tok)
 		}
+		return nil
 	})
 }
 
@@ -154,15 +163,15 @@ type ticket struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func handleTicket(log *slog.Logger, au *auth.Authenticator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleTicket(acc *access, au *auth.Authenticator) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p := principal(r)
 		t, exp, err := au.IssueTicket(r.Context(), &p)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusCreated, ticket{t, exp})
+		return nil
 	})
 }
 
@@ -178,24 +187,23 @@ type auditPage struct {
 	NextCursor string               `json:"next_cursor,omitempty"`
 }
 
-func handleAudit(log *slog.Logger, l *audit.Log) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleAudit(acc *access, l *audit.Log) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		limit, err := intParam(q.Get("limit"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		p := principal(r)
 		page, err := l.List(r.Context(), &p, audit.Query{Action: q.Get("action"), Subject: q.Get("subject"),
 			Outcome: q.Get("outcome"), After: q.Get("after"), Before: q.Get("before"), Limit: limit})
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if page.Entries == nil {
 			page.Entries = []*errand.AuditEntry{}
 		}
 		encode(w, http.StatusOK, auditPage{page.Entries, page.Next})
+		return nil
 	})
 }

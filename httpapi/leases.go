@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
 
 	"github.com/errandhq/errand"
@@ -21,41 +20,36 @@ func (l leaseList) appendParts(b []byte, flush func([]byte) []byte) []byte {
 	return append(b, '}')
 }
 
-func handleLease(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleLease(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		lp, err := decode[queue.LeaseParams](r, false)
-		if err == nil {
-			err = mayLease(principal(r), lp.Operations)
-		}
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		leases, err := q.Lease(r.Context(), lp)
+		leases, err := leasing(r, q).Lease(r.Context(), lp)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if leases == nil {
 			leases = []errand.Lease{}
 		}
 		encode(w, http.StatusOK, leaseList{leases})
+		return nil
 	})
 }
 
-func handleHeartbeat(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleHeartbeat(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		hp, err := decode[queue.HeartbeatParams](r, true)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		res, err := q.Heartbeat(r.Context(), r.PathValue("lease_id"), hp)
+		res, err := leasing(r, q).Heartbeat(r.Context(), r.PathValue("lease_id"), hp)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, res)
+		return nil
 	})
 }
 
@@ -64,19 +58,18 @@ type completeRequest struct {
 	Result json.RawMessage `json:"result"`
 }
 
-func handleComplete(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleComplete(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		cr, err := decode[completeRequest](r, true)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		j, err := q.Complete(r.Context(), r.PathValue("lease_id"), cr.Result)
+		j, err := leasing(r, q).Complete(r.Context(), r.PathValue("lease_id"), cr.Result)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, j)
+		return nil
 	})
 }
 
@@ -135,17 +128,15 @@ func appendOutcome(b []byte, more bool, j *errand.Job, p *errand.Problem) []byte
 	return append(b, '}')
 }
 
-func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleCompleteBatch(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		br, err := decode[batchRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		outcomes, err := q.CompleteBatch(r.Context(), br.Completions)
+		outcomes, err := leasing(r, q).CompleteBatch(r.Context(), br.Completions)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		res := make([]batchResult, len(outcomes))
 		for i, o := range outcomes {
@@ -153,6 +144,7 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 			switch {
 			case o.Err != nil:
 				res[i].Error = Problem(o.Err)
+				acc.recordDenial(r, o.Err, res[i].Error.Status) // another tenant's lease, say
 			case br.Brief:
 				res[i].JobID, res[i].Status = o.Job.ID, o.Job.Status
 			default:
@@ -160,52 +152,49 @@ func handleCompleteBatch(log *slog.Logger, q *queue.Queue) http.Handler {
 			}
 		}
 		encode(w, http.StatusOK, batchResults(res))
+		return nil
 	})
 }
 
-func handleFail(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleFail(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		fp, err := decode[queue.FailParams](r, true)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		j, err := q.Fail(r.Context(), r.PathValue("lease_id"), fp)
+		j, err := leasing(r, q).Fail(r.Context(), r.PathValue("lease_id"), fp)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, j)
+		return nil
 	})
 }
 
-func handleRelease(log *slog.Logger, q *queue.Queue) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		j, err := q.Release(r.Context(), r.PathValue("lease_id"))
+func handleRelease(acc *access, q *queue.Queue) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
+		j, err := leasing(r, q).Release(r.Context(), r.PathValue("lease_id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, j)
+		return nil
 	})
 }
 
-// mayLease checks that p may lease every operation it asks for.
-func mayLease(p errand.Principal, ops []string) error {
-	for _, op := range ops {
-		if !p.Can(errand.PermWorkersLease, op) {
-			return errand.Deny(errand.PermWorkersLease, op)
-		}
-	}
-	return nil
+// leasing is the queue as r's principal may use it: its own tenant's jobs of
+// the operations it may lease, every tenant's of those it may lease with an
+// operator-level workers:lease:…@*. A lease of any other job is not held.
+func leasing(r *http.Request, q *queue.Queue) *queue.Queue {
+	return q.For(queue.ScopeOf(principal(r)))
 }
 
 // worker lets only principals that may lease some operation act on leases.
 // The lease id (with its 128-bit token) is what names the job.
-func worker(next http.Handler) http.Handler {
+func worker(acc *access, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := principal(r); !p.CanAny(errand.PermWorkersLease) {
-			writeError(w, r, slog.Default(), errand.Deny(errand.PermWorkersLease, r.URL.Path))
+			acc.fail(w, r, errand.Deny(errand.PermWorkersLease, errand.RedactLeases(r.URL.Path)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -5,10 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/errandhq/errand"
 )
@@ -18,7 +22,6 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
-	keyAccess
 )
 
 func requestID(ctx context.Context) string {
@@ -61,7 +64,7 @@ func observe(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
-		if len(id) == 0 || len(id) > 64 {
+		if len(id) == 0 || len(id) > 64 || !printableASCII(id) { // it is logged and audited as text
 			var b [8]byte
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
@@ -81,21 +84,139 @@ func observe(log *slog.Logger, next http.Handler) http.Handler {
 				level = slog.LevelInfo
 			}
 			log.LogAttrs(r.Context(), level, "request", slog.String("request_id", id),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("method", r.Method), slog.String("path", errand.RedactLeases(r.URL.Path)),
 				slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
 		}()
 		next.ServeHTTP(rec, r)
 	})
 }
 
-// limitBody caps request bodies at n bytes.
+// limitBody caps request bodies at n bytes. A body over the cap is answered
+// 413 — but first read and thrown away, up to drainLimit bytes and for at
+// most drainTime: clients that send the whole body before they read the
+// answer (Python's urllib and requests, curl without Expect) would otherwise
+// see the connection reset under them instead of the problem, as nginx's
+// lingering close avoids.
 func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := &cappedBody{ReadCloser: r.Body, left: n, limit: n}
 		if r.ContentLength > n {
+			body.drain(w)
 			writeError(w, r, slog.Default(), errand.Errorf(errand.ETOOLARGE, "the body is larger than %d bytes", n))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, n)
+		r.Body = body
+		next.ServeHTTP(&drainOnTooLarge{ResponseWriter: w, body: body}, r)
+	})
+}
+
+// Draining an oversized body: at most this much, for at most this long.
+const (
+	drainLimit = 64 << 20
+	drainTime  = 10 * time.Second
+)
+
+// cappedBody is a request body that fails reads past its limit with
+// *http.MaxBytesError (as http.MaxBytesReader does) and can drain the rest.
+type cappedBody struct {
+	io.ReadCloser
+	left, limit int64
+	over        bool
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.over {
+		return 0, &http.MaxBytesError{Limit: b.limit}
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if int64(n) > b.left {
+		b.over = true
+		return int(b.left), &http.MaxBytesError{Limit: b.limit}
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+// drain reads what the client still sends (bounded) and marks the answer as
+// the connection's last.
+func (b *cappedBody) drain(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainTime))
+	_, _ = io.CopyN(io.Discard, b.ReadCloser, drainLimit)
+}
+
+// drainOnTooLarge drains the body before the head of a 413 goes out.
+type drainOnTooLarge struct {
+	http.ResponseWriter
+	body *cappedBody
+}
+
+func (d *drainOnTooLarge) WriteHeader(code int) {
+	if code == http.StatusRequestEntityTooLarge && d.body.over {
+		d.body.drain(d.ResponseWriter)
+	}
+	d.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines, hijack).
+func (d *drainOnTooLarge) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+// plainText refuses a request whose path or query holds a control character
+// (NUL above all) or bytes that are not UTF-8. No name or id errand keeps has
+// them, and PostgreSQL cannot compare text with them: the query would fail,
+// and with it the group commit it ran in, or the audit entry naming the path.
+func plainText(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !plainString(r.URL.Path) || !plainQuery(r.URL.RawQuery) {
+			writeError(w, r, log, errand.Errorf(errand.EINVALID,
+				"the path and query must be UTF-8 text without control characters"))
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// plainString reports whether s is UTF-8 without control characters.
+func plainString(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// plainQuery reports whether every name and value of a raw query is plain
+// text; a query that does not parse is left to the handler.
+func plainQuery(raw string) bool {
+	if printableASCII(raw) && !strings.Contains(raw, "%") {
+		return true
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return true
+	}
+	for k, vs := range q {
+		if !plainString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !plainString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/errandhq/errand"
@@ -17,27 +16,31 @@ func handleHealth() http.Handler {
 	})
 }
 
-func handleReady(log *slog.Logger, s storage.Store) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleReady(acc *access, s storage.Store) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if err := ready(r.Context(), s); err != nil {
-			log.Warn("not ready", "err", err)
-			writeError(w, r, log, errand.Errorf(errand.EUNAVAILABLE, "the store does not answer"))
-			return
+			acc.log.Warn("not ready", "err", err)
+			reason := "the store does not answer"
+			if errand.ErrorCode(err) == errand.ESTORAGEFULL {
+				reason = "writes fail: the store has no space left (storage_full); ready again once space is freed"
+			}
+			return errand.Errorf(errand.EUNAVAILABLE, "%s", reason)
 		}
 		encode(w, http.StatusOK, map[string]string{"status": "ready"})
+		return nil
 	})
 }
 
-func handleNotFound(log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, log, errand.Errorf(errand.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+func handleNotFound(acc *access) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return errand.Errorf(errand.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
 	})
 }
 
-func handleMethodNotAllowed(log *slog.Logger, allow string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleMethodNotAllowed(acc *access, allow string) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", allow)
-		writeError(w, r, log, errand.Errorf(errand.EMETHODNOTALLOWED, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+		return errand.Errorf(errand.EMETHODNOTALLOWED, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
 	})
 }
 
@@ -70,7 +73,7 @@ func seesOperation(p *errand.Principal, name string) bool {
 	return p.Can(errand.PermJobsSubmit, name) || p.Can(errand.PermWorkersLease, name)
 }
 
-func handleListOperations(log *slog.Logger, jobs *job.Service) http.Handler {
+func handleListOperations(acc *access, jobs *job.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := principal(r)
 		out := []operationView{}
@@ -83,8 +86,8 @@ func handleListOperations(log *slog.Logger, jobs *job.Service) http.Handler {
 	})
 }
 
-func handleGetOperation(log *slog.Logger, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleGetOperation(acc *access, jobs *job.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p, name := principal(r), r.PathValue("name")
 		op, err := jobs.Operation(name)
 		if err == nil && !seesOperation(&p, name) {
@@ -92,8 +95,7 @@ func handleGetOperation(log *slog.Logger, jobs *job.Service) http.Handler {
 				errand.PermJobsSubmit, name)
 		}
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		v := viewOperation(op)
 		// The signing secret is the operator's: only key managers see it.
@@ -101,5 +103,6 @@ func handleGetOperation(log *slog.Logger, jobs *job.Service) http.Handler {
 			v.SigningSecret = op.Handler.Secret
 		}
 		encode(w, http.StatusOK, v)
+		return nil
 	})
 }

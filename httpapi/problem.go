@@ -38,6 +38,7 @@ var problems = map[string]problemKind{
 	errand.ERATELIMITED:      {http.StatusTooManyRequests, "Too many requests"},
 	errand.EQUEUEFULL:        {http.StatusServiceUnavailable, "Queue full"},
 	errand.EUNAVAILABLE:      {http.StatusServiceUnavailable, "Service unavailable"},
+	errand.ESTORAGEFULL:      {http.StatusInsufficientStorage, "Storage full"},
 	errand.EMETHODNOTALLOWED: {http.StatusMethodNotAllowed, "Method not allowed"},
 	errand.EINTERNAL:         {http.StatusInternalServerError, "Internal error"},
 }
@@ -60,7 +61,7 @@ func Problem(err error) *errand.Problem {
 }
 
 // writeError answers with err as a problem; internal errors are logged with the
-// request id.
+// request id. Handlers answer through access.fail, which also audits refusals.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	p := Problem(err)
 	if p.Code == errand.EINTERNAL {
@@ -68,9 +69,8 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			return // the client went away
 		}
 		log.ErrorContext(r.Context(), "internal error", "err", err, "request_id", requestID(r.Context()),
-			"method", r.Method, "path", r.URL.Path)
+			"method", r.Method, "path", errand.RedactLeases(r.URL.Path))
 	}
-	recordDenial(r, err, p.Status)
 	var e *errand.Error
 	if errors.As(err, &e) && e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
@@ -80,3 +80,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	writeJSON(w, p.Status, p, "application/problem+json")
 }
+
+// handlerFunc is a handler that returns its failure instead of answering it
+// (see access.handle). It returns an error only before it has written anything.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error

@@ -6,6 +6,7 @@ package httpapi
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -53,10 +54,10 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.MaxBodyBytes = cmp.Or(out.MaxBodyBytes, 1<<20)
-	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
-	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
-	out.CORSMaxAge = cmp.Or(out.CORSMaxAge, 10*time.Minute)
+	out.MaxBodyBytes = cmp.Or(out.MaxBodyBytes, errand.DefaultMaxBodyBytes)
+	out.MaxWait = cmp.Or(out.MaxWait, errand.DefaultMaxWait)
+	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, errand.DefaultMaxArtifactBytes)
+	out.CORSMaxAge = cmp.Or(out.CORSMaxAge, errand.DefaultCORSMaxAge)
 	out.ReplayBytes = cmp.Or(out.ReplayBytes, errand.DefaultReplayBytes)
 	out.StreamBufferBytes = cmp.Or(out.StreamBufferBytes, errand.DefaultStreamBufferBytes)
 	return out
@@ -84,11 +85,14 @@ type Deps struct {
 }
 
 // NewServer returns the API as one handler.
-func NewServer(d Deps, cfg *Config) http.Handler {
+func NewServer(d Deps, cfg *Config) (http.Handler, error) {
 	c := cfg.withDefaults()
+	if c.MaxBodyBytes < 1 || c.MaxArtifactBytes < 1 || c.MaxWait < 0 || c.MaxStreams < 0 || c.CORSMaxAge < 0 {
+		return nil, errors.New("http config: body and artifact limits must be positive; waits, stream limit and CORS max age not negative")
+	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d, &c)
-	return observe(d.Log, secure(cors(c.CORSOrigins, c.CORSMaxAge, mux)))
+	return observe(d.Log, secure(cors(c.CORSOrigins, c.CORSMaxAge, plainText(d.Log, mux)))), nil
 }
 
 // follow is a reader of one stream with the configured byte budgets.

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,54 +102,67 @@ func (s *connWriter) flush() error {
 	return err
 }
 
-// sseHead is the response head of a taken-over stream: no chunking, the body
-// ends when the connection does.
-const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
-	"X-Accel-Buffering: no\r\nConnection: close\r\n"
+// hijackedHead is the response head of a taken-over stream: every header the
+// middleware set (request id, security headers, CORS), no chunking, and the
+// body ends when the connection does.
+func hijackedHead(h http.Header) []byte {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	h.Set("Connection", "close")
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	fmt.Fprintf(&b, "retry: %d\n\n", sseRetry)
+	return b.Bytes()
+}
 
 // serveSSE streams f to the client until it ends or the client goes away.
 //
 // An HTTP/1.1 stream is taken over from net/http (hijacked) and handed to a
 // goroutine of its own, so the handler returns and net/http frees its
 // per-connection buffers and goroutines: an idle stream then costs one small
-// goroutine and its socket. It ends with streams (the server's shutdown). A
-// client that left is noticed on the next write, at the latest the next ping.
-func serveSSE(w http.ResponseWriter, r *http.Request, log *slog.Logger, f *event.Follow, streams context.Context) {
-	release, err := acquireStream(r)
+// goroutine and its socket. It ends with streams (the server's shutdown), or
+// when the principal's credential ends (an `event: error` frame with the
+// unauthorized problem says so). A client that left is noticed on the next
+// write, at the latest the next ping.
+func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Follow, streams context.Context) {
+	release, err := acc.acquireStream(r)
 	if err != nil {
-		writeError(w, r, log, err)
+		acc.fail(w, r, err)
 		return
 	}
 	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
 	if r.ProtoMajor == 1 && streams != nil {
 		if conn, brw, err := rc.Hijack(); err == nil {
-			head := sseHead + "X-Request-Id: " + w.Header().Get("X-Request-Id") + "\r\n\r\n" + fmt.Sprintf("retry: %d\n\n", sseRetry)
 			_ = brw // nothing more will be read: an event stream's client sends nothing
-			if _, err := conn.Write([]byte(head)); err != nil {
+			if _, err := conn.Write(hijackedHead(h)); err != nil {
 				conn.Close()
 				release()
 				return
 			}
+			ctx, unbind := acc.bindStream(streams, r)
 			go func() {
 				defer release()
 				defer conn.Close()
-				stream(streams, log, f, &connWriter{c: conn}, requestID(r.Context()))
+				defer unbind()
+				stream(ctx, acc.log, f, &connWriter{c: conn}, requestID(r.Context()))
 			}()
 			return
 		}
 	}
 	defer release()
 	_ = rc.SetReadDeadline(time.Time{}) // the server's read timeout must not end a stream
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: rc}
 	if sw.buffer(fmt.Appendf(nil, "retry: %d\n\n", sseRetry)) != nil || sw.flush() != nil {
 		return
 	}
-	stream(r.Context(), log, f, sw, requestID(r.Context()))
+	ctx, unbind := acc.bindStream(r.Context(), r)
+	defer unbind()
+	stream(ctx, acc.log, f, sw, requestID(r.Context()))
 }
 
 // stream runs f into out, with pings while idle and a reset frame when the
@@ -167,6 +182,11 @@ func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, 
 		err := f.Run(ctx)
 		reason, resume, ok := resetFor(err)
 		if !ok {
+			if e := credentialEnded(ctx); e != nil {
+				// The key was revoked or the token expired: say so, then close.
+				_ = write(endFrame(e))
+				return
+			}
 			if err != nil && ctx.Err() == nil && !isClosed(err) {
 				log.Warn("event stream ended", "stream", f.Stream, "err", err, "request_id", reqID)
 			}
@@ -193,6 +213,15 @@ func resetFor(err error) (reason string, resume int64, ok bool) {
 		return "cursor_ahead", ahead.Head, true
 	}
 	return "", 0, false
+}
+
+// endFrame is the last frame of a stream whose credential ended: an error
+// event holding the problem (code unauthorized). EventSource hands it to
+// "error" listeners as a MessageEvent with data; its reconnection is then
+// refused with 401, which ends it.
+func endFrame(e *errand.Error) []byte {
+	b, _ := json.Marshal(Problem(e))
+	return fmt.Appendf(nil, "event: error\ndata: %s\n\n", b)
 }
 
 // isClosed reports whether err is the client having gone away.

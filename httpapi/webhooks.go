@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -51,118 +50,113 @@ type recovered struct {
 	Redelivering int `json:"redelivering"`
 }
 
-func handleCreateEndpoint(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleCreateEndpoint(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[endpointRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		ep, err := hooks.Create(r.Context(), principal(r), req.input())
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		w.Header().Set("Location", "/v1/webhooks/"+ep.ID)
-		recordAct(r, "webhooks:create", ep.ID, "url="+ep.URL)
+		acc.recordAct(r, "webhooks:create", ep.ID, "url="+ep.URL)
 		encode(w, http.StatusCreated, endpointWithSecret{ep, ep.Secret})
+		return nil
 	})
 }
 
-func handleListEndpoints(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleListEndpoints(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		eps, err := hooks.List(r.Context(), principal(r))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, endpointList{eps})
+		return nil
 	})
 }
 
-func handleGetEndpoint(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleGetEndpoint(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		ep, err := hooks.Get(r.Context(), principal(r), r.PathValue("id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, ep)
+		return nil
 	})
 }
 
-func handleUpdateEndpoint(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleUpdateEndpoint(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[endpointRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		ep, err := hooks.Update(r.Context(), principal(r), r.PathValue("id"), req.input())
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "webhooks:update", ep.ID, "url="+ep.URL)
+		acc.recordAct(r, "webhooks:update", ep.ID, "url="+ep.URL)
 		encode(w, http.StatusOK, ep)
+		return nil
 	})
 }
 
-func handleDeleteEndpoint(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleDeleteEndpoint(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if err := hooks.Delete(r.Context(), principal(r), r.PathValue("id")); err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "webhooks:delete", r.PathValue("id"), "")
+		acc.recordAct(r, "webhooks:delete", r.PathValue("id"), "")
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
-func handleRotateSecret(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRotateSecret(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		ep, err := hooks.RotateSecret(r.Context(), principal(r), r.PathValue("id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "webhooks:rotate-secret", ep.ID, "")
+		acc.recordAct(r, "webhooks:rotate-secret", ep.ID, "")
 		encode(w, http.StatusOK, endpointWithSecret{ep, ep.Secret})
+		return nil
 	})
 }
 
-func handleRecover(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRecover(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decode[recoverRequest](r, false)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		n, err := hooks.Recover(r.Context(), principal(r), r.PathValue("id"), req.Since)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "webhooks:recover", r.PathValue("id"), fmt.Sprintf("%d deliveries", n))
+		acc.recordAct(r, "webhooks:recover", r.PathValue("id"), fmt.Sprintf("%d deliveries", n))
 		encode(w, http.StatusAccepted, recovered{n})
+		return nil
 	})
 }
 
 // handleListDeliveries pages deliveries: an endpoint's (GET
 // /v1/webhooks/{id}/deliveries) or, by ?job_id=, a job's (GET /v1/deliveries).
-func handleListDeliveries(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleListDeliveries(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		limit, err := intParam(q.Get("limit"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		ds, next, err := hooks.Deliveries(r.Context(), principal(r), webhook.DeliveryPage{EndpointID: r.PathValue("id"),
 			JobID: q.Get("job_id"), Status: errand.DeliveryStatus(q.Get("status")), Limit: limit, Cursor: q.Get("cursor")})
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out := deliveryList{Deliveries: ds}
 		if ds == nil {
@@ -172,47 +166,48 @@ func handleListDeliveries(log *slog.Logger, hooks *webhook.Service) http.Handler
 			out.NextCursor = &next
 		}
 		encode(w, http.StatusOK, out)
+		return nil
 	})
 }
 
-func handleGetDelivery(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleGetDelivery(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		x, err := hooks.Delivery(r.Context(), principal(r), r.PathValue("id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, x)
+		return nil
 	})
 }
 
-func handleRedeliver(log *slog.Logger, hooks *webhook.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRedeliver(acc *access, hooks *webhook.Service) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		x, err := hooks.Redeliver(r.Context(), principal(r), r.PathValue("id"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
-		recordAct(r, "webhooks:redeliver", r.PathValue("id"), "")
+		acc.recordAct(r, "webhooks:redeliver", r.PathValue("id"), "")
 		encode(w, http.StatusAccepted, x)
+		return nil
 	})
 }
 
-func handleCallbackSecret(log *slog.Logger, hooks *webhook.Service, rotate bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleCallbackSecret(acc *access, hooks *webhook.Service, rotate bool) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		get := hooks.CallbackSecret
 		if rotate {
 			get = hooks.RotateCallbackSecret
 		}
 		s, err := get(r.Context(), principal(r))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if rotate {
-			recordAct(r, "webhooks:rotate-callback-secret", "callback secret", "")
+			acc.recordAct(r, "webhooks:rotate-callback-secret", "callback secret", "")
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		encode(w, http.StatusOK, s)
+		return nil
 	})
 }

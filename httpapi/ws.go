@@ -26,6 +26,9 @@ const (
 	wsControlQueue = 64       // acks, errors, pongs and resets waiting
 	wsPing         = 20 * time.Second
 	wsWriteTimeout = 10 * time.Second
+	// wsUnauthorized closes a connection whose credential ended (its key was
+	// revoked, its token expired), as graphql-transport-ws's 4401 does.
+	wsUnauthorized websocket.StatusCode = 4401
 )
 
 // wsIn is a client message; which fields matter depends on Op.
@@ -58,6 +61,7 @@ type wsConn struct {
 	subs    map[string]*wsSub
 	closing chan struct{}
 	once    sync.Once
+	ended   atomic.Bool // closed because the credential ended
 }
 
 // wsSub is one subscription; dead once unsubscribed or reset, after which its
@@ -75,12 +79,12 @@ type wsEvent struct {
 
 // handleWS serves GET /v1/ws. Browsers may connect from the CORS origins; any
 // other page's origin is refused (cross-site WebSocket hijacking).
-func handleWS(d Deps, cfg *Config) http.Handler {
+func handleWS(acc *access, d Deps, cfg *Config) http.Handler {
 	origins := originPatterns(cfg.CORSOrigins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := acquireStream(r)
+		release, err := acc.acquireStream(r)
 		if err != nil {
-			writeError(w, r, d.Log, err)
+			acc.fail(w, r, err)
 			return
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
@@ -99,30 +103,43 @@ func handleWS(d Deps, cfg *Config) http.Handler {
 		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, cfg: cfg, control: make(chan []byte, wsControlQueue),
 			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{})}
 		// Denials on the connection go to the audit log as the request's would.
-		ws.denied = func(err error) { recordDenial(r, err, Problem(err).Status) }
+		ws.denied = func(err error) { acc.recordDenial(r, err, Problem(err).Status) }
 		if d.Streams == nil {
 			defer release()
-			ws.serve(r.Context())
+			bound, unbind := acc.bindStream(r.Context(), r)
+			defer unbind()
+			ws.serve(r.Context(), bound)
 			return
 		}
 		// The connection is already taken over from net/http: run it on a goroutine
 		// of its own so the handler returns and net/http frees what it held for
-		// the request. It ends with the server (Streams).
+		// the request. It ends with the server (Streams), or with the credential.
+		bound, unbind := acc.bindStream(d.Streams, r)
 		go func() {
 			defer release()
-			ws.serve(d.Streams)
+			defer unbind()
+			ws.serve(d.Streams, bound)
 		}()
 	})
 }
 
 // serve runs the connection: a reader (this goroutine), a writer and a pinger.
-func (ws *wsConn) serve(ctx context.Context) {
+// It ends with ctx, or when bound (from bindStream) ends because the
+// credential did: then an error message and close code 4401 say why.
+func (ws *wsConn) serve(ctx, bound context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stop := context.AfterFunc(bound, func() {
+		if e := credentialEnded(bound); e != nil {
+			ws.end(e)
+		}
+	})
+	defer stop()
 	go ws.write(ctx)
 	err := ws.read(ctx)
 	ws.stopAll()
 	switch {
+	case ws.ended.Load():
 	case ctx.Err() != nil:
 		ws.c.Close(websocket.StatusGoingAway, "errand is shutting down")
 	case errors.Is(err, errWSBinary):
@@ -133,6 +150,17 @@ func (ws *wsConn) serve(ctx context.Context) {
 }
 
 var errWSBinary = errors.New("binary frame")
+
+// end closes the connection because its credential ended: an error message
+// with the problem, then close code 4401 with the reason.
+func (ws *wsConn) end(e *errand.Error) {
+	ws.ended.Store(true)
+	b, _ := json.Marshal(map[string]any{"op": "error", "id": "", "error": Problem(e)})
+	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	defer cancel()
+	_ = ws.c.Write(ctx, websocket.MessageText, b)
+	ws.c.Close(wsUnauthorized, errand.Truncate("unauthorized: "+e.Message, 120))
+}
 
 func (ws *wsConn) read(ctx context.Context) error {
 	for {

@@ -2,7 +2,6 @@ package job
 
 import (
 	"context"
-	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
@@ -13,37 +12,23 @@ import (
 func (s *Service) Cancel(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
 	return s.change(ctx, p, errand.PermJobsCancel, id, func(tx storage.Tx, j *errand.Job) error {
 		now := s.cfg.Now().UTC()
-		switch j.Status {
-		case errand.StatusQueued, errand.StatusScheduled:
-			Finish(j, errand.StatusCanceled, now, s.retention(j.Operation))
-			return Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
-		case errand.StatusRunning:
-			if j.CancelRequested {
-				return nil
-			}
-			j.CancelRequested = true
-			return tx.UpdateJob(ctx, j)
-		case errand.StatusCanceled:
-			return nil
-		default:
-			return errand.Errorf(errand.ECONFLICT, "job %s already %s", j.ID, j.Status)
+		st, err := Cancel(j, s.operation(j.Operation), now)
+		if err != nil {
+			return err
 		}
+		return Record(ctx, tx, j, st, now)
 	})
 }
 
 // Retry runs a failed or canceled job again, as a new attempt.
 func (s *Service) Retry(ctx context.Context, p errand.Principal, id string) (*errand.Job, error) {
 	return s.change(ctx, p, errand.PermJobsRetry, id, func(tx storage.Tx, j *errand.Job) error {
-		if j.Status != errand.StatusFailed && j.Status != errand.StatusCanceled {
-			return errand.Errorf(errand.ECONFLICT, "only failed or canceled jobs can be retried; job %s is %s", j.ID, j.Status)
-		}
 		now := s.cfg.Now().UTC()
-		Requeue(j, now, now)
-		j.Error, j.CancelRequested = nil, false
-		if j.Attempt >= j.MaxAttempts {
-			j.MaxAttempts = j.Attempt + 1
+		st, err := Retry(j, now)
+		if err != nil {
+			return err
 		}
-		return Record(ctx, tx, j, errand.EventJobRetrying, RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Reason: "manual"}, now)
+		return Record(ctx, tx, j, st, now)
 	})
 }
 
@@ -87,10 +72,11 @@ func (s *Service) change(ctx context.Context, p errand.Principal, action, id str
 	return out, err
 }
 
-// retention is how long finished jobs of an operation are kept.
-func (s *Service) retention(operation string) time.Duration {
-	if e, ok := s.ops[operation]; ok {
-		return e.op.Retention
+// operation is the declared operation of a stored job; one no longer declared
+// gets the defaults.
+func (s *Service) operation(name string) errand.Operation {
+	if e, ok := s.ops[name]; ok {
+		return e.op
 	}
-	return errand.DefaultRetention
+	return errand.Operation{Name: name}.WithDefaults()
 }

@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/jsonguard"
 	"github.com/errandhq/errand/schema"
 	"github.com/errandhq/errand/storage"
 )
@@ -49,9 +51,9 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
+	out.MaxWait = cmp.Or(out.MaxWait, errand.DefaultMaxWait)
 	out.PageBytes = cmp.Or(out.PageBytes, errand.DefaultPageBytes)
-	out.ListTimeout = cmp.Or(out.ListTimeout, 5*time.Second)
+	out.ListTimeout = cmp.Or(out.ListTimeout, errand.DefaultListTimeout)
 	if out.Now == nil {
 		out.Now = errand.Now
 	}
@@ -77,6 +79,9 @@ type entry struct {
 // NewService returns the jobs service for the declared operations.
 func NewService(store storage.Store, hub *event.Hub, ops []errand.Operation, cfg *Config) (*Service, error) {
 	s := &Service{store: store, hub: hub, ops: make(map[string]*entry, len(ops)), cfg: cfg.withDefaults()}
+	if s.cfg.MaxWait < 0 {
+		return nil, errors.New("job service config: max wait must not be negative")
+	}
 	for _, op := range ops {
 		op = op.WithDefaults()
 		e := &entry{op: op}
@@ -147,7 +152,7 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	}
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		j, replayed, err = store(ctx, tx, j)
+		j, replayed, err = store(ctx, tx, j, p.LegacyOwner())
 		return err
 	})
 	if err != nil {
@@ -175,10 +180,14 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 }
 
 // store inserts j with its job.created event, or returns the job an earlier
-// submit with the same idempotency key made (replayed).
-func store(ctx context.Context, tx storage.Tx, j *errand.Job) (*errand.Job, bool, error) {
+// submit of the same owner with the same idempotency key made (replayed); a
+// submit stored before migration 0008 is found under the owner's legacy form.
+func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
 	if j.IdempotencyKey != "" {
 		prev, err := tx.FindIdempotent(ctx, j.Tenant, j.Owner, j.IdempotencyKey)
+		if errors.Is(err, storage.ErrNotFound) && legacy != "" {
+			prev, err = tx.FindIdempotent(ctx, j.Tenant, legacy, j.IdempotencyKey)
+		}
 		if err == nil {
 			if prev.RequestHash != j.RequestHash {
 				return nil, false, errand.Errorf(errand.EIDEMPOTENCY, "idempotency key %q was used with a different request", j.IdempotencyKey)
@@ -189,10 +198,11 @@ func store(ctx context.Context, tx storage.Tx, j *errand.Job) (*errand.Job, bool
 			return nil, false, err
 		}
 	}
+	st := Create(j, j.CreatedAt)
 	if err := tx.InsertJob(ctx, j); err != nil {
 		return nil, false, err
 	}
-	return j, false, Append(ctx, tx, j, errand.EventJobCreated, createdData{j.Operation, j.Status, j.RunAt}, j.CreatedAt)
+	return j, false, Append(ctx, tx, j, st.Event, st.Data, j.CreatedAt)
 }
 
 // MaxBatch is the most jobs one SubmitMany takes.
@@ -215,7 +225,7 @@ func (s *Service) SubmitMany(ctx context.Context, p errand.Principal, sps []Subm
 			if j == nil {
 				continue
 			}
-			stored, _, err := store(ctx, tx, j)
+			stored, _, err := store(ctx, tx, j, p.LegacyOwner())
 			if errand.ErrorCode(err) == errand.EINTERNAL {
 				return err
 			}
@@ -262,6 +272,9 @@ func (s *Service) check(ctx context.Context, e *entry, sp *SubmitParams) error {
 	if len(sp.IdempotencyKey) > MaxIdempotency {
 		return errand.Errorf(errand.EINVALID, "Idempotency-Key is longer than %d bytes", MaxIdempotency)
 	}
+	if !plainText(sp.IdempotencyKey) { // a header may carry any byte but NUL; the key is stored as text
+		return errand.Errorf(errand.EVALIDATION, "Idempotency-Key must be UTF-8 text without control characters")
+	}
 	fields = append(fields, checkMetadata(sp.Metadata)...)
 	if len(fields) > 0 {
 		return &errand.Error{Code: errand.EVALIDATION, Message: "the request has invalid fields", Fields: fields}
@@ -269,10 +282,20 @@ func (s *Service) check(ctx context.Context, e *entry, sp *SubmitParams) error {
 	if e.schema != nil {
 		return e.schema.Validate(sp.Input)
 	}
-	if !json.Valid(sp.Input) {
-		return errand.Errorf(errand.EMALFORMED, "input is not valid JSON")
+	if err := jsonguard.Check(sp.Input, nil); err != nil {
+		return err // the HTTP body was checked whole; this is for callers in the process
 	}
 	return nil
+}
+
+// plainText reports whether s is UTF-8 without control characters.
+func plainText(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 func checkMetadata(m map[string]string) []errand.FieldError {
@@ -300,14 +323,12 @@ func (s *Service) newJob(op errand.Operation, p errand.Principal, sp *SubmitPara
 		runAt = now.Add(time.Duration(*sp.Delay) * time.Second)
 	}
 	j := &errand.Job{
-		ID: s.ids.New("job", now), Operation: op.Name, Status: errand.StatusQueued, Input: sp.Input,
+		ID: s.ids.New("job", now), Operation: op.Name, Input: sp.Input,
 		MaxAttempts: op.Retry.MaxAttempts, TimeoutSeconds: int(op.Timeout / time.Second),
-		Metadata: sp.Metadata, CallbackURL: sp.Callback, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.Subject,
+		Metadata: sp.Metadata, CallbackURL: sp.Callback, CreatedAt: now, RunAt: runAt, Tenant: p.Tenant, Owner: p.ID,
 		IdempotencyKey: sp.IdempotencyKey,
 	}
-	if runAt.After(now) {
-		j.Status = errand.StatusScheduled
-	}
+	Create(j, now) // its status, until store records the step
 	if sp.Priority != nil {
 		j.Priority = *sp.Priority
 	}
@@ -425,16 +446,16 @@ func (s *Service) List(ctx context.Context, p errand.Principal, lp ListParams) (
 	if err != nil {
 		return nil, "", err
 	}
-	owner := ""
+	owner, legacy := "", ""
 	if !p.Can(errand.PermJobsRead, "any") {
-		if !p.Can(errand.PermJobsRead, "own") {
+		if !p.Can(errand.PermJobsRead, "own") || p.ID == "" {
 			return nil, "", errand.Deny(errand.PermJobsRead, "jobs")
 		}
-		owner = p.Subject
+		owner, legacy = p.ID, p.LegacyOwner()
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.ListTimeout)
 	defer cancel()
-	jobs, err := s.store.ListJobs(lctx, storage.ListJobsParams{Tenant: p.Tenant, Owner: owner, Operation: lp.Operation,
+	jobs, err := s.store.ListJobs(lctx, storage.ListJobsParams{Tenant: p.Tenant, Owner: owner, LegacyOwner: legacy, Operation: lp.Operation,
 		Status: lp.Status, Before: before, Limit: lp.Limit + 1, MaxBytes: s.cfg.PageBytes})
 	if err != nil && lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		return nil, "", &errand.Error{Code: errand.EUNAVAILABLE, RetryAfter: time.Second,

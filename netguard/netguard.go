@@ -4,56 +4,27 @@
 // multicast and the like. The check runs on the IP actually being connected to,
 // after DNS resolution, so a name that resolves somewhere harmless when it is
 // registered and somewhere private later (DNS rebinding) is still refused.
+//
+// An address is refused when it carries an IPv6 zone id (%eth0: it would pick
+// one of this host's interfaces, and no prefix contains a zoned address), when
+// it is in a blocked network (networks.go) that is not allowed, or when it is
+// an IPv6 form that carries an IPv4 address (NAT64, 6to4, Teredo,
+// IPv4-translated) and that IPv4 address is refused. IPv4-mapped addresses are
+// checked as the IPv4 address they map; IPv4-compatible ones (::/96) are
+// refused whatever they carry.
 package netguard
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/errandhq/errand"
 )
-
-// blocked are the networks refused unless allowed.
-var blocked = mustPrefixes(
-	"0.0.0.0/8",       // "this network"
-	"10.0.0.0/8",      // private
-	"100.64.0.0/10",   // carrier-grade NAT
-	"127.0.0.0/8",     // loopback
-	"169.254.0.0/16",  // link-local, cloud metadata (169.254.169.254)
-	"172.16.0.0/12",   // private
-	"192.0.0.0/24",    // IETF protocol assignments
-	"192.0.2.0/24",    // documentation
-	"192.168.0.0/16",  // private
-	"198.18.0.0/15",   // benchmarking
-	"198.51.100.0/24", // documentation
-	"203.0.113.0/24",  // documentation
-	"224.0.0.0/4",     // multicast
-	"240.0.0.0/4",     // reserved, broadcast
-	"::/128",          // unspecified
-	"::1/128",         // loopback
-	"64:ff9b::/96",    // NAT64 (reaches IPv4 space)
-	"64:ff9b:1::/48",  // local NAT64
-	"100::/64",        // discard
-	"2001:db8::/32",   // documentation
-	"fc00::/7",        // unique local (fd00:ec2::254 is a metadata address)
-	"fe80::/10",       // link-local
-	"ff00::/8",        // multicast
-)
-
-func mustPrefixes(ss ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(ss))
-	for i, s := range ss {
-		out[i] = netip.MustParsePrefix(s)
-	}
-	return out
-}
 
 // Guard decides which addresses outbound calls may reach. The zero value refuses
 // every blocked network.
@@ -72,7 +43,8 @@ func (g *Guard) resolver() *net.Resolver {
 }
 
 // New returns a guard that also allows the given CIDR prefixes (the config's
-// webhooks.allow_private, e.g. 127.0.0.0/8 for local development).
+// webhooks.allow_private, e.g. 127.0.0.0/8 for local development). An
+// IPv4-mapped prefix (::ffff:10.0.0.0/104) allows the IPv4 prefix it maps.
 func New(allow []string) (*Guard, error) {
 	g := &Guard{}
 	for _, a := range allow {
@@ -80,55 +52,46 @@ func New(allow []string) (*Guard, error) {
 		if err != nil {
 			return nil, fmt.Errorf("allow %q: not a CIDR prefix like 127.0.0.0/8", a)
 		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		g.allow = append(g.allow, p.Masked())
 	}
 	return g, nil
 }
 
-// CheckIP refuses an address in a blocked network that is not allowed.
-func (g *Guard) CheckIP(ip netip.Addr) error {
-	ip = ip.Unmap() // ::ffff:127.0.0.1 is 127.0.0.1
+// allows reports whether ip (unzoned, unmapped) is in an allowed prefix.
+func (g *Guard) allows(ip netip.Addr) bool {
 	for _, p := range g.allow {
 		if p.Contains(ip) {
-			return nil
+			return true
 		}
 	}
-	for _, p := range blocked {
-		if p.Contains(ip) {
-			return errand.Errorf(errand.EVALIDATION, "%s is in %s, which outbound calls may not reach", ip, p)
-		}
-	}
-	return nil
+	return false
 }
 
-// CheckURL checks a URL before it is saved: http or https, a host, no
-// credentials, and (where the name resolves now) no blocked address. The
-// connection is checked again when it is made.
-func (g *Guard) CheckURL(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || len(raw) > 2048:
-		return errand.Errorf(errand.EVALIDATION, "not a URL of at most 2048 bytes")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return errand.Errorf(errand.EVALIDATION, "the URL must be http:// or https://, not %q", u.Scheme)
-	case u.Host == "" || u.Hostname() == "":
-		return errand.Errorf(errand.EVALIDATION, "the URL has no host")
-	case u.User != nil:
-		return errand.Errorf(errand.EVALIDATION, "the URL must not carry credentials")
+// CheckIP refuses an address with a zone id, an address in a blocked network
+// that is not allowed, and an IPv6 address that is not allowed and carries an
+// IPv4 address in a blocked network.
+func (g *Guard) CheckIP(ip netip.Addr) error {
+	if zone := ip.Zone(); zone != "" {
+		return errand.Errorf(errand.EVALIDATION,
+			"%s has an IPv6 zone id (%%%s), which would pick one of this host's network interfaces: outbound calls may not carry one",
+			ip, zone)
 	}
-	host := u.Hostname()
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return g.CheckIP(ip)
+	ip = ip.Unmap() // ::ffff:127.0.0.1 is 127.0.0.1
+	if g.allows(ip) {
+		return nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	addrs, err := g.resolver().LookupNetIP(rctx, "ip", host)
-	if err != nil {
-		return errand.Errorf(errand.EVALIDATION, "cannot resolve %q: %v", host, err)
+	if n, ok := blockedBy(ip); ok {
+		return errand.Errorf(errand.EVALIDATION, "%s is in %s (%s), which outbound calls may not reach", ip, n.prefix, n.name)
 	}
-	for _, ip := range addrs {
-		if err := g.CheckIP(ip); err != nil {
-			return err
+	for _, e := range embeddings(ip) {
+		// The allow list names what may be dialled: allowing 127.0.0.0/8
+		// does not allow NAT64 or 6to4 of it (allow 64:ff9b::7f00:0/104 for that).
+		if n, ok := blockedBy(e.ipv4); ok {
+			return errand.Errorf(errand.EVALIDATION, "%s embeds %s (%s), which is in %s (%s): outbound calls may not reach it",
+				ip, e.ipv4, e.form, n.prefix, n.name)
 		}
 	}
 	return nil
@@ -138,13 +101,15 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 var ErrRefused = errors.New("refused by the outbound address guard")
 
 // Dialer returns a dialer that refuses blocked addresses at connect time, for
-// an http.Transport's DialContext.
+// an http.Transport's DialContext. Its Control hook sees the address the
+// kernel is asked to connect to, zone id included, whatever name or spelling
+// led there.
 func (g *Guard) Dialer(timeout time.Duration) *net.Dialer {
 	return &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Resolver: g.Resolver,
 		Control: func(network, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
-				return fmt.Errorf("%w: %s", ErrRefused, address)
+				return fmt.Errorf("%w: %s is not an IP address and port", ErrRefused, address)
 			}
 			if err := g.CheckIP(ap.Addr()); err != nil {
 				return fmt.Errorf("%w: %v", ErrRefused, errand.ErrorMessage(err))

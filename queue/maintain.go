@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -25,22 +25,22 @@ type MaintainConfig struct {
 	// Lead reports whether this node does the maintenance: with several nodes
 	// on one database only the elected leader does. nil means always.
 	Lead func() bool
+	// Log hears what failed. Defaults to slog.Default().
+	Log *slog.Logger
 }
 
 // Maintainer keeps the queue moving: it requeues jobs whose leases expired,
 // moves scheduled jobs to the queue when their run_at comes, and deletes finished
 // jobs after their retention. It wakes exactly when the next of those is due.
 type Maintainer struct {
-	q      *Queue
-	log    *slog.Logger
-	cfg    MaintainConfig
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	q    *Queue
+	log  *slog.Logger
+	cfg  MaintainConfig
+	loop lifecycle.Loop
 }
 
 // NewMaintainer returns a stopped maintainer for q.
-func NewMaintainer(q *Queue, log *slog.Logger, cfg *MaintainConfig) *Maintainer {
+func NewMaintainer(q *Queue, cfg *MaintainConfig) *Maintainer {
 	c := MaintainConfig{}
 	if cfg != nil {
 		c = *cfg
@@ -48,34 +48,20 @@ func NewMaintainer(q *Queue, log *slog.Logger, cfg *MaintainConfig) *Maintainer 
 	c.MaxSleep = cmp.Or(c.MaxSleep, time.Second)
 	c.RetentionEvery = cmp.Or(c.RetentionEvery, time.Minute)
 	c.Batch = cmp.Or(c.Batch, 500)
-	return &Maintainer{q: q, log: log, cfg: c, done: make(chan struct{})}
+	c.Log = cmp.Or(c.Log, slog.Default())
+	return &Maintainer{q: q, log: c.Log, cfg: c}
 }
 
 // Start runs the maintainer until Stop.
-func (m *Maintainer) Start(ctx context.Context) {
-	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	go m.loop(ctx)
+func (m *Maintainer) Start(ctx context.Context) error {
+	m.loop.Go(ctx, m.run)
+	return nil
 }
 
 // Stop ends the maintainer and waits for its current pass, or for ctx.
-func (m *Maintainer) Stop(ctx context.Context) error {
-	m.once.Do(func() {
-		if m.cancel != nil {
-			m.cancel()
-		} else {
-			close(m.done)
-		}
-	})
-	select {
-	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (m *Maintainer) Stop(ctx context.Context) error { return m.loop.Halt(ctx) }
 
-func (m *Maintainer) loop(ctx context.Context) {
-	defer close(m.done)
+func (m *Maintainer) run(ctx context.Context) {
 	var nextRetention time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -154,13 +140,7 @@ func (m *Maintainer) reap(ctx context.Context, now time.Time) (int, error) {
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			p := &errand.Problem{Code: errand.ECODELEASEEXPIRED, Title: "The worker's lease expired",
-				Detail: "no heartbeat or completion arrived before the lease ended (worker " + cmp.Or(j.Worker, "unnamed") + ")"}
-			if !now.Before(j.StartedAt.Add(time.Duration(j.TimeoutSeconds) * time.Second)) {
-				p = &errand.Problem{Code: errand.ECODETIMEOUT, Title: "The attempt timed out",
-					Detail: "the attempt ran longer than its timeout of " + (time.Duration(j.TimeoutSeconds) * time.Second).String()}
-			}
-			if err := m.q.endAttempt(ctx, tx, j, p, true, nil, now.UTC()); err != nil {
+			if err := m.q.expire(ctx, tx, j, now.UTC()); err != nil {
 				return err
 			}
 		}
@@ -179,11 +159,9 @@ func (m *Maintainer) promote(ctx context.Context, now time.Time) (int, error) {
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			j.Status = errand.StatusQueued
-			if err := tx.UpdateJob(ctx, j); err != nil {
+			if err := job.Record(ctx, tx, j, job.Promote(j), now); err != nil {
 				return err
 			}
-			tx.JobsReady(j.Operation)
 		}
 		return nil
 	})

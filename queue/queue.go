@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -50,16 +51,26 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.DefaultLease = cmp.Or(out.DefaultLease, 60*time.Second)
-	out.MaxLease = cmp.Or(out.MaxLease, time.Hour)
-	out.MaxWait = cmp.Or(out.MaxWait, 60*time.Second)
-	out.MaxJobs = cmp.Or(out.MaxJobs, 1000)
+	out.DefaultLease = cmp.Or(out.DefaultLease, errand.DefaultLease)
+	out.MaxLease = cmp.Or(out.MaxLease, errand.DefaultMaxLease)
+	out.MaxWait = cmp.Or(out.MaxWait, errand.DefaultMaxWait)
+	out.MaxJobs = cmp.Or(out.MaxJobs, errand.DefaultMaxLeaseJobs)
 	out.MaxLeaseBytes = cmp.Or(out.MaxLeaseBytes, errand.DefaultPageBytes)
-	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, 100<<20)
+	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, errand.DefaultMaxArtifactBytes)
 	if out.Now == nil {
 		out.Now = errand.Now
 	}
 	return out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.DefaultLease < 0 || c.MaxLease < c.DefaultLease:
+		return fmt.Errorf("max lease (%s) must not be shorter than the default lease (%s)", c.MaxLease, c.DefaultLease)
+	case c.MaxWait < 0 || c.MaxJobs < 1 || c.MaxArtifactBytes < 1:
+		return errors.New("max wait must not be negative; max jobs and max artifact bytes must be positive")
+	}
+	return nil
 }
 
 // Queue is the worker side of jobs.
@@ -68,15 +79,68 @@ type Queue struct {
 	signal *Signal
 	ops    map[string]errand.Operation
 	cfg    Config
+	scope  Scope
 }
 
-// New returns a queue over the declared operations.
-func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) *Queue {
-	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)), cfg: cfg.withDefaults()}
+// New returns a queue over the declared operations. It leases and acts on
+// every tenant's jobs (AllTenants), as errand's own runners do; a remote
+// worker's requests go through For(ScopeOf(principal)).
+func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) (*Queue, error) {
+	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)), cfg: cfg.withDefaults(),
+		scope: AllTenants}
+	if err := q.cfg.validate(); err != nil {
+		return nil, fmt.Errorf("queue config: %w", err)
+	}
 	for _, op := range ops {
 		q.ops[op.Name] = op.WithDefaults()
 	}
-	return q
+	return q, nil
+}
+
+// Scope says whose jobs a caller may lease, and act on through their leases.
+// The zero value allows none.
+type Scope struct {
+	all bool
+	p   *errand.Principal
+}
+
+// AllTenants leases every tenant's jobs of every operation: errand's own
+// runners, in-process.
+var AllTenants = Scope{all: true}
+
+// ScopeOf is what a principal may lease: the jobs of its own tenant of the
+// operations its workers:lease permissions name, and every tenant's of those
+// an operator-level workers:lease:…@* names.
+func ScopeOf(p errand.Principal) Scope { return Scope{p: &p} }
+
+// tenant returns whose jobs of operation the scope may lease: one tenant's, or
+// "" for every tenant's; ok is false when it may lease none.
+func (s Scope) tenant(operation string) (tenant string, ok bool) {
+	switch {
+	case s.all:
+		return "", true
+	case s.p == nil:
+		return "", false
+	case s.p.CanEveryTenant(errand.PermWorkersLease, operation):
+		return "", true
+	case s.p.Tenant != "" && s.p.Can(errand.PermWorkersLease, operation):
+		return s.p.Tenant, true
+	}
+	return "", false
+}
+
+// holds reports whether the scope may hold j's lease.
+func (s Scope) holds(j *errand.Job) bool {
+	t, ok := s.tenant(j.Operation)
+	return ok && (t == "" || t == j.Tenant)
+}
+
+// For returns the queue as a caller with scope s sees it: it leases only the
+// jobs s may, and a lease of any other job is not held.
+func (q *Queue) For(s Scope) *Queue {
+	c := *q
+	c.scope = s
+	return &c
 }
 
 // LeaseParams is a worker's request for work.
@@ -96,6 +160,11 @@ func (q *Queue) check(lp *LeaseParams) error {
 		return errand.Errorf(errand.EINVALID, "operations: name at least one operation")
 	}
 	for _, name := range lp.Operations {
+		if _, ok := q.scope.tenant(name); !ok {
+			return errand.Deny(errand.PermWorkersLease, name)
+		}
+	}
+	for _, name := range lp.Operations {
 		if _, ok := q.ops[name]; !ok {
 			return errand.Errorf(errand.EOPNOTFOUND, "operation %q is not declared", name)
 		}
@@ -105,8 +174,8 @@ func (q *Queue) check(lp *LeaseParams) error {
 	if lp.MaxJobs < 1 || lp.MaxJobs > q.cfg.MaxJobs {
 		return errand.Errorf(errand.EINVALID, "max_jobs must be between 1 and %d", q.cfg.MaxJobs)
 	}
-	if lp.WaitSeconds < 0 || lp.LeaseSeconds < 0 {
-		return errand.Errorf(errand.EINVALID, "wait_seconds and lease_seconds must not be negative")
+	if !validSeconds(lp.WaitSeconds) || !validSeconds(lp.LeaseSeconds) {
+		return errand.Errorf(errand.EINVALID, "wait_seconds and lease_seconds must be finite and not negative")
 	}
 	if len(lp.Worker) > 200 {
 		return errand.Errorf(errand.EINVALID, "worker must be at most 200 bytes")
@@ -145,12 +214,22 @@ func (q *Queue) Lease(ctx context.Context, lp LeaseParams) ([]errand.Lease, erro
 	}
 }
 
+// seconds turns a client's seconds into a duration: def for 0, at most limit.
+// It compares before it converts: a float64 of seconds beyond what a Duration
+// holds (292 years) would wrap around to a negative one.
 func seconds(s float64, def, limit time.Duration) time.Duration {
-	if s == 0 {
+	switch {
+	case s == 0:
 		return def
+	case !(s < limit.Seconds()): // NaN too
+		return limit
 	}
-	return min(time.Duration(s*float64(time.Second)), limit)
+	return time.Duration(s * float64(time.Second))
 }
+
+// validSeconds reports whether a client's seconds are a number, finite and not
+// negative (JSON carries no NaN or infinity; Go callers could).
+func validSeconds(s float64) bool { return s >= 0 && s <= math.MaxFloat64 }
 
 // claim leases what is queued now, honouring priority and concurrency limits.
 func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) ([]errand.Lease, error) {
@@ -203,7 +282,8 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 		if limit <= 0 {
 			continue
 		}
-		jobs, err := tx.QueuedJobs(ctx, name, limit, budget-used)
+		tenant, _ := q.scope.tenant(name) // checked by Lease
+		jobs, err := tx.QueuedJobs(ctx, tenant, name, limit, budget-used)
 		if err != nil {
 			return nil, false, fmt.Errorf("queued jobs of %s: %w", name, err)
 		}
@@ -225,32 +305,8 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 	return all[:n], used >= budget, nil
 }
 
-// startedData is the data of a job.started event.
-type startedData struct {
-	Attempt int    `json:"attempt"`
-	Worker  string `json:"worker,omitempty"`
-}
-
 func (q *Queue) start(ctx context.Context, tx storage.Tx, j *errand.Job, worker string, lease time.Duration, now time.Time) error {
-	j.Status = errand.StatusRunning
-	j.Attempt++
-	j.StartedAt = &now
-	j.Worker = worker
-	j.Progress = nil
-	j.LeaseToken = newToken()
-	exp := leaseEnd(j, now, lease)
-	j.LeaseExpiresAt = &exp
-	return job.Record(ctx, tx, j, errand.EventJobStarted, startedData{j.Attempt, worker}, now)
-}
-
-// leaseEnd is when a lease taken or extended at now ends: after d, but never past
-// the attempt's timeout.
-func leaseEnd(j *errand.Job, now time.Time, d time.Duration) time.Time {
-	end := now.Add(d)
-	if deadline := j.StartedAt.Add(time.Duration(j.TimeoutSeconds) * time.Second); deadline.Before(end) {
-		return deadline
-	}
-	return end
+	return job.Record(ctx, tx, j, job.Start(j, worker, newToken(), lease, now), now)
 }
 
 func newToken() string {
@@ -266,29 +322,38 @@ func parseLease(id string) (jobID, token string, err error) {
 		jobID, token, ok = strings.Cut(rest, ".")
 	}
 	if !ok || !errand.ValidID("job", jobID) || len(token) != 32 {
-		return "", "", errand.Errorf(errand.ELEASEEXPIRED, "lease %q is not held", errand.Truncate(id, 80))
+		return "", "", errand.Errorf(errand.ELEASEEXPIRED, "lease %q is not held", errand.Truncate(errand.RedactLeases(id), 80))
 	}
 	return jobID, token, nil
 }
 
-// held loads the job of a lease and checks that the lease is still held at now.
-func held(ctx context.Context, tx storage.Tx, leaseID string, now time.Time) (*errand.Job, error) {
+// held loads the job of a lease and checks that the lease is still held at now
+// by someone in scope. Messages name the lease without its token: they reach
+// logs and the audit log.
+func held(ctx context.Context, tx storage.Tx, scope Scope, leaseID string, now time.Time) (*errand.Job, error) {
 	jobID, token, err := parseLease(leaseID)
 	if err != nil {
 		return nil, err
 	}
+	name := errand.RedactLeases(leaseID)
 	j, err := tx.GetJob(ctx, jobID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: the job is gone", leaseID)
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: the job is gone", name)
 	}
 	if err != nil {
 		return nil, err
 	}
+	notHeld := fmt.Sprintf("lease %s is not held: it was completed, failed or taken over", name)
+	if !scope.holds(j) {
+		// Another tenant's job, or an operation the caller may not lease: answered
+		// as a lease not held, whatever the token, and recorded as a denial.
+		return nil, errand.Hidden(errand.ELEASEEXPIRED, notHeld, errand.PermWorkersLease, name)
+	}
 	if j.Status != errand.StatusRunning || subtle.ConstantTimeCompare([]byte(j.LeaseToken), []byte(token)) != 1 {
-		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: it was completed, failed or taken over", leaseID)
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "%s", notHeld)
 	}
 	if !now.Before(*j.LeaseExpiresAt) {
-		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s expired at %s", leaseID, j.LeaseExpiresAt.Format(time.RFC3339Nano))
+		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s expired at %s", name, j.LeaseExpiresAt.Format(time.RFC3339Nano))
 	}
 	return j, nil
 }
@@ -298,7 +363,7 @@ func (q *Queue) onLease(ctx context.Context, leaseID string, fn func(tx storage.
 	var out *errand.Job
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
 		now := q.cfg.Now().UTC()
-		j, err := held(ctx, tx, leaseID, now)
+		j, err := held(ctx, tx, q.scope, leaseID, now)
 		if err != nil {
 			return err
 		}
@@ -324,22 +389,17 @@ type HeartbeatResult struct {
 
 // Heartbeat extends a lease (never past the attempt's timeout) and records progress.
 func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParams) (HeartbeatResult, error) {
-	if hp.ExtendSeconds < 0 {
-		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "extend_seconds must not be negative")
+	if !validSeconds(hp.ExtendSeconds) {
+		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "extend_seconds must be finite and not negative")
 	}
 	if p := hp.Progress; p != nil && (p.Percent < 0 || p.Percent > 100 || len(p.Message) > 1000) {
 		return HeartbeatResult{}, errand.Errorf(errand.EINVALID, "progress: percent must be 0 to 100 and message at most 1000 bytes")
 	}
 	var res HeartbeatResult
 	_, err := q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
-		exp := leaseEnd(j, now, seconds(hp.ExtendSeconds, q.cfg.DefaultLease, q.cfg.MaxLease))
-		j.LeaseExpiresAt = &exp
-		res = HeartbeatResult{ExpiresAt: exp, CancelRequested: j.CancelRequested}
-		if hp.Progress == nil {
-			return tx.UpdateJob(ctx, j)
-		}
-		j.Progress = hp.Progress
-		return job.Record(ctx, tx, j, errand.EventJobProgress, hp.Progress, now)
+		st := job.Heartbeat(j, seconds(hp.ExtendSeconds, q.cfg.DefaultLease, q.cfg.MaxLease), hp.Progress, now)
+		res = HeartbeatResult{ExpiresAt: *j.LeaseExpiresAt, CancelRequested: j.CancelRequested}
+		return job.Record(ctx, tx, j, st, now)
 	})
 	return res, err
 }
@@ -352,13 +412,7 @@ func (q *Queue) Complete(ctx context.Context, leaseID string, result json.RawMes
 }
 
 func (q *Queue) succeed(ctx context.Context, tx storage.Tx, j *errand.Job, result json.RawMessage, now time.Time) error {
-	if len(result) == 0 {
-		result = json.RawMessage("null")
-	}
-	j.Result = result
-	j.Error = nil
-	job.Finish(j, errand.StatusSucceeded, now, q.retention(j))
-	return job.Record(ctx, tx, j, errand.EventJobSucceeded, nil, now)
+	return job.Record(ctx, tx, j, job.Succeed(j, q.operation(j), result, now), now)
 }
 
 // Completion is one entry of a batch completion.
@@ -392,7 +446,7 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 		}
 		now := q.cfg.Now().UTC()
 		for i, c := range cs {
-			j, err := held(ctx, tx, c.LeaseID, now)
+			j, err := held(ctx, tx, q.scope, c.LeaseID, now)
 			if err == nil {
 				err = q.succeed(ctx, tx, j, c.Result, now)
 			}
@@ -411,7 +465,7 @@ type FailParams struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
-	} `json:"error"`
+	} `json:"error" nul:"allow"` // stored in the job's error document, not as text
 	// Retry asks for another attempt (if any are left). Defaults to true.
 	Retry *bool `json:"retry"`
 	// RetryAfterSeconds overrides the backoff before the next attempt.
@@ -425,7 +479,7 @@ func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*erran
 	if len(fp.Error.Code) > 100 || len(fp.Error.Message) > 10_000 {
 		return nil, errand.Errorf(errand.EINVALID, "error.code must be at most 100 bytes and error.message 10000")
 	}
-	if r := fp.RetryAfterSeconds; r != nil && (*r < 0 || *r > job.MaxDelay) {
+	if r := fp.RetryAfterSeconds; r != nil && !(*r >= 0 && *r <= job.MaxDelay) { // NaN too
 		return nil, errand.Errorf(errand.EINVALID, "retry_after_seconds must be between 0 and %d", job.MaxDelay)
 	}
 	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
@@ -440,40 +494,36 @@ func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*erran
 }
 
 // endAttempt records a failed attempt: canceled if a cancel was asked for,
-// retried after a backoff while attempts are left, else failed.
+// retried after delay (the operation's backoff when nil) while attempts are
+// left, else failed.
 func (q *Queue) endAttempt(ctx context.Context, tx storage.Tx, j *errand.Job, p *errand.Problem, retry bool, delay *time.Duration, now time.Time) error {
-	j.Error = p
-	if j.CancelRequested {
-		job.Finish(j, errand.StatusCanceled, now, q.retention(j))
-		return job.Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
-	}
-	if !retry || j.Attempt >= j.MaxAttempts {
-		job.Finish(j, errand.StatusFailed, now, q.retention(j))
-		return job.Record(ctx, tx, j, errand.EventJobFailed, nil, now)
-	}
-	d := Backoff(q.ops[j.Operation].WithDefaults().Retry, j.Attempt)
+	op := q.operation(j)
+	d := job.Backoff(op.Retry, j.Attempt)
 	if delay != nil {
 		d = *delay
 	}
-	job.Requeue(j, now.Add(d), now)
-	return job.Record(ctx, tx, j, errand.EventJobRetrying, job.RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Error: p, Reason: p.Code}, now)
+	return job.Record(ctx, tx, j, job.Fail(j, op, p, retry, d, now), now)
 }
 
-func (q *Queue) retention(j *errand.Job) time.Duration {
-	return q.ops[j.Operation].WithDefaults().Retention
+// expire records the end of an attempt whose lease ran out or whose timeout passed.
+func (q *Queue) expire(ctx context.Context, tx storage.Tx, j *errand.Job, now time.Time) error {
+	op := q.operation(j)
+	return job.Record(ctx, tx, j, job.Expire(j, op, job.Backoff(op.Retry, j.Attempt), now), now)
+}
+
+// operation is the declared operation of a stored job (the defaults for one
+// no longer declared).
+func (q *Queue) operation(j *errand.Job) errand.Operation {
+	if op, ok := q.ops[j.Operation]; ok {
+		return op
+	}
+	return errand.Operation{Name: j.Operation}.WithDefaults()
 }
 
 // Release gives a leased job back without counting the attempt: a worker that
 // stops before it could finish the job. The job is queued again at once.
 func (q *Queue) Release(ctx context.Context, leaseID string) (*errand.Job, error) {
 	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
-		if j.CancelRequested {
-			job.Finish(j, errand.StatusCanceled, now, q.retention(j))
-			return job.Record(ctx, tx, j, errand.EventJobCanceled, nil, now)
-		}
-		j.Attempt--
-		j.StartedAt, j.Worker = nil, ""
-		job.Requeue(j, now, now)
-		return job.Record(ctx, tx, j, errand.EventJobRetrying, job.RetryingData{Attempt: j.Attempt, RunAt: j.RunAt, Reason: "released"}, now)
+		return job.Record(ctx, tx, j, job.Release(j, q.operation(j), now), now)
 	})
 }

@@ -7,27 +7,38 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/worker"
 )
 
-// Pool runs one worker loop per operation errand runs itself.
-type Pool struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+// Config tunes the pool. The zero value is ready to use.
+type Config struct {
+	// Log hears what the worker loops do. Defaults to slog.Default().
+	Log *slog.Logger
 }
 
-// Start runs handlers (by operation name) against q until Stop.
-func Start(ctx context.Context, q *queue.Queue, ops []errand.Operation, handlers map[string]worker.Handler, log *slog.Logger) (*Pool, error) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &Pool{cancel: cancel}
+// Pool runs one worker loop per operation errand runs itself.
+type Pool struct {
+	log     *slog.Logger
+	workers []*worker.Worker
+	loop    lifecycle.Loop
+}
+
+// New makes the worker loops of the operations that have a handler (by
+// operation name) against q; Start runs them.
+func New(q *queue.Queue, ops []errand.Operation, handlers map[string]worker.Handler, cfg *Config) (*Pool, error) {
+	p := &Pool{log: slog.Default()}
+	if cfg != nil && cfg.Log != nil {
+		p.log = cfg.Log
+	}
 	host, _ := os.Hostname()
 	for _, op := range ops {
 		h, ok := handlers[op.Name]
@@ -36,30 +47,26 @@ func Start(ctx context.Context, q *queue.Queue, ops []errand.Operation, handlers
 		}
 		w, err := worker.New(worker.Config{Transport: &Transport{Q: q}, Operations: []string{op.Name},
 			Concurrency: op.Handler.Workers, Lease: time.Minute, PollWait: 30 * time.Second,
-			ShutdownTimeout: 10 * time.Second, Name: "errand-" + op.Handler.Type + "@" + host, Logger: log}, h)
+			ShutdownTimeout: 10 * time.Second, Name: "errand-" + op.Handler.Type + "@" + host, Logger: p.log}, h)
 		if err != nil {
-			cancel()
-			return nil, err
+			return nil, fmt.Errorf("runner for %s: %w", op.Name, err)
 		}
-		p.wg.Add(1)
-		go func() { defer p.wg.Done(); _ = w.Run(ctx) }()
-		log.Info("running operation", "operation", op.Name, "handler", op.Handler.Type, "workers", op.Handler.Workers)
+		p.workers = append(p.workers, w)
+		p.log.Info("running operation", "operation", op.Name, "handler", op.Handler.Type, "workers", op.Handler.Workers)
 	}
 	return p, nil
 }
 
-// Stop stops leasing, lets running jobs finish (up to 10 s) and releases the rest.
-func (p *Pool) Stop(ctx context.Context) error {
-	p.cancel()
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// Start runs every worker loop until Stop.
+func (p *Pool) Start(ctx context.Context) error {
+	for _, w := range p.workers {
+		p.loop.Go(ctx, func(ctx context.Context) { _ = w.Run(ctx) })
 	}
+	return nil
 }
+
+// Stop stops leasing, lets running jobs finish (up to 10 s) and releases the rest.
+func (p *Pool) Stop(ctx context.Context) error { return p.loop.Halt(ctx) }
 
 // Transport is worker.Transport straight onto the queue, for errand's own runners.
 type Transport struct {

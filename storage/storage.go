@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -31,6 +32,9 @@ type Store interface {
 	// Listen registers n to hear about every commit after it registers, in
 	// commit order.
 	Listen(n Notifier)
+	// Hook registers h to run in the transaction of every event appended
+	// after it registers (register hooks before the store is used).
+	Hook(h EventHook)
 	// Setting returns the value stored under key, first storing value when there
 	// is none (so concurrent callers and nodes agree on one value).
 	Setting(ctx context.Context, key, value string) (string, error)
@@ -81,12 +85,12 @@ type Tx interface {
 	// InsertEvent appends e to the log and sets e.Seq, at the latest by the time
 	// the transaction commits (a driver may send its writes in one batch at the end).
 	InsertEvent(ctx context.Context, e *errand.Event) error
-	// QueuedJobs returns up to limit queued jobs of operation in the order they
-	// should run: priority (highest first), then run_at, then id, and no more
-	// than maxBytes hold (0: no bound; see ListJobsParams.MaxBytes). On drivers
-	// with row locks, the rows are locked for this transaction and rows locked by
-	// others are skipped.
-	QueuedJobs(ctx context.Context, operation string, limit int, maxBytes int64) ([]*errand.Job, error)
+	// QueuedJobs returns up to limit queued jobs of operation in tenant ("" for
+	// every tenant's) in the order they should run: priority (highest first),
+	// then run_at, then id, and no more than maxBytes hold (0: no bound; see
+	// ListJobsParams.MaxBytes). On drivers with row locks, the rows are locked
+	// for this transaction and rows locked by others are skipped.
+	QueuedJobs(ctx context.Context, tenant, operation string, limit int, maxBytes int64) ([]*errand.Job, error)
 	// CountRunning returns how many jobs of operation are running.
 	CountRunning(ctx context.Context, operation string) (int, error)
 	// ExpiredLeases returns up to limit running jobs whose lease ended before now.
@@ -108,6 +112,42 @@ type Tx interface {
 	AccessTx
 }
 
+// EventHook runs inside the transaction of every event appended, right after
+// the event: what it writes commits, or rolls back, with the event. The webhook
+// outbox is one (it writes each event's deliveries), so no service can append
+// an event without its deliveries. It runs again if the driver runs the
+// transaction's fn again.
+type EventHook interface {
+	EventAppended(ctx context.Context, tx Tx, e *errand.Event) error
+}
+
+// Hooks is a driver's registered EventHooks. The zero value is ready.
+type Hooks struct {
+	mu   sync.RWMutex
+	list []EventHook
+}
+
+// Hook registers h.
+func (hs *Hooks) Hook(h EventHook) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.list = append(hs.list, h)
+}
+
+// EventAppended runs every hook for e, in the order registered, and stops at
+// the first error.
+func (hs *Hooks) EventAppended(ctx context.Context, tx Tx, e *errand.Event) error {
+	hs.mu.RLock()
+	list := hs.list
+	hs.mu.RUnlock()
+	for _, h := range list {
+		if err := h.EventAppended(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Notifier hears about commits. Calls come in commit order from one goroutine and
 // must not block.
 type Notifier interface {
@@ -127,6 +167,9 @@ type Commit struct {
 	// Changed names shared state that changed ("webhook_endpoints", "api_keys"):
 	// every node's caches of it reload. Drivers set it for the tables they write.
 	Changed []string
+	// Deliveries are the webhook deliveries the transaction created. Only the
+	// node that committed them hears of them (it makes their first attempt).
+	Deliveries []*errand.Delivery
 }
 
 // Changed names, as drivers report them in Commit.Changed.
@@ -138,6 +181,7 @@ const (
 // Add merges another transaction's changes into c.
 func (c *Commit) Add(o *Commit) {
 	c.Events = append(c.Events, o.Events...)
+	c.Deliveries = append(c.Deliveries, o.Deliveries...)
 next:
 	for _, op := range o.Ready {
 		for _, have := range c.Ready {
@@ -159,15 +203,18 @@ next:
 
 // Empty reports whether the commit changed nothing anyone listens for.
 func (c *Commit) Empty() bool {
-	return len(c.Events) == 0 && len(c.Ready) == 0 && c.Scheduled.IsZero() && len(c.Changed) == 0
+	return len(c.Events) == 0 && len(c.Ready) == 0 && c.Scheduled.IsZero() && len(c.Changed) == 0 && len(c.Deliveries) == 0
 }
 
 // ListJobsParams selects jobs for ListJobs.
 type ListJobsParams struct {
-	Tenant    string
-	Owner     string        // "" for every owner's
-	Operation string        // "" for all
-	Status    errand.Status // "" for all
+	Tenant string
+	Owner  string // "" for every owner's
+	// LegacyOwner, with Owner, also selects the jobs this owner holds: the same
+	// principal's jobs stored before migration 0008 (errand.Principal.LegacyOwner).
+	LegacyOwner string
+	Operation   string        // "" for all
+	Status      errand.Status // "" for all
 	// Before, when set, returns only jobs with an id below it (the next page).
 	Before string
 	Limit  int

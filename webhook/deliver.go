@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/netguard"
 	"github.com/errandhq/errand/signing"
 	"github.com/errandhq/errand/storage"
+	"golang.org/x/time/rate"
 )
 
 // Config tunes webhook delivery. The zero value is ready to use.
@@ -64,14 +66,14 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		out = *c
 	}
-	out.Timeout = cmp.Or(out.Timeout, 10*time.Second)
+	out.Timeout = cmp.Or(out.Timeout, errand.DefaultWebhookTimeout)
 	if len(out.Schedule) == 0 {
 		out.Schedule = DefaultSchedule
 	}
-	out.Concurrency = cmp.Or(out.Concurrency, 16)
-	out.DisableAfter = cmp.Or(out.DisableAfter, 5*24*time.Hour)
-	out.Retention = cmp.Or(out.Retention, 30*24*time.Hour)
-	out.RotationOverlap = cmp.Or(out.RotationOverlap, 24*time.Hour)
+	out.Concurrency = cmp.Or(out.Concurrency, errand.DefaultWebhookConcurrency)
+	out.DisableAfter = cmp.Or(out.DisableAfter, errand.DefaultWebhookDisableAfter)
+	out.Retention = cmp.Or(out.Retention, errand.DefaultWebhookRetention)
+	out.RotationOverlap = cmp.Or(out.RotationOverlap, errand.DefaultRotationOverlap)
 	out.QueueSize = cmp.Or(out.QueueSize, 10000)
 	if out.Guard == nil {
 		out.Guard = &netguard.Guard{}
@@ -83,6 +85,21 @@ func (c *Config) withDefaults() Config {
 		out.Log = slog.Default()
 	}
 	return out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Timeout <= 0 || c.Concurrency < 1 || c.QueueSize < 1:
+		return errors.New("timeout, concurrency and queue size must be positive")
+	case c.RateLimit < 0 || c.DisableAfter <= 0 || c.Retention <= 0 || c.RotationOverlap < 0:
+		return errors.New("rate limit and rotation overlap must not be negative, disable-after and retention must be positive")
+	}
+	for _, d := range c.Schedule {
+		if d < 0 {
+			return errors.New("schedule delays must not be negative")
+		}
+	}
+	return nil
 }
 
 // claim is how long a delivery handed to a node's memory belongs to it.
@@ -102,9 +119,7 @@ type Deliverer struct {
 	lanes   map[string]*lane
 	pending map[string]struct{} // ids queued or being sent on this node
 	wake    chan struct{}
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	loop    lifecycle.Loop
 }
 
 // lane is one endpoint's (or callback host's) queue.
@@ -113,7 +128,7 @@ type lane struct {
 	q       chan *errand.Delivery
 	running int // workers, under Deliverer.mu
 	mu      sync.Mutex
-	limit   bucket
+	limit   *rate.Limiter // nil: no limit
 }
 
 func newDeliverer(o *Outbox, keys *callbackKeys, cfg Config) *Deliverer {
@@ -126,60 +141,55 @@ func newDeliverer(o *Outbox, keys *callbackKeys, cfg Config) *Deliverer {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: cfg.Timeout,
 	}
-	d := &Deliverer{cfg: cfg, o: o, store: o.Store(), keys: keys,
+	d := &Deliverer{cfg: cfg, o: o, store: o.inner, keys: keys,
 		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is an answer, and a failed one
 		}},
 		lanes: map[string]*lane{}, pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
-	// Set before any service writes through the outbox, so no commit's
-	// deliveries are missed (or raced for) while the app starts.
-	o.sent = func(ds []*errand.Delivery) {
-		for _, x := range ds {
-			d.enqueue(x)
-		}
-	}
 	return d
 }
 
-// start begins sweeping: sending what falls due (retries, and what a crashed
-// node had claimed). What commits is handed over from the start.
-func (d *Deliverer) start() {
-	d.wg.Add(2)
-	go func() { defer d.wg.Done(); d.sweep() }()
-	go func() { defer d.wg.Done(); d.o.Run(d.ctx, 30*time.Second) }()
-}
-
-// stop ends delivery; attempts in flight are abandoned unrecorded (their claim
-// runs out and they are sent again).
-func (d *Deliverer) stop(ctx context.Context) error {
-	d.cancel()
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// Committed hands the deliveries a commit of this node created to their lanes
+// for their first attempt, at once. Before Start (and after Stop) they are
+// left in the store, where the sweeper sends them when their claim runs out.
+func (d *Deliverer) Committed(c *storage.Commit) {
+	for _, x := range c.Deliveries {
+		d.enqueue(x)
 	}
 }
+
+// Start begins delivering and sweeping: sending what falls due (retries, and
+// what a crashed node had claimed) and reloading endpoints.
+func (d *Deliverer) Start(ctx context.Context) error {
+	d.loop.Go(ctx, d.sweep, func(ctx context.Context) { d.o.Run(ctx, 30*time.Second) })
+	return nil
+}
+
+// Stop ends delivery; attempts in flight are abandoned unrecorded (their claim
+// runs out and they are sent again).
+func (d *Deliverer) Stop(ctx context.Context) error { return d.loop.Halt(ctx) }
 
 // enqueue queues x on its lane unless it is already queued here. A full lane
 // leaves it in the store, where the sweeper finds it when its claim runs out.
 func (d *Deliverer) enqueue(x *errand.Delivery) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.pending[x.ID]; ok || d.ctx.Err() != nil {
+	if _, ok := d.pending[x.ID]; ok {
 		return
+	}
+	ctx := d.loop.Context()
+	if ctx == nil || ctx.Err() != nil {
+		return // not running: the sweeper sends it when its claim runs out
 	}
 	l := d.laneFor(x)
 	select {
 	case l.q <- x:
 		d.pending[x.ID] = struct{}{}
 		if l.running < d.cfg.Concurrency {
-			l.running++
-			d.wg.Add(1)
-			go d.work(l)
+			if done, ok := d.loop.Add(); ok {
+				l.running++
+				go func() { defer done(); d.work(ctx, l) }()
+			}
 		}
 	default:
 	}
@@ -200,9 +210,23 @@ func (d *Deliverer) laneFor(x *errand.Delivery) *lane {
 		d.lanes[key] = l
 	}
 	l.mu.Lock()
-	l.limit.rate = float64(rate)
+	l.setRate(rate)
 	l.mu.Unlock()
 	return l
+}
+
+// setRate makes the lane send at most r attempts a second (bursts of r); 0
+// sets no limit (under l.mu).
+func (l *lane) setRate(r int) {
+	switch {
+	case r <= 0:
+		l.limit = nil
+	case l.limit == nil:
+		l.limit = rate.NewLimiter(rate.Limit(r), r)
+	case l.limit.Burst() != r:
+		l.limit.SetLimit(rate.Limit(r))
+		l.limit.SetBurst(r)
+	}
 }
 
 func hostOf(raw string) string {
@@ -216,14 +240,13 @@ func hostOf(raw string) string {
 const laneIdle = 30 * time.Second
 
 // work sends a lane's deliveries one at a time.
-func (d *Deliverer) work(l *lane) {
-	defer d.wg.Done()
+func (d *Deliverer) work(ctx context.Context, l *lane) {
 	idle := time.NewTimer(laneIdle)
 	defer idle.Stop()
 	for {
 		select {
 		case x := <-l.q:
-			d.deliver(l, x)
+			d.deliver(ctx, l, x)
 			idle.Reset(laneIdle)
 		case <-idle.C:
 			d.mu.Lock()
@@ -237,36 +260,30 @@ func (d *Deliverer) work(l *lane) {
 			}
 			d.mu.Unlock()
 			idle.Reset(laneIdle)
-		case <-d.ctx.Done():
+		case <-ctx.Done():
 			return
 		}
 	}
 }
 
 // deliver makes one attempt of x and records it.
-func (d *Deliverer) deliver(l *lane, x *errand.Delivery) {
+func (d *Deliverer) deliver(ctx context.Context, l *lane, x *errand.Delivery) {
 	defer func() {
 		d.mu.Lock()
 		delete(d.pending, x.ID)
 		d.mu.Unlock()
 	}()
 	l.mu.Lock()
-	wait := l.limit.take(time.Now())
+	limit := l.limit
 	l.mu.Unlock()
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-d.ctx.Done():
-			t.Stop()
-			return
-		}
+	if limit != nil && limit.Wait(ctx) != nil {
+		return // shutting down
 	}
-	out := d.attempt(x)
-	if d.ctx.Err() != nil {
+	out := d.attempt(ctx, x)
+	if ctx.Err() != nil {
 		return // shutting down: not the receiver's fault; sent again after restart
 	}
-	if err := d.record(x, out); err != nil && !errors.Is(err, storage.ErrNotFound) && d.ctx.Err() == nil {
+	if err := d.record(ctx, x, out); err != nil && !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
 		d.cfg.Log.Error("record webhook attempt", "delivery", x.ID, "err", err)
 	}
 }
@@ -288,7 +305,7 @@ type outcome struct {
 const maxResponse = 1024
 
 // attempt sends x once.
-func (d *Deliverer) attempt(x *errand.Delivery) outcome {
+func (d *Deliverer) attempt(ctx context.Context, x *errand.Delivery) outcome {
 	out := outcome{at: d.cfg.Now()}
 	target, secrets := x.URL, []string(nil)
 	if x.EndpointID != "" {
@@ -296,7 +313,7 @@ func (d *Deliverer) attempt(x *errand.Delivery) outcome {
 		// change returns); an endpoint it lacks may be another node's new one.
 		ep, err := d.o.endpoint(x.EndpointID), error(nil)
 		if ep == nil {
-			ep, err = d.store.GetEndpoint(d.ctx, x.Tenant, x.EndpointID)
+			ep, err = d.store.GetEndpoint(ctx, x.Tenant, x.EndpointID)
 		}
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
@@ -311,14 +328,14 @@ func (d *Deliverer) attempt(x *errand.Delivery) outcome {
 		}
 		out.endpoint, target, secrets = ep, ep.URL, ep.Secrets(out.at)
 	} else {
-		s, err := d.keys.get(d.ctx, x.Tenant)
+		s, err := d.keys.get(ctx, x.Tenant)
 		if err != nil {
 			out.err = "reading the callback secret: " + err.Error()
 			return out
 		}
 		secrets = s.secrets(out.at)
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(x.Payload))
 	if err != nil {
@@ -338,7 +355,11 @@ func (d *Deliverer) attempt(x *errand.Delivery) outcome {
 	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
 	resp.Body.Close()
-	out.latency, out.status, out.response = time.Since(start), resp.StatusCode, string(bytes.ToValidUTF8(b, nil))
+	// The start of the answer is kept as text: UTF-8 and no NUL (PostgreSQL's
+	// text holds neither; the attempt could not be stored and the delivery
+	// would be sent again and again).
+	out.latency, out.status, out.response = time.Since(start), resp.StatusCode,
+		string(bytes.ReplaceAll(bytes.ToValidUTF8(b, []byte("\uFFFD")), []byte{0}, nil))
 	switch {
 	case rerr != nil:
 		out.err = "reading the answer: " + describe(rerr, d.cfg.Timeout)
@@ -373,16 +394,16 @@ func describe(err error, timeout time.Duration) string {
 
 // record writes an attempt and what follows from it, in one transaction: the
 // delivery's new state, the attempt, and the endpoint's health.
-func (d *Deliverer) record(x *errand.Delivery, out outcome) error {
+func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome) error {
 	var changed, retry bool
-	err := d.store.WithTx(d.ctx, func(tx storage.Tx) error {
+	err := d.store.WithTx(ctx, func(tx storage.Tx) error {
 		changed, retry = false, false
 		if out.skip != "" {
 			if out.skip == "endpoint deleted" {
 				return storage.ErrNotFound
 			}
 			x.Status, x.NextAttemptAt = errand.DeliveryFailed, nil
-			return tx.UpdateDelivery(d.ctx, x)
+			return tx.UpdateDelivery(ctx, x)
 		}
 		at := out.at
 		x.AttemptCount++
@@ -401,26 +422,26 @@ func (d *Deliverer) record(x *errand.Delivery, out outcome) error {
 			next := d.cfg.Now().Add(delay) // counted from the attempt's end
 			x.Status, x.NextAttemptAt, retry = errand.DeliveryPending, &next, true
 		}
-		if err := tx.UpdateDelivery(d.ctx, x); err != nil {
+		if err := tx.UpdateDelivery(ctx, x); err != nil {
 			return err
 		}
 		a := errand.Attempt{N: x.AttemptCount, Time: at, StatusCode: out.status,
 			LatencyMS: float64(out.latency.Microseconds()) / 1000, Error: out.err, Response: out.response}
-		if err := tx.InsertAttempt(d.ctx, x.ID, &a); err != nil {
+		if err := tx.InsertAttempt(ctx, x.ID, &a); err != nil {
 			return err
 		}
 		if out.endpoint == nil {
 			return nil
 		}
 		var err error
-		changed, err = d.health(tx, out)
+		changed, err = d.health(ctx, tx, out)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	if changed {
-		if err := d.o.Reload(d.ctx); err != nil {
+		if err := d.o.Reload(ctx); err != nil {
 			d.cfg.Log.Warn("reload webhook endpoints", "err", err)
 		}
 	}
@@ -433,11 +454,11 @@ func (d *Deliverer) record(x *errand.Delivery, out outcome) error {
 // health keeps an endpoint's failing_since and disables it after a 410 or after
 // failing for DisableAfter; the disabling commits with an endpoint.disabled
 // event. It reports whether the endpoint changed.
-func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
+func (d *Deliverer) health(ctx context.Context, tx storage.Tx, out outcome) (bool, error) {
 	if out.ok && out.endpoint.FailingSince == nil {
 		return false, nil
 	}
-	ep, err := tx.EndpointByID(d.ctx, out.endpoint.ID)
+	ep, err := tx.EndpointByID(ctx, out.endpoint.ID)
 	if err != nil {
 		return false, err
 	}
@@ -463,7 +484,7 @@ func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
 				return false, err
 			}
 			exp := out.at.Add(d.cfg.Retention)
-			if err := tx.InsertEvent(d.ctx, &errand.Event{Stream: errand.StreamWebhooks, Tenant: ep.Tenant,
+			if err := tx.InsertEvent(ctx, &errand.Event{Stream: errand.StreamWebhooks, Tenant: ep.Tenant,
 				Type: errand.EventEndpointDisabled, Time: out.at, Data: b, ExpiresAt: &exp}); err != nil {
 				return false, err
 			}
@@ -474,7 +495,7 @@ func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
 		return false, nil
 	}
 	ep.UpdatedAt = out.at
-	return true, tx.UpdateEndpoint(d.ctx, ep)
+	return true, tx.UpdateEndpoint(ctx, ep)
 }
 
 // poke wakes the sweeper to look at when the next delivery is due.
@@ -491,35 +512,35 @@ const sweepBatch = 500
 // sweep claims due deliveries and queues them, sleeping until the next is due
 // (at most a second, so other nodes' retries are found too); once a minute it
 // deletes deliveries past retention.
-func (d *Deliverer) sweep() {
+func (d *Deliverer) sweep(ctx context.Context) {
 	clean := time.NewTicker(time.Minute)
 	defer clean.Stop()
 	for {
 		lead := d.cfg.Lead == nil || d.cfg.Lead()
 		n, err := 0, error(nil)
 		if lead {
-			n, err = d.claimDue()
+			n, err = d.claimDue(ctx)
 		}
-		if err != nil && d.ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil {
 			d.cfg.Log.Warn("claim due webhook deliveries", "err", err)
 		}
 		if n == sweepBatch {
 			continue
 		}
 		wait := time.Second
-		if next, err := d.store.NextDelivery(d.ctx); err == nil && !next.IsZero() {
+		if next, err := d.store.NextDelivery(ctx); err == nil && !next.IsZero() {
 			wait = min(wait, max(next.Sub(d.cfg.Now()), 5*time.Millisecond))
 		}
 		t := time.NewTimer(wait)
 		select {
-		case <-d.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-d.wake:
 		case <-t.C:
 		case <-clean.C:
 			if lead {
-				d.expire()
+				d.expire(ctx)
 			}
 		}
 		t.Stop()
@@ -528,18 +549,18 @@ func (d *Deliverer) sweep() {
 
 // claimDue pushes the claim of every due delivery forward and queues those not
 // already queued here.
-func (d *Deliverer) claimDue() (int, error) {
+func (d *Deliverer) claimDue(ctx context.Context) (int, error) {
 	now := d.cfg.Now()
 	var due []*errand.Delivery
-	err := d.store.WithTx(d.ctx, func(tx storage.Tx) error {
+	err := d.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		if due, err = tx.DueDeliveries(d.ctx, now, sweepBatch); err != nil {
+		if due, err = tx.DueDeliveries(ctx, now, sweepBatch); err != nil {
 			return err
 		}
 		next := now.Add(d.cfg.claim())
 		for _, x := range due {
 			x.NextAttemptAt = &next
-			if err := tx.UpdateDelivery(d.ctx, x); err != nil {
+			if err := tx.UpdateDelivery(ctx, x); err != nil {
 				return err
 			}
 		}
@@ -555,16 +576,16 @@ func (d *Deliverer) claimDue() (int, error) {
 }
 
 // expire deletes finished deliveries older than the retention.
-func (d *Deliverer) expire() {
+func (d *Deliverer) expire(ctx context.Context) {
 	for {
 		var n int
-		err := d.store.WithTx(d.ctx, func(tx storage.Tx) error {
+		err := d.store.WithTx(ctx, func(tx storage.Tx) error {
 			var err error
-			n, err = tx.ExpireDeliveries(d.ctx, d.cfg.Now().Add(-d.cfg.Retention), 1000)
+			n, err = tx.ExpireDeliveries(ctx, d.cfg.Now().Add(-d.cfg.Retention), 1000)
 			return err
 		})
 		if err != nil {
-			if d.ctx.Err() == nil {
+			if ctx.Err() == nil {
 				d.cfg.Log.Warn("delete old webhook deliveries", "err", err)
 			}
 			return

@@ -15,11 +15,12 @@ import (
 	"github.com/errandhq/errand/storage"
 )
 
-// Outbox turns events into deliveries inside the events' own transactions: every
-// store call made through Store() that appends an event also writes a delivery
-// for each endpoint whose filter selects it, and for a job's callback_url when the
-// event ends the job. Nothing committed is ever without its deliveries, and nothing
-// rolled back has any.
+// Outbox turns events into deliveries inside the events' own transactions: it
+// is the store's EventHook, so every event appended also writes a delivery for
+// each endpoint whose filter selects it, and for a job's callback_url when the
+// event ends the job. Nothing committed is ever without its deliveries, and
+// nothing rolled back has any; the driver reports the committed deliveries in
+// storage.Commit.Deliveries, which the deliverer hears.
 type Outbox struct {
 	inner storage.Store
 	snap  atomic.Pointer[snapshot]
@@ -28,8 +29,6 @@ type Outbox struct {
 	now   func() time.Time
 	claim time.Duration
 	log   *slog.Logger
-	// sent hears about deliveries after they commit (the deliverer's first attempt).
-	sent func([]*errand.Delivery)
 	// changed wakes Run when endpoints changed, here or on another node.
 	changed chan struct{}
 }
@@ -56,17 +55,15 @@ type target struct {
 	f  *Filter
 }
 
-// NewOutbox wraps store. claim is how long a new delivery belongs to this node
+var _ storage.EventHook = (*Outbox)(nil)
+
+// NewOutbox returns the outbox of store's events. claim is how long a new delivery belongs to this node
 // before any node may send it (its first attempt is made at once, from memory).
 func NewOutbox(store storage.Store, claim time.Duration, now func() time.Time, log *slog.Logger) *Outbox {
-	o := &Outbox{inner: store, now: now, claim: claim, log: log, sent: func([]*errand.Delivery) {}, changed: make(chan struct{}, 1)}
+	o := &Outbox{inner: store, now: now, claim: claim, log: log, changed: make(chan struct{}, 1)}
 	o.snap.Store(&snapshot{byTenant: map[string][]target{}, byID: map[string]*errand.Endpoint{}})
 	return o
 }
-
-// Store returns the store every service must use so that their events get
-// their deliveries.
-func (o *Outbox) Store() storage.Store { return &outboxStore{Store: o.inner, o: o} }
 
 // Reload reads every endpoint again. Call after an endpoint changes; on several
 // nodes it also runs periodically (Run).
@@ -115,8 +112,8 @@ func (o *Outbox) Run(ctx context.Context, interval time.Duration) {
 // endpoint returns the endpoint with id as last read.
 func (o *Outbox) endpoint(id string) *errand.Endpoint { return o.snap.Load().byID[id] }
 
-// enqueue writes the deliveries e owes, in e's transaction.
-func (o *Outbox) enqueue(ctx context.Context, tx storage.Tx, e *errand.Event, out *[]*errand.Delivery) error {
+// EventAppended writes the deliveries e owes, in e's transaction.
+func (o *Outbox) EventAppended(ctx context.Context, tx storage.Tx, e *errand.Event) error {
 	targets := o.snap.Load().byTenant[e.Tenant]
 	callback := ""
 	if e.Job != nil && e.Job.CallbackURL != "" && errand.TerminalEvent(e.Type) {
@@ -140,11 +137,7 @@ func (o *Outbox) enqueue(ctx context.Context, tx storage.Tx, e *errand.Event, ou
 		if e.Job != nil {
 			d.JobID = e.Job.ID
 		}
-		if err := tx.InsertDelivery(ctx, d); err != nil {
-			return err
-		}
-		*out = append(*out, d)
-		return nil
+		return tx.InsertDelivery(ctx, d)
 	}
 	for _, t := range targets {
 		if t.f.Match(e) {
@@ -198,36 +191,3 @@ func Payload(e *errand.Event) ([]byte, error) {
 
 // isJobStream reports whether a stream is a job's (its name is the job id).
 func isJobStream(s string) bool { return strings.HasPrefix(s, "job_") }
-
-// outboxStore is a Store whose transactions write deliveries with their events.
-type outboxStore struct {
-	storage.Store
-	o *Outbox
-}
-
-// WithTx runs fn with a Tx that adds deliveries to every event it appends, and
-// hands the committed deliveries to the deliverer.
-func (s *outboxStore) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
-	var created []*errand.Delivery
-	err := s.Store.WithTx(ctx, func(tx storage.Tx) error {
-		created = created[:0]
-		return fn(&outboxTx{Tx: tx, o: s.o, created: &created})
-	})
-	if err == nil && len(created) > 0 {
-		s.o.sent(created)
-	}
-	return err
-}
-
-type outboxTx struct {
-	storage.Tx
-	o       *Outbox
-	created *[]*errand.Delivery
-}
-
-func (t *outboxTx) InsertEvent(ctx context.Context, e *errand.Event) error {
-	if err := t.Tx.InsertEvent(ctx, e); err != nil {
-		return err
-	}
-	return t.o.enqueue(ctx, t.Tx, e, t.created)
-}

@@ -49,29 +49,3 @@ func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
 	}
 	return min(max(d, minRetryAfter), maxRetryAfter), true
 }
-
-// bucket is a token bucket: rate tokens a second, holding at most rate.
-type bucket struct {
-	rate   float64
-	tokens float64
-	last   time.Time
-}
-
-// take reports how long to wait before the next request may go (0: now), and
-// takes its token.
-func (b *bucket) take(now time.Time) time.Duration {
-	if b.rate <= 0 {
-		return 0
-	}
-	if !b.last.IsZero() {
-		b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	} else {
-		b.tokens = b.rate
-	}
-	b.last = now
-	b.tokens--
-	if b.tokens >= 0 {
-		return 0
-	}
-	return time.Duration(-b.tokens / b.rate * float64(time.Second))
-}

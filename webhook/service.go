@@ -27,40 +27,60 @@ const (
 )
 
 // Service runs webhooks: the endpoints API, the outbox and the deliverer.
+// Wire it to its store twice: as an EventHook (the outbox writes each event's
+// deliveries in its transaction) and as a Notifier (the deliverer makes the
+// first attempts of committed deliveries; endpoint changes on any node reload
+// the outbox).
 type Service struct {
 	cfg   Config
 	o     *Outbox
-	store storage.Store // the outbox's
+	store storage.Store
 	d     *Deliverer
 	keys  *callbackKeys
 	ids   errand.IDGenerator
 }
 
-// New returns the webhook service over store. Every other service must write
-// through Store() so that its events get their deliveries.
-func New(store storage.Store, cfg *Config) *Service {
+var (
+	_ storage.EventHook = (*Service)(nil)
+	_ storage.Notifier  = (*Service)(nil)
+)
+
+// New returns the webhook service over store: store.Hook(s) and
+// store.Listen(s) make it see every event and commit.
+func New(store storage.Store, cfg *Config) (*Service, error) {
 	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("webhook config: %w", err)
+	}
 	o := NewOutbox(store, c.claim(), c.Now, c.Log)
-	s := &Service{cfg: c, o: o, store: o.Store()}
+	s := &Service{cfg: c, o: o, store: store}
 	s.keys = &callbackKeys{store: s.store, now: c.Now, overlap: c.RotationOverlap, cache: map[string]cachedSecret{}}
 	s.d = newDeliverer(o, s.keys, c)
-	return s
+	return s, nil
 }
 
-// Store is the store wrapped by the outbox.
-func (s *Service) Store() storage.Store { return s.store }
+// EventAppended writes e's deliveries in its transaction (the outbox).
+func (s *Service) EventAppended(ctx context.Context, tx storage.Tx, e *errand.Event) error {
+	return s.o.EventAppended(ctx, tx, e)
+}
+
+// Committed hands committed deliveries to the deliverer and reloads endpoints
+// that changed on any node.
+func (s *Service) Committed(c *storage.Commit) {
+	s.o.Committed(c)
+	s.d.Committed(c)
+}
 
 // Start reads the endpoints and begins delivering.
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.o.Reload(ctx); err != nil {
 		return err
 	}
-	s.d.start()
-	return nil
+	return s.d.Start(ctx)
 }
 
 // Stop ends delivery (attempts in flight are sent again after a restart).
-func (s *Service) Stop(ctx context.Context) error { return s.d.stop(ctx) }
+func (s *Service) Stop(ctx context.Context) error { return s.d.Stop(ctx) }
 
 // EndpointInput is what a client sets on an endpoint. On update, nil fields are
 // left as they are.
@@ -512,7 +532,3 @@ func manage(p errand.Principal) error {
 	}
 	return nil
 }
-
-// Committed passes commits to the outbox (register the service with the
-// store's Listen): endpoint changes on any node reload its snapshot at once.
-func (s *Service) Committed(c *storage.Commit) { s.o.Committed(c) }

@@ -131,22 +131,6 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-func TestBucket(t *testing.T) {
-	now := time.Now()
-	b := bucket{rate: 10}
-	for i := range 10 {
-		if w := b.take(now); w != 0 {
-			t.Fatalf("take %d of a full bucket waits %v", i, w)
-		}
-	}
-	if w := b.take(now); w < 90*time.Millisecond || w > 110*time.Millisecond {
-		t.Fatalf("the 11th take waits %v, want ~100ms", w)
-	}
-	if w := (&bucket{}).take(now); w != 0 {
-		t.Fatalf("an unlimited bucket waits %v", w)
-	}
-}
-
 func TestJitter(t *testing.T) {
 	for range 1000 {
 		if d := jitter(10 * time.Second); d < 9*time.Second || d > 11*time.Second {
@@ -230,7 +214,7 @@ func TestDNSRebinding(t *testing.T) {
 	guard, _ := netguard.New(nil)
 	guard.Resolver = dns.resolver()
 	store := openStore(t)
-	s := New(store, &Config{Guard: guard, Schedule: []time.Duration{0}, Timeout: 2 * time.Second})
+	s := wired(store, &Config{Guard: guard, Schedule: []time.Duration{0}, Timeout: 2 * time.Second})
 	ctx := context.Background()
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -246,7 +230,7 @@ func TestDNSRebinding(t *testing.T) {
 	if e, ok := err.(*errand.Error); !ok || len(e.Fields) != 1 || e.Fields[0].Pointer != "/url" || !strings.Contains(e.Fields[0].Message, "127.0.0.0/8") {
 		t.Fatalf("Create while the name is loopback = %#v, want refused at /url", err)
 	}
-	err = s.Store().WithTx(ctx, func(tx storage.Tx) error {
+	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: errand.DevPrincipal.Tenant, Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 	})
 	if err != nil {
@@ -288,7 +272,7 @@ func TestRetriesAndHealth(t *testing.T) {
 	}))
 	defer recv.Close()
 	guard, _ := netguard.New([]string{"127.0.0.0/8"})
-	s := New(openStore(t), &Config{Guard: guard, DisableAfter: 300 * time.Millisecond,
+	s := wired(openStore(t), &Config{Guard: guard, DisableAfter: 300 * time.Millisecond,
 		Schedule: []time.Duration{0, 100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}})
 	ctx := context.Background()
 	if err := s.Start(ctx); err != nil {
@@ -304,7 +288,7 @@ func TestRetriesAndHealth(t *testing.T) {
 		return ep
 	}
 	flaky, down, ops := mk("/flaky", "channel:orders.*"), mk("/down", "channel:orders.*"), mk("/ops", "endpoint.disabled")
-	err := s.Store().WithTx(ctx, func(tx storage.Tx) error {
+	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
 		return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 	})
 	if err != nil {
@@ -359,7 +343,7 @@ func TestRetriesAndHealth(t *testing.T) {
 // TestCreateRefusesPrivate: without an allowlist, URLs that are or resolve to
 // loopback, private or metadata addresses are refused, for endpoints and callbacks.
 func TestCreateRefusesPrivate(t *testing.T) {
-	s := New(openStore(t), nil)
+	s := wired(openStore(t), nil)
 	ctx := context.Background()
 	for _, c := range []struct{ url, says string }{
 		{"http://127.0.0.1:8080/hook", "127.0.0.0/8"},
@@ -392,7 +376,7 @@ func TestRateLimit(t *testing.T) {
 	}))
 	defer recv.Close()
 	guard, _ := netguard.New([]string{"127.0.0.0/8"})
-	s := New(openStore(t), &Config{Guard: guard})
+	s := wired(openStore(t), &Config{Guard: guard})
 	ctx := context.Background()
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -409,7 +393,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	start := time.Now()
 	for range 15 {
-		err := s.Store().WithTx(ctx, func(tx storage.Tx) error {
+		err := s.store.WithTx(ctx, func(tx storage.Tx) error {
 			return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 		})
 		if err != nil {
@@ -436,4 +420,16 @@ func TestRateLimit(t *testing.T) {
 	if len(times["/free"]) != 15 || times["/free"][14].Sub(start) > time.Second {
 		t.Fatalf("the unlimited endpoint: %d deliveries, last after %v", len(times["/free"]), times["/free"][len(times["/free"])-1].Sub(start))
 	}
+}
+
+// wired is the service wired to its store as cmd/errand wires it: the outbox
+// hooked into every event's transaction, the deliverer listening to commits.
+func wired(store storage.Store, cfg *Config) *Service {
+	s, err := New(store, cfg)
+	if err != nil {
+		panic(err)
+	}
+	store.Hook(s)
+	store.Listen(s)
+	return s
 }

@@ -55,7 +55,8 @@ type Failure struct {
 }
 
 // Transient reports whether err is worth retrying: network trouble, a 5xx, or
-// errand being unavailable. A 4xx answer or a coded client error is final.
+// errand being unavailable or out of disk space. A 4xx answer or a coded
+// client error is final.
 func Transient(err error) bool {
 	var ce *client.Error
 	var ee *errand.Error
@@ -65,7 +66,7 @@ func Transient(err error) bool {
 	case errors.As(err, &ce):
 		return ce.StatusCode >= 500
 	case errors.As(err, &ee):
-		return ee.Code == errand.EUNAVAILABLE || ee.Code == errand.EINTERNAL
+		return ee.Code == errand.EUNAVAILABLE || ee.Code == errand.EINTERNAL || ee.Code == errand.ESTORAGEFULL
 	}
 	return true
 }

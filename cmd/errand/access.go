@@ -15,19 +15,18 @@ import (
 	"github.com/errandhq/errand/storage"
 )
 
-// startAccess builds authentication and the audit log (and loads the TLS
+// buildAccess builds authentication and the audit log (and loads the TLS
 // certificate) before the server listens.
-func (a *app) startAccess(ctx context.Context) error {
+func (a *app) buildAccess(ctx context.Context) error {
 	var err error
 	if a.auth, err = newAuth(a.store, a.cfg, a.log); err != nil {
 		return err
 	}
 	a.store.Listen(a.auth) // key revocations, on any node
-	if err := a.auth.Start(ctx); err != nil {
-		return fmt.Errorf("auth: %w", err)
+	if a.audit, err = audit.New(a.store, &audit.Config{Retention: time.Duration(a.cfg.Audit.Retention),
+		FailureWindow: time.Duration(a.cfg.Audit.FailureWindow), Log: a.log}); err != nil {
+		return err
 	}
-	a.audit = audit.New(a.store, &audit.Config{Retention: time.Duration(a.cfg.Audit.Retention), Log: a.log})
-	a.audit.Start(ctx)
 	if a.cfg.TLS.CertFile != "" {
 		a.certs = &certHolder{certFile: a.cfg.TLS.CertFile, keyFile: a.cfg.TLS.KeyFile}
 		if err := a.certs.load(); err != nil {

@@ -41,8 +41,11 @@ func newKeysCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		log := audit.New(store, nil)
-		log.Start(cmd.Context())
+		log, err := audit.New(store, nil)
+		if err != nil {
+			return err
+		}
+		_ = log.Start(cmd.Context())
 		defer log.Stop(context.WithoutCancel(cmd.Context()))
 		record = func(action string, k *errand.APIKey) error {
 			// The operator's acts on the command line are on record like the API's.

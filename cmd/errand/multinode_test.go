@@ -518,8 +518,9 @@ func near(ids []string, c int64) []string {
 }
 
 // TestNodesShareChanges: what one node changes, the others act on at once,
-// not when their caches expire: a revoked API key (cached 10 s) and a new
-// webhook endpoint (snapshot reread every 30 s).
+// not when their caches expire: a revoked API key (cached 10 s; its event
+// stream on the other node ends too) and a new webhook endpoint (snapshot
+// reread every 30 s).
 func TestNodesShareChanges(t *testing.T) {
 	t.Parallel()
 	got := make(chan string, 10)
@@ -544,6 +545,7 @@ auth:
 	if status, _, _ := b.call("GET", "/v1/me", "", k.Token); status != 200 {
 		t.Fatalf("the new key on the other node: %d", status)
 	}
+	st := openSSE(t, b, "/v1/channels/orders.eu/events", k.Token)
 	if status, _, _ := a.call("DELETE", "/v1/keys/"+k.ID, "", bootA); status != 200 {
 		t.Fatal("revoke failed")
 	}
@@ -557,6 +559,9 @@ auth:
 			t.Fatalf("a key revoked on node A still works on node B after 3 s (%d)", status)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if out := st.ended(t, "a stream on node B of a key revoked on node A", 3*time.Second); !strings.Contains(out, "revoked") {
+		t.Errorf("the stream on node B ended with %q, want the revocation", out)
 	}
 	if status, _, body := a.call("POST", "/v1/webhooks", `{"url":"`+receiver.URL+`/hook","events":["channel:orders.*"]}`, bootA); status != 201 {
 		t.Fatalf("create endpoint: %d %s", status, body)

@@ -39,10 +39,12 @@ func TestOAuthClientCredentials(t *testing.T) {
   roles:
     reporter: ["jobs:submit:generate-*", "jobs:read:own"]
     worker: ["workers:lease:*"]
+    operator: ["oauth:rotate-key@*"]
   api_keys:
     - { name: boot, sha256: %s, roles: [admin], tenant: acme }
+    - { name: ops, sha256: %s, roles: [operator], tenant: ops }
   oauth: { token_ttl: 5m }
-`, sha256Hex(bootA)), true)
+`, sha256Hex(bootA), sha256Hex(bootOps)), true)
 	_, _, b := s.call("POST", "/v1/keys", `{"name":"svc","roles":["reporter","worker"]}`, bootA)
 	var key struct{ ID, Token string }
 	mustJSON(t, b, &key)
@@ -117,7 +119,7 @@ func TestOAuthClientCredentials(t *testing.T) {
 		t.Fatalf("jose verification = %v, want the token valid (tenant acme) and the tampered one refused", res)
 	}
 	oldKid := res[0]["kid"]
-	_, _, b = s.call("POST", "/v1/oauth/rotate-key", "", bootA)
+	_, _, b = s.call("POST", "/v1/oauth/rotate-key", "", bootOps)
 	cc := clientcredentials.Config{ClientID: key.ID, ClientSecret: key.Token, TokenURL: s.URL + "/v1/oauth/token"}
 	fresh, err := cc.Token(ctx)
 	if err != nil {

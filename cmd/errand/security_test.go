@@ -32,10 +32,11 @@ const (
 	hsSecret   = "test-shared-secret-0123456789abcdef"
 	bootA      = "ek_bootstrap_admin_of_acme_for_the_tests"
 	bootB      = "ek_bootstrap_admin_of_globex_for_tests"
+	bootOps    = "ek_bootstrap_operator_for_the_tests_xy"
 )
 
-// secureConfig serves two tenants' bootstrap admins, three JWT issuers and
-// three narrow roles.
+// secureConfig serves two tenants' bootstrap admins, an operator, three JWT
+// issuers and narrow roles.
 func secureConfig(rsaPEM, jwksURL string) string {
 	indented := "        " + strings.ReplaceAll(strings.TrimSpace(rsaPEM), "\n", "\n        ")
 	cfg := strings.Replace(testConfig, "http: { max_body_bytes: 65536 }",
@@ -47,9 +48,11 @@ auth:
   roles:
     reporter: ["jobs:submit:generate-*", "jobs:read:own", "channels:subscribe:orders.*"]
     worker: ["workers:lease:echo"]
+    operator: ["audit:read@*", "oauth:rotate-key@*", "workers:lease:*@*"]
   api_keys:
     - { name: boot-a, sha256: %s, roles: [admin], tenant: acme }
     - { name: boot-b, sha256: %s, roles: [admin], tenant: globex }
+    - { name: boot-ops, sha256: %s, roles: [operator], tenant: ops }
   jwt:
     - { issuer: %q, audience: errand, secret: %q, claims: { tenant: org } }
     - issuer: %q
@@ -59,7 +62,7 @@ auth:
       - |
 %s
     - { issuer: %q, audience: errand, jwks_url: %q, tenant: acme }
-`, sha256Hex(bootA), sha256Hex(bootB), hsIssuer, hsSecret, rsIssuer, indented, jwksIssuer, jwksURL)
+`, sha256Hex(bootA), sha256Hex(bootB), sha256Hex(bootOps), hsIssuer, hsSecret, rsIssuer, indented, jwksIssuer, jwksURL)
 }
 
 // jwksServer serves a JWKS that the test can change (key rotation).
@@ -175,7 +178,7 @@ func TestSecurity(t *testing.T) {
 	}
 	repID, reporter := key("reporter", "reports-app")
 	workerID, workerTok := key("worker", "echo-worker")
-	secrets = append(secrets, bootA, bootB)
+	secrets = append(secrets, bootA, bootB, bootOps)
 
 	// Tokens that must not get in.
 	failed := func(name, path, token, detail string, header ...string) {
@@ -199,6 +202,12 @@ func TestSecurity(t *testing.T) {
 	failed("token in the URL", "/v1/jobs?access_token="+bootA, "", "not accepted in URLs")
 	failed("garbage", "/v1/me", "not-a-token", "neither an API key nor a JWT")
 	failed("no tenant claim", "/v1/me", sign(t, jwt.SigningMethodHS256, []byte(hsSecret), claims(hsIssuer, "errand", time.Hour), ""), "claim")
+	failed("tenant claim other than the issuer's fixed tenant", "/v1/me",
+		sign(t, jwt.SigningMethodRS256, rsaKey, claims(rsIssuer, "errand", time.Hour, "tenant", "globex"), ""), "another tenant")
+	failed("unknown crit extension", "/v1/me", critToken(t), "crit")
+	noAud := claims(hsIssuer, "errand", time.Hour, "org", "acme")
+	delete(noAud, "aud")
+	failed("no aud claim", "/v1/me", sign(t, jwt.SigningMethodHS256, []byte(hsSecret), noAud, ""), "no aud claim")
 
 	// Good tokens of each kind get in, as who they say.
 	me := func(name, token, subject, tenant, via string) {
@@ -213,6 +222,7 @@ func TestSecurity(t *testing.T) {
 	hsGood := sign(t, jwt.SigningMethodHS256, []byte(hsSecret), claims(hsIssuer, "errand", time.Hour, "org", "acme", "roles", "reporter"), "")
 	me("HS256 token", hsGood, "user-1", "acme", "jwt")
 	me("RS256 token (audience list)", sign(t, jwt.SigningMethodRS256, rsaKey, claims(rsIssuer, []string{"other"}, time.Hour), ""), "user-1", "acme", "jwt")
+	me("RS256 token naming the issuer's fixed tenant", sign(t, jwt.SigningMethodRS256, rsaKey, claims(rsIssuer, "errand", time.Hour, "tenant", "acme"), ""), "user-1", "acme", "jwt")
 	me("JWKS token", sign(t, jwt.SigningMethodRS256, jwksKey1, claims(jwksIssuer, "errand", time.Hour), "k1"), "user-1", "acme", "jwt")
 	me("bootstrap key", bootA, "boot-a", "acme", "api_key")
 	me("reporter key", reporter, repID, "acme", "api_key")
@@ -362,6 +372,20 @@ func TestSecurity(t *testing.T) {
 	}
 }
 
+// critToken is a well-signed HS256 token whose crit header names an extension
+// errand does not know (RFC 7515 §4.1.11: refuse it).
+func critToken(t *testing.T) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(hsIssuer, "errand", time.Hour, "org", "acme"))
+	tok.Header["crit"] = []string{"urn:example:must-understand"}
+	tok.Header["urn:example:must-understand"] = true
+	s, err := tok.SignedString([]byte(hsSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func dialAuth(t *testing.T, s *server, token string) *websocket.Conn {
 	t.Helper()
 	c, _, err := websocket.Dial(ctxTimeout(t, 5*time.Second), "ws"+strings.TrimPrefix(s.URL, "http")+"/v1/ws",
@@ -397,12 +421,22 @@ func sseFirst(t *testing.T, s *server, path, want string) {
 }
 
 // checkAudit waits until every expected denial is in the audit log (as the
-// acme admin sees it) with its principal, action, resource and time.
+// operator sees it: acme's denials and the failed authentications of unknown
+// callers) with its principal, action, resource and time; the acme admin sees
+// acme's entries only.
 func checkAudit(t *testing.T, s *server, want []denial) {
 	t.Helper()
+	_, _, b := s.call("GET", "/v1/audit?limit=1000", "", bootA)
+	var own struct{ Entries []errand.AuditEntry }
+	mustJSON(t, b, &own)
+	for _, e := range own.Entries {
+		if e.Tenant != "acme" {
+			t.Errorf("the acme admin's audit log shows an entry of tenant %q: %+v", e.Tenant, e)
+		}
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, _, b := s.call("GET", "/v1/audit?limit=1000", "", bootA)
+		_, _, b := s.call("GET", "/v1/audit?limit=1000", "", bootOps)
 		var page struct{ Entries []errand.AuditEntry }
 		mustJSON(t, b, &page)
 		var missing []denial

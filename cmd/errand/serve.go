@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/netguard"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/runner"
@@ -108,7 +108,8 @@ type app struct {
 	webhooks   *webhook.Service
 	auth       *auth.Authenticator
 	audit      *audit.Log
-	certs      *certHolder // nil without TLS
+	certs      *certHolder     // nil without TLS
+	services   lifecycle.Group // started in order, stopped in reverse
 	server     *http.Server
 	listener   net.Listener
 	cancel     context.CancelFunc // ends long polls at shutdown
@@ -141,51 +142,61 @@ func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, 
 	return a, nil
 }
 
-// start builds the services over the open store, in dependency order; Stop
-// undoes whatever part of it ran.
+// start builds the services over the open store and starts them, in
+// dependency order; Stop undoes whatever part of it ran.
 func (a *app) start(ctx context.Context) error {
+	if err := a.build(ctx); err != nil {
+		return err
+	}
+	if l := a.backing.leader; l != nil {
+		a.services.Add("leader", l) // first, so maintenance may lead from its first pass
+	}
+	a.services.Add("audit", a.audit)
+	a.services.Add("auth", a.auth)
+	a.services.Add("webhooks", a.webhooks) // before anything writes events whose deliveries it sends
+	a.services.Add("maintainer", a.maintainer)
+	a.services.Add("runners", a.runners)
+	a.services.Add("http", lifecycle.Func{OnStart: a.listen, OnStop: a.shutdown})
+	return a.services.Start(ctx)
+}
+
+// build makes every service and wires it to the store: what hears commits
+// (Listen) and what writes in every event's transaction (Hook).
+func (a *app) build(ctx context.Context) error {
 	cfg := a.cfg
 	var err error
 	hub, sig := event.NewHub(), queue.NewSignal()
 	a.hub = hub
-	a.store.Listen(hub)
-	a.store.Listen(sig)
+	a.store.Listen(hub) // SSE, WebSocket and waits hear committed events
+	a.store.Listen(sig) // long-polling workers wake when jobs are ready
 	if a.webhooks, err = newWebhooks(a.store, cfg, a.log, a.backing.lead); err != nil {
 		return err
 	}
-	a.store.Listen(a.webhooks)  // endpoint changes, on any node
-	store := a.webhooks.Store() // every event written through it gets its deliveries
+	a.store.Hook(a.webhooks)   // every event's deliveries commit with it (the outbox)
+	a.store.Listen(a.webhooks) // first attempts of committed deliveries; endpoint changes on any node
 	pageBytes := int64(cfg.HTTP.PageBytes)
-	if a.channels, err = channel.NewService(store, cfg.ChannelList(), &channel.Config{PageBytes: pageBytes}); err != nil {
+	if a.channels, err = channel.NewService(a.store, cfg.ChannelList(), &channel.Config{PageBytes: pageBytes}); err != nil {
 		return err
 	}
 	ops, err := a.withSecrets(ctx, cfg.OperationList())
 	if err != nil {
 		return err
 	}
-	if a.jobs, err = job.NewService(store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait),
+	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait),
 		Artifacts: a.artifacts, CheckCallback: a.webhooks.CheckCallbackURL, PageBytes: pageBytes,
 		ListTimeout: time.Duration(cfg.HTTP.ListTimeout)}); err != nil {
 		return err
 	}
-	a.queue = queue.New(store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
+	if a.queue, err = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
 		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs,
-		MaxLeaseBytes: pageBytes, Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes})
-	if l := a.backing.leader; l != nil {
-		l.Start(ctx)
-	}
-	a.maintainer = queue.NewMaintainer(a.queue, a.log, &queue.MaintainConfig{Lead: a.backing.lead})
-	a.maintainer.Start(ctx)
-	if err := a.webhooks.Start(ctx); err != nil {
+		MaxLeaseBytes: pageBytes, Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes}); err != nil {
 		return err
 	}
-	if a.runners, err = runner.Start(ctx, a.queue, ops, handlers(ops), a.log); err != nil {
+	a.maintainer = queue.NewMaintainer(a.queue, &queue.MaintainConfig{Lead: a.backing.lead, Log: a.log})
+	if a.runners, err = runner.New(a.queue, ops, handlers(ops), &runner.Config{Log: a.log}); err != nil {
 		return err
 	}
-	if err := a.startAccess(ctx); err != nil {
-		return err
-	}
-	return a.listen(ctx)
+	return a.buildAccess(ctx)
 }
 
 // newWebhooks makes the webhook service from the configuration. Development
@@ -206,7 +217,7 @@ func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger, lead
 	}
 	return webhook.New(store, &webhook.Config{Timeout: time.Duration(w.Timeout), Schedule: schedule,
 		Concurrency: w.Concurrency, RateLimit: w.RateLimit, DisableAfter: time.Duration(w.DisableAfter),
-		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log, Lead: lead}), nil
+		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log, Lead: lead})
 }
 
 // withSecrets gives each http operation without a configured secret one errand
@@ -246,12 +257,16 @@ func (a *app) listen(ctx context.Context) error {
 	if a.cfg.Dev {
 		maxStreams = 0
 	}
-	handler := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
+	handler, err := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
 		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Streams: base},
 		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
 			CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,
 			ReplayBytes: int64(a.cfg.HTTP.ReplayBytes), StreamBufferBytes: int64(a.cfg.HTTP.StreamBufferBytes)})
+	if err != nil {
+		cancel()
+		return err
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)            // over TLS, by ALPN
@@ -269,7 +284,6 @@ func (a *app) listen(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	var err error
 	if a.listener, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		cancel()
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
@@ -303,48 +317,18 @@ func (a *app) URL() string {
 	return fmt.Sprintf("%s://%s:%d", scheme, host, addr.Port)
 }
 
-// Stop shuts down in reverse order of start: end long polls, drain requests,
-// stop maintenance, close the store (after its last commit).
+// shutdown ends long polls and event streams and drains requests.
+func (a *app) shutdown(ctx context.Context) error {
+	a.cancel()
+	return a.server.Shutdown(ctx)
+}
+
+// Stop stops the services in reverse order of start (the HTTP server first,
+// the leader last) and closes the store after its last commit.
 func (a *app) Stop(ctx context.Context) error {
-	var errs []error
-	if a.server != nil {
-		a.cancel()
-		if err := a.server.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		}
-	}
-	if a.runners != nil {
-		if err := a.runners.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("runners: %w", err))
-		}
-	}
-	if a.maintainer != nil {
-		if err := a.maintainer.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("maintainer: %w", err))
-		}
-	}
-	if a.webhooks != nil {
-		if err := a.webhooks.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("webhooks: %w", err))
-		}
-	}
-	if a.auth != nil {
-		if err := a.auth.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("auth: %w", err))
-		}
-	}
-	if a.audit != nil {
-		if err := a.audit.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("audit: %w", err))
-		}
-	}
-	if l := a.backing.leader; l != nil {
-		if err := l.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("leader: %w", err))
-		}
-	}
+	err := a.services.Stop(ctx)
 	a.backing.close()
-	return errors.Join(errs...)
+	return err
 }
 
 // serve runs errand until ctx ends, then shuts down gracefully.

@@ -38,7 +38,7 @@ func isPostgres(store string) bool {
 // (with the reason logged) for up to wait before giving up.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, wait time.Duration) (*backing, error) {
 	if !isPostgres(cfg.Store) {
-		return openSQLite(ctx, cfg)
+		return openSQLite(ctx, cfg, log)
 	}
 	dsn, pcfg, err := postgres.ParseURL(cfg.Store)
 	if err != nil {
@@ -70,16 +70,17 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, wait t
 	} else {
 		b.artifacts = s.Artifacts()
 	}
-	b.leader = s.Leader(2*time.Second, log)
+	b.leader = s.Leader(&postgres.LeaderConfig{Log: log})
 	b.lead = b.leader.IsLeader
 	return b, nil
 }
 
-func openSQLite(ctx context.Context, cfg *config.Config) (*backing, error) {
+func openSQLite(ctx context.Context, cfg *config.Config, log *slog.Logger) (*backing, error) {
 	path, scfg, err := sqlite.ParseURL(cfg.Store)
 	if err != nil {
 		return nil, err
 	}
+	scfg.Log = log
 	s, err := sqlite.Open(ctx, path, scfg)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/jsonguard"
 	"github.com/errandhq/errand/worker"
 )
 
@@ -142,7 +143,7 @@ func (r *Runner) outcome(waitErr error, stdout *capped, stderr *progressWriter) 
 	switch {
 	case len(out) == 0:
 		return nil, nil
-	case json.Valid(out):
+	case jsonguard.Valid(out):
 		return json.RawMessage(out), nil
 	}
 	return string(out), nil
@@ -192,7 +193,7 @@ func storeOne(ctx context.Context, j *worker.Job, root *os.Root, name string) er
 	}
 	if err := j.Artifact(ctx, name, ct, f); err != nil {
 		var ee *errand.Error
-		if errors.As(err, &ee) && ee.Code != errand.EINTERNAL && ee.Code != errand.EUNAVAILABLE {
+		if errors.As(err, &ee) && ee.Code != errand.EINTERNAL && ee.Code != errand.EUNAVAILABLE && ee.Code != errand.ESTORAGEFULL {
 			return &worker.Error{Code: "artifact_" + ee.Code, NoRetry: true, Err: fmt.Errorf("artifact %s: %s", name, ee.Message)}
 		}
 		return fmt.Errorf("store artifact %s: %w", name, err)

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/jsonguard"
 	"github.com/errandhq/errand/signing"
 	"github.com/errandhq/errand/worker"
 )
@@ -150,7 +151,7 @@ func (r *Runner) result(ctx context.Context, j *worker.Job, contentType string, 
 		return nil, nil
 	}
 	mt, _, _ := mime.ParseMediaType(contentType)
-	if (mt == "application/json" || strings.HasSuffix(mt, "+json")) && json.Valid(body) {
+	if (mt == "application/json" || strings.HasSuffix(mt, "+json")) && jsonguard.Valid(body) {
 		return json.RawMessage(body), nil
 	}
 	if contentType == "" {

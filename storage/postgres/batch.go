@@ -53,6 +53,9 @@ func (t *txn) flush() error {
 	if len(t.inserts) == 0 && len(t.updates) == 0 && len(t.events) == 0 {
 		return nil
 	}
+	// Whatever happens below, nothing stays kept: the current call's writes,
+	// if any were kept, are sent under its savepoint (see send).
+	t.call.updates, t.call.events, t.call.inserts = 0, 0, 0
 	p := &pipeline{}
 	if n := len(t.inserts); n >= copyFrom {
 		if err := t.copyJobs(); err != nil {
@@ -314,10 +317,7 @@ func microsOf(t *time.Time) *int64 {
 // exec, query and queryRow send a statement after the kept writes (in a
 // group, under the call's savepoint when what it sends could need undoing).
 func (t *txn) exec(what, q string, args ...any) (pgconn.CommandTag, error) {
-	if err := t.guard(true); err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	if err := t.flush(); err != nil {
+	if err := t.send(true); err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := t.tx.Exec(t.ctx, q, args...)
@@ -328,20 +328,14 @@ func (t *txn) exec(what, q string, args ...any) (pgconn.CommandTag, error) {
 }
 
 func (t *txn) query(q string, args ...any) (pgx.Rows, error) {
-	if err := t.guard(false); err != nil {
-		return nil, err
-	}
-	if err := t.flush(); err != nil {
+	if err := t.send(false); err != nil {
 		return nil, err
 	}
 	return t.tx.Query(t.ctx, q, args...)
 }
 
 func (t *txn) queryRow(q string, args ...any) pgx.Row {
-	if err := t.guard(false); err != nil {
-		return errRow{err}
-	}
-	if err := t.flush(); err != nil {
+	if err := t.send(false); err != nil {
 		return errRow{err}
 	}
 	return t.tx.QueryRow(t.ctx, q, args...)

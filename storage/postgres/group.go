@@ -3,11 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -73,8 +75,10 @@ func (s *Store) submit(ctx context.Context, fn func(storage.Tx) error) (*request
 	return r, <-r.done
 }
 
-// runGroup runs the calls in one transaction; calls whose outcome the
-// transaction could not decide run again alone.
+// runGroup runs the calls in one transaction. A call whose outcome the group
+// did not decide — the group failed, or the call failed for a reason that is
+// not its own answer (a statement the database refused, a deadlock) — runs
+// again alone.
 func (s *Store) runGroup(group []*request) {
 	if len(group) == 1 {
 		r := group[0]
@@ -84,18 +88,23 @@ func (s *Store) runGroup(group []*request) {
 	errs, maxSeq, ok := s.together(group)
 	for i, r := range group {
 		switch {
-		case ok:
-			if errs[i] == nil {
-				s.tail.committed(&r.c, maxSeq)
-			}
-			r.done <- interpretError(errs[i])
+		case ok && errs[i] == nil:
+			s.tail.committed(&r.c, maxSeq)
+			r.done <- nil
 		case isAnswer(errs[i]): // the call's own answer, whatever became of the rest
 			r.done <- errs[i]
+		case errors.Is(errs[i], errCommitUnknown):
+			r.done <- unavailable(errs[i])
 		default:
 			r.done <- s.alone(r)
 		}
 	}
 }
+
+// errCommitUnknown marks the calls of a group whose COMMIT may or may not have
+// happened (the connection failed during it): running them again could do
+// them twice, so they answer 503.
+var errCommitUnknown = errors.New("the connection failed during COMMIT")
 
 // isAnswer reports whether err is a call's own verdict (the domain's, or the
 // database being away) rather than a statement that failed in the group.
@@ -113,14 +122,15 @@ func (s *Store) alone(r *request) error {
 			s.tail.committed(&t.c, t.maxSeq)
 			return nil
 		}
-		if attempt == 3 || !retryable(err) {
+		if attempt == 5 || !retryable(err) {
 			return interpretError(err)
 		}
 	}
 }
 
 // together runs the group in one transaction. ok says it committed; errs are
-// the calls' own errors (nil for those that succeeded).
+// the calls' own errors (nil for those that succeeded, or that never ran
+// because the group stopped before them).
 func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool) {
 	errs = make([]error, len(group))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -142,18 +152,16 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 	t := &txn{s: s, tx: tx, ctx: ctx, group: true}
 	for i, r := range group {
 		t.beginCall()
-		if errs[i] = run(r.fn, t); errs[i] != nil {
-			if err := t.abandonCall(); err != nil {
-				_ = tx.Rollback(ctx)
-				return errs, 0, false
-			}
-			continue
-		}
-		if err := t.endCall(); err != nil {
+		var goOn bool
+		if errs[i], goOn = t.settleCall(run(r.fn, t)); !goOn {
+			// A statement failed that no savepoint covers: the transaction is
+			// lost, and with it what every call so far did.
 			_ = tx.Rollback(ctx)
 			return errs, 0, false
 		}
-		r.c = t.callCommit()
+		if errs[i] == nil {
+			r.c = t.callCommit()
+		}
 	}
 	if err := t.flush(); err != nil {
 		_ = tx.Rollback(ctx)
@@ -161,18 +169,47 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		var pe *pgconn.PgError
-		if !errors.As(err, &pe) {
+		if !errors.As(err, &pe) && !errors.Is(err, pgx.ErrTxCommitRollback) {
 			// The connection failed during COMMIT: the group may have committed.
-			// Running its calls again could do them twice; they answer 503.
 			for i := range errs {
 				if errs[i] == nil {
-					errs[i] = unavailable(err)
+					errs[i] = fmt.Errorf("%w: %w", errCommitUnknown, err)
 				}
 			}
 		}
 		return errs, 0, false
 	}
 	return errs, t.maxSeq, true
+}
+
+// settleCall ends the current call of a group: released when it succeeded,
+// undone (its kept writes dropped, what it sent rolled back to its savepoint)
+// when it failed. A call that returned nil although one of its statements
+// failed is failed here with errStatementFailed (it runs again alone). goOn is
+// false when the transaction cannot go on: a statement failed outside any
+// savepoint, or undoing the call failed.
+func (t *txn) settleCall(err error) (_ error, goOn bool) {
+	failed := t.aborted()
+	if failed && !t.call.savepoint {
+		return err, false
+	}
+	if err == nil && !failed {
+		return nil, t.endCall() == nil
+	}
+	if err == nil {
+		err = errStatementFailed
+	}
+	return err, t.abandonCall() == nil && !t.aborted()
+}
+
+// errStatementFailed is the error of a call that returned nil although a
+// statement it sent failed.
+var errStatementFailed = errors.New("a statement of the call failed")
+
+// aborted reports whether a statement of the transaction failed (PostgreSQL
+// then refuses every statement until a ROLLBACK TO SAVEPOINT).
+func (t *txn) aborted() bool {
+	return t.tx.Conn().PgConn().TxStatus() == 'E'
 }
 
 // call is where the current call's writes begin in the kept buffers.
@@ -193,20 +230,22 @@ func (t *txn) ownPending() bool {
 	return len(t.updates) > t.call.updates || len(t.events) > t.call.events || len(t.inserts) > t.call.inserts
 }
 
-// guard makes sure what the current call is about to send can be undone: the
-// writes of the calls before it are sent first, then a savepoint is taken.
-func (t *txn) guard(write bool) error {
-	if !t.group || t.call.savepoint || !(write || t.ownPending()) {
-		return nil
+// send sends the kept writes before a statement that must see them (write:
+// the statement itself changes rows). In a group, what the current call sends
+// — its kept writes or the statement — must be undoable, so the first time it
+// sends anything the writes of the calls before it are sent, then a savepoint
+// is taken.
+func (t *txn) send(write bool) error {
+	if t.group && !t.call.savepoint && (write || t.ownPending()) {
+		if err := t.flushBefore(); err != nil {
+			return err
+		}
+		if _, err := t.tx.Exec(t.ctx, `SAVEPOINT call`); err != nil {
+			return err
+		}
+		t.call.savepoint = true
 	}
-	if err := t.flushBefore(); err != nil {
-		return err
-	}
-	if _, err := t.tx.Exec(t.ctx, `SAVEPOINT call`); err != nil {
-		return err
-	}
-	t.call.savepoint = true
-	return nil
+	return t.flush()
 }
 
 // flushBefore sends the writes kept by the calls before the current one.
@@ -216,7 +255,6 @@ func (t *txn) flushBefore() error {
 	t.updated = nil
 	err := t.flush()
 	t.updates, t.events, t.inserts = append(t.updates, u...), append(t.events, e...), append(t.inserts, in...)
-	t.call.updates, t.call.events, t.call.inserts = 0, 0, 0
 	t.reindex()
 	return err
 }
@@ -245,7 +283,8 @@ func (t *txn) endCall() error {
 
 // callCommit is what the current call asks to be told after commit.
 func (t *txn) callCommit() storage.Commit {
-	return storage.Commit{Ready: slices.Clone(t.c.Ready), Scheduled: t.c.Scheduled, Changed: slices.Clone(t.c.Changed)}
+	return storage.Commit{Ready: slices.Clone(t.c.Ready), Scheduled: t.c.Scheduled, Changed: slices.Clone(t.c.Changed),
+		Deliveries: slices.Clone(t.c.Deliveries)}
 }
 
 // reindex rebuilds the id → index map of kept updates.

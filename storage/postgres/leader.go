@@ -1,12 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -22,49 +23,42 @@ type Leader struct {
 	retry time.Duration
 	log   *slog.Logger
 	is    atomic.Bool
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop  lifecycle.Loop
 }
 
-// Leader returns this node's elector; Start begins campaigning. retry is how
-// often a follower tries to take over (and a leader checks its connection).
-func (s *Store) Leader(retry time.Duration, log *slog.Logger) *Leader {
-	return &Leader{s: s, key: 0x6c65_6164_6572, retry: retry, log: log}
+// LeaderConfig tunes the elector. The zero value is ready to use.
+type LeaderConfig struct {
+	// Retry is how often a follower tries to take over (and a leader checks
+	// its connection). Defaults to 2 seconds.
+	Retry time.Duration
+	// Log hears leadership taken and lost. Defaults to slog.Default().
+	Log *slog.Logger
+}
+
+// Leader returns this node's elector; Start begins campaigning.
+func (s *Store) Leader(cfg *LeaderConfig) *Leader {
+	var c LeaderConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	c.Retry = cmp.Or(c.Retry, 2*time.Second)
+	c.Log = cmp.Or(c.Log, slog.Default())
+	return &Leader{s: s, key: s.lockKey("leader"), retry: c.Retry, log: c.Log}
 }
 
 // IsLeader reports whether this node leads now.
 func (l *Leader) IsLeader() bool { return l.is.Load() }
 
 // Start campaigns until Stop.
-func (l *Leader) Start(ctx context.Context) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.mu.Lock()
-	l.cancel, l.done = cancel, make(chan struct{})
-	l.mu.Unlock()
-	go l.run(ctx)
+func (l *Leader) Start(ctx context.Context) error {
+	l.loop.Go(ctx, l.run)
+	return nil
 }
 
 // Stop gives up leadership (closing its connection frees the lock at once).
-func (l *Leader) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	cancel, done := l.cancel, l.done
-	l.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (l *Leader) Stop(ctx context.Context) error { return l.loop.Halt(ctx) }
 
 func (l *Leader) run(ctx context.Context) {
-	defer close(l.done)
 	var conn *pgx.Conn
 	defer func() {
 		l.is.Store(false)

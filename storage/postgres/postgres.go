@@ -19,6 +19,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"net"
@@ -111,6 +112,8 @@ type Store struct {
 	quit   chan struct{}
 	mu     sync.Mutex
 	notify []storage.Notifier
+	hooks  storage.Hooks
+	space  storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -170,6 +173,15 @@ func (s *Store) nameSequence(ctx context.Context) error {
 // channel is the NOTIFY channel of this database (and schema).
 func (s *Store) channel() string { return "errand_" + cmp.Or(s.cfg.Schema, "public") }
 
+// lockKey is the advisory lock key of name in this store's schema: errands
+// sharing a database in different schemas must not share locks (one would
+// lead, migrate or count running jobs for the other).
+func (s *Store) lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(cmp.Or(s.cfg.Schema, "public") + ":" + name))
+	return int64(h.Sum64())
+}
+
 // Migrate applies pending migrations and returns how many ran; `errand migrate`
 // calls it ahead of a rolling deploy.
 func (s *Store) migrate(ctx context.Context) error {
@@ -188,7 +200,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	}
-	lock := int64(0x6572_7261_6e64) // "errand"
+	lock := s.lockKey("migrate")
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock); err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}
@@ -228,6 +240,9 @@ func mustSub(fsys embed.FS, dir string) fs.FS {
 	return sub
 }
 
+// Hook registers h to run in the transaction of every event appended.
+func (s *Store) Hook(h storage.EventHook) { s.hooks.Hook(h) }
+
 // Listen registers n to hear about every commit, in commit order.
 func (s *Store) Listen(n storage.Notifier) {
 	s.mu.Lock()
@@ -247,7 +262,7 @@ func (s *Store) notifiers() []storage.Notifier {
 // events reach the notifiers shortly after, in order, through the tailer.
 func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
 	_, err := s.submit(ctx, fn)
-	return err
+	return s.space.Observe(err)
 }
 
 func (s *Store) runTx(ctx context.Context, t *txn, fn func(storage.Tx) error) error {
@@ -309,7 +324,11 @@ func unavailable(err error) error {
 }
 
 // interpretError maps pgx errors to the seam's: no rows is ErrNotFound; a
-// connection that failed or broke is unavailable (503), whatever was being done.
+// connection that failed or broke is unavailable (503), whatever was being done;
+// the server out of disk, memory or connections (class 53: 53100 disk_full) is
+// storage_full; text PostgreSQL cannot hold (22021 a NUL or bytes that are not
+// UTF-8, 22P05 a character the database's encoding lacks) is the client's
+// invalid input, a backstop behind the API's own checks.
 func interpretError(err error) error {
 	if err == nil {
 		return nil
@@ -328,8 +347,18 @@ func interpretError(err error) error {
 		return unavailable(err)
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || strings.HasPrefix(pe.Code, "08")) {
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch {
+	case pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || strings.HasPrefix(pe.Code, "08"):
 		return unavailable(err) // the server is shutting down, restarting, or the connection failed
+	case pe.Code == "53100" || pe.Code == "53000":
+		return storage.Full() // disk_full, insufficient_resources
+	case strings.HasPrefix(pe.Code, "53"):
+		return unavailable(err) // out of memory (53200) or connections (53300): the server is struggling, not full
+	case pe.Code == "22021" || pe.Code == "22P05":
+		return errand.Errorf(errand.EVALIDATION, "the request holds text the store cannot keep (a NUL character or bytes that are not UTF-8)")
 	}
 	return err
 }
@@ -343,12 +372,13 @@ func (s *Store) Setting(ctx context.Context, key, value string) (string, error) 
 	return out, interpretError(err)
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers and whether writes are failing
+// for want of disk space (storage_full while they are).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return unavailable(err)
 	}
-	return nil
+	return s.space.Check(ctx, s)
 }
 
 // Close stops the tailer and closes the pool.

@@ -6,12 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/errandhq/errand"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/postgres"
 	"github.com/errandhq/errand/storage/storagetest"
@@ -255,5 +256,62 @@ func TestHistoryHasNoHoles(t *testing.T) {
 				t.Fatalf("a page ending at %d lacks committed event %d", p[len(p)-1], s)
 			}
 		}
+	}
+}
+
+// TestUpgrade0008: owners stored before migration 0008 keep their identities.
+func TestUpgrade0008(t *testing.T) {
+	u := testURL(t)
+	schema := newSchema(t, u)
+	open := func() storage.Store {
+		s, err := postgres.Open(context.Background(), u, &postgres.Config{Schema: schema, MaxConns: 4})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	}
+	storagetest.Upgrade0008(t, open, func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for _, q := range []string{"DROP INDEX " + schema + ".jobs_queued_tenant",
+			"DELETE FROM " + schema + ".errand_migrations WHERE version >= 8"} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("rewind: %s: %v", q, err)
+			}
+		}
+	})
+}
+
+// TestLeaderPerSchema: errands on one database in different schemas each
+// elect their own leader (a lock shared across schemas let one deployment's
+// node lead for every other's, whose maintenance then never ran); two nodes
+// of one schema elect one.
+func TestLeaderPerSchema(t *testing.T) {
+	u := testURL(t)
+	schema := newSchema(t, u)
+	a, b, other := openSchema(t, u, schema), openSchema(t, u, schema), openSchema(t, u, newSchema(t, u))
+	log := slog.New(slog.DiscardHandler)
+	var leaders []*postgres.Leader
+	for _, s := range []*postgres.Store{a, b, other} {
+		l := s.Leader(&postgres.LeaderConfig{Retry: 50 * time.Millisecond, Log: log})
+		l.Start(context.Background())
+		t.Cleanup(func() { l.Stop(context.Background()) })
+		leaders = append(leaders, l)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !(leaders[0].IsLeader() || leaders[1].IsLeader()) || !leaders[2].IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatalf("leaders after 10s: schema 1 %v %v, schema 2 %v; want one in each schema",
+				leaders[0].IsLeader(), leaders[1].IsLeader(), leaders[2].IsLeader())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if leaders[0].IsLeader() && leaders[1].IsLeader() {
+		t.Fatalf("both nodes of one schema lead")
 	}
 }

@@ -3,8 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -29,16 +29,8 @@ const (
 	qFindIdempotent = `SELECT ` + jobCols + ` FROM jobs WHERE tenant = $1 AND owner = $2 AND idempotency_key = $3`
 	qDeleteJob      = `DELETE FROM jobs WHERE id = $1`
 	qDeleteEvents   = `DELETE FROM events WHERE stream = $1`
-	// qQueuedJobs locks up to $2 queued jobs and returns those that fit in $3
-	// bytes: the sizes come from the rows' headers (octet_length reads no TOAST),
-	// so jobs past the budget are never fetched. The rows locked but not taken
-	// stay queued (the queue wakes waiting workers for them after commit).
-	qQueuedJobs = `WITH c AS (SELECT id, priority, run_at, octet_length(input) + coalesce(octet_length(result), 0) AS size FROM jobs
-		WHERE status = 'queued' AND operation = $1 ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
-		r AS (SELECT id, sum(size) OVER (ORDER BY priority DESC, run_at, id ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM c)
-		SELECT ` + jobCols + ` FROM jobs JOIN r USING (id) WHERE r.bytes_before < $3 ORDER BY priority DESC, run_at, id`
-	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = $1`
-	qExpiredLeases = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < $1
+	qCountRunning   = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = $1`
+	qExpiredLeases  = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < $1
 		ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`
 	qDueScheduled = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'scheduled' AND run_at <= $1
 		ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED`
@@ -59,6 +51,25 @@ const (
 		r AS (SELECT seq, sum(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM p)
 		SELECT ` + eventCols + ` FROM events JOIN r USING (seq) WHERE r.bytes_before < $6 ORDER BY seq`
 )
+
+// qQueuedJobs (every tenant's) and qQueuedTenantJobs lock up to $2 queued
+// jobs and return those that fit in $3 bytes: the sizes come from the rows'
+// headers (octet_length reads no TOAST), so jobs past the budget are never
+// fetched. The rows locked but not taken stay queued (the queue wakes waiting
+// workers for them after commit).
+var (
+	qQueuedJobs       = queuedJobsSQL(`$4 = ''`)
+	qQueuedTenantJobs = queuedJobsSQL(`tenant = $4`)
+)
+
+// queuedJobsSQL is the claim of queued jobs of operation $1, at most $2 of them
+// and $3 bytes, among the rows that also match cond (on $4, the tenant).
+func queuedJobsSQL(cond string) string {
+	return `WITH c AS (SELECT id, priority, run_at, octet_length(input) + coalesce(octet_length(result), 0) AS size FROM jobs
+		WHERE status = 'queued' AND operation = $1 AND ` + cond + ` ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
+		r AS (SELECT id, sum(size) OVER (ORDER BY priority DESC, run_at, id ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM c)
+		SELECT ` + jobCols + ` FROM jobs JOIN r USING (id) WHERE r.bytes_before < $3 ORDER BY priority DESC, run_at, id`
+}
 
 // txn is the storage.Tx of one transaction.
 type txn struct {
@@ -135,28 +146,27 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 
 // InsertEvent keeps e for the transaction's next statement batch (batch.go),
 // which sets e.Seq before the commit.
-func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
+func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
 	t.events = append(t.events, e)
-	return nil
+	return t.s.hooks.EventAppended(ctx, t, e)
 }
 
-func (t *txn) QueuedJobs(_ context.Context, operation string, limit int, maxBytes int64) ([]*errand.Job, error) {
-	return queryJobs(t.query(qQueuedJobs, operation, limit, storage.ByteBudget(maxBytes)))
+func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int, maxBytes int64) ([]*errand.Job, error) {
+	q := qQueuedJobs
+	if tenant != "" {
+		q = qQueuedTenantJobs
+	}
+	return queryJobs(t.query(q, operation, limit, storage.ByteBudget(maxBytes), tenant))
 }
 
 // CountRunning counts an operation's running jobs. It first takes a lock on the
 // operation for the rest of the transaction, so two nodes leasing it at once
 // cannot both see room under its concurrency limit.
 func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
-	h := fnv.New64a()
-	h.Write([]byte("concurrency:" + operation))
-	if err := t.guard(false); err != nil {
+	if err := t.send(false); err != nil {
 		return 0, err
 	}
-	if err := t.flush(); err != nil {
-		return 0, err
-	}
-	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, t.s.lockKey("concurrency:"+operation)); err != nil {
 		return 0, fmt.Errorf("lock operation: %w", err)
 	}
 	var n int
@@ -220,30 +230,57 @@ func (s *Store) GetJob(ctx context.Context, tenant, id string) (*errand.Job, err
 	return scanJob(s.pool.QueryRow(ctx, qGetTenantJob, id, tenant))
 }
 
-// ListJobs reads committed jobs newest first.
+// ListJobs reads committed jobs newest first. The page is cut at MaxBytes by
+// sizes read from the rows' headers (octet_length reads no TOAST): jobs past
+// the budget are never fetched.
 func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*errand.Job, error) {
-	w := where{}
-	w.add("tenant = ", p.Tenant)
-	if p.Before != "" {
-		w.add("id < ", p.Before)
-	}
-	if p.Owner != "" {
-		w.add("owner = ", p.Owner)
-	}
-	if p.Operation != "" {
-		w.add("operation = ", p.Operation)
-	}
-	if p.Status != "" {
-		w.add("status = ", string(p.Status))
-	}
-	// The page is cut at MaxBytes by sizes read from the rows' headers
-	// (octet_length reads no TOAST): jobs past the budget are never fetched.
-	q := `WITH p AS (SELECT id, octet_length(input) + coalesce(octet_length(result), 0) AS size FROM jobs WHERE ` +
-		w.sql() + ` ORDER BY id DESC LIMIT ` + w.arg(p.Limit) + `),
+	w := &where{}
+	page := listJobsPage(w, p)
+	q := `WITH p AS (` + page + `),
 		r AS (SELECT id, sum(size) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM p)
 		SELECT ` + jobCols + ` FROM jobs JOIN r USING (id) WHERE r.bytes_before < ` + w.arg(storage.ByteBudget(p.MaxBytes)) +
 		` ORDER BY id DESC`
 	return queryJobs(s.pool.Query(ctx, q, w.args...))
+}
+
+// listJobsPage selects the ids and sizes of a page. With an owner it walks the
+// (tenant, owner, id) index newest first; with a legacy owner as well, each
+// owner's walk is limited on its own and the two are merged, because
+// owner = ANY(…) would not come out of the index in id order.
+func listJobsPage(w *where, p storage.ListJobsParams) string {
+	owners := []string{p.Owner}
+	if p.LegacyOwner != "" && p.LegacyOwner != p.Owner {
+		owners = append(owners, p.LegacyOwner)
+	}
+	var arms []string
+	for _, o := range owners {
+		arms = append(arms, `(SELECT id, octet_length(input) + coalesce(octet_length(result), 0) AS size FROM jobs WHERE `+
+			listJobsWhere(w, p, o)+` ORDER BY id DESC LIMIT `+w.arg(p.Limit)+`)`)
+	}
+	if len(arms) == 1 {
+		return arms[0]
+	}
+	return `SELECT * FROM (` + strings.Join(arms, ` UNION ALL `) + `) u ORDER BY id DESC LIMIT ` + w.arg(p.Limit)
+}
+
+// listJobsWhere is ListJobs' filter for one owner ("" for every owner's).
+func listJobsWhere(w *where, p storage.ListJobsParams, owner string) string {
+	c := &where{args: w.args}
+	c.add("tenant = ", p.Tenant)
+	if p.Before != "" {
+		c.add("id < ", p.Before)
+	}
+	if owner != "" {
+		c.add("owner = ", owner)
+	}
+	if p.Operation != "" {
+		c.add("operation = ", p.Operation)
+	}
+	if p.Status != "" {
+		c.add("status = ", string(p.Status))
+	}
+	w.args = c.args
+	return c.sql()
 }
 
 // ListEvents reads a stream's committed events. A page never reaches past this

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/storage"
 	"github.com/jackc/pgx/v5"
 )
@@ -25,8 +26,7 @@ type tailer struct {
 	s    *Store
 	node string
 	poke chan struct{}
-	quit chan struct{}
-	done chan struct{}
+	loop lifecycle.Loop // its goroutines: run, listenLoop, announce
 
 	mu       sync.Mutex
 	cursor   int64 // every event with seq <= cursor has been delivered (or never committed)
@@ -40,11 +40,12 @@ type tailer struct {
 	announceNow chan struct{}
 }
 
-// gap is a run of missing seqs below upTo. horizon is a transaction id taken
-// after the gap was seen (0 until then): every transaction that took one of the
-// missing seqs had its id before (InsertEvent makes sure), so once no
-// transaction below horizon is running, the missing seqs have committed (and
-// were read) or never will.
+// gap is missing seqs below upTo, the highest seq of the read that saw them
+// missing: all were taken before that read. horizon is a transaction id taken
+// after it (0 until then): every transaction that took one of the missing seqs
+// had its id before (InsertEvent makes sure), so once no transaction below
+// horizon is running, the missing seqs have committed (and are read) or never
+// will.
 type gap struct {
 	upTo    int64
 	horizon uint64
@@ -59,8 +60,7 @@ const gapGrace = 20 * time.Millisecond
 func startTailer(ctx context.Context, s *Store) (*tailer, error) {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	t := &tailer{s: s, node: hex.EncodeToString(id[:]), poke: make(chan struct{}, 1), quit: make(chan struct{}),
-		done: make(chan struct{}), advanced: make(chan struct{}), announceNow: make(chan struct{}, 1),
+	t := &tailer{s: s, node: hex.EncodeToString(id[:]), poke: make(chan struct{}, 1), advanced: make(chan struct{}), announceNow: make(chan struct{}, 1),
 		known: map[int64]*errand.Event{}}
 	if err := t.settle(ctx); err != nil {
 		return nil, err
@@ -69,9 +69,7 @@ func startTailer(ctx context.Context, s *Store) (*tailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	go t.listenLoop(conn)
-	go t.run()
-	go t.announce()
+	t.loop.Go(ctx, t.run, t.announce, func(ctx context.Context) { t.listenLoop(ctx, conn) })
 	return t, nil
 }
 
@@ -119,12 +117,13 @@ func (t *tailer) wake() {
 // move at the tailer's pace. Readers wait instead, and only when what they read
 // is past the horizon (see Store.ListEvents).
 func (t *tailer) committed(c *storage.Commit, maxSeq int64) {
-	if len(c.Ready) > 0 || !c.Scheduled.IsZero() || len(c.Changed) > 0 || maxSeq > 0 {
+	if len(c.Ready) > 0 || !c.Scheduled.IsZero() || len(c.Changed) > 0 || len(c.Deliveries) > 0 || maxSeq > 0 {
 		t.mu.Lock()
-		if len(c.Ready) > 0 || !c.Scheduled.IsZero() || len(c.Changed) > 0 {
-			t.pending = append(t.pending, &storage.Commit{Ready: c.Ready, Scheduled: c.Scheduled, Changed: c.Changed})
+		if len(c.Ready) > 0 || !c.Scheduled.IsZero() || len(c.Changed) > 0 || len(c.Deliveries) > 0 {
+			t.pending = append(t.pending, &storage.Commit{Ready: c.Ready, Scheduled: c.Scheduled, Changed: c.Changed,
+				Deliveries: c.Deliveries})
 		}
-		t.out.Add(c)
+		t.out.Add(&storage.Commit{Ready: c.Ready, Scheduled: c.Scheduled, Changed: c.Changed}) // deliveries stay on this node
 		t.outEvents = t.outEvents || maxSeq > 0
 		t.mu.Unlock()
 		t.wake()
@@ -149,23 +148,15 @@ func (t *tailer) waitFor(ctx context.Context, seq int64) {
 		case <-ch:
 		case <-ctx.Done():
 			return
-		case <-t.done:
+		case <-t.loop.Context().Done():
 			return
 		}
 	}
 }
 
-func (t *tailer) stop() {
-	select {
-	case <-t.quit:
-	default:
-		close(t.quit)
-	}
-	<-t.done
-}
+func (t *tailer) stop() { _ = t.loop.Halt(context.Background()) }
 
-func (t *tailer) run() {
-	defer close(t.done)
+func (t *tailer) run(ctx context.Context) {
 	for {
 		wait := time.Second
 		t.mu.Lock()
@@ -175,7 +166,7 @@ func (t *tailer) run() {
 		t.mu.Unlock()
 		timer := time.NewTimer(wait)
 		select {
-		case <-t.quit:
+		case <-ctx.Done():
 			timer.Stop()
 			return
 		case <-t.poke:
@@ -346,30 +337,33 @@ func (t *tailer) hold(e *errand.Event) {
 }
 
 // inOrder advances the cursor over evs as far as no unexplained gap stops it
-// and returns the events passed.
+// and returns the events passed. One horizon explains every missing seq below
+// the highest seq of the read that first saw the gap (all of those were taken
+// before the horizon), so a run of rolled-back transactions costs one horizon,
+// not one each.
 func (t *tailer) inOrder(evs []*errand.Event, xmin uint64) []*errand.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []*errand.Event
 	for _, e := range evs {
+		if e.Seq > t.cursor+1 && t.gap != nil && t.gap.horizon != 0 && xmin >= t.gap.horizon {
+			// Every transaction that could hold a missing seq below upTo has ended.
+			t.passTo(max(t.cursor, min(e.Seq, t.gap.upTo)-1))
+		}
+		if t.gap != nil && t.cursor >= t.gap.upTo-1 {
+			t.gap = nil
+		}
 		if e.Seq > t.cursor+1 {
 			if t.gap == nil {
-				t.gap = &gap{upTo: e.Seq, seen: time.Now()}
+				t.gap = &gap{upTo: evs[len(evs)-1].Seq, seen: time.Now()}
 			}
-			if t.gap.horizon == 0 || xmin < t.gap.horizon {
-				return out // a transaction that may hold the missing seqs is still running
-			}
-			// Every transaction that could hold them has ended: they rolled back.
-			t.passTo(max(t.cursor, min(e.Seq, t.gap.upTo)-1))
-			t.gap = nil
-			if e.Seq > t.cursor+1 {
-				t.gap = &gap{upTo: e.Seq, seen: time.Now()}
-				return out
-			}
+			return out // a transaction that may hold the missing seqs is still running
 		}
-		t.gap = nil
 		t.passTo(e.Seq)
 		out = append(out, e)
+	}
+	if t.gap != nil && t.cursor >= t.gap.upTo-1 {
+		t.gap = nil
 	}
 	return out
 }
@@ -423,9 +417,7 @@ func (t *tailer) listen(ctx context.Context) (*pgx.Conn, error) {
 
 // listenLoop turns notifications into wake-ups and notes; it reconnects after
 // losing the connection (and then catches up: a note may have been missed).
-func (t *tailer) listenLoop(conn *pgx.Conn) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-t.quit; cancel() }()
+func (t *tailer) listenLoop(ctx context.Context, conn *pgx.Conn) {
 	backoff := 100 * time.Millisecond
 	for {
 		for conn == nil {
@@ -505,10 +497,10 @@ func (t *tailer) note(payload string) {
 // every commit since the last, outside any transaction. A crash between a
 // commit and its announcement only delays the others until their next poll
 // (tailers every second, long polls at their end).
-func (t *tailer) announce() {
+func (t *tailer) announce(ctx context.Context) {
 	for {
 		select {
-		case <-t.quit:
+		case <-ctx.Done():
 			return
 		case <-t.announceNow:
 		}

@@ -87,6 +87,9 @@ func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
 	_, err := t.exec("insert delivery", qInsertDelivery, d.ID, d.Tenant, d.EndpointID, d.URL, d.JobID, d.EventType,
 		string(d.Status), d.AttemptCount, d.Step, storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt),
 		storage.Micros(d.CreatedAt), []byte(d.Payload))
+	if err == nil {
+		t.c.Deliveries = append(t.c.Deliveries, d)
+	}
 	return err
 }
 

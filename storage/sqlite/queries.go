@@ -33,6 +33,8 @@ const (
 	qInsertEvent    = `INSERT INTO events (stream, tenant, type, time, data, expires_at) VALUES (?, ?, ?, ?, ?, ?)`
 	qQueuedJobs     = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND operation = ?
 		ORDER BY priority DESC, run_at, id LIMIT ?`
+	qQueuedTenantJobs = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND tenant = ? AND operation = ?
+		ORDER BY priority DESC, run_at, id LIMIT ?`
 	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = ?`
 	qExpiredLeases = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < ?
 		ORDER BY lease_expires_at LIMIT ?`
@@ -56,7 +58,7 @@ const (
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	insertJob, updateJob, getJob, findIdempotent, deleteJob, deleteEvents, insertEvent,
-	queuedJobs, countRunning, expiredLeases, dueScheduled, expiredJobs *sql.Stmt
+	queuedJobs, queuedTenantJobs, countRunning, expiredLeases, dueScheduled, expiredJobs *sql.Stmt
 	insertDelivery, updateDelivery, insertAttempt *sql.Stmt
 	// The group commit's own statements, prepared once: parsing them for every
 	// caller cost a tenth of the server's CPU under load.
@@ -68,7 +70,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		&s.insertJob: qInsertJob, &s.updateJob: qUpdateJob, &s.getJob: qGetJob,
 		&s.findIdempotent: qFindIdempotent, &s.deleteJob: qDeleteJob, &s.deleteEvents: qDeleteEvents,
 		&s.insertEvent: qInsertEvent, &s.queuedJobs: qQueuedJobs, &s.countRunning: qCountRunning,
-		&s.expiredLeases: qExpiredLeases, &s.dueScheduled: qDueScheduled, &s.expiredJobs: qExpiredJobs,
+		&s.queuedTenantJobs: qQueuedTenantJobs, &s.expiredLeases: qExpiredLeases, &s.dueScheduled: qDueScheduled, &s.expiredJobs: qExpiredJobs,
 		&s.insertDelivery: qInsertDelivery, &s.updateDelivery: qUpdateDelivery, &s.insertAttempt: qInsertAttempt,
 		&s.begin: "BEGIN IMMEDIATE", &s.commit: "COMMIT", &s.rollback: "ROLLBACK",
 		&s.savepoint: "SAVEPOINT r", &s.release: "RELEASE r", &s.rollbackTo: "ROLLBACK TO r",
@@ -77,7 +79,7 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (s *writeStmts) close() {
 	closeAll(s.insertJob, s.updateJob, s.getJob, s.findIdempotent, s.deleteJob, s.deleteEvents,
-		s.insertEvent, s.queuedJobs, s.countRunning, s.expiredLeases, s.dueScheduled, s.expiredJobs,
+		s.insertEvent, s.queuedJobs, s.queuedTenantJobs, s.countRunning, s.expiredLeases, s.dueScheduled, s.expiredJobs,
 		s.insertDelivery, s.updateDelivery, s.insertAttempt,
 		s.begin, s.commit, s.rollback, s.savepoint, s.release, s.rollbackTo)
 }
@@ -179,7 +181,7 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 	return nil
 }
 
-func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
+func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
 	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), storage.MicrosPtr(e.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
@@ -188,11 +190,17 @@ func (t *txn) InsertEvent(_ context.Context, e *errand.Event) error {
 		return fmt.Errorf("event sequence: %w", err)
 	}
 	t.c.Events = append(t.c.Events, e)
-	return nil
+	return t.w.store.hooks.EventAppended(ctx, t, e)
 }
 
-func (t *txn) QueuedJobs(_ context.Context, operation string, limit int, maxBytes int64) ([]*errand.Job, error) {
-	rows, err := t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit)
+func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int, maxBytes int64) ([]*errand.Job, error) {
+	var rows *sql.Rows
+	var err error
+	if tenant != "" {
+		rows, err = t.w.stmts.queuedTenantJobs.QueryContext(t.w.ctx, tenant, operation, limit)
+	} else {
+		rows, err = t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit)
+	}
 	return collectBytes(rows, err, maxBytes, scanJob, (*errand.Job).Bytes)
 }
 
@@ -275,30 +283,54 @@ func (s *Store) GetJob(ctx context.Context, tenant, id string) (*errand.Job, err
 	return scanJob(s.read.getTenantJob.QueryRowContext(ctx, id, tenant))
 }
 
-// ListJobs reads committed jobs newest first.
+// ListJobs reads committed jobs newest first, on the scan pool.
 func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*errand.Job, error) {
-	q := `SELECT ` + jobCols + ` FROM jobs WHERE tenant = ?`
-	args := []any{p.Tenant}
-	if p.Before != "" {
-		q += ` AND id < ?`
-		args = append(args, p.Before)
-	}
-	if p.Owner != "" {
-		q += ` AND owner = ?`
-		args = append(args, p.Owner)
-	}
-	if p.Operation != "" {
-		q += ` AND operation = ?`
-		args = append(args, p.Operation)
-	}
-	if p.Status != "" {
-		q += ` AND status = ?`
-		args = append(args, string(p.Status))
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, p.Limit)
+	q, args := listJobsQuery(p)
 	rows, err := s.sdb.QueryContext(ctx, q, args...)
 	return collectBytes(rows, err, p.MaxBytes, scanJob, (*errand.Job).Bytes)
+}
+
+// listJobsQuery is ListJobs' statement. With an owner it walks the
+// (tenant, owner, id) index newest first; with a legacy owner as well, each
+// owner's walk is limited on its own and the two are merged, because
+// owner IN (…) would walk the whole tenant's jobs instead.
+func listJobsQuery(p storage.ListJobsParams) (string, []any) {
+	owners := []string{p.Owner}
+	if p.LegacyOwner != "" && p.LegacyOwner != p.Owner {
+		owners = append(owners, p.LegacyOwner)
+	}
+	if len(owners) == 1 {
+		where, args := listJobsWhere(p, p.Owner)
+		return `SELECT ` + jobCols + ` FROM jobs WHERE ` + where + ` ORDER BY id DESC LIMIT ?`, append(args, p.Limit)
+	}
+	var arms []string
+	var args []any
+	for _, o := range owners {
+		where, a := listJobsWhere(p, o)
+		arms = append(arms, `SELECT id FROM (SELECT id FROM jobs WHERE `+where+` ORDER BY id DESC LIMIT ?)`)
+		args = append(append(args, a...), p.Limit)
+	}
+	return `SELECT ` + jobCols + ` FROM jobs WHERE id IN (` + strings.Join(arms, ` UNION ALL `) + `) ORDER BY id DESC LIMIT ?`,
+		append(args, p.Limit)
+}
+
+// listJobsWhere is ListJobs' filter for one owner ("" for every owner's).
+func listJobsWhere(p storage.ListJobsParams, owner string) (string, []any) {
+	conds, args := []string{"tenant = ?"}, []any{p.Tenant}
+	add := func(cond string, v any) { conds, args = append(conds, cond), append(args, v) }
+	if p.Before != "" {
+		add("id < ?", p.Before)
+	}
+	if owner != "" {
+		add("owner = ?", owner)
+	}
+	if p.Operation != "" {
+		add("operation = ?", p.Operation)
+	}
+	if p.Status != "" {
+		add("status = ?", string(p.Status))
+	}
+	return strings.Join(conds, " AND "), args
 }
 
 // ListEvents reads a stream's committed events.

@@ -17,15 +17,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+	"modernc.org/sqlite" // and the database/sql driver "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -46,6 +50,9 @@ type Config struct {
 	ScanConns int
 	// MaxBatch is the most transactions grouped into one commit. Defaults to 1024.
 	MaxBatch int
+	// Log hears the warning Open gives when the database's files are open to
+	// other users. Defaults to slog.Default().
+	Log *slog.Logger
 }
 
 func (c *Config) withDefaults() Config {
@@ -57,6 +64,9 @@ func (c *Config) withDefaults() Config {
 	out.ReadConns = cmp.Or(out.ReadConns, 4)
 	out.ScanConns = cmp.Or(out.ScanConns, 2)
 	out.MaxBatch = cmp.Or(out.MaxBatch, 1024)
+	if out.Log == nil {
+		out.Log = slog.Default()
+	}
 	return out
 }
 
@@ -83,6 +93,8 @@ type Store struct {
 	read   readStmts
 	mu     sync.Mutex
 	notify []storage.Notifier
+	hooks  storage.Hooks
+	space  storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -113,21 +125,54 @@ func ParseURL(raw string) (string, *Config, error) {
 }
 
 // Open opens (creating if needed) the database at path, applies migrations and
-// starts the writer.
+// starts the writer. The database holds secrets (webhook secrets, errand's
+// OAuth signing keys): a new one is made readable by errand's user only (0600,
+// in a directory made 0700; SQLite gives the -wal and -shm files the
+// database's mode), and an existing one open to other users is warned about.
 func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 	c := cfg.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("sqlite config: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := create(path); err != nil {
+		return nil, err
 	}
 	s := &Store{cfg: c, path: path}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
+	warnOpenFiles(c.Log, path)
 	return s, nil
+}
+
+// create makes the data directory (0700) and an empty database file (0600)
+// unless they exist: SQLite would create the file 0644.
+func create(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// warnOpenFiles logs a warning for each of the database's files that users
+// other than its owner may read or write.
+func warnOpenFiles(log *slog.Logger, path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		log.Warn("the store's file is open to other users; it holds webhook secrets and signing keys: chmod 600 it",
+			"file", p, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	}
 }
 
 func (s *Store) open(ctx context.Context) error {
@@ -199,6 +244,9 @@ func (s *Store) apply(ctx context.Context, m storage.Migration) error {
 	return tx.Commit()
 }
 
+// Hook registers h to run in the transaction of every event appended.
+func (s *Store) Hook(h storage.EventHook) { s.hooks.Hook(h) }
+
 // Listen registers n to hear about commits.
 func (s *Store) Listen(n storage.Notifier) {
 	s.mu.Lock()
@@ -217,12 +265,16 @@ func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
 	return s.w.do(ctx, fn)
 }
 
-// Ping checks that the database answers reads and that the writer runs.
+// Ping checks that the database answers reads, that the writer runs and that
+// writes are not failing for want of disk space (storage_full while they are).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite read pool: %w", err)
 	}
-	return s.w.alive()
+	if err := s.w.alive(); err != nil {
+		return err
+	}
+	return s.space.Check(ctx, s)
 }
 
 // Close stops the writer (after the transactions in flight) and closes the database.
@@ -247,12 +299,42 @@ func (s *Store) closeDBs() error {
 	return errors.Join(errs...)
 }
 
-// interpretError maps database/sql and SQLite errors to the storage seam's.
+// interpretError maps database/sql and SQLite errors to the storage seam's: no
+// rows is ErrNotFound, SQLITE_FULL (a write that found the disk full, or the
+// database at its size limit) is storage_full. The domain's own errors pass as
+// they are. An I/O error that a full disk caused can only be told from others
+// by looking at the disk: the writer does that (ioErrorFull).
 func interpretError(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
+	var se *sqlite.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
 		return storage.ErrNotFound
+	case errand.ErrorCode(err) != errand.EINTERNAL:
+		return err
+	case errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL:
+		return storage.Full()
 	}
 	return err
+}
+
+// ioErrorFull reports whether err is an SQLite I/O error of the kinds a full
+// disk causes (a failed write, fsync, truncate or shared-memory growth) while
+// the filesystem of dir has less than a mebibyte left.
+func ioErrorFull(err error, dir string) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_IOERR {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_IOERR_WRITE, sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_DIR_FSYNC,
+		sqlite3.SQLITE_IOERR_TRUNCATE, sqlite3.SQLITE_IOERR_SHMSIZE, sqlite3.SQLITE_IOERR_SHMMAP, sqlite3.SQLITE_IOERR:
+	default:
+		return false
+	}
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && uint64(st.Bavail)*uint64(st.Bsize) < 1<<20
 }
 
 func mustSub(fsys embed.FS, dir string) fs.FS {

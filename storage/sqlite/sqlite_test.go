@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -69,3 +70,25 @@ func TestParseURL(t *testing.T) {
 }
 
 func jobParams() job.SubmitParams { return job.SubmitParams{} }
+
+// TestUpgrade0008: owners stored before migration 0008 keep their identities.
+func TestUpgrade0008(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "errand.db")
+	open := func() storage.Store {
+		s, err := sqlite.Open(context.Background(), path, nil)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	}
+	storagetest.Upgrade0008(t, open, func() {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`DROP INDEX jobs_queued_tenant; DELETE FROM errand_migrations WHERE version >= 8`); err != nil {
+			t.Fatalf("rewind: %v", err)
+		}
+	})
+}

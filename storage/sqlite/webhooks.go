@@ -86,6 +86,7 @@ func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
+	t.c.Deliveries = append(t.c.Deliveries, d)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	"github.com/errandhq/errand"
@@ -143,7 +144,7 @@ func (w *writer) commit(batch []*request) {
 		if err = w.exec(w.stmts.savepoint); err != nil {
 			break
 		}
-		if errs[i] = run(r.fn, tx); errs[i] != nil {
+		if errs[i] = w.interpret(run(r.fn, tx)); errs[i] != nil {
 			err = w.exec(w.stmts.rollbackTo)
 		}
 		if err == nil {
@@ -158,7 +159,7 @@ func (w *writer) commit(batch []*request) {
 	}
 	if err != nil {
 		_ = w.exec(w.stmts.rollback)
-		err = fmt.Errorf("sqlite commit: %w", err)
+		err = w.groupError(err, errs)
 		for i := range errs {
 			errs[i] = err
 		}
@@ -170,8 +171,33 @@ func (w *writer) commit(batch []*request) {
 		}
 	}
 	for i, r := range batch {
-		r.done <- errs[i]
+		r.done <- w.store.space.Observe(errs[i])
 	}
+}
+
+// interpret is interpretError plus what only the writer can tell: an I/O
+// error while the disk is full is storage_full.
+func (w *writer) interpret(err error) error {
+	if ioErrorFull(err, filepath.Dir(w.store.path)) {
+		return storage.Full()
+	}
+	return interpretError(err)
+}
+
+// groupError is what every caller of a group that failed is told. A full disk
+// is storage_full however it showed: SQLite may roll the whole transaction
+// back on SQLITE_FULL, so the statement that hit it fails its caller and the
+// ROLLBACK TO after it (or the COMMIT) fails the group.
+func (w *writer) groupError(err error, errs []error) error {
+	if e := w.interpret(err); errand.ErrorCode(e) == errand.ESTORAGEFULL {
+		return e
+	}
+	for _, e := range errs {
+		if errand.ErrorCode(e) == errand.ESTORAGEFULL {
+			return e
+		}
+	}
+	return fmt.Errorf("sqlite commit: %w", err)
 }
 
 // run calls fn, turning a panic into an error so one bad caller cannot stop the writer.

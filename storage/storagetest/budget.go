@@ -20,6 +20,7 @@ var budgetTests = map[string]func(*testing.T, func(*testing.T) storage.Store){
 	"QueuedJobsBytes": testQueuedJobsBytes,
 	"ListEventsBytes": testListEventsBytes,
 	"LogHead":         testLogHead,
+	"ListJobsOwners":  testListJobsOwners,
 }
 
 // sizedJobs stores queued jobs of tenant "t", op "a", whose inputs are the
@@ -44,14 +45,6 @@ func sizedJobs(t *testing.T, s storage.Store, sizes ...int) []*errand.Job {
 		return nil
 	})
 	return jobs
-}
-
-func jobIDs(jobs []*errand.Job) []string {
-	out := make([]string, len(jobs))
-	for i, j := range jobs {
-		out[i] = j.ID
-	}
-	return out
 }
 
 // budgetCases are byte budgets over jobs or events of 100, 300, 50 and 1000
@@ -88,21 +81,23 @@ func testListJobsBytes(t *testing.T, open func(*testing.T) storage.Store) {
 func testQueuedJobsBytes(t *testing.T, open func(*testing.T) storage.Store) {
 	s := open(t)
 	jobs := sizedJobs(t, s, 100, 300, 50, 1000) // queued in this order (same priority, run_at rising)
-	for _, c := range budgetCases {
-		var got []*errand.Job
-		// Each read rolls back, so every case sees all four queued.
-		err := s.WithTx(context.Background(), func(tx storage.Tx) error {
-			var err error
-			if got, err = tx.QueuedJobs(context.Background(), "a", 10, c.maxBytes); err != nil {
-				return err
+	for _, tenant := range []string{"", "t"} {  // every tenant's, and one tenant's
+		for _, c := range budgetCases {
+			var got []*errand.Job
+			// Each read rolls back, so every case sees all four queued.
+			err := s.WithTx(context.Background(), func(tx storage.Tx) error {
+				var err error
+				if got, err = tx.QueuedJobs(context.Background(), tenant, "a", 10, c.maxBytes); err != nil {
+					return err
+				}
+				return errRollback
+			})
+			if err != errRollback {
+				t.Fatal(err)
 			}
-			return errRollback
-		})
-		if err != errRollback {
-			t.Fatal(err)
-		}
-		if !slices.Equal(jobIDs(got), jobIDs(jobs[:c.want])) {
-			t.Errorf("QueuedJobs(maxBytes %d) = %d jobs, want the first %d", c.maxBytes, len(got), c.want)
+			if !slices.Equal(jobIDs(got), jobIDs(jobs[:c.want])) {
+				t.Errorf("QueuedJobs(%q, maxBytes %d) = %d jobs, want the first %d", tenant, c.maxBytes, len(got), c.want)
+			}
 		}
 	}
 }
@@ -168,5 +163,48 @@ func testLogHead(t *testing.T, open func(*testing.T) storage.Store) {
 	})
 	if head, err := s.LogHead(ctx); err != nil || head != last.Seq {
 		t.Fatalf("LogHead after retention deleted every event = %d, %v; want %d still", head, err, last.Seq)
+	}
+}
+
+// testListJobsOwners: a list of an owner's jobs with a legacy owner as well
+// holds both owners' jobs, merged newest first, and pages on.
+func testListJobsOwners(t *testing.T, open func(*testing.T) storage.Store) {
+	s := open(t)
+	jobs := sizedJobs(t, s, 10, 10, 10, 10, 10, 10, 10, 10, 10)
+	owners := []string{"me", "legacy:me", "other"}
+	tx(t, s, func(tx storage.Tx) error {
+		for i, j := range jobs {
+			j.Owner = owners[i%3]
+			if err := tx.DeleteJob(context.Background(), j.ID); err != nil {
+				return err
+			}
+			if err := tx.InsertJob(context.Background(), j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var want []string
+	for i := len(jobs) - 1; i >= 0; i-- {
+		if i%3 != 2 {
+			want = append(want, jobs[i].ID)
+		}
+	}
+	var got []string
+	before := ""
+	for range 10 {
+		page, err := s.ListJobs(context.Background(), storage.ListJobsParams{Tenant: "t", Owner: "me", LegacyOwner: "legacy:me",
+			Before: before, Limit: 4, MaxBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, jobIDs(page)...)
+		if len(page) < 4 {
+			break
+		}
+		before = page[len(page)-1].ID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages of me's and legacy:me's jobs = %v, want %v", got, want)
 	}
 }

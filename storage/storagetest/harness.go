@@ -86,7 +86,7 @@ func (r *Recorder) Events() []*errand.Event {
 // Dev is the principal the suite submits as; Other is of another tenant.
 var (
 	Dev   = errand.DevPrincipal
-	Other = errand.Principal{Subject: "mallory", Tenant: "other", Permissions: []string{errand.PermAdmin}}
+	Other = errand.Principal{ID: "mallory", Subject: "mallory", Tenant: "other", Permissions: []string{errand.PermAdmin}}
 )
 
 // NewHarness wires the services over store for the operations ops.
@@ -102,8 +102,10 @@ func NewHarness(t *testing.T, store storage.Store, ops ...errand.Operation) *Har
 	if err != nil {
 		t.Fatalf("job.NewService: %v", err)
 	}
-	h.Queue = queue.New(store, sig, ops, &queue.Config{Now: h.Clock.Now})
-	h.Maint = queue.NewMaintainer(h.Queue, slog.New(slog.DiscardHandler), nil)
+	if h.Queue, err = queue.New(store, sig, ops, &queue.Config{Now: h.Clock.Now}); err != nil {
+		t.Fatalf("queue.New: %v", err)
+	}
+	h.Maint = queue.NewMaintainer(h.Queue, &queue.MaintainConfig{Log: slog.New(slog.DiscardHandler)})
 	return h
 }
 

@@ -39,6 +39,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		"ListPages":             testListPages,
 		"BatchComplete":         testBatchComplete,
 		"GroupCommitIsolation":  testGroupCommitIsolation,
+		"GroupCommitModel":      testGroupCommitModel,
 		"ConcurrentSubmits":     testConcurrentSubmits,
 		"WaitForResult":         testWaitForResult,
 		"LongPollWakes":         testLongPollWakes,
@@ -48,6 +49,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 	maps.Copy(tests, webhookTests)
 	maps.Copy(tests, accessTests)
 	maps.Copy(tests, budgetTests)
+	maps.Copy(tests, tenancyTests)
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -258,9 +258,9 @@ func testWebhookOutbox(t *testing.T, open func(*testing.T) storage.Store) {
 	if err := o.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ws := o.Store()
+	s.Hook(o)
 	publish := func(stream string, fail bool) error {
-		return ws.WithTx(ctx, func(tx storage.Tx) error {
+		return s.WithTx(ctx, func(tx storage.Tx) error {
 			if err := tx.InsertEvent(ctx, &errand.Event{Stream: stream, Tenant: Dev.Tenant, Type: "t", Time: now, Data: []byte(`{}`)}); err != nil {
 				return err
 			}
