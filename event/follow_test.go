@@ -26,7 +26,7 @@ func open(t *testing.T) (*sqlite.Store, *event.Hub) {
 
 func publish(t *testing.T, s *sqlite.Store, stream string, exp *time.Time) int64 {
 	e := &errand.Event{Stream: stream, Tenant: "t", Type: "x", Time: time.Now(), Data: []byte(`{}`), ExpiresAt: exp}
-	if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertEvent(context.Background(), e) }); err != nil {
+	if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertEvent(e) }); err != nil {
 		t.Fatal(err)
 	}
 	return e.Seq
@@ -44,7 +44,7 @@ func TestFollowHistoryThenLive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ready := make(chan struct{})
-	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", Buffer: 1, Send: func(d *event.Delivery) error {
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", Buffer: 1, Send: func(d *event.Frame) error {
 		got = append(got, d.Seq)
 		if len(got) == 5 {
 			close(ready)
@@ -79,10 +79,10 @@ func TestFollowCursorTooOld(t *testing.T) {
 	first := publish(t, s, "c", &past)
 	publish(t, s, "c", &past)
 	s.WithTx(context.Background(), func(tx storage.Tx) error {
-		_, err := tx.ExpireEvents(context.Background(), time.Now(), 10)
+		_, err := tx.ExpireEvents(time.Now(), 10)
 		return err
 	})
-	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", After: first, Send: func(*event.Delivery) error { return nil }}
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", After: first, Send: func(*event.Frame) error { return nil }}
 	var old *event.CursorTooOld
 	if err := f.Run(context.Background()); !errors.As(err, &old) || old.Floor != first+1 {
 		t.Fatalf("Run from a deleted cursor = %v, want CursorTooOld{Floor: %d}", err, first+1)

@@ -72,7 +72,7 @@ type wsSub struct {
 
 type wsEvent struct {
 	sub *wsSub
-	d   *event.Delivery
+	d   *event.Frame
 }
 
 // handleWS serves GET /v1/ws. Browsers may connect from the CORS origins; any
@@ -242,7 +242,7 @@ func (ws *wsConn) subscribe(ctx context.Context, m *wsIn) {
 	sub := &wsSub{id: m.ID, cancel: cancel}
 	ws.subs[m.ID] = sub
 	ws.mu.Unlock()
-	f.Send = func(d *event.Delivery) error {
+	f.Send = func(d *event.Frame) error {
 		select {
 		case ws.events <- wsEvent{sub, d}:
 			return nil
@@ -368,7 +368,7 @@ func (ws *wsConn) write(ctx context.Context) {
 }
 
 // eventMessage is {"op":"event","sub":…,"event":…}, reusing the event's JSON.
-func eventMessage(sub string, d *event.Delivery) []byte {
+func eventMessage(sub string, d *event.Frame) []byte {
 	id, _ := json.Marshal(sub)
 	b := make([]byte, 0, len(d.JSON())+len(id)+32)
 	b = append(b, `{"op":"event","sub":`...)

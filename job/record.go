@@ -16,7 +16,7 @@ func Record(ctx context.Context, tx storage.Tx, j *errand.Job, st Step, now time
 	if st.Keep {
 		return nil
 	}
-	if err := tx.UpdateJob(ctx, j); err != nil {
+	if err := tx.UpdateJob(j); err != nil {
 		return err
 	}
 	if st.Event == "" {
@@ -40,7 +40,7 @@ func Append(ctx context.Context, tx storage.Tx, j *errand.Job, typ string, data 
 		}
 	}
 	noteWaiting(tx, j)
-	return tx.InsertEvent(ctx, &errand.Event{Stream: j.Stream(), Tenant: j.Tenant, Type: typ, Time: now, Data: b, Job: j})
+	return tx.InsertEvent(&errand.Event{Stream: j.Stream(), Tenant: j.Tenant, Type: typ, Time: now, Data: b, Job: j})
 }
 
 // noteWaiting tells the store that j waits for a worker (wake long polls after

@@ -174,9 +174,9 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 // submit stored before migration 0008 is found under the owner's legacy form.
 func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
 	if j.IdempotencyKey != "" {
-		prev, err := tx.FindIdempotent(ctx, j.Tenant, j.Owner, j.IdempotencyKey)
+		prev, err := tx.JobByIdempotencyKey(j.Tenant, j.Owner, j.IdempotencyKey)
 		if errors.Is(err, storage.ErrNotFound) && legacy != "" {
-			prev, err = tx.FindIdempotent(ctx, j.Tenant, legacy, j.IdempotencyKey)
+			prev, err = tx.JobByIdempotencyKey(j.Tenant, legacy, j.IdempotencyKey)
 		}
 		if err == nil {
 			if prev.RequestHash != j.RequestHash {
@@ -189,7 +189,7 @@ func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*e
 		}
 	}
 	st := Create(j, j.CreatedAt)
-	if err := tx.InsertJob(ctx, j); err != nil {
+	if err := tx.InsertJob(j); err != nil {
 		return nil, false, err
 	}
 	return j, false, Append(ctx, tx, j, st.Event, st.Data, j.CreatedAt)

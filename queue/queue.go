@@ -254,7 +254,7 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 	for _, name := range lp.Operations {
 		limit := lp.MaxJobs
 		if c := q.ops[name].Concurrency; c > 0 {
-			running, err := tx.CountRunning(ctx, name)
+			running, err := tx.CountRunning(name)
 			if err != nil {
 				return nil, fmt.Errorf("count running %s: %w", name, err)
 			}
@@ -264,7 +264,7 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 			continue
 		}
 		tenant, _ := q.scope.tenant(name) // checked by Lease
-		jobs, err := tx.QueuedJobs(ctx, tenant, name, limit)
+		jobs, err := tx.QueuedJobs(tenant, name, limit)
 		if err != nil {
 			return nil, fmt.Errorf("queued jobs of %s: %w", name, err)
 		}
@@ -309,7 +309,7 @@ func held(ctx context.Context, tx storage.Tx, scope Scope, leaseID string, now t
 		return nil, err
 	}
 	name := errand.RedactLeases(leaseID)
-	j, err := tx.GetJob(ctx, jobID)
+	j, err := tx.GetJob(jobID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: the job is gone", name)
 	}
@@ -414,7 +414,7 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 		}
 	}
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
-		if err := tx.LockJobs(ctx, ids); err != nil {
+		if err := tx.LockJobs(ids); err != nil {
 			return err
 		}
 		now := q.cfg.Now().UTC()

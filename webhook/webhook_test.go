@@ -231,7 +231,7 @@ func TestDNSRebinding(t *testing.T) {
 		t.Fatalf("Create while the name is loopback = %#v, want refused at /url", err)
 	}
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
-		return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: errand.DevPrincipal.Tenant, Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
+		return tx.InsertEvent(&errand.Event{Stream: "orders.eu", Tenant: errand.DevPrincipal.Tenant, Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +289,7 @@ func TestRetriesAndHealth(t *testing.T) {
 	}
 	flaky, down, ops := mk("/flaky", "channel:orders.*"), mk("/down", "channel:orders.*"), mk("/ops", "endpoint.disabled")
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
-		return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
+		return tx.InsertEvent(&errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -394,7 +394,7 @@ func TestRateLimit(t *testing.T) {
 	start := time.Now()
 	for range 15 {
 		err := s.store.WithTx(ctx, func(tx storage.Tx) error {
-			return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
+			return tx.InsertEvent(&errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -26,23 +26,23 @@ const (
 	qJobOwner    = `SELECT tenant, owner FROM jobs WHERE id = $1`
 )
 
-func (t *txn) InsertAPIKey(_ context.Context, k *errand.APIKey) error {
+func (t *txn) InsertAPIKey(k *errand.APIKey) error {
 	roles, _ := json.Marshal(nonNil(k.Roles))
 	_, err := t.exec("insert api key", qInsertKey, k.ID, k.Hash, k.Prefix, k.Name, k.Tenant, roles, k.CreatedBy,
 		storage.Micros(k.CreatedAt), storage.MicrosPtr(k.ExpiresAt), storage.MicrosPtr(k.RevokedAt), storage.MicrosPtr(k.LastUsed))
 	return err
 }
 
-func (t *txn) APIKeyByID(_ context.Context, id string) (*errand.APIKey, error) {
+func (t *txn) GetAPIKey(id string) (*errand.APIKey, error) {
 	return scanAPIKey(t.queryRow(qKeyByID, id))
 }
 
-func (t *txn) UpdateAPIKey(_ context.Context, k *errand.APIKey) error {
+func (t *txn) UpdateAPIKey(k *errand.APIKey) error {
 	t.changed(storage.ChangedAPIKeys)
 	return affected(t.exec("update api key", qUpdateKey, storage.MicrosPtr(k.RevokedAt), storage.MicrosPtr(k.LastUsed), k.ID))
 }
 
-func (t *txn) TouchAPIKeys(_ context.Context, used map[string]time.Time) error {
+func (t *txn) TouchAPIKeys(used map[string]time.Time) error {
 	for id, at := range used {
 		if _, err := t.exec("touch api key", qTouchKey, storage.Micros(at), id); err != nil {
 			return err
@@ -51,7 +51,7 @@ func (t *txn) TouchAPIKeys(_ context.Context, used map[string]time.Time) error {
 	return nil
 }
 
-func (t *txn) InsertAudit(_ context.Context, entries []*errand.AuditEntry) error {
+func (t *txn) InsertAudit(entries []*errand.AuditEntry) error {
 	for _, e := range entries {
 		err := t.queryRow(qInsertAudit, storage.Micros(e.Time), e.Tenant, e.Subject, e.Action,
 			e.Resource, e.Outcome, e.Status, e.Detail, e.RequestID, e.Remote).Scan(&e.Seq)
@@ -62,18 +62,18 @@ func (t *txn) InsertAudit(_ context.Context, entries []*errand.AuditEntry) error
 	return nil
 }
 
-func (t *txn) ExpireAudit(_ context.Context, before time.Time, limit int) (int, error) {
+func (t *txn) ExpireAudit(before time.Time, limit int) (int, error) {
 	tag, err := t.exec("expire audit", qExpireAudit, storage.Micros(before), limit)
 	return int(tag.RowsAffected()), err
 }
 
-func (t *txn) InsertTicket(_ context.Context, hash string, principal []byte, expires time.Time) error {
+func (t *txn) InsertTicket(hash string, principal []byte, expires time.Time) error {
 	_, err := t.exec("insert ticket", `INSERT INTO tickets (hash, principal, expires_at) VALUES ($1, $2, $3)`,
 		hash, principal, storage.Micros(expires))
 	return err
 }
 
-func (t *txn) TakeTicket(_ context.Context, hash string, now time.Time) ([]byte, error) {
+func (t *txn) TakeTicket(hash string, now time.Time) ([]byte, error) {
 	var p []byte
 	var exp int64
 	err := t.queryRow(`DELETE FROM tickets WHERE hash = $1 RETURNING principal, expires_at`, hash).Scan(&p, &exp)
@@ -86,7 +86,7 @@ func (t *txn) TakeTicket(_ context.Context, hash string, now time.Time) ([]byte,
 	return p, nil
 }
 
-func (t *txn) ExpireTickets(_ context.Context, now time.Time, limit int) (int, error) {
+func (t *txn) ExpireTickets(now time.Time, limit int) (int, error) {
 	tag, err := t.exec("expire tickets", `DELETE FROM tickets WHERE hash IN
 		(SELECT hash FROM tickets WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, storage.Micros(now), limit)
 	return int(tag.RowsAffected()), err

@@ -99,12 +99,12 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 				err := node.WithTx(ctx, func(tx storage.Tx) error {
 					e = &errand.Event{Stream: "orders", Tenant: "acme", Type: "x", Time: time.Now(),
 						Data: fmt.Appendf(nil, `{"g":%d,"i":%d}`, g, i)}
-					if err := tx.InsertEvent(ctx, e); err != nil {
+					if err := tx.InsertEvent(e); err != nil {
 						return err
 					}
 					if i%7 == 3 {
 						// A read sends the event (it takes a seq), then the transaction rolls back: a gap.
-						if _, err := tx.GetSetting(ctx, "nothing"); err != storage.ErrNotFound {
+						if _, err := tx.GetSetting("nothing"); err != storage.ErrNotFound {
 							return fmt.Errorf("GetSetting: %v", err)
 						}
 						return errRollback
@@ -165,7 +165,7 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 	var last *errand.Event
 	if err := a.WithTx(ctx, func(tx storage.Tx) error {
 		last = &errand.Event{Stream: "orders", Tenant: "acme", Type: "x", Time: time.Now(), Data: []byte(`{}`)}
-		return tx.InsertEvent(ctx, last)
+		return tx.InsertEvent(last)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +207,11 @@ func TestHistoryHasNoHoles(t *testing.T) {
 				var e *errand.Event
 				err := node.WithTx(ctx, func(tx storage.Tx) error {
 					e = &errand.Event{Stream: "s", Tenant: "t", Type: "x", Time: time.Now(), Data: []byte(`{}`)}
-					if err := tx.InsertEvent(ctx, e); err != nil {
+					if err := tx.InsertEvent(e); err != nil {
 						return err
 					}
 					if i%5 == 2 {
-						tx.GetSetting(ctx, "none")
+						tx.GetSetting("none")
 						return errors.New("roll back")
 					}
 					return nil

@@ -71,7 +71,7 @@ type txn struct {
 
 var _ storage.Tx = (*txn)(nil)
 
-func (t *txn) GetJob(_ context.Context, id string) (*errand.Job, error) {
+func (t *txn) GetJob(id string) (*errand.Job, error) {
 	if j, ok := t.locked[id]; ok {
 		c := *j // the caller changes it; the kept state must not move with it
 		return &c, nil
@@ -80,7 +80,7 @@ func (t *txn) GetJob(_ context.Context, id string) (*errand.Job, error) {
 }
 
 // LockJobs reads and locks the jobs in one statement; GetJob then answers from them.
-func (t *txn) LockJobs(_ context.Context, ids []string) error {
+func (t *txn) LockJobs(ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -97,12 +97,12 @@ func (t *txn) LockJobs(_ context.Context, ids []string) error {
 	return nil
 }
 
-func (t *txn) FindIdempotent(_ context.Context, tenant, owner, key string) (*errand.Job, error) {
+func (t *txn) JobByIdempotencyKey(tenant, owner, key string) (*errand.Job, error) {
 	return scanJob(t.queryRow(qFindIdempotent, tenant, owner, key))
 }
 
 // InsertJob keeps a copy of j for the transaction's next statement batch.
-func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
+func (t *txn) InsertJob(j *errand.Job) error {
 	c := *j
 	t.inserts = append(t.inserts, &c)
 	return nil
@@ -111,11 +111,11 @@ func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
 // UpdateJob keeps j's new state; it is written with the transaction's next
 // statement batch (see batch.go). Callers update only jobs they read in the
 // same transaction, so the row exists.
-func (t *txn) UpdateJob(_ context.Context, j *errand.Job) error {
+func (t *txn) UpdateJob(j *errand.Job) error {
 	return t.deferUpdate(j)
 }
 
-func (t *txn) DeleteJob(_ context.Context, id string) error {
+func (t *txn) DeleteJob(id string) error {
 	if _, err := t.exec("delete events", qDeleteEvents, id); err != nil {
 		return err
 	}
@@ -126,12 +126,12 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 
 // InsertEvent keeps e for the transaction's next statement batch (batch.go),
 // which sets e.Seq before the commit.
-func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
+func (t *txn) InsertEvent(e *errand.Event) error {
 	t.events = append(t.events, e)
-	return t.s.hooks.EventAppended(ctx, t, e)
+	return t.s.hooks.EventAppended(t, e)
 }
 
-func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int) ([]*errand.Job, error) {
+func (t *txn) QueuedJobs(tenant, operation string, limit int) ([]*errand.Job, error) {
 	if tenant != "" {
 		return queryJobs(t.query(qQueuedTenantJobs, tenant, operation, limit))
 	}
@@ -141,7 +141,7 @@ func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int)
 // CountRunning counts an operation's running jobs. It first takes a lock on the
 // operation for the rest of the transaction, so two nodes leasing it at once
 // cannot both see room under its concurrency limit.
-func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
+func (t *txn) CountRunning(operation string) (int, error) {
 	if err := t.send(false); err != nil {
 		return 0, err
 	}
@@ -153,19 +153,19 @@ func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
 	return n, err
 }
 
-func (t *txn) ExpiredLeases(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
+func (t *txn) ExpiredLeases(now time.Time, limit int) ([]*errand.Job, error) {
 	return queryJobs(t.query(qExpiredLeases, storage.Micros(now), limit))
 }
 
-func (t *txn) DueScheduled(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
+func (t *txn) DueScheduled(now time.Time, limit int) ([]*errand.Job, error) {
 	return queryJobs(t.query(qDueScheduled, storage.Micros(now), limit))
 }
 
-func (t *txn) ExpiredJobs(_ context.Context, now time.Time, limit int) ([]string, error) {
+func (t *txn) ExpiredJobs(now time.Time, limit int) ([]string, error) {
 	return queryIDs(t.query(qExpiredJobs, storage.Micros(now), limit))
 }
 
-func (t *txn) ExpireEvents(_ context.Context, now time.Time, limit int) (int, error) {
+func (t *txn) ExpireEvents(now time.Time, limit int) (int, error) {
 	rows, err := t.query(qExpiredEvents, storage.Micros(now), limit)
 	if err != nil {
 		return 0, fmt.Errorf("expired events: %w", err)

@@ -49,7 +49,7 @@ func affected(tag pgconn.CommandTag, err error) error {
 	return nil
 }
 
-func (t *txn) InsertEndpoint(_ context.Context, e *errand.Endpoint) error {
+func (t *txn) InsertEndpoint(e *errand.Endpoint) error {
 	t.changed(storage.ChangedEndpoints)
 	events, _ := json.Marshal(nonNil(e.Events))
 	_, err := t.exec("insert endpoint", qInsertEndpoint, e.ID, e.Tenant, e.URL, e.Description, events,
@@ -58,7 +58,7 @@ func (t *txn) InsertEndpoint(_ context.Context, e *errand.Endpoint) error {
 	return err
 }
 
-func (t *txn) UpdateEndpoint(_ context.Context, e *errand.Endpoint) error {
+func (t *txn) UpdateEndpoint(e *errand.Endpoint) error {
 	t.changed(storage.ChangedEndpoints)
 	events, _ := json.Marshal(nonNil(e.Events))
 	return affected(t.exec("update endpoint", qUpdateEndpoint, e.URL, e.Description, events, e.Disabled,
@@ -66,7 +66,7 @@ func (t *txn) UpdateEndpoint(_ context.Context, e *errand.Endpoint) error {
 		storage.MicrosPtr(e.PreviousExpiresAt), storage.Micros(e.UpdatedAt), e.ID))
 }
 
-func (t *txn) DeleteEndpoint(_ context.Context, tenant, id string) error {
+func (t *txn) DeleteEndpoint(tenant, id string) error {
 	t.changed(storage.ChangedEndpoints)
 	if err := affected(t.exec("delete endpoint", `DELETE FROM webhook_endpoints WHERE id = $1 AND tenant = $2`, id, tenant)); err != nil {
 		return err
@@ -79,11 +79,11 @@ func (t *txn) DeleteEndpoint(_ context.Context, tenant, id string) error {
 	return err
 }
 
-func (t *txn) EndpointByID(_ context.Context, id string) (*errand.Endpoint, error) {
+func (t *txn) GetEndpoint(id string) (*errand.Endpoint, error) {
 	return scanEndpoint(t.queryRow(qEndpointByID, id))
 }
 
-func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
+func (t *txn) InsertDelivery(d *errand.Delivery) error {
 	_, err := t.exec("insert delivery", qInsertDelivery, d.ID, d.Tenant, d.EndpointID, d.URL, d.JobID, d.EventType,
 		string(d.Status), d.AttemptCount, d.Step, storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt),
 		storage.Micros(d.CreatedAt), []byte(d.Payload))
@@ -93,30 +93,30 @@ func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
 	return err
 }
 
-func (t *txn) UpdateDelivery(_ context.Context, d *errand.Delivery) error {
+func (t *txn) UpdateDelivery(d *errand.Delivery) error {
 	return affected(t.exec("update delivery", qUpdateDelivery, string(d.Status), d.AttemptCount, d.Step,
 		storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt), d.ID))
 }
 
-func (t *txn) DeliveryByID(_ context.Context, id string) (*errand.Delivery, error) {
+func (t *txn) GetDelivery(id string) (*errand.Delivery, error) {
 	return scanDelivery(t.queryRow(qDeliveryByID, id), true)
 }
 
-func (t *txn) InsertAttempt(_ context.Context, deliveryID string, a *errand.Attempt) error {
+func (t *txn) InsertAttempt(deliveryID string, a *errand.Attempt) error {
 	_, err := t.exec("insert attempt", qInsertAttempt, deliveryID, a.N, storage.Micros(a.Time), a.StatusCode,
 		int64(a.LatencyMS*1000), a.Error, a.Response)
 	return err
 }
 
-func (t *txn) DueDeliveries(_ context.Context, now time.Time, limit int) ([]*errand.Delivery, error) {
+func (t *txn) DueDeliveries(now time.Time, limit int) ([]*errand.Delivery, error) {
 	return queryDeliveries(t.query(qDueDeliveries, storage.Micros(now), limit))
 }
 
-func (t *txn) EndpointDeliveries(_ context.Context, tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error) {
+func (t *txn) EndpointDeliveries(tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error) {
 	return queryDeliveries(t.query(qEndpointDelivered, endpointID, tenant, string(status), storage.Micros(since), limit))
 }
 
-func (t *txn) ExpireDeliveries(_ context.Context, before time.Time, limit int) (int, error) {
+func (t *txn) ExpireDeliveries(before time.Time, limit int) (int, error) {
 	ids, err := queryIDs(t.query(qExpiredDeliveries, storage.Micros(before), limit))
 	if err != nil {
 		return 0, fmt.Errorf("expired deliveries: %w", err)
@@ -133,13 +133,13 @@ func (t *txn) ExpireDeliveries(_ context.Context, before time.Time, limit int) (
 	return len(ids), nil
 }
 
-func (t *txn) GetSetting(_ context.Context, key string) (string, error) {
+func (t *txn) GetSetting(key string) (string, error) {
 	var v string
 	err := t.queryRow(qGetSettingTx, key).Scan(&v)
 	return v, interpretError(err)
 }
 
-func (t *txn) PutSetting(_ context.Context, key, value string) error {
+func (t *txn) PutSetting(key, value string) error {
 	_, err := t.exec("put setting", qReplaceSetting, key, value)
 	return err
 }

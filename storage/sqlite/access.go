@@ -26,7 +26,7 @@ const (
 	qJobOwner    = `SELECT tenant, owner FROM jobs WHERE id = ?`
 )
 
-func (t *txn) InsertAPIKey(_ context.Context, k *errand.APIKey) error {
+func (t *txn) InsertAPIKey(k *errand.APIKey) error {
 	roles, _ := json.Marshal(nonNil(k.Roles))
 	_, err := t.w.conn.ExecContext(t.w.ctx, qInsertKey, k.ID, k.Hash, k.Prefix, k.Name, k.Tenant, roles, k.CreatedBy,
 		storage.Micros(k.CreatedAt), storage.MicrosPtr(k.ExpiresAt), storage.MicrosPtr(k.RevokedAt), storage.MicrosPtr(k.LastUsed))
@@ -36,17 +36,17 @@ func (t *txn) InsertAPIKey(_ context.Context, k *errand.APIKey) error {
 	return nil
 }
 
-func (t *txn) APIKeyByID(_ context.Context, id string) (*errand.APIKey, error) {
+func (t *txn) GetAPIKey(id string) (*errand.APIKey, error) {
 	return scanAPIKey(t.w.conn.QueryRowContext(t.w.ctx, qKeyByID, id))
 }
 
-func (t *txn) UpdateAPIKey(_ context.Context, k *errand.APIKey) error {
+func (t *txn) UpdateAPIKey(k *errand.APIKey) error {
 	t.changed(storage.ChangedAPIKeys)
 	res, err := t.w.conn.ExecContext(t.w.ctx, qUpdateKey, storage.MicrosPtr(k.RevokedAt), storage.MicrosPtr(k.LastUsed), k.ID)
 	return affected(res, err, "update api key")
 }
 
-func (t *txn) TouchAPIKeys(_ context.Context, used map[string]time.Time) error {
+func (t *txn) TouchAPIKeys(used map[string]time.Time) error {
 	for id, at := range used {
 		if _, err := t.w.conn.ExecContext(t.w.ctx, qTouchKey, storage.Micros(at), id); err != nil {
 			return fmt.Errorf("touch api key: %w", err)
@@ -55,7 +55,7 @@ func (t *txn) TouchAPIKeys(_ context.Context, used map[string]time.Time) error {
 	return nil
 }
 
-func (t *txn) InsertAudit(_ context.Context, entries []*errand.AuditEntry) error {
+func (t *txn) InsertAudit(entries []*errand.AuditEntry) error {
 	for _, e := range entries {
 		res, err := t.w.conn.ExecContext(t.w.ctx, qInsertAudit, storage.Micros(e.Time), e.Tenant, e.Subject, e.Action,
 			e.Resource, e.Outcome, e.Status, e.Detail, e.RequestID, e.Remote)
@@ -69,7 +69,7 @@ func (t *txn) InsertAudit(_ context.Context, entries []*errand.AuditEntry) error
 	return nil
 }
 
-func (t *txn) ExpireAudit(_ context.Context, before time.Time, limit int) (int, error) {
+func (t *txn) ExpireAudit(before time.Time, limit int) (int, error) {
 	res, err := t.w.conn.ExecContext(t.w.ctx, qExpireAudit, storage.Micros(before), limit)
 	if err != nil {
 		return 0, fmt.Errorf("expire audit: %w", err)
@@ -78,7 +78,7 @@ func (t *txn) ExpireAudit(_ context.Context, before time.Time, limit int) (int, 
 	return int(n), nil
 }
 
-func (t *txn) InsertTicket(_ context.Context, hash string, principal []byte, expires time.Time) error {
+func (t *txn) InsertTicket(hash string, principal []byte, expires time.Time) error {
 	_, err := t.w.conn.ExecContext(t.w.ctx, `INSERT INTO tickets (hash, principal, expires_at) VALUES (?, ?, ?)`,
 		hash, principal, storage.Micros(expires))
 	if err != nil {
@@ -87,7 +87,7 @@ func (t *txn) InsertTicket(_ context.Context, hash string, principal []byte, exp
 	return nil
 }
 
-func (t *txn) TakeTicket(_ context.Context, hash string, now time.Time) ([]byte, error) {
+func (t *txn) TakeTicket(hash string, now time.Time) ([]byte, error) {
 	var p []byte
 	var exp int64
 	err := t.w.conn.QueryRowContext(t.w.ctx, `DELETE FROM tickets WHERE hash = ? RETURNING principal, expires_at`, hash).Scan(&p, &exp)
@@ -100,7 +100,7 @@ func (t *txn) TakeTicket(_ context.Context, hash string, now time.Time) ([]byte,
 	return p, nil
 }
 
-func (t *txn) ExpireTickets(_ context.Context, now time.Time, limit int) (int, error) {
+func (t *txn) ExpireTickets(now time.Time, limit int) (int, error) {
 	res, err := t.w.conn.ExecContext(t.w.ctx, `DELETE FROM tickets WHERE hash IN
 		(SELECT hash FROM tickets WHERE expires_at <= ? LIMIT ?)`, storage.Micros(now), limit)
 	if err != nil {

@@ -129,19 +129,19 @@ func (t *txn) reset() { t.c = storage.Commit{} }
 // Every statement runs under the writer's context, never the caller's: an interrupted
 // statement could roll back the whole shared transaction.
 
-func (t *txn) GetJob(_ context.Context, id string) (*errand.Job, error) {
+func (t *txn) GetJob(id string) (*errand.Job, error) {
 	return scanJob(t.w.stmts.getJob.QueryRowContext(t.w.ctx, id))
 }
 
 // LockJobs does nothing: the single writer already holds every row, and a
 // statement costs no round trip.
-func (t *txn) LockJobs(context.Context, []string) error { return nil }
+func (t *txn) LockJobs([]string) error { return nil }
 
-func (t *txn) FindIdempotent(_ context.Context, tenant, owner, key string) (*errand.Job, error) {
+func (t *txn) JobByIdempotencyKey(tenant, owner, key string) (*errand.Job, error) {
 	return scanJob(t.w.stmts.findIdempotent.QueryRowContext(t.w.ctx, tenant, owner, key))
 }
 
-func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
+func (t *txn) InsertJob(j *errand.Job) error {
 	_, err := t.w.stmts.insertJob.ExecContext(t.w.ctx, j.ID, j.Tenant, j.Owner, j.Operation, string(j.Status),
 		[]byte(j.Input), storage.NullBytes(j.Result), storage.JSONOrNil(j.Error), storage.JSONOrNil(j.Progress), j.Attempt,
 		j.MaxAttempts, j.Priority, j.TimeoutSeconds, j.CancelRequested, storage.JSONOrNil(j.Metadata), j.CallbackURL,
@@ -154,7 +154,7 @@ func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
 	return nil
 }
 
-func (t *txn) UpdateJob(_ context.Context, j *errand.Job) error {
+func (t *txn) UpdateJob(j *errand.Job) error {
 	res, err := t.w.stmts.updateJob.ExecContext(t.w.ctx, string(j.Status), storage.NullBytes(j.Result), storage.JSONOrNil(j.Error),
 		storage.JSONOrNil(j.Progress), j.Attempt, j.MaxAttempts, j.CancelRequested, storage.Micros(j.RunAt), storage.MicrosPtr(j.StartedAt),
 		storage.MicrosPtr(j.FinishedAt), j.LeaseToken, storage.MicrosPtr(j.LeaseExpiresAt), j.Worker, storage.MicrosPtr(j.ExpiresAt),
@@ -168,7 +168,7 @@ func (t *txn) UpdateJob(_ context.Context, j *errand.Job) error {
 	return nil
 }
 
-func (t *txn) DeleteJob(_ context.Context, id string) error {
+func (t *txn) DeleteJob(id string) error {
 	if _, err := t.w.stmts.deleteEvents.ExecContext(t.w.ctx, id); err != nil {
 		return fmt.Errorf("delete events: %w", err)
 	}
@@ -178,7 +178,7 @@ func (t *txn) DeleteJob(_ context.Context, id string) error {
 	return nil
 }
 
-func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
+func (t *txn) InsertEvent(e *errand.Event) error {
 	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), storage.MicrosPtr(e.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
@@ -187,31 +187,31 @@ func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
 		return fmt.Errorf("event sequence: %w", err)
 	}
 	t.c.Events = append(t.c.Events, e)
-	return t.w.store.hooks.EventAppended(ctx, t, e)
+	return t.w.store.hooks.EventAppended(t, e)
 }
 
-func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int) ([]*errand.Job, error) {
+func (t *txn) QueuedJobs(tenant, operation string, limit int) ([]*errand.Job, error) {
 	if tenant != "" {
 		return queryJobs(t.w.stmts.queuedTenantJobs.QueryContext(t.w.ctx, tenant, operation, limit))
 	}
 	return queryJobs(t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit))
 }
 
-func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
+func (t *txn) CountRunning(operation string) (int, error) {
 	var n int
 	err := t.w.stmts.countRunning.QueryRowContext(t.w.ctx, operation).Scan(&n)
 	return n, err
 }
 
-func (t *txn) ExpiredLeases(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
+func (t *txn) ExpiredLeases(now time.Time, limit int) ([]*errand.Job, error) {
 	return queryJobs(t.w.stmts.expiredLeases.QueryContext(t.w.ctx, storage.Micros(now), limit))
 }
 
-func (t *txn) DueScheduled(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
+func (t *txn) DueScheduled(now time.Time, limit int) ([]*errand.Job, error) {
 	return queryJobs(t.w.stmts.dueScheduled.QueryContext(t.w.ctx, storage.Micros(now), limit))
 }
 
-func (t *txn) ExpiredJobs(_ context.Context, now time.Time, limit int) ([]string, error) {
+func (t *txn) ExpiredJobs(now time.Time, limit int) ([]string, error) {
 	return queryIDs(t.w.stmts.expiredJobs.QueryContext(t.w.ctx, storage.Micros(now), limit))
 }
 
@@ -232,7 +232,7 @@ func queryIDs(rows *sql.Rows, err error) ([]string, error) {
 	return ids, rows.Err()
 }
 
-func (t *txn) ExpireEvents(_ context.Context, now time.Time, limit int) (int, error) {
+func (t *txn) ExpireEvents(now time.Time, limit int) (int, error) {
 	rows, err := t.w.conn.QueryContext(t.w.ctx, qExpiredEvents, storage.Micros(now), limit)
 	if err != nil {
 		return 0, fmt.Errorf("expired events: %w", err)

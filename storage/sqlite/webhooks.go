@@ -38,7 +38,7 @@ const (
 	qReplaceSetting    = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 )
 
-func (t *txn) InsertEndpoint(_ context.Context, e *errand.Endpoint) error {
+func (t *txn) InsertEndpoint(e *errand.Endpoint) error {
 	t.changed(storage.ChangedEndpoints)
 	events, _ := json.Marshal(nonNil(e.Events))
 	_, err := t.w.conn.ExecContext(t.w.ctx, qInsertEndpoint, e.ID, e.Tenant, e.URL, e.Description, events,
@@ -50,7 +50,7 @@ func (t *txn) InsertEndpoint(_ context.Context, e *errand.Endpoint) error {
 	return nil
 }
 
-func (t *txn) UpdateEndpoint(_ context.Context, e *errand.Endpoint) error {
+func (t *txn) UpdateEndpoint(e *errand.Endpoint) error {
 	t.changed(storage.ChangedEndpoints)
 	events, _ := json.Marshal(nonNil(e.Events))
 	res, err := t.w.conn.ExecContext(t.w.ctx, qUpdateEndpoint, e.URL, e.Description, events, e.Disabled,
@@ -59,7 +59,7 @@ func (t *txn) UpdateEndpoint(_ context.Context, e *errand.Endpoint) error {
 	return affected(res, err, "update endpoint")
 }
 
-func (t *txn) DeleteEndpoint(_ context.Context, tenant, id string) error {
+func (t *txn) DeleteEndpoint(tenant, id string) error {
 	t.changed(storage.ChangedEndpoints)
 	res, err := t.w.conn.ExecContext(t.w.ctx, `DELETE FROM webhook_endpoints WHERE id = ? AND tenant = ?`, id, tenant)
 	if err := affected(res, err, "delete endpoint"); err != nil {
@@ -75,11 +75,11 @@ func (t *txn) DeleteEndpoint(_ context.Context, tenant, id string) error {
 	return nil
 }
 
-func (t *txn) EndpointByID(_ context.Context, id string) (*errand.Endpoint, error) {
+func (t *txn) GetEndpoint(id string) (*errand.Endpoint, error) {
 	return scanEndpoint(t.w.conn.QueryRowContext(t.w.ctx, qEndpointByID, id))
 }
 
-func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
+func (t *txn) InsertDelivery(d *errand.Delivery) error {
 	_, err := t.w.stmts.insertDelivery.ExecContext(t.w.ctx, d.ID, d.Tenant, d.EndpointID, d.URL, d.JobID, d.EventType,
 		string(d.Status), d.AttemptCount, d.Step, storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt),
 		storage.Micros(d.CreatedAt), []byte(d.Payload))
@@ -90,17 +90,17 @@ func (t *txn) InsertDelivery(_ context.Context, d *errand.Delivery) error {
 	return nil
 }
 
-func (t *txn) UpdateDelivery(_ context.Context, d *errand.Delivery) error {
+func (t *txn) UpdateDelivery(d *errand.Delivery) error {
 	res, err := t.w.stmts.updateDelivery.ExecContext(t.w.ctx, string(d.Status), d.AttemptCount, d.Step,
 		storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt), d.ID)
 	return affected(res, err, "update delivery")
 }
 
-func (t *txn) DeliveryByID(_ context.Context, id string) (*errand.Delivery, error) {
+func (t *txn) GetDelivery(id string) (*errand.Delivery, error) {
 	return scanDelivery(t.w.conn.QueryRowContext(t.w.ctx, qDeliveryByID, id), true)
 }
 
-func (t *txn) InsertAttempt(_ context.Context, deliveryID string, a *errand.Attempt) error {
+func (t *txn) InsertAttempt(deliveryID string, a *errand.Attempt) error {
 	_, err := t.w.stmts.insertAttempt.ExecContext(t.w.ctx, deliveryID, a.N, storage.Micros(a.Time), a.StatusCode,
 		int64(a.LatencyMS*1000), a.Error, a.Response)
 	if err != nil {
@@ -109,15 +109,15 @@ func (t *txn) InsertAttempt(_ context.Context, deliveryID string, a *errand.Atte
 	return nil
 }
 
-func (t *txn) DueDeliveries(_ context.Context, now time.Time, limit int) ([]*errand.Delivery, error) {
+func (t *txn) DueDeliveries(now time.Time, limit int) ([]*errand.Delivery, error) {
 	return queryDeliveries(t.w.conn.QueryContext(t.w.ctx, qDueDeliveries, storage.Micros(now), limit))
 }
 
-func (t *txn) EndpointDeliveries(_ context.Context, tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error) {
+func (t *txn) EndpointDeliveries(tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error) {
 	return queryDeliveries(t.w.conn.QueryContext(t.w.ctx, qEndpointDelivered, endpointID, tenant, string(status), storage.Micros(since), limit))
 }
 
-func (t *txn) ExpireDeliveries(_ context.Context, before time.Time, limit int) (int, error) {
+func (t *txn) ExpireDeliveries(before time.Time, limit int) (int, error) {
 	ids, err := queryIDs(t.w.conn.QueryContext(t.w.ctx, qExpiredDeliveries, storage.Micros(before), limit))
 	if err != nil {
 		return 0, fmt.Errorf("expired deliveries: %w", err)
@@ -133,13 +133,13 @@ func (t *txn) ExpireDeliveries(_ context.Context, before time.Time, limit int) (
 	return len(ids), nil
 }
 
-func (t *txn) GetSetting(_ context.Context, key string) (string, error) {
+func (t *txn) GetSetting(key string) (string, error) {
 	var v string
 	err := t.w.conn.QueryRowContext(t.w.ctx, qGetSettingTx, key).Scan(&v)
 	return v, interpretError(err)
 }
 
-func (t *txn) PutSetting(_ context.Context, key, value string) error {
+func (t *txn) PutSetting(key, value string) error {
 	if _, err := t.w.conn.ExecContext(t.w.ctx, qReplaceSetting, key, value); err != nil {
 		return fmt.Errorf("put setting: %w", err)
 	}

@@ -26,10 +26,10 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 		Roles: []string{"admin", "worker"}, CreatedBy: "dev", CreatedAt: now, ExpiresAt: &exp}
 	b := &errand.APIKey{ID: "key_b", Hash: "hash-b", Prefix: "ek_bbbb", Name: "other", Tenant: "globex", CreatedAt: now.Add(time.Second)}
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.InsertAPIKey(ctx, a); err != nil {
+		if err := tx.InsertAPIKey(a); err != nil {
 			return err
 		}
-		return tx.InsertAPIKey(ctx, b)
+		return tx.InsertAPIKey(b)
 	})
 	got, err := s.APIKeyByHash(ctx, "hash-a")
 	if err != nil {
@@ -50,19 +50,19 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	used := now.Add(time.Minute)
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.TouchAPIKeys(ctx, map[string]time.Time{"key_a": used}); err != nil {
+		if err := tx.TouchAPIKeys(map[string]time.Time{"key_a": used}); err != nil {
 			return err
 		}
 		// An older touch never moves last use back.
-		if err := tx.TouchAPIKeys(ctx, map[string]time.Time{"key_a": now}); err != nil {
+		if err := tx.TouchAPIKeys(map[string]time.Time{"key_a": now}); err != nil {
 			return err
 		}
-		k, err := tx.APIKeyByID(ctx, "key_b")
+		k, err := tx.GetAPIKey("key_b")
 		if err != nil {
 			return err
 		}
 		k.RevokedAt = &used
-		return tx.UpdateAPIKey(ctx, k)
+		return tx.UpdateAPIKey(k)
 	})
 	if got, _ := s.APIKeyByHash(ctx, "hash-a"); got.LastUsed == nil || !got.LastUsed.Equal(used) {
 		t.Errorf("last used = %v, want %v", got.LastUsed, used)
@@ -71,7 +71,7 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 		t.Errorf("revoked key = %+v, want revoked and inactive", got)
 	}
 	err = s.WithTx(ctx, func(tx storage.Tx) error {
-		return tx.InsertAPIKey(ctx, &errand.APIKey{ID: "key_c", Hash: "hash-a", CreatedAt: now})
+		return tx.InsertAPIKey(&errand.APIKey{ID: "key_c", Hash: "hash-a", CreatedAt: now})
 	})
 	if err == nil {
 		t.Error("a second key with the same hash was stored")
@@ -82,16 +82,16 @@ func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
 	s, ctx := open(t), context.Background()
 	now := NewClock().Now()
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.InsertTicket(ctx, "t1", []byte(`{"subject":"ann"}`), now.Add(time.Minute)); err != nil {
+		if err := tx.InsertTicket("t1", []byte(`{"subject":"ann"}`), now.Add(time.Minute)); err != nil {
 			return err
 		}
-		return tx.InsertTicket(ctx, "t2", []byte(`{"subject":"bob"}`), now.Add(-time.Second))
+		return tx.InsertTicket("t2", []byte(`{"subject":"bob"}`), now.Add(-time.Second))
 	})
 	take := func(hash string) ([]byte, error) {
 		var p []byte
 		err := s.WithTx(ctx, func(tx storage.Tx) error {
 			var err error
-			p, err = tx.TakeTicket(ctx, hash, now)
+			p, err = tx.TakeTicket(hash, now)
 			return err
 		})
 		return p, err
@@ -106,12 +106,12 @@ func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
 		t.Errorf("TakeTicket(expired) err = %v, want ErrNotFound", err)
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		return tx.InsertTicket(ctx, "t3", []byte(`{}`), now.Add(-time.Minute))
+		return tx.InsertTicket("t3", []byte(`{}`), now.Add(-time.Minute))
 	})
 	var n int
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		n, err = tx.ExpireTickets(ctx, now, 100)
+		n, err = tx.ExpireTickets(now, 100)
 		return err
 	})
 	if n != 2 { // t2 (its failed take rolled back) and t3
@@ -129,7 +129,7 @@ func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
 		{Time: now, Tenant: "globex", Subject: "gus", Action: "jobs:read", Resource: "job_x", Outcome: errand.AuditDenied, Status: 404},
 		{Time: now, Action: "authenticate", Outcome: errand.AuditFailed, Status: 401, RequestID: "r1", Remote: "127.0.0.1"},
 	}
-	tx(t, s, func(tx storage.Tx) error { return tx.InsertAudit(ctx, entries) })
+	tx(t, s, func(tx storage.Tx) error { return tx.InsertAudit(entries) })
 	for i := 1; i < len(entries); i++ {
 		if entries[i].Seq <= entries[i-1].Seq {
 			t.Fatalf("seqs %d, %d not increasing", entries[i-1].Seq, entries[i].Seq)
@@ -173,7 +173,7 @@ func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
 	var n int
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		n, err = tx.ExpireAudit(ctx, now.Add(-24*time.Hour), 100)
+		n, err = tx.ExpireAudit(now.Add(-24*time.Hour), 100)
 		return err
 	})
 	if n != 1 {

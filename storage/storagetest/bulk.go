@@ -45,10 +45,10 @@ func testBulkRoundTrip(t *testing.T, open func(*testing.T) storage.Store) {
 		}
 		err := s.WithTx(ctx, func(tx storage.Tx) error {
 			for i, j := range jobs {
-				if err := tx.InsertJob(ctx, j); err != nil {
+				if err := tx.InsertJob(j); err != nil {
 					return err
 				}
-				if err := tx.InsertEvent(ctx, events[i]); err != nil {
+				if err := tx.InsertEvent(events[i]); err != nil {
 					return err
 				}
 			}

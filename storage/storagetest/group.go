@@ -109,38 +109,38 @@ func (c *groupCall) run(ctx context.Context, tx storage.Tx, w *groupWorld, worke
 		switch st {
 		case stepInsert:
 			id := fmt.Sprintf("job_g%05d_%d", c.id, i)
-			if err := tx.InsertJob(ctx, groupJob(id)); err != nil {
+			if err := tx.InsertJob(groupJob(id)); err != nil {
 				return err
 			}
-			if err := tx.InsertEvent(ctx, groupEvent(id, marker)); err != nil {
+			if err := tx.InsertEvent(groupEvent(id, marker)); err != nil {
 				return err
 			}
 			c.inserted = append(c.inserted, id)
 			c.markers = append(c.markers, marker)
 		case stepIncrement:
 			n := worker*countersPer + r.IntN(countersPer)
-			j, err := tx.GetJob(ctx, w.counters[n])
+			j, err := tx.GetJob(w.counters[n])
 			if err != nil {
 				return fmt.Errorf("get counter %d: %w", n, err)
 			}
 			j.Attempt++
-			if err := tx.UpdateJob(ctx, j); err != nil {
+			if err := tx.UpdateJob(j); err != nil {
 				return err
 			}
-			if err := tx.InsertEvent(ctx, groupEvent(w.counters[n], marker)); err != nil {
+			if err := tx.InsertEvent(groupEvent(w.counters[n], marker)); err != nil {
 				return err
 			}
 			c.counters = append(c.counters, n)
 			c.markers = append(c.markers, marker)
 		case stepRead:
-			if _, err := tx.GetJob(ctx, w.counters[worker*countersPer+r.IntN(countersPer)]); err != nil {
+			if _, err := tx.GetJob(w.counters[worker*countersPer+r.IntN(countersPer)]); err != nil {
 				return fmt.Errorf("read: %w", err)
 			}
 		case stepDelete:
 			if deletable == "" || contains(c.deleted, deletable) {
 				continue
 			}
-			if err := tx.DeleteJob(ctx, deletable); err != nil {
+			if err := tx.DeleteJob(deletable); err != nil {
 				return fmt.Errorf("delete %s: %w", deletable, err)
 			}
 			c.deleted = append(c.deleted, deletable)
@@ -169,7 +169,7 @@ func (c *groupCall) failNow(ctx context.Context, tx storage.Tx, w *groupWorld) e
 		return fmt.Errorf("call %d: %w", c.id, errPlain)
 	}
 	// A job whose id exists: refused at once, at the next statement or at commit.
-	if err := tx.InsertJob(ctx, groupJob(w.counters[0])); err != nil {
+	if err := tx.InsertJob(groupJob(w.counters[0])); err != nil {
 		return err
 	}
 	return nil
@@ -184,7 +184,7 @@ func testGroupCommitModel(t *testing.T, open func(*testing.T) storage.Store) {
 	err := s.WithTx(ctx, func(tx storage.Tx) error {
 		for i := range groupWorkers * countersPer {
 			id := fmt.Sprintf("job_counter%d", i)
-			if err := tx.InsertJob(ctx, groupJob(id)); err != nil {
+			if err := tx.InsertJob(groupJob(id)); err != nil {
 				return err
 			}
 			w.counters = append(w.counters, id)

@@ -509,7 +509,7 @@ func testGroupCommitIsolation(t *testing.T, open func(*testing.T) storage.Store)
 			errs[i] = h.Store.WithTx(h.Ctx, func(tx storage.Tx) error {
 				j := &errand.Job{ID: errand.NewID("job"), Tenant: "t", Owner: "o", Operation: "report", Status: errand.StatusQueued,
 					Input: Input(`{}`), MaxAttempts: 1, TimeoutSeconds: 1, CreatedAt: h.Clock.Now(), RunAt: h.Clock.Now()}
-				if err := tx.InsertJob(h.Ctx, j); err != nil {
+				if err := tx.InsertJob(j); err != nil {
 					return err
 				}
 				if i%2 == 1 {
@@ -657,7 +657,7 @@ func testEventExpiry(t *testing.T, open func(*testing.T) storage.Store) {
 	var seqs []int64
 	for i, exp := range []*time.Time{&soon, &soon, &later, nil} {
 		e := &errand.Event{Stream: "orders.created", Tenant: "t", Type: "x", Time: now, Data: Input(fmt.Sprint(i)), ExpiresAt: exp}
-		if err := h.Store.WithTx(h.Ctx, func(tx storage.Tx) error { return tx.InsertEvent(h.Ctx, e) }); err != nil {
+		if err := h.Store.WithTx(h.Ctx, func(tx storage.Tx) error { return tx.InsertEvent(e) }); err != nil {
 			t.Fatal(err)
 		}
 		seqs = append(seqs, e.Seq)
@@ -668,7 +668,7 @@ func testEventExpiry(t *testing.T, open func(*testing.T) storage.Store) {
 	var n int
 	err := h.Store.WithTx(h.Ctx, func(tx storage.Tx) error {
 		var err error
-		n, err = tx.ExpireEvents(h.Ctx, now.Add(2*time.Minute), 100)
+		n, err = tx.ExpireEvents(now.Add(2*time.Minute), 100)
 		return err
 	})
 	if err != nil || n != 2 {

@@ -39,13 +39,13 @@ func jobIDs(js []*errand.Job) []string {
 // testQueuedJobsByTenant: QueuedJobs with a tenant returns only its jobs, in
 // run order; with "" every tenant's.
 func testQueuedJobsByTenant(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
+	s, now := open(t), NewClock().Now()
 	tx(t, s, func(tx storage.Tx) error {
 		for _, j := range []*errand.Job{
 			queuedJob("job_q1", "acme", "key_a", "report", 0, now), queuedJob("job_q2", "globex", "key_b", "report", 9, now),
 			queuedJob("job_q3", "acme", "key_a", "report", 5, now), queuedJob("job_q4", "acme", "key_a", "other", 0, now),
 		} {
-			if err := tx.InsertJob(ctx, j); err != nil {
+			if err := tx.InsertJob(j); err != nil {
 				return err
 			}
 		}
@@ -57,7 +57,7 @@ func testQueuedJobsByTenant(t *testing.T, open func(*testing.T) storage.Store) {
 	}{{"acme", []string{"job_q3", "job_q1"}}, {"globex", []string{"job_q2"}}, {"initech", nil},
 		{"", []string{"job_q2", "job_q3", "job_q1"}}} {
 		tx(t, s, func(tx storage.Tx) error {
-			js, err := tx.QueuedJobs(ctx, c.tenant, "report", 10)
+			js, err := tx.QueuedJobs(c.tenant, "report", 10)
 			if got := jobIDs(js); err != nil || !slices.Equal(got, c.want) {
 				t.Errorf("QueuedJobs(%q, report) = %v, %v; want %v", c.tenant, got, err, c.want)
 			}
@@ -151,10 +151,10 @@ func testLegacyOwners(t *testing.T, open func(*testing.T) storage.Store) {
 	old.IdempotencyKey, old.RequestHash = "k1", "h"
 	keys := queuedJob("job_keys", "acme", "key_01", "report", 0, now)
 	tx(t, h.Store, func(tx storage.Tx) error {
-		if err := tx.InsertJob(h.Ctx, old); err != nil {
+		if err := tx.InsertJob(old); err != nil {
 			return err
 		}
-		return tx.InsertJob(h.Ctx, keys)
+		return tx.InsertJob(keys)
 	})
 	alice := errand.Principal{ID: "jwt:https://idp#alice", Subject: "alice", Tenant: "acme",
 		Permissions: []string{"jobs:read:own", "jobs:submit"}}
@@ -196,7 +196,7 @@ func Upgrade0008(t *testing.T, open func() storage.Store, rewind func()) {
 		"job_oauth_cfg": "legacy:config:ci"}
 	tx(t, s, func(tx storage.Tx) error {
 		for id, owner := range owners {
-			if err := tx.InsertJob(ctx, queuedJob(id, "acme", owner, "report", 0, now)); err != nil {
+			if err := tx.InsertJob(queuedJob(id, "acme", owner, "report", 0, now)); err != nil {
 				return err
 			}
 		}
@@ -221,7 +221,7 @@ func Upgrade0008(t *testing.T, open func() storage.Store, rewind func()) {
 		}
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		js, err := tx.QueuedJobs(ctx, "acme", "report", 10)
+		js, err := tx.QueuedJobs("acme", "report", 10)
 		if err != nil || len(js) != len(want) {
 			t.Errorf("QueuedJobs(acme) after migration 0008 = %d jobs, %v; want %d", len(js), err, len(want))
 		}

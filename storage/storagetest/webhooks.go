@@ -38,7 +38,7 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 	s, ctx, now := open(t), context.Background(), NewClock().Now()
 	tx(t, s, func(tx storage.Tx) error {
 		for _, e := range []*errand.Endpoint{endpoint("ep_1", "a", now), endpoint("ep_2", "a", now), endpoint("ep_3", "b", now)} {
-			if err := tx.InsertEndpoint(ctx, e); err != nil {
+			if err := tx.InsertEndpoint(e); err != nil {
 				return err
 			}
 		}
@@ -60,13 +60,13 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	later, exp := now.Add(time.Hour), now.Add(24*time.Hour)
 	tx(t, s, func(tx storage.Tx) error {
-		e, err := tx.EndpointByID(ctx, "ep_1")
+		e, err := tx.GetEndpoint("ep_1")
 		if err != nil {
 			return err
 		}
 		e.URL, e.Description, e.Events, e.Disabled, e.DisabledReason = "https://example.org/x", "d", []string{"channel:orders.*"}, true, "gone"
 		e.RateLimit, e.FailingSince, e.PreviousSecret, e.PreviousExpiresAt, e.Secret, e.UpdatedAt = 5, &now, "whsec_a", &exp, "whsec_b", later
-		return tx.UpdateEndpoint(ctx, e)
+		return tx.UpdateEndpoint(e)
 	})
 	got, err := s.GetEndpoint(ctx, "a", "ep_1")
 	if err != nil || got.URL != "https://example.org/x" || got.Description != "d" || !slices.Equal(got.Events, []string{"channel:orders.*"}) ||
@@ -74,21 +74,21 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 		got.Secret != "whsec_b" || got.PreviousSecret != "whsec_a" || !got.PreviousExpiresAt.Equal(exp) || !got.UpdatedAt.Equal(later) {
 		t.Fatalf("after update: %+v, %v", got, err)
 	}
-	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.UpdateEndpoint(ctx, endpoint("ep_9", "a", now)) })
+	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.UpdateEndpoint(endpoint("ep_9", "a", now)) })
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("UpdateEndpoint of a missing endpoint = %v", err)
 	}
-	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.DeleteEndpoint(ctx, "b", "ep_1") })
+	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.DeleteEndpoint("b", "ep_1") })
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("DeleteEndpoint of another tenant's = %v", err)
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.InsertDelivery(ctx, delivery("msg_1", "ep_1", now, now)); err != nil {
+		if err := tx.InsertDelivery(delivery("msg_1", "ep_1", now, now)); err != nil {
 			return err
 		}
-		return tx.InsertAttempt(ctx, "msg_1", &errand.Attempt{N: 1, Time: now, StatusCode: 500})
+		return tx.InsertAttempt("msg_1", &errand.Attempt{N: 1, Time: now, StatusCode: 500})
 	})
-	tx(t, s, func(tx storage.Tx) error { return tx.DeleteEndpoint(ctx, "a", "ep_1") })
+	tx(t, s, func(tx storage.Tx) error { return tx.DeleteEndpoint("a", "ep_1") })
 	if _, err := s.GetDelivery(ctx, "a", "msg_1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a deleted endpoint's delivery: %v, want ErrNotFound", err)
 	}
@@ -111,7 +111,7 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 			delivery("msg_3", "ep_2", now.Add(2*time.Second), now),
 			delivery("msg_4", "", now.Add(3*time.Second), now.Add(time.Hour)),
 		} {
-			if err := tx.InsertDelivery(ctx, d); err != nil {
+			if err := tx.InsertDelivery(d); err != nil {
 				return err
 			}
 		}
@@ -123,23 +123,23 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 	var due []*errand.Delivery
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		due, err = tx.DueDeliveries(ctx, now, 10)
+		due, err = tx.DueDeliveries(now, 10)
 		return err
 	})
 	if len(due) != 2 || due[0].ID != "msg_2" || due[1].ID != "msg_3" || string(due[0].Payload) != `{"n":"msg_2"}` {
 		t.Fatalf("DueDeliveries = %v, want msg_2, msg_3 with payloads", due)
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		d, err := tx.DeliveryByID(ctx, "msg_2")
+		d, err := tx.GetDelivery("msg_2")
 		if err != nil {
 			return err
 		}
 		d.Status, d.AttemptCount, d.Step, d.NextAttemptAt, d.LastAttemptAt = errand.DeliveryFailed, 2, 2, nil, &now
-		if err := tx.UpdateDelivery(ctx, d); err != nil {
+		if err := tx.UpdateDelivery(d); err != nil {
 			return err
 		}
 		for n := 1; n <= 2; n++ {
-			if err := tx.InsertAttempt(ctx, "msg_2", &errand.Attempt{N: n, Time: now.Add(time.Duration(n) * time.Second),
+			if err := tx.InsertAttempt("msg_2", &errand.Attempt{N: n, Time: now.Add(time.Duration(n) * time.Second),
 				StatusCode: 500, LatencyMS: 1.5, Error: "answered 500", Response: "oops"}); err != nil {
 				return err
 			}
@@ -190,11 +190,11 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 		}
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		ds, err := tx.EndpointDeliveries(ctx, "a", "ep_1", errand.DeliveryFailed, now.Add(time.Second), 10)
+		ds, err := tx.EndpointDeliveries("a", "ep_1", errand.DeliveryFailed, now.Add(time.Second), 10)
 		if err != nil || len(ds) != 1 || ds[0].ID != "msg_2" || len(ds[0].Payload) == 0 {
 			t.Errorf("EndpointDeliveries(failed, since +1s) = %v, %v", ds, err)
 		}
-		ds, err = tx.EndpointDeliveries(ctx, "a", "ep_1", errand.DeliveryFailed, now.Add(2*time.Second), 10)
+		ds, err = tx.EndpointDeliveries("a", "ep_1", errand.DeliveryFailed, now.Add(2*time.Second), 10)
 		if err != nil || len(ds) != 0 {
 			t.Errorf("EndpointDeliveries(failed, since +2s) = %v, %v", ds, err)
 		}
@@ -208,19 +208,19 @@ func testWebhookExpire(t *testing.T, open func(*testing.T) storage.Store) {
 		for i, st := range []errand.DeliveryStatus{errand.DeliverySucceeded, errand.DeliveryFailed, errand.DeliveryPending} {
 			d := delivery("msg_old"+string(rune('a'+i)), "ep_1", now.Add(-time.Hour), now)
 			d.Status = st
-			if err := tx.InsertDelivery(ctx, d); err != nil {
+			if err := tx.InsertDelivery(d); err != nil {
 				return err
 			}
-			if err := tx.InsertAttempt(ctx, d.ID, &errand.Attempt{N: 1, Time: now}); err != nil {
+			if err := tx.InsertAttempt(d.ID, &errand.Attempt{N: 1, Time: now}); err != nil {
 				return err
 			}
 		}
-		return tx.InsertDelivery(ctx, delivery("msg_new", "ep_1", now, now))
+		return tx.InsertDelivery(delivery("msg_new", "ep_1", now, now))
 	})
 	var n int
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		n, err = tx.ExpireDeliveries(ctx, now.Add(-time.Minute), 10)
+		n, err = tx.ExpireDeliveries(now.Add(-time.Minute), 10)
 		return err
 	})
 	ds, err := s.ListDeliveries(ctx, storage.ListDeliveriesParams{Tenant: "a", Limit: 10})
@@ -235,14 +235,14 @@ func testWebhookExpire(t *testing.T, open func(*testing.T) storage.Store) {
 func testWebhookSettings(t *testing.T, open func(*testing.T) storage.Store) {
 	s, ctx := open(t), context.Background()
 	err := s.WithTx(ctx, func(tx storage.Tx) error {
-		_, err := tx.GetSetting(ctx, "k")
+		_, err := tx.GetSetting("k")
 		return err
 	})
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("GetSetting of a missing key = %v", err)
 	}
-	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting(ctx, "k", "1") })
-	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting(ctx, "k", "2") })
+	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting("k", "1") })
+	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting("k", "2") })
 	if v, err := s.Setting(ctx, "k", "3"); err != nil || v != "2" {
 		t.Fatalf("Setting after PutSetting = %q, %v; want 2", v, err)
 	}
@@ -253,7 +253,7 @@ func testWebhookOutbox(t *testing.T, open func(*testing.T) storage.Store) {
 	s, ctx, now := open(t), context.Background(), NewClock().Now()
 	ep := endpoint("ep_1", Dev.Tenant, now)
 	ep.Events = []string{"channel:orders.*"}
-	tx(t, s, func(tx storage.Tx) error { return tx.InsertEndpoint(ctx, ep) })
+	tx(t, s, func(tx storage.Tx) error { return tx.InsertEndpoint(ep) })
 	o := webhook.NewOutbox(s, time.Minute, func() time.Time { return now }, slog.New(slog.DiscardHandler))
 	if err := o.Reload(ctx); err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func testWebhookOutbox(t *testing.T, open func(*testing.T) storage.Store) {
 	s.Hook(o)
 	publish := func(stream string, fail bool) error {
 		return s.WithTx(ctx, func(tx storage.Tx) error {
-			if err := tx.InsertEvent(ctx, &errand.Event{Stream: stream, Tenant: Dev.Tenant, Type: "t", Time: now, Data: []byte(`{}`)}); err != nil {
+			if err := tx.InsertEvent(&errand.Event{Stream: stream, Tenant: Dev.Tenant, Type: "t", Time: now, Data: []byte(`{}`)}); err != nil {
 				return err
 			}
 			if fail {
