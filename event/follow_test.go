@@ -3,22 +3,18 @@ package event_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/sqlite"
 )
 
 func open(t *testing.T) (*sqlite.Store, *event.Hub) {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "e.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := teststore.Open(t)
 	hub := event.NewHub()
 	s.Listen(hub)
 	return s, hub

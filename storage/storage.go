@@ -91,8 +91,10 @@ type Store interface {
 	// ctx bounds only the wait for a writer: once fn is handed over, WithTx
 	// waits for the outcome even if ctx ends, because the work may commit.
 	WithTx(ctx context.Context, fn func(Tx) error) error
-	// Listen registers n to hear about every commit after it registers, in
-	// commit order.
+	// Listen registers n to hear about every commit made after it registers,
+	// in commit order (log order for events). A driver whose notifiers hear
+	// commits shortly after WithTx returns (PostgreSQL's tailer) may also tell
+	// n of commits made just before.
 	Listen(n Notifier)
 	// Hook registers h to run in the transaction of every event appended
 	// after it registers (register hooks before the store is used).

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -228,12 +229,30 @@ func (t *txn) queueUpdates(p *pipeline) {
 		if err != nil {
 			return fmt.Errorf("update jobs: %w", err)
 		}
-		if int(tag.RowsAffected()) != n {
-			return fmt.Errorf("update jobs: %d of %d rows found", tag.RowsAffected(), n)
+		if found := int(tag.RowsAffected()); found != n {
+			return t.lose(found, n)
 		}
 		return nil
 	}, qUpdateJobs, ids, status, result, jerr, progress, attempt, maxAttempts, cancel,
 		runAt, started, finished, token, leaseExp, worker, expires, artifacts)
+}
+
+// errUpdateLost is what a statement of a group hears when the batch it sent
+// held an update of a job that does not exist: not its verdict (the update
+// may be another call's), so the call runs again alone, where the update's
+// own call hears ErrNotFound.
+var errUpdateLost = errors.New("update jobs: a job to update does not exist")
+
+// lose records that a batch of n updates found only found rows. PostgreSQL
+// refuses nothing (an UPDATE may match no row), so the transaction is marked
+// (t.lost, see aborted) as if a statement had failed: a call that updated a
+// missing job must not commit as if it had not.
+func (t *txn) lose(found, n int) error {
+	t.lost = fmt.Errorf("update jobs: %d of %d rows found: %w", found, n, storage.ErrNotFound)
+	if t.group {
+		return errUpdateLost
+	}
+	return t.lost
 }
 
 // copyJobs inserts the kept jobs by COPY.

@@ -207,9 +207,10 @@ func (t *txn) settleCall(err error) (_ error, goOn bool) {
 var errStatementFailed = errors.New("a statement of the call failed")
 
 // aborted reports whether a statement of the transaction failed (PostgreSQL
-// then refuses every statement until a ROLLBACK TO SAVEPOINT).
+// then refuses every statement until a ROLLBACK TO SAVEPOINT), or a batch of
+// updates found a job missing (t.lost; undone by the same rollback).
 func (t *txn) aborted() bool {
-	return t.tx.Conn().PgConn().TxStatus() == 'E'
+	return t.lost != nil || t.tx.Conn().PgConn().TxStatus() == 'E'
 }
 
 // call is where the current call's writes begin in the kept buffers.
@@ -268,6 +269,9 @@ func (t *txn) abandonCall() error {
 	t.c = storage.Commit{}
 	if t.call.savepoint {
 		_, err := t.tx.Exec(t.ctx, `ROLLBACK TO SAVEPOINT call`)
+		if err == nil {
+			t.lost = nil
+		}
 		return err
 	}
 	return nil

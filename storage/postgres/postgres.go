@@ -254,9 +254,11 @@ func (s *Store) notifiers() []storage.Notifier {
 }
 
 // WithTx runs fn in a transaction and commits it: grouped with the calls
-// waiting beside it (group.go), or alone. A serialization failure, a deadlock
-// or a race on an idempotency key runs fn again (up to three times). Its
-// events reach the notifiers shortly after, in order, through the tailer.
+// waiting beside it (group.go), or alone. fn runs again, alone, when its
+// group failed or one of its statements did (see storage.Store.WithTx), and
+// after a serialization failure, a deadlock or a race on an idempotency key
+// (up to five runs alone). Its events reach the notifiers shortly after, in
+// order, through the tailer.
 func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
 	_, err := s.submit(ctx, fn)
 	return s.space.Observe(err)
@@ -286,6 +288,10 @@ func (s *Store) runTx(ctx context.Context, t *txn, fn func(storage.Tx) error) er
 	if err := t.flush(); err != nil {
 		_ = tx.Rollback(tctx)
 		return err
+	}
+	if t.lost != nil { // fn went on (and returned nil) after hearing of it
+		_ = tx.Rollback(tctx)
+		return t.lost
 	}
 	// No NOTIFY inside: PostgreSQL serializes the commits of notifying
 	// transactions (a global lock held through the WAL flush), which capped
@@ -360,12 +366,15 @@ func interpretError(err error) error {
 	return err
 }
 
-// Setting returns the stored value of key, storing value first if there is none.
+// Setting returns the stored value of key, storing value first if there is
+// none. On a conflict the "update" writes the stored value back and returns
+// it: it waits for a concurrent caller's insert and sees it once committed,
+// where DO NOTHING and a read in the same statement saw neither (its snapshot
+// predates the other insert) and answered "not found".
 func (s *Store) Setting(ctx context.Context, key, value string) (string, error) {
 	var out string
-	err := s.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO settings (key, value) VALUES ($1, $2)
-		ON CONFLICT (key) DO NOTHING RETURNING value)
-		SELECT value FROM ins UNION ALL SELECT value FROM settings WHERE key = $1 LIMIT 1`, key, value).Scan(&out)
+	err := s.pool.QueryRow(ctx, `INSERT INTO settings (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET value = settings.value RETURNING value`, key, value).Scan(&out)
 	return out, interpretError(err)
 }
 

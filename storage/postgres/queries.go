@@ -58,6 +58,9 @@ type txn struct {
 	ctx    context.Context // the transaction's own: a caller's cancel never interrupts it
 	c      storage.Commit
 	maxSeq int64
+	// lost is set when a batch of kept updates found fewer rows than it was
+	// sent for: a job to update did not exist (see queueUpdates).
+	lost error
 	// Kept writes (batch.go) and the jobs LockJobs read.
 	updates []*errand.Job
 	updated map[string]int
@@ -109,8 +112,8 @@ func (t *txn) InsertJob(j *errand.Job) error {
 }
 
 // UpdateJob keeps j's new state; it is written with the transaction's next
-// statement batch (see batch.go). Callers update only jobs they read in the
-// same transaction, so the row exists.
+// statement batch (see batch.go). A job that does not exist is found out when
+// the batch is sent (queueUpdates): ErrNotFound by the time WithTx returns.
 func (t *txn) UpdateJob(j *errand.Job) error {
 	return t.deferUpdate(j)
 }
@@ -119,7 +122,7 @@ func (t *txn) DeleteJob(id string) error {
 	if _, err := t.exec("delete events", qDeleteEvents, id); err != nil {
 		return err
 	}
-	_, err := t.exec("delete job", qDeleteJob, id)
+	err := affected(t.exec("delete job", qDeleteJob, id))
 	delete(t.locked, id)
 	return err
 }

@@ -172,10 +172,8 @@ func (t *txn) DeleteJob(id string) error {
 	if _, err := t.w.stmts.deleteEvents.ExecContext(t.w.ctx, id); err != nil {
 		return fmt.Errorf("delete events: %w", err)
 	}
-	if _, err := t.w.stmts.deleteJob.ExecContext(t.w.ctx, id); err != nil {
-		return fmt.Errorf("delete job: %w", err)
-	}
-	return nil
+	res, err := t.w.stmts.deleteJob.ExecContext(t.w.ctx, id)
+	return affected(res, err, "delete job")
 }
 
 func (t *txn) InsertEvent(e *errand.Event) error {

@@ -1,26 +1,24 @@
 package storagetest
 
 import (
-	"context"
+	"cmp"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/storage"
 )
 
-// accessTests are the suite's tests of API keys, tickets and the audit log.
-var accessTests = map[string]func(*testing.T, func(*testing.T) storage.Store){
-	"APIKeys":  testAPIKeys,
-	"Tickets":  testTickets,
-	"Audit":    testAudit,
-	"JobOwner": testJobOwner,
+// accessTests pin API keys, tickets and the audit log.
+var accessTests = map[string]func(*testing.T, storage.Store){
+	"APIKeys": testAPIKeys,
+	"Tickets": testTickets,
+	"Audit":   testAudit,
 }
 
-func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	now := NewClock().Now()
+func testAPIKeys(t *testing.T, s storage.Store) {
+	now := T0
 	exp := now.Add(time.Hour)
 	a := &errand.APIKey{ID: "key_a", Hash: "hash-a", Prefix: "ek_aaaa", Name: "ci", Tenant: "acme",
 		Roles: []string{"admin", "worker"}, CreatedBy: "dev", CreatedAt: now, ExpiresAt: &exp}
@@ -39,7 +37,7 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 		!got.CreatedAt.Equal(now) || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.RevokedAt != nil {
 		t.Errorf("APIKeyByHash = %+v, want key_a as stored", got)
 	}
-	if _, err := s.APIKeyByHash(ctx, "nope"); err != storage.ErrNotFound {
+	if _, err := s.APIKeyByHash(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("APIKeyByHash(unknown) err = %v, want ErrNotFound", err)
 	}
 	if ks, _ := s.ListAPIKeys(ctx, "acme"); len(ks) != 1 || ks[0].ID != "key_a" {
@@ -76,11 +74,18 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 	if err == nil {
 		t.Error("a second key with the same hash was stored")
 	}
+	wantNotFound(t, "UpdateAPIKey of a missing key", s.WithTx(ctx, func(tx storage.Tx) error {
+		return tx.UpdateAPIKey(&errand.APIKey{ID: "key_missing", RevokedAt: &used})
+	}))
+	tx(t, s, func(tx storage.Tx) error {
+		_, err := tx.GetAPIKey("key_missing")
+		wantNotFound(t, "GetAPIKey of a missing key", err)
+		return tx.TouchAPIKeys(map[string]time.Time{"key_missing": used}) // ignored
+	})
 }
 
-func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	now := NewClock().Now()
+func testTickets(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
 		if err := tx.InsertTicket("t1", []byte(`{"subject":"ann"}`), now.Add(time.Minute)); err != nil {
 			return err
@@ -99,10 +104,10 @@ func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
 	if p, err := take("t1"); err != nil || string(p) != `{"subject":"ann"}` {
 		t.Errorf("TakeTicket(t1) = %s, %v; want ann's principal", p, err)
 	}
-	if _, err := take("t1"); err != storage.ErrNotFound {
+	if _, err := take("t1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("second TakeTicket(t1) err = %v, want ErrNotFound (single use)", err)
 	}
-	if _, err := take("t2"); err != storage.ErrNotFound {
+	if _, err := take("t2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("TakeTicket(expired) err = %v, want ErrNotFound", err)
 	}
 	tx(t, s, func(tx storage.Tx) error {
@@ -119,9 +124,8 @@ func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 }
 
-func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	now := NewClock().Now()
+func testAudit(t *testing.T, s storage.Store) {
+	now := T0
 	entries := []*errand.AuditEntry{
 		{Time: now.Add(-48 * time.Hour), Action: "authenticate", Outcome: errand.AuditFailed, Status: 401, Detail: "old"},
 		{Time: now, Tenant: "acme", Subject: "ann", Action: "jobs:submit", Resource: "report", Outcome: errand.AuditDenied, Status: 403},
@@ -137,7 +141,7 @@ func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	list := func(p storage.ListAuditParams) []string {
 		t.Helper()
-		p.Limit = cmpOr(p.Limit, 100)
+		p.Limit = cmp.Or(p.Limit, 100)
 		es, err := s.ListAudit(ctx, p)
 		if err != nil {
 			t.Fatalf("ListAudit(%+v): %v", p, err)
@@ -178,24 +182,5 @@ func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
 	})
 	if n != 1 {
 		t.Errorf("ExpireAudit = %d, want 1 (the 48 h old entry)", n)
-	}
-}
-
-func cmpOr(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
-}
-
-func testJobOwner(t *testing.T, open func(*testing.T) storage.Store) {
-	h := NewHarness(t, open(t), Op("report"))
-	j := h.Submit("report", job.SubmitParams{})
-	tenant, owner, err := h.Store.JobOwner(h.Ctx, j.ID)
-	if err != nil || tenant != Dev.Tenant || owner != Dev.Subject {
-		t.Errorf("JobOwner = %q, %q, %v; want %q, %q", tenant, owner, err, Dev.Tenant, Dev.Subject)
-	}
-	if _, _, err := h.Store.JobOwner(h.Ctx, "job_missing"); err != storage.ErrNotFound {
-		t.Errorf("JobOwner(missing) err = %v, want ErrNotFound", err)
 	}
 }

@@ -98,12 +98,12 @@ func groupEvent(stream, marker string) *errand.Event {
 }
 
 // run is the call's fn: the same script on every run, its effects recorded afresh.
-func (c *groupCall) run(ctx context.Context, tx storage.Tx, w *groupWorld, worker int, deletable string) error {
+func (c *groupCall) run(tx storage.Tx, w *groupWorld, worker int, deletable string) error {
 	c.inserted, c.deleted, c.counters, c.markers = nil, nil, nil, nil
 	r := rand.New(rand.NewPCG(uint64(c.id), 7))
 	for i, st := range c.steps {
 		if i == c.failAt {
-			return c.failNow(ctx, tx, w)
+			return c.failNow(tx, w)
 		}
 		marker := groupMarker(c.id, i)
 		switch st {
@@ -147,7 +147,7 @@ func (c *groupCall) run(ctx context.Context, tx storage.Tx, w *groupWorld, worke
 		}
 	}
 	if c.failAt == len(c.steps) {
-		return c.failNow(ctx, tx, w)
+		return c.failNow(tx, w)
 	}
 	return nil
 }
@@ -161,7 +161,7 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-func (c *groupCall) failNow(ctx context.Context, tx storage.Tx, w *groupWorld) error {
+func (c *groupCall) failNow(tx storage.Tx, w *groupWorld) error {
 	switch c.fail {
 	case failAnswer:
 		return errand.Errorf(errand.ECONFLICT, "call %d: injected conflict", c.id)
@@ -175,9 +175,7 @@ func (c *groupCall) failNow(ctx context.Context, tx storage.Tx, w *groupWorld) e
 	return nil
 }
 
-func testGroupCommitModel(t *testing.T, open func(*testing.T) storage.Store) {
-	s := open(t)
-	ctx := context.Background()
+func testGroupCommitModel(t *testing.T, s storage.Store) {
 	rec := &Recorder{}
 	s.Listen(rec)
 	w := &groupWorld{own: map[int][]string{}}
@@ -210,7 +208,7 @@ func testGroupCommitModel(t *testing.T, open func(*testing.T) storage.Store) {
 				c := newGroupCall(n, seed)
 				calls[n] = c
 				deletable := w.takeOwn(wk)
-				errs[n] = s.WithTx(ctx, func(tx storage.Tx) error { return c.run(ctx, tx, w, wk, deletable) })
+				errs[n] = s.WithTx(ctx, func(tx storage.Tx) error { return c.run(tx, w, wk, deletable) })
 				w.settle(wk, c, errs[n] == nil, deletable)
 			}
 		}()

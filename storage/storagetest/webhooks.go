@@ -1,43 +1,32 @@
 package storagetest
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
-	"github.com/errandhq/errand/webhook"
 )
 
-// webhookTests are the suite's webhook storage tests.
-var webhookTests = map[string]func(*testing.T, func(*testing.T) storage.Store){
+// webhookTests pin the webhook tables: endpoints, deliveries, attempts.
+var webhookTests = map[string]func(*testing.T, storage.Store){
 	"WebhookEndpoints":  testWebhookEndpoints,
 	"WebhookDeliveries": testWebhookDeliveries,
 	"WebhookExpire":     testWebhookExpire,
-	"WebhookSettings":   testWebhookSettings,
-	"WebhookOutbox":     testWebhookOutbox,
 }
 
-func tx(t *testing.T, s storage.Store, fn func(storage.Tx) error) {
-	t.Helper()
-	if err := s.WithTx(context.Background(), fn); err != nil {
-		t.Fatalf("WithTx: %v", err)
-	}
-}
-
-func endpoint(id, tenant string, now time.Time) *errand.Endpoint {
+// Endpoint is an endpoint of tenant for job events, made at T0.
+func Endpoint(id, tenant string) *errand.Endpoint {
 	return &errand.Endpoint{ID: id, Tenant: tenant, URL: "https://example.com/" + id, Events: []string{"job.*"},
-		Secret: "whsec_a", CreatedAt: now, UpdatedAt: now}
+		Secret: "whsec_a", CreatedAt: T0, UpdatedAt: T0}
 }
 
-func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
+func testWebhookEndpoints(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
-		for _, e := range []*errand.Endpoint{endpoint("ep_1", "a", now), endpoint("ep_2", "a", now), endpoint("ep_3", "b", now)} {
+		for _, e := range []*errand.Endpoint{Endpoint("ep_1", "a"), Endpoint("ep_2", "a"), Endpoint("ep_3", "b")} {
 			if err := tx.InsertEndpoint(e); err != nil {
 				return err
 			}
@@ -74,7 +63,18 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 		got.Secret != "whsec_b" || got.PreviousSecret != "whsec_a" || !got.PreviousExpiresAt.Equal(exp) || !got.UpdatedAt.Equal(later) {
 		t.Fatalf("after update: %+v, %v", got, err)
 	}
-	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.UpdateEndpoint(endpoint("ep_9", "a", now)) })
+	tx(t, s, func(tx storage.Tx) error {
+		if e, err := tx.GetEndpoint("ep_3"); err != nil || e.Tenant != "b" {
+			t.Errorf("Tx.GetEndpoint of tenant b's endpoint = %+v, %v; want it (any tenant)", e, err)
+		}
+		_, err := tx.GetEndpoint("ep_9")
+		wantNotFound(t, "Tx.GetEndpoint of a missing endpoint", err)
+		return nil
+	})
+	if eps, err := s.ListEndpoints(ctx, "c"); err != nil || len(eps) != 0 {
+		t.Errorf("ListEndpoints of a tenant without endpoints = %v, %v", eps, err)
+	}
+	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.UpdateEndpoint(Endpoint("ep_9", "a")) })
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("UpdateEndpoint of a missing endpoint = %v", err)
 	}
@@ -83,7 +83,7 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 		t.Fatalf("DeleteEndpoint of another tenant's = %v", err)
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.InsertDelivery(delivery("msg_1", "ep_1", now, now)); err != nil {
+		if err := tx.InsertDelivery(Delivery("msg_1", "ep_1", now, now)); err != nil {
 			return err
 		}
 		return tx.InsertAttempt("msg_1", &errand.Attempt{N: 1, Time: now, StatusCode: 500})
@@ -97,19 +97,21 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 }
 
-func delivery(id, ep string, created, next time.Time) *errand.Delivery {
+// Delivery is a pending delivery of tenant "a" to endpoint ep ("" for a
+// callback) made at created, due at next.
+func Delivery(id, ep string, created, next time.Time) *errand.Delivery {
 	return &errand.Delivery{ID: id, Tenant: "a", EndpointID: ep, JobID: "job_" + id, EventType: "job.succeeded",
 		Status: errand.DeliveryPending, NextAttemptAt: &next, CreatedAt: created, Payload: []byte(`{"n":"` + id + `"}`)}
 }
 
-func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
+func testWebhookDeliveries(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
 		for _, d := range []*errand.Delivery{
-			delivery("msg_1", "ep_1", now, now.Add(2*time.Second)),
-			delivery("msg_2", "ep_1", now.Add(time.Second), now.Add(-time.Second)),
-			delivery("msg_3", "ep_2", now.Add(2*time.Second), now),
-			delivery("msg_4", "", now.Add(3*time.Second), now.Add(time.Hour)),
+			Delivery("msg_1", "ep_1", now, now.Add(2*time.Second)),
+			Delivery("msg_2", "ep_1", now.Add(time.Second), now.Add(-time.Second)),
+			Delivery("msg_3", "ep_2", now.Add(2*time.Second), now),
+			Delivery("msg_4", "", now.Add(3*time.Second), now.Add(time.Hour)),
 		} {
 			if err := tx.InsertDelivery(d); err != nil {
 				return err
@@ -146,6 +148,17 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 		}
 		return nil
 	})
+	wantNotFound(t, "UpdateDelivery of a missing delivery", s.WithTx(ctx, func(tx storage.Tx) error {
+		return tx.UpdateDelivery(Delivery("msg_9", "ep_1", now, now))
+	}))
+	tx(t, s, func(tx storage.Tx) error {
+		_, err := tx.GetDelivery("msg_9")
+		wantNotFound(t, "Tx.GetDelivery of a missing delivery", err)
+		return nil
+	})
+	if as, err := s.ListAttempts(ctx, nil); err != nil || len(as) != 0 {
+		t.Errorf("ListAttempts(none) = %v, %v", as, err)
+	}
 	got, err := s.GetDelivery(ctx, "a", "msg_2")
 	if err != nil || got.Status != errand.DeliveryFailed || got.AttemptCount != 2 || got.Step != 2 || got.NextAttemptAt != nil ||
 		!got.LastAttemptAt.Equal(now) || got.JobID != "job_msg_2" || string(got.Payload) != `{"n":"msg_2"}` {
@@ -202,11 +215,11 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 	})
 }
 
-func testWebhookExpire(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
+func testWebhookExpire(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
 		for i, st := range []errand.DeliveryStatus{errand.DeliverySucceeded, errand.DeliveryFailed, errand.DeliveryPending} {
-			d := delivery("msg_old"+string(rune('a'+i)), "ep_1", now.Add(-time.Hour), now)
+			d := Delivery("msg_old"+string(rune('a'+i)), "ep_1", now.Add(-time.Hour), now)
 			d.Status = st
 			if err := tx.InsertDelivery(d); err != nil {
 				return err
@@ -215,7 +228,7 @@ func testWebhookExpire(t *testing.T, open func(*testing.T) storage.Store) {
 				return err
 			}
 		}
-		return tx.InsertDelivery(delivery("msg_new", "ep_1", now, now))
+		return tx.InsertDelivery(Delivery("msg_new", "ep_1", now, now))
 	})
 	var n int
 	tx(t, s, func(tx storage.Tx) error {
@@ -229,58 +242,5 @@ func testWebhookExpire(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	if as, _ := s.ListAttempts(ctx, []string{"msg_olda", "msg_oldc"}); len(as["msg_olda"]) != 0 || len(as["msg_oldc"]) != 1 {
 		t.Fatalf("attempts after expiry: %v", as)
-	}
-}
-
-func testWebhookSettings(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	err := s.WithTx(ctx, func(tx storage.Tx) error {
-		_, err := tx.GetSetting("k")
-		return err
-	})
-	if !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("GetSetting of a missing key = %v", err)
-	}
-	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting("k", "1") })
-	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting("k", "2") })
-	if v, err := s.Setting(ctx, "k", "3"); err != nil || v != "2" {
-		t.Fatalf("Setting after PutSetting = %q, %v; want 2", v, err)
-	}
-}
-
-// testWebhookOutbox checks that deliveries commit with their event and roll back with it.
-func testWebhookOutbox(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
-	ep := endpoint("ep_1", Dev.Tenant, now)
-	ep.Events = []string{"channel:orders.*"}
-	tx(t, s, func(tx storage.Tx) error { return tx.InsertEndpoint(ep) })
-	o := webhook.NewOutbox(s, time.Minute, func() time.Time { return now }, slog.New(slog.DiscardHandler))
-	if err := o.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.Hook(o)
-	publish := func(stream string, fail bool) error {
-		return s.WithTx(ctx, func(tx storage.Tx) error {
-			if err := tx.InsertEvent(&errand.Event{Stream: stream, Tenant: Dev.Tenant, Type: "t", Time: now, Data: []byte(`{}`)}); err != nil {
-				return err
-			}
-			if fail {
-				return errors.New("boom")
-			}
-			return nil
-		})
-	}
-	if err := publish("orders.eu", true); err == nil {
-		t.Fatal("the failing transaction succeeded")
-	}
-	if err := publish("orders.eu", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := publish("invoices.eu", false); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := s.ListDeliveries(ctx, storage.ListDeliveriesParams{Tenant: Dev.Tenant, Limit: 10})
-	if err != nil || len(ds) != 1 || ds[0].EndpointID != "ep_1" || ds[0].Status != errand.DeliveryPending {
-		t.Fatalf("deliveries = %+v, %v; want one pending for the committed orders event", ds, err)
 	}
 }
