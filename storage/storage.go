@@ -229,6 +229,29 @@ func (hs *Hooks) EventAppended(tx Tx, e *errand.Event) error {
 	return nil
 }
 
+// Notifiers is a driver's registered Notifiers. The zero value is ready.
+type Notifiers struct {
+	mu   sync.Mutex
+	list []Notifier
+}
+
+// Listen registers n.
+func (ns *Notifiers) Listen(n Notifier) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.list = append(ns.list, n)
+}
+
+// Committed tells every registered Notifier of c, in the order registered.
+func (ns *Notifiers) Committed(c *Commit) {
+	ns.mu.Lock()
+	list := ns.list
+	ns.mu.Unlock()
+	for _, n := range list {
+		n.Committed(c)
+	}
+}
+
 // Notifier hears about commits. Calls come in commit order from one goroutine and
 // must not block.
 type Notifier interface {

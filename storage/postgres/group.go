@@ -116,7 +116,7 @@ func isAnswer(err error) bool {
 // alone runs one call in its own transaction, retrying conflicts.
 func (s *Store) alone(r *request) error {
 	for attempt := 1; ; attempt++ {
-		t := &txn{s: s}
+		t := newTxn(s)
 		err := s.runTx(r.ctx, t, r.fn)
 		if err == nil {
 			s.tail.committed(&t.c, t.maxSeq)
@@ -149,7 +149,8 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 	if err != nil {
 		return errs, 0, false
 	}
-	t := &txn{s: s, tx: tx, ctx: ctx, group: true}
+	t := newTxn(s)
+	t.tx, t.ctx, t.group = tx, ctx, true
 	for i, r := range group {
 		t.beginCall()
 		var goOn bool

@@ -27,11 +27,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlrow"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -102,6 +102,7 @@ func redact(raw string) string {
 
 // Store is the PostgreSQL driver.
 type Store struct {
+	reader // reads committed state on the pool (ListEvents is its own)
 	cfg    Config
 	pool   *pgxpool.Pool
 	dsn    string
@@ -109,13 +110,15 @@ type Store struct {
 	tail   *tailer
 	reqs   chan *request
 	quit   chan struct{}
-	mu     sync.Mutex
-	notify []storage.Notifier
+	notify storage.Notifiers
 	hooks  storage.Hooks
 	space  storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
+
+// reader is sqlrow's storage.Reader, embedded unexported.
+type reader = sqlrow.Reader
 
 // Open connects, applies migrations (under an advisory lock, so nodes starting
 // together run them once) and starts the tailer.
@@ -139,6 +142,7 @@ func Open(ctx context.Context, dsn string, cfg *Config) (*Store, error) {
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	s.reader = sqlrow.Reader{DB: pool{s.pool}, Q: queries, Dialect: sqlrow.PostgreSQL, Interpret: interpretError}
 	if err := s.migrate(ctx); err != nil {
 		s.pool.Close()
 		return nil, err
@@ -241,17 +245,7 @@ func mustSub(fsys embed.FS, dir string) fs.FS {
 func (s *Store) Hook(h storage.EventHook) { s.hooks.Hook(h) }
 
 // Listen registers n to hear about every commit, in commit order.
-func (s *Store) Listen(n storage.Notifier) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.notify = append(s.notify, n)
-}
-
-func (s *Store) notifiers() []storage.Notifier {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.notify
-}
+func (s *Store) Listen(n storage.Notifier) { s.notify.Listen(n) }
 
 // WithTx runs fn in a transaction and commits it: grouped with the calls
 // waiting beside it (group.go), or alone. fn runs again, alone, when its
@@ -367,14 +361,10 @@ func interpretError(err error) error {
 }
 
 // Setting returns the stored value of key, storing value first if there is
-// none. On a conflict the "update" writes the stored value back and returns
-// it: it waits for a concurrent caller's insert and sees it once committed,
-// where DO NOTHING and a read in the same statement saw neither (its snapshot
-// predates the other insert) and answered "not found".
+// none (one statement: see sqlrow's Setting).
 func (s *Store) Setting(ctx context.Context, key, value string) (string, error) {
 	var out string
-	err := s.pool.QueryRow(ctx, `INSERT INTO settings (key, value) VALUES ($1, $2)
-		ON CONFLICT (key) DO UPDATE SET value = settings.value RETURNING value`, key, value).Scan(&out)
+	err := s.pool.QueryRow(ctx, queries.Setting, key, value).Scan(&out)
 	return out, interpretError(err)
 }
 

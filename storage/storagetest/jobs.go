@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"sync"
@@ -22,6 +23,7 @@ var jobTests = map[string]func(*testing.T, storage.Store){
 	"UpdateJob":           testUpdateJob,
 	"UpdateMissingJob":    testUpdateMissingJob,
 	"UpdateMissingGroup":  testUpdateMissingInGroup,
+	"UnencodableJob":      testUnencodableJob,
 	"DeleteJob":           testDeleteJob,
 	"LockJobs":            testLockJobs,
 	"JobByIdempotencyKey": testJobByIdempotencyKey,
@@ -205,6 +207,32 @@ func testUpdateMissingInGroup(t *testing.T, s storage.Store) {
 		if err != nil || j.Attempt != 1 {
 			t.Errorf("call %d: %v, attempt %d; want success, attempt 1", i, err, j.Attempt)
 		}
+	}
+}
+
+// testUnencodableJob: a job whose JSON columns do not encode (a NaN
+// progress) is refused by InsertJob and UpdateJob themselves, at once, and
+// nothing of it is stored (it was stored with NULL in their place).
+func testUnencodableJob(t *testing.T, s storage.Store) {
+	insertJobs(t, s, Job("job_1"))
+	nan := &errand.Progress{Percent: math.NaN()}
+	tx(t, s, func(tx storage.Tx) error {
+		j := Job("job_2")
+		j.Progress = nan
+		if err := tx.InsertJob(j); err == nil {
+			t.Errorf("InsertJob of a job with a NaN progress: no error")
+		}
+		k := Job("job_1")
+		k.Attempt, k.Progress = 1, nan
+		if err := tx.UpdateJob(k); err == nil {
+			t.Errorf("UpdateJob of a job with a NaN progress: no error")
+		}
+		return nil // the transaction commits what is left: nothing
+	})
+	_, err := s.GetJob(ctx, "acme", "job_2")
+	wantNotFound(t, "the refused insert", err)
+	if j, err := s.GetJob(ctx, "acme", "job_1"); err != nil || j.Attempt != 0 || j.Progress != nil {
+		t.Errorf("job_1 after a refused update = %+v, %v; want it unchanged", j, err)
 	}
 }
 
