@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
@@ -15,9 +16,10 @@ import (
 // failed call undoes only its own writes, and a call run again leaves no
 // trace of an earlier run.
 var groupTests = map[string]func(*testing.T, storage.Store){
-	"GroupCommitIsolation": testGroupCommitIsolation,
-	"RerunLeavesNoTrace":   testRerunLeavesNoTrace,
-	"GroupCommitModel":     testGroupCommitModel,
+	"GroupCommitIsolation":   testGroupCommitIsolation,
+	"RerunLeavesNoTrace":     testRerunLeavesNoTrace,
+	"FailedCallsKeepNoWrite": testFailedCallsKeepNoWrite,
+	"GroupCommitModel":       testGroupCommitModel,
 }
 
 // testGroupCommitIsolation: of 50 concurrent calls, the half that fail keep
@@ -140,6 +142,70 @@ func heardCalls(rec *Recorder) (data map[string]int, ready map[string]bool) {
 		}
 	}
 	return data, ready
+}
+
+// testFailedCallsKeepNoWrite: calls that write with each write method and
+// then fail, running beside calls that succeed (so that drivers group them),
+// leave none of their writes, whichever statement carried it (one that
+// returns a row, such as TakeTicket's DELETE … RETURNING, included).
+func testFailedCallsKeepNoWrite(t *testing.T, s storage.Store) {
+	tx(t, s, func(tx storage.Tx) error {
+		for i := range 8 {
+			if err := tx.InsertTicket(fmt.Sprintf("t%d", i), []byte(`{}`), T0.Add(time.Hour)); err != nil {
+				return err
+			}
+			if err := tx.InsertJob(Job(fmt.Sprintf("job_keep%d", i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	boom := errors.New("boom")
+	writes := []func(tx storage.Tx, i int) error{
+		func(tx storage.Tx, i int) error { _, err := tx.TakeTicket(fmt.Sprintf("t%d", i), T0); return err },
+		func(tx storage.Tx, i int) error {
+			return tx.InsertAudit([]*errand.AuditEntry{{Time: T0, Tenant: "acme", Action: fmt.Sprintf("failed%d", i)}})
+		},
+		func(tx storage.Tx, i int) error { return tx.DeleteJob(fmt.Sprintf("job_keep%d", i)) },
+		func(tx storage.Tx, i int) error { return tx.PutSetting(fmt.Sprintf("failed%d", i), "x") },
+		func(tx storage.Tx, i int) error {
+			return tx.InsertEndpoint(Endpoint(fmt.Sprintf("ep_failed%d", i), "acme"))
+		},
+	}
+	var wg sync.WaitGroup
+	for round := range 8 {
+		for k, write := range writes {
+			wg.Go(func() {
+				err := s.WithTx(ctx, func(tx storage.Tx) error {
+					if err := write(tx, round); err != nil {
+						return err
+					}
+					return boom
+				})
+				if !errors.Is(err, boom) {
+					t.Errorf("write %d, round %d: err %v, want boom", k, round, err)
+				}
+			})
+			wg.Go(func() { insertEvents(t, s, Event("ok", `{}`)) })
+		}
+	}
+	wg.Wait()
+	for i := range 8 {
+		if _, err := readErr(s, func(tx storage.Tx) ([]byte, error) { return tx.TakeTicket(fmt.Sprintf("t%d", i), T0) }); err != nil {
+			t.Errorf("ticket t%d, taken by a call that failed: %v; want it still there", i, err)
+		}
+		if _, err := s.GetJob(ctx, "acme", fmt.Sprintf("job_keep%d", i)); err != nil {
+			t.Errorf("job_keep%d, deleted by a call that failed: %v", i, err)
+		}
+		_, err := readErr(s, func(tx storage.Tx) (string, error) { return tx.GetSetting(fmt.Sprintf("failed%d", i)) })
+		wantNotFound(t, "a failed call's setting", err)
+	}
+	if es, err := s.ListAudit(ctx, storage.ListAuditParams{AllTenants: true, Limit: 100}); err != nil || len(es) != 0 {
+		t.Errorf("audit entries of failed calls: %d, %v; want none", len(es), err)
+	}
+	if eps, err := s.ListEndpoints(ctx, ""); err != nil || len(eps) != 0 {
+		t.Errorf("endpoints of failed calls: %d, %v; want none", len(eps), err)
+	}
 }
 
 // checkHeardOnce: each successful call's event was heard once, with the seq
