@@ -16,7 +16,7 @@ func (s *Service) Cancel(ctx context.Context, p errand.Principal, id string) (*e
 		if err != nil {
 			return err
 		}
-		return Record(ctx, tx, j, st, now)
+		return Record(tx, j, st, now)
 	})
 }
 
@@ -28,7 +28,7 @@ func (s *Service) Retry(ctx context.Context, p errand.Principal, id string) (*er
 		if err != nil {
 			return err
 		}
-		return Record(ctx, tx, j, st, now)
+		return Record(tx, j, st, now)
 	})
 }
 

@@ -142,7 +142,7 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	}
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		j, replayed, err = store(ctx, tx, j, p.LegacyOwner())
+		j, replayed, err = store(tx, j, p.LegacyOwner())
 		return err
 	})
 	if err != nil {
@@ -172,7 +172,7 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 // store inserts j with its job.created event, or returns the job an earlier
 // submit of the same owner with the same idempotency key made (replayed); a
 // submit stored before migration 0008 is found under the owner's legacy form.
-func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
+func store(tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
 	if j.IdempotencyKey != "" {
 		prev, err := tx.JobByIdempotencyKey(j.Tenant, j.Owner, j.IdempotencyKey)
 		if errors.Is(err, storage.ErrNotFound) && legacy != "" {
@@ -192,7 +192,7 @@ func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*e
 	if err := tx.InsertJob(j); err != nil {
 		return nil, false, err
 	}
-	return j, false, Append(ctx, tx, j, st.Event, st.Data, j.CreatedAt)
+	return j, false, Append(tx, j, st.Event, st.Data, j.CreatedAt)
 }
 
 // MaxBatch is the most jobs one SubmitMany takes.
@@ -215,7 +215,7 @@ func (s *Service) SubmitMany(ctx context.Context, p errand.Principal, sps []Subm
 			if j == nil {
 				continue
 			}
-			stored, _, err := store(ctx, tx, j, p.LegacyOwner())
+			stored, _, err := store(tx, j, p.LegacyOwner())
 			if errand.ErrorCode(err) == errand.EINTERNAL {
 				return err
 			}

@@ -140,7 +140,7 @@ func (m *Maintainer) reap(ctx context.Context, now time.Time) (int, error) {
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			if err := m.q.expire(ctx, tx, j, now.UTC()); err != nil {
+			if err := m.q.expire(tx, j, now.UTC()); err != nil {
 				return err
 			}
 		}
@@ -159,7 +159,7 @@ func (m *Maintainer) promote(ctx context.Context, now time.Time) (int, error) {
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			if err := job.Record(ctx, tx, j, job.Promote(j), now); err != nil {
+			if err := job.Record(tx, j, job.Promote(j), now); err != nil {
 				return err
 			}
 		}

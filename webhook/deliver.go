@@ -434,7 +434,7 @@ func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome)
 			return nil
 		}
 		var err error
-		changed, err = d.health(ctx, tx, out)
+		changed, err = d.health(tx, out)
 		return err
 	})
 	if err != nil {
@@ -454,7 +454,7 @@ func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome)
 // health keeps an endpoint's failing_since and disables it after a 410 or after
 // failing for DisableAfter; the disabling commits with an endpoint.disabled
 // event. It reports whether the endpoint changed.
-func (d *Deliverer) health(ctx context.Context, tx storage.Tx, out outcome) (bool, error) {
+func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
 	if out.ok && out.endpoint.FailingSince == nil {
 		return false, nil
 	}
