@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/servicetest"
 	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/queue"
@@ -15,13 +16,16 @@ import (
 	"github.com/errandhq/errand/storage/storagetest"
 )
 
+// dev and mallory (of another tenant) are the principals the tests act as.
+var dev, mallory = servicetest.Dev, servicetest.Mallory
+
 // The jobs service's behaviour, on every driver (teststore.Each).
 
 func TestSubmitAndGet(t *testing.T) { teststore.Each(t, testSubmitAndGet) }
 
 func testSubmitAndGet(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
-	j := h.Submit("report", job.SubmitParams{Input: input(`{"type":"monthly"}`), Metadata: map[string]string{"k": "v"}})
+	h := servicetest.New(t, s, servicetest.Op("report"))
+	j := h.Submit("report", job.SubmitParams{Input: servicetest.Input(`{"type":"monthly"}`), Metadata: map[string]string{"k": "v"}})
 	got := h.Get(j.ID)
 	if got.Status != errand.StatusQueued || string(got.Input) != `{"type":"monthly"}` || got.Metadata["k"] != "v" {
 		t.Fatalf("Get = %+v, want queued with the input and metadata", got)
@@ -33,20 +37,20 @@ func testSubmitAndGet(t *testing.T, s storage.Store) {
 		t.Fatalf("created_at = %v, want %v", got.CreatedAt, h.Clock.Now())
 	}
 	_, err := h.Jobs.Get(h.Ctx, dev, "job_01M81FYDCTE1X91SVCMDMS18K4")
-	code(t, err, errand.EJOBNOTFOUND)
+	servicetest.Code(t, err, errand.EJOBNOTFOUND)
 }
 
 func TestTenantIsolation(t *testing.T) { teststore.Each(t, testTenantIsolation) }
 
 func testTenantIsolation(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	_, err := h.Jobs.Get(h.Ctx, mallory, j.ID)
-	code(t, err, errand.EJOBNOTFOUND)
+	servicetest.Code(t, err, errand.EJOBNOTFOUND)
 	_, err = h.Jobs.Cancel(h.Ctx, mallory, j.ID)
-	code(t, err, errand.EJOBNOTFOUND)
+	servicetest.Code(t, err, errand.EJOBNOTFOUND)
 	_, err = h.Jobs.Events(h.Ctx, mallory, j.ID, "", 10)
-	code(t, err, errand.EJOBNOTFOUND)
+	servicetest.Code(t, err, errand.EJOBNOTFOUND)
 	list, _, err := h.Jobs.List(h.Ctx, mallory, job.ListParams{})
 	if err != nil || len(list) != 0 {
 		t.Fatalf("List(other tenant) = %d jobs, %v; want none", len(list), err)
@@ -56,20 +60,20 @@ func testTenantIsolation(t *testing.T, s storage.Store) {
 func TestIdempotency(t *testing.T) { teststore.Each(t, testIdempotency) }
 
 func testIdempotency(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
-	sp := job.SubmitParams{Operation: "report", Input: input(`{"a": 1}`), IdempotencyKey: "k1"}
+	h := servicetest.New(t, s, servicetest.Op("report"))
+	sp := job.SubmitParams{Operation: "report", Input: servicetest.Input(`{"a": 1}`), IdempotencyKey: "k1"}
 	first, replayed, err := h.Jobs.Submit(h.Ctx, dev, sp)
 	if err != nil || replayed {
 		t.Fatalf("first Submit: replayed %v, %v", replayed, err)
 	}
-	sp.Input = input(`{"a":1}`) // same JSON, other white space
+	sp.Input = servicetest.Input(`{"a":1}`) // same JSON, other white space
 	again, replayed, err := h.Jobs.Submit(h.Ctx, dev, sp)
 	if err != nil || !replayed || again.ID != first.ID {
 		t.Fatalf("repeat Submit = %s replayed %v, %v; want %s replayed", again.ID, replayed, err, first.ID)
 	}
-	sp.Input = input(`{"a":2}`)
+	sp.Input = servicetest.Input(`{"a":2}`)
 	_, _, err = h.Jobs.Submit(h.Ctx, dev, sp)
-	code(t, err, errand.EIDEMPOTENCY)
+	servicetest.Code(t, err, errand.EIDEMPOTENCY)
 	other, replayed, err := h.Jobs.Submit(h.Ctx, mallory, sp)
 	if err != nil || replayed || other.ID == first.ID {
 		t.Fatalf("same key, other tenant = %s replayed %v, %v; want a new job", other.ID, replayed, err)
@@ -79,7 +83,7 @@ func testIdempotency(t *testing.T, s storage.Store) {
 func TestCancelQueued(t *testing.T) { teststore.Each(t, testCancelQueued) }
 
 func testCancelQueued(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	got, err := h.Jobs.Cancel(h.Ctx, dev, j.ID)
 	if err != nil || got.Status != errand.StatusCanceled || got.FinishedAt == nil {
@@ -96,7 +100,7 @@ func testCancelQueued(t *testing.T, s storage.Store) {
 func TestCancelRunning(t *testing.T) { teststore.Each(t, testCancelRunning) }
 
 func testCancelRunning(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	ls := h.Lease(1, "report")
 	got, err := h.Jobs.Cancel(h.Ctx, dev, j.ID)
@@ -113,18 +117,18 @@ func testCancelRunning(t *testing.T, s storage.Store) {
 	}
 	k := h.Submit("report", job.SubmitParams{})
 	h.Lease(1, "report")
-	h.Queue.Complete(h.Ctx, h.leaseOf(k.ID), nil)
+	h.Queue.Complete(h.Ctx, h.LeaseOf(k.ID), nil)
 	_, err = h.Jobs.Cancel(h.Ctx, dev, k.ID)
-	code(t, err, errand.ECONFLICT)
+	servicetest.Code(t, err, errand.ECONFLICT)
 }
 
 func TestManualRetry(t *testing.T) { teststore.Each(t, testManualRetry) }
 
 func testManualRetry(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	_, err := h.Jobs.Retry(h.Ctx, dev, j.ID)
-	code(t, err, errand.ECONFLICT)
+	servicetest.Code(t, err, errand.ECONFLICT)
 	h.Jobs.Cancel(h.Ctx, dev, j.ID)
 	got, err := h.Jobs.Retry(h.Ctx, dev, j.ID)
 	if err != nil || got.Status != errand.StatusQueued || got.FinishedAt != nil {
@@ -138,15 +142,15 @@ func testManualRetry(t *testing.T, s storage.Store) {
 func TestDelete(t *testing.T) { teststore.Each(t, testDelete) }
 
 func testDelete(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
-	code(t, h.Jobs.Delete(h.Ctx, dev, j.ID), errand.ENOTTERMINAL)
+	servicetest.Code(t, h.Jobs.Delete(h.Ctx, dev, j.ID), errand.ENOTTERMINAL)
 	h.Jobs.Cancel(h.Ctx, dev, j.ID)
 	if err := h.Jobs.Delete(h.Ctx, dev, j.ID); err != nil {
 		t.Fatalf("Delete(canceled): %v", err)
 	}
 	_, err := h.Jobs.Get(h.Ctx, dev, j.ID)
-	code(t, err, errand.EJOBNOTFOUND)
+	servicetest.Code(t, err, errand.EJOBNOTFOUND)
 	evs, _ := h.Store.ListEvents(h.Ctx, storage.ListEventsParams{Tenant: dev.Tenant, Stream: j.ID, Limit: 10})
 	if len(evs) != 0 {
 		t.Fatalf("events after Delete = %d, want 0", len(evs))
@@ -156,11 +160,11 @@ func testDelete(t *testing.T, s storage.Store) {
 func TestEventsOrder(t *testing.T) { teststore.Each(t, testEventsOrder) }
 
 func testEventsOrder(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	ls := h.Lease(1, "report")
 	h.Queue.Heartbeat(h.Ctx, ls[0].ID, queue.HeartbeatParams{Progress: &errand.Progress{Percent: 40, Message: "charts"}})
-	h.Queue.Complete(h.Ctx, ls[0].ID, input(`{"url":"/r.pdf"}`))
+	h.Queue.Complete(h.Ctx, ls[0].ID, servicetest.Input(`{"url":"/r.pdf"}`))
 	evs, err := h.Jobs.Events(h.Ctx, dev, j.ID, "", 100)
 	if err != nil {
 		t.Fatalf("Events: %v", err)
@@ -181,7 +185,7 @@ func testEventsOrder(t *testing.T, s storage.Store) {
 		t.Fatalf("Events(after %s) = %d events, %v; want the last 2", evs[1].Cursor(), len(after), err)
 	}
 	_, err = h.Jobs.Events(h.Ctx, dev, j.ID, "garbage", 100)
-	code(t, err, errand.ECURSOR)
+	servicetest.Code(t, err, errand.ECURSOR)
 	heard := h.Commits.Events()
 	if len(heard) != 4 || heard[3].Type != errand.EventJobSucceeded {
 		t.Fatalf("notifier heard %d events, want the 4 committed ones in order", len(heard))
@@ -191,7 +195,7 @@ func testEventsOrder(t *testing.T, s storage.Store) {
 func TestListPages(t *testing.T) { teststore.Each(t, testListPages) }
 
 func testListPages(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("a"), op("b"))
+	h := servicetest.New(t, s, servicetest.Op("a"), servicetest.Op("b"))
 	var ids []string
 	for i := range 7 {
 		op := "a"
@@ -231,15 +235,15 @@ func testListPages(t *testing.T, s storage.Store) {
 		t.Fatalf("List(status=canceled) = %d jobs, want 1", len(cs))
 	}
 	_, _, err := h.Jobs.List(h.Ctx, dev, job.ListParams{Cursor: "bm90IGEgY3Vyc29y"})
-	code(t, err, errand.ECURSOR)
+	servicetest.Code(t, err, errand.ECURSOR)
 	_, _, err = h.Jobs.List(h.Ctx, dev, job.ListParams{Status: "done"})
-	code(t, err, errand.EINVALID)
+	servicetest.Code(t, err, errand.EINVALID)
 }
 
 func TestConcurrentSubmits(t *testing.T) { teststore.Each(t, testConcurrentSubmits) }
 
 func testConcurrentSubmits(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	const n = 400
 	ids := make(chan string, n)
 	var wg sync.WaitGroup
@@ -283,7 +287,7 @@ func testConcurrentSubmits(t *testing.T, s storage.Store) {
 func TestWaitForResult(t *testing.T) { teststore.Each(t, testWaitForResult) }
 
 func testWaitForResult(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	got := make(chan *errand.Job, 1)
 	go func() {
@@ -291,7 +295,7 @@ func testWaitForResult(t *testing.T, s storage.Store) {
 		got <- w
 	}()
 	ls := h.Lease(1, "report")
-	h.Queue.Complete(h.Ctx, ls[0].ID, input(`"done"`))
+	h.Queue.Complete(h.Ctx, ls[0].ID, servicetest.Input(`"done"`))
 	select {
 	case w := <-got:
 		if w == nil || w.Status != errand.StatusSucceeded || string(w.Result) != `"done"` {
@@ -314,7 +318,7 @@ func TestLegacyOwners(t *testing.T) { teststore.Each(t, testLegacyOwners) }
 // (legacy:<subject>) is its principal's: read, listed and replayed; a token
 // whose subject is an API key's id gets none of the key's jobs.
 func testLegacyOwners(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	old, keys := storagetest.Job("job_legacy"), storagetest.Job("job_keys")
 	old.Owner, old.IdempotencyKey, old.RequestHash = "legacy:alice", "k1", "h"
 	keys.Owner = "key_01"
@@ -333,7 +337,7 @@ func testLegacyOwners(t *testing.T, s storage.Store) {
 		t.Errorf("alice reads her job from before the upgrade: %v", err)
 	}
 	mine, _, err := h.Jobs.List(h.Ctx, alice, job.ListParams{})
-	if got := jobIDs(mine); err != nil || !slices.Equal(got, []string{old.ID}) {
+	if got := servicetest.JobIDs(mine); err != nil || !slices.Equal(got, []string{old.ID}) {
 		t.Errorf("alice's jobs = %v, %v; want her job from before the upgrade", got, err)
 	}
 	// Her idempotency key from before is hers still (another body: refused as reused).
@@ -345,7 +349,7 @@ func testLegacyOwners(t *testing.T, s storage.Store) {
 		t.Errorf("a token with the key's id as subject reads the key's job: %v, want job_not_found", err)
 	}
 	if got, _, _ := h.Jobs.List(h.Ctx, impostor, job.ListParams{}); len(got) != 0 {
-		t.Errorf("a token with the key's id as subject lists %v, want nothing", jobIDs(got))
+		t.Errorf("a token with the key's id as subject lists %v, want nothing", servicetest.JobIDs(got))
 	}
 	key := errand.Principal{ID: "key_01", Subject: "key_01", Tenant: "acme", Permissions: []string{"jobs:read:own"}}
 	if _, err := h.Jobs.Get(h.Ctx, key, keys.ID); err != nil {

@@ -8,11 +8,15 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/servicetest"
 	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/storage"
 )
+
+// dev is the principal the tests act as.
+var dev = servicetest.Dev
 
 // The queue's behaviour (leases, heartbeats, completion, retries, the
 // maintainer), on every driver (teststore.Each).
@@ -20,7 +24,7 @@ import (
 func TestLeaseOrder(t *testing.T) { teststore.Each(t, testLeaseOrder) }
 
 func testLeaseOrder(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	prio := func(n int) *int { return &n }
 	low := h.Submit("report", job.SubmitParams{Priority: prio(-5)})
 	h.Clock.Advance(time.Millisecond)
@@ -49,23 +53,23 @@ func testLeaseOrder(t *testing.T, s storage.Store) {
 func TestLeaseAcrossOperations(t *testing.T) { teststore.Each(t, testLeaseAcrossOperations) }
 
 func testLeaseAcrossOperations(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("a"), op("b"))
+	h := servicetest.New(t, s, servicetest.Op("a"), servicetest.Op("b"))
 	prio := 5
 	a := h.Submit("a", job.SubmitParams{})
 	h.Clock.Advance(time.Millisecond)
 	b := h.Submit("b", job.SubmitParams{Priority: &prio})
 	ls := h.Lease(2, "a", "b")
 	if len(ls) != 2 || ls[0].Job.ID != b.ID || ls[1].Job.ID != a.ID {
-		t.Fatalf("Lease(a, b) = %v, want b (priority 5) then a", leaseIDs(ls))
+		t.Fatalf("Lease(a, b) = %v, want b (priority 5) then a", servicetest.LeaseIDs(ls))
 	}
 	_, err := h.Queue.Lease(h.Ctx, queue.LeaseParams{Operations: []string{"nope"}})
-	code(t, err, errand.EOPNOTFOUND)
+	servicetest.Code(t, err, errand.EOPNOTFOUND)
 }
 
 func TestScheduled(t *testing.T) { teststore.Each(t, testScheduled) }
 
 func testScheduled(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	delay := 30
 	j := h.Submit("report", job.SubmitParams{Delay: &delay})
 	if j.Status != errand.StatusScheduled || !j.RunAt.Equal(h.Clock.Now().Add(30*time.Second)) {
@@ -89,16 +93,16 @@ func testScheduled(t *testing.T, s storage.Store) {
 		t.Fatalf("at run_at: status %s, want queued", got)
 	}
 	if ls := h.Lease(1, "report"); len(ls) != 1 || ls[0].Job.ID != j.ID {
-		t.Fatalf("Lease after run_at = %v, want %s", leaseIDs(ls), j.ID)
+		t.Fatalf("Lease after run_at = %v, want %s", servicetest.LeaseIDs(ls), j.ID)
 	}
 }
 
 func TestConcurrencyLimit(t *testing.T) { teststore.Each(t, testConcurrencyLimit) }
 
 func testConcurrencyLimit(t *testing.T, s storage.Store) {
-	op := op("report")
+	op := servicetest.Op("report")
 	op.Concurrency = 2
-	h := newHarness(t, s, op)
+	h := servicetest.New(t, s, op)
 	for range 5 {
 		h.Submit("report", job.SubmitParams{})
 	}
@@ -109,7 +113,7 @@ func testConcurrencyLimit(t *testing.T, s storage.Store) {
 	if more := h.Lease(5, "report"); len(more) != 0 {
 		t.Fatalf("Lease at the limit = %d leases, want 0", len(more))
 	}
-	if _, err := h.Queue.Complete(h.Ctx, ls[0].ID, input(`{}`)); err != nil {
+	if _, err := h.Queue.Complete(h.Ctx, ls[0].ID, servicetest.Input(`{}`)); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if more := h.Lease(5, "report"); len(more) != 1 {
@@ -120,11 +124,11 @@ func testConcurrencyLimit(t *testing.T, s storage.Store) {
 func TestLeaseExpiry(t *testing.T) { teststore.Each(t, testLeaseExpiry) }
 
 func testLeaseExpiry(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	ls, err := h.Queue.Lease(h.Ctx, queue.LeaseParams{Operations: []string{"report"}, LeaseSeconds: 5, Worker: "w1"})
 	if err != nil || len(ls) != 1 {
-		t.Fatalf("Lease = %v, %v", leaseIDs(ls), err)
+		t.Fatalf("Lease = %v, %v", servicetest.LeaseIDs(ls), err)
 	}
 	if want := h.Clock.Now().Add(5 * time.Second); !ls[0].ExpiresAt.Equal(want) {
 		t.Fatalf("expires_at = %v, want %v", ls[0].ExpiresAt, want)
@@ -136,7 +140,7 @@ func testLeaseExpiry(t *testing.T, s storage.Store) {
 	}
 	h.Clock.Advance(5 * time.Second)
 	_, err = h.Queue.Heartbeat(h.Ctx, ls[0].ID, queue.HeartbeatParams{})
-	code(t, err, errand.ELEASEEXPIRED)
+	servicetest.Code(t, err, errand.ELEASEEXPIRED)
 	h.Maint.Pass(h.Ctx, h.Clock.Now().Add(time.Millisecond))
 	got := h.Get(j.ID)
 	if got.Status != errand.StatusScheduled || got.Attempt != 1 || got.Error == nil || got.Error.Code != errand.ECODELEASEEXPIRED {
@@ -146,11 +150,11 @@ func testLeaseExpiry(t *testing.T, s storage.Store) {
 	h.Maint.Pass(h.Ctx, h.Clock.Now())
 	again := h.Lease(1, "report")
 	if len(again) != 1 || again[0].Job.Attempt != 2 {
-		t.Fatalf("re-lease = %v, want the job at attempt 2", leaseIDs(again))
+		t.Fatalf("re-lease = %v, want the job at attempt 2", servicetest.LeaseIDs(again))
 	}
 	_, err = h.Queue.Complete(h.Ctx, ls[0].ID, nil)
-	code(t, err, errand.ELEASEEXPIRED)
-	if _, err := h.Queue.Complete(h.Ctx, again[0].ID, input(`{"ok":true}`)); err != nil {
+	servicetest.Code(t, err, errand.ELEASEEXPIRED)
+	if _, err := h.Queue.Complete(h.Ctx, again[0].ID, servicetest.Input(`{"ok":true}`)); err != nil {
 		t.Fatalf("Complete with the new lease: %v", err)
 	}
 }
@@ -158,7 +162,7 @@ func testLeaseExpiry(t *testing.T, s storage.Store) {
 func TestTimeout(t *testing.T) { teststore.Each(t, testTimeout) }
 
 func testTimeout(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	timeout := 5
 	j := h.Submit("report", job.SubmitParams{Timeout: &timeout})
 	ls, _ := h.Queue.Lease(h.Ctx, queue.LeaseParams{Operations: []string{"report"}, LeaseSeconds: 60})
@@ -175,12 +179,12 @@ func testTimeout(t *testing.T, s storage.Store) {
 func TestRetryBackoff(t *testing.T) { teststore.Each(t, testRetryBackoff) }
 
 func testRetryBackoff(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report")) // 3 attempts, initial 10s, max 1m
+	h := servicetest.New(t, s, servicetest.Op("report")) // 3 attempts, initial 10s, max 1m
 	j := h.Submit("report", job.SubmitParams{})
 	for attempt := 1; attempt <= 3; attempt++ {
 		ls := h.Lease(1, "report")
 		if len(ls) != 1 || ls[0].Job.Attempt != attempt {
-			t.Fatalf("attempt %d: leases %v", attempt, leaseIDs(ls))
+			t.Fatalf("attempt %d: leases %v", attempt, servicetest.LeaseIDs(ls))
 		}
 		var fp queue.FailParams
 		fp.Error.Code, fp.Error.Message = "boom", "it broke"
@@ -217,7 +221,7 @@ func testRetryBackoff(t *testing.T, s storage.Store) {
 func TestFailWithoutRetry(t *testing.T) { teststore.Each(t, testFailWithoutRetry) }
 
 func testFailWithoutRetry(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	h.Submit("report", job.SubmitParams{})
 	ls := h.Lease(1, "report")
 	no := false
@@ -230,7 +234,7 @@ func testFailWithoutRetry(t *testing.T, s storage.Store) {
 func TestRelease(t *testing.T) { teststore.Each(t, testRelease) }
 
 func testRelease(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	j := h.Submit("report", job.SubmitParams{})
 	ls := h.Lease(1, "report")
 	got, err := h.Queue.Release(h.Ctx, ls[0].ID)
@@ -239,18 +243,18 @@ func testRelease(t *testing.T, s storage.Store) {
 	}
 	again := h.Lease(1, "report")
 	if len(again) != 1 || again[0].Job.ID != j.ID || again[0].Job.Attempt != 1 {
-		t.Fatalf("after Release, Lease = %v; want the job at attempt 1", leaseIDs(again))
+		t.Fatalf("after Release, Lease = %v; want the job at attempt 1", servicetest.LeaseIDs(again))
 	}
 	_, err = h.Queue.Release(h.Ctx, ls[0].ID)
-	code(t, err, errand.ELEASEEXPIRED)
+	servicetest.Code(t, err, errand.ELEASEEXPIRED)
 }
 
 func TestRetention(t *testing.T) { teststore.Each(t, testRetention) }
 
 func testRetention(t *testing.T, s storage.Store) {
-	op := op("report")
+	op := servicetest.Op("report")
 	op.Retention = time.Hour
-	h := newHarness(t, s, op)
+	h := servicetest.New(t, s, op)
 	done := h.Submit("report", job.SubmitParams{})
 	h.Jobs.Cancel(h.Ctx, dev, done.ID)
 	pending := h.Submit("report", job.SubmitParams{})
@@ -263,19 +267,19 @@ func testRetention(t *testing.T, s storage.Store) {
 		t.Fatalf("Clean after retention = %d, %v; want 1", n, err)
 	}
 	_, err := h.Jobs.Get(h.Ctx, dev, done.ID)
-	code(t, err, errand.EJOBNOTFOUND)
+	servicetest.Code(t, err, errand.EJOBNOTFOUND)
 	h.Get(pending.ID) // unfinished jobs are kept
 }
 
 func TestBatchComplete(t *testing.T) { teststore.Each(t, testBatchComplete) }
 
 func testBatchComplete(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	for range 3 {
 		h.Submit("report", job.SubmitParams{})
 	}
 	ls := h.Lease(3, "report")
-	cs := []queue.Completion{{LeaseID: ls[0].ID}, {LeaseID: "lease_bogus"}, {LeaseID: ls[1].ID, Result: input(`1`)}, {LeaseID: ls[0].ID}}
+	cs := []queue.Completion{{LeaseID: ls[0].ID}, {LeaseID: "lease_bogus"}, {LeaseID: ls[1].ID, Result: servicetest.Input(`1`)}, {LeaseID: ls[0].ID}}
 	out, err := h.Queue.CompleteBatch(h.Ctx, cs)
 	if err != nil {
 		t.Fatalf("CompleteBatch: %v", err)
@@ -294,7 +298,7 @@ func testBatchComplete(t *testing.T, s storage.Store) {
 func TestLongPollWakes(t *testing.T) { teststore.Each(t, testLongPollWakes) }
 
 func testLongPollWakes(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"))
+	h := servicetest.New(t, s, servicetest.Op("report"))
 	got := make(chan []errand.Lease, 1)
 	go func() {
 		ls, _ := h.Queue.Lease(h.Ctx, queue.LeaseParams{Operations: []string{"report"}, WaitSeconds: 10})
@@ -306,7 +310,7 @@ func testLongPollWakes(t *testing.T, s storage.Store) {
 	select {
 	case ls := <-got:
 		if len(ls) != 1 || ls[0].Job.ID != j.ID {
-			t.Fatalf("long poll got %v, want %s", leaseIDs(ls), j.ID)
+			t.Fatalf("long poll got %v, want %s", servicetest.LeaseIDs(ls), j.ID)
 		}
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("long poll woke %v after the submit", d)
@@ -323,12 +327,12 @@ func TestLeaseScope(t *testing.T) { teststore.Each(t, testLeaseScope) }
 // operator-level grant leases every tenant's; the queue itself (errand's
 // runners) every job.
 func testLeaseScope(t *testing.T, s storage.Store) {
-	h := newHarness(t, s, op("report"), op("other"))
+	h := servicetest.New(t, s, servicetest.Op("report"), servicetest.Op("other"))
 	acme := errand.Principal{ID: "key_w", Tenant: "acme", Permissions: []string{"workers:lease:report"}}
 	globex := errand.Principal{ID: "key_g", Tenant: "globex", Permissions: []string{errand.PermAdmin}}
 	fleet := errand.Principal{ID: "key_f", Tenant: "ops", Permissions: []string{"workers:lease:report@*"}}
 	submit := func(p errand.Principal, op string) *errand.Job {
-		j, _, err := h.Jobs.Submit(h.Ctx, p, job.SubmitParams{Operation: op, Input: input(`{}`)})
+		j, _, err := h.Jobs.Submit(h.Ctx, p, job.SubmitParams{Operation: op, Input: servicetest.Input(`{}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +362,7 @@ func testLeaseScope(t *testing.T, s storage.Store) {
 	if !errors.As(err, &e) || e.Code != errand.ELEASEEXPIRED || e.Action != errand.PermWorkersLease {
 		t.Errorf("acme heartbeats globex's lease: %v, want lease_expired recorded as a denial", err)
 	}
-	if _, err := acmeQ.Complete(h.Ctx, theirs, input(`1`)); errand.ErrorCode(err) != errand.ELEASEEXPIRED {
+	if _, err := acmeQ.Complete(h.Ctx, theirs, servicetest.Input(`1`)); errand.ErrorCode(err) != errand.ELEASEEXPIRED {
 		t.Errorf("acme completes globex's lease: %v, want lease_expired", err)
 	}
 	out, _ := acmeQ.CompleteBatch(h.Ctx, []queue.Completion{{LeaseID: theirs}})
@@ -368,12 +372,12 @@ func testLeaseScope(t *testing.T, s storage.Store) {
 	if got, err := h.Jobs.Get(h.Ctx, admin("globex"), g1.ID); err != nil || got.Status != errand.StatusRunning {
 		t.Errorf("globex's job after acme's attempts: %+v, %v; want running", got, err)
 	}
-	if _, err := h.Queue.For(queue.ScopeOf(globex)).Complete(h.Ctx, theirs, input(`1`)); err != nil {
+	if _, err := h.Queue.For(queue.ScopeOf(globex)).Complete(h.Ctx, theirs, servicetest.Input(`1`)); err != nil {
 		t.Errorf("globex completes its own lease: %v", err)
 	}
 	a2, g2 := submit(admin("acme"), "report"), submit(admin("globex"), "report")
 	ls, err = lease(fleet, "report")
-	if got := leaseIDs(ls); err != nil || !slices.Contains(got, a2.ID) || !slices.Contains(got, g2.ID) {
+	if got := servicetest.LeaseIDs(ls); err != nil || !slices.Contains(got, a2.ID) || !slices.Contains(got, g2.ID) {
 		t.Errorf("the fleet worker leases %v, %v; want acme's and globex's", got, err)
 	}
 	if _, err := lease(errand.Principal{ID: "x", Tenant: "acme", Permissions: []string{"workers:lease:*"}}, "other"); err != nil {

@@ -1,4 +1,7 @@
-package job_test
+// Package servicetest wires the jobs service and the queue over a test store
+// for the services' own tests (job, queue): one harness, on a test clock,
+// that submits, leases and reads as the dev principal.
+package servicetest
 
 import (
 	"context"
@@ -16,9 +19,9 @@ import (
 	"github.com/errandhq/errand/storage/storagetest"
 )
 
-// harness is the jobs service over a test store, on a test clock, with the
-// queue that moves its jobs through their states (leases, completions).
-type harness struct {
+// Harness is the jobs service, the queue and its maintainer over a store, on
+// a test clock.
+type Harness struct {
 	T     *testing.T
 	Store storage.Store
 	Clock *teststore.Clock
@@ -31,15 +34,16 @@ type harness struct {
 	Commits *storagetest.Recorder
 }
 
-// The principals the tests submit as: dev, and mallory of another tenant.
+// The principals the tests act as: Dev, and Mallory of another tenant.
 var (
-	dev     = errand.DevPrincipal
-	mallory = errand.Principal{ID: "mallory", Subject: "mallory", Tenant: "other", Permissions: []string{errand.PermAdmin}}
+	Dev     = errand.DevPrincipal
+	Mallory = errand.Principal{ID: "mallory", Subject: "mallory", Tenant: "other", Permissions: []string{errand.PermAdmin}}
 )
 
-func newHarness(t *testing.T, store storage.Store, ops ...errand.Operation) *harness {
+// New wires the services over store for the operations ops.
+func New(t *testing.T, store storage.Store, ops ...errand.Operation) *Harness {
 	t.Helper()
-	h := &harness{T: t, Store: store, Clock: teststore.NewClock(), Hub: event.NewHub(), Commits: &storagetest.Recorder{},
+	h := &Harness{T: t, Store: store, Clock: teststore.NewClock(), Hub: event.NewHub(), Commits: &storagetest.Recorder{},
 		Ctx: context.Background()}
 	store.Listen(h.Hub)
 	store.Listen(h.Commits)
@@ -56,11 +60,11 @@ func newHarness(t *testing.T, store storage.Store, ops ...errand.Operation) *har
 	return h
 }
 
-// Submit submits to operation as dev and fails the test on error.
-func (h *harness) Submit(op string, sp job.SubmitParams) *errand.Job {
+// Submit submits to operation as Dev and fails the test on error.
+func (h *Harness) Submit(op string, sp job.SubmitParams) *errand.Job {
 	h.T.Helper()
 	sp.Operation = op
-	j, _, err := h.Jobs.Submit(h.Ctx, dev, sp)
+	j, _, err := h.Jobs.Submit(h.Ctx, Dev, sp)
 	if err != nil {
 		h.T.Fatalf("Submit(%s): %v", op, err)
 	}
@@ -68,7 +72,7 @@ func (h *harness) Submit(op string, sp job.SubmitParams) *errand.Job {
 }
 
 // Lease leases up to n jobs of ops and fails the test on error.
-func (h *harness) Lease(n int, ops ...string) []errand.Lease {
+func (h *Harness) Lease(n int, ops ...string) []errand.Lease {
 	h.T.Helper()
 	ls, err := h.Queue.Lease(h.Ctx, queue.LeaseParams{Operations: ops, MaxJobs: n, Worker: "test"})
 	if err != nil {
@@ -77,35 +81,46 @@ func (h *harness) Lease(n int, ops ...string) []errand.Lease {
 	return ls
 }
 
-// Get reads a job as dev and fails the test on error.
-func (h *harness) Get(id string) *errand.Job {
+// Get reads a job as Dev and fails the test on error.
+func (h *Harness) Get(id string) *errand.Job {
 	h.T.Helper()
-	j, err := h.Jobs.Get(h.Ctx, dev, id)
+	j, err := h.Jobs.Get(h.Ctx, Dev, id)
 	if err != nil {
 		h.T.Fatalf("Get(%s): %v", id, err)
 	}
 	return j
 }
 
-// leaseOf is the lease id of a running job (the test holds it).
-func (h *harness) leaseOf(id string) string { return h.Get(id).LeaseID() }
+// LeaseOf is the lease id of a running job (the test holds it).
+func (h *Harness) LeaseOf(id string) string { return h.Get(id).LeaseID() }
 
-// code fails the test unless err carries the error code want.
-func code(t *testing.T, err error, want string) {
+// Code fails the test unless err carries the error code want.
+func Code(t *testing.T, err error, want string) {
 	t.Helper()
 	if got := errand.ErrorCode(err); got != want {
 		t.Fatalf("error code = %q (%v), want %q", got, err, want)
 	}
 }
 
-func input(s string) json.RawMessage { return json.RawMessage(s) }
+// Input is a JSON document.
+func Input(s string) json.RawMessage { return json.RawMessage(s) }
 
-// op is an operation with 3 attempts, backing off from 10 s to 1 min.
-func op(name string) errand.Operation {
+// Op is an operation with 3 attempts, backing off from 10 s to 1 min.
+func Op(name string) errand.Operation {
 	return errand.Operation{Name: name, Retry: errand.RetryPolicy{MaxAttempts: 3, Initial: 10 * time.Second, Max: time.Minute}}.WithDefaults()
 }
 
-func jobIDs(js []*errand.Job) []string {
+// LeaseIDs are the ids of the leased jobs.
+func LeaseIDs(ls []errand.Lease) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Job.ID)
+	}
+	return out
+}
+
+// JobIDs are the ids of jobs.
+func JobIDs(js []*errand.Job) []string {
 	var out []string
 	for _, j := range js {
 		out = append(out, j.ID)
