@@ -6,7 +6,8 @@ import (
 )
 
 // Permissions, as roles grant them. A permission is resource:action[:object][@*];
-// the object is a glob over operation or channel names ("generate-*", "orders.*")
+// the object is a permission glob (MatchGlob: '*' is any run of characters) over
+// operation or channel names ("generate-*", "orders.*")
 // or, for actions on jobs, "own" or "any". A missing object means every object.
 // "admin" grants everything in the principal's tenant.
 //
@@ -152,7 +153,7 @@ func Grants(perm, action, object string) bool {
 	if (pp.res != wantRes && pp.res != "*") || (pp.verb != wantVerb && pp.verb != "*") {
 		return false
 	}
-	return !pp.hasObj || Glob(pp.obj, object)
+	return !pp.hasObj || MatchGlob(pp.obj, object)
 }
 
 // GrantsEveryTenant reports whether perm is operator-level (ends in @*) and
@@ -217,21 +218,24 @@ func covers(held, grant string) bool {
 	// Every name grant's glob matches, held's matches too, if held's matches
 	// grant's glob read literally: each of grant's stars then falls inside one
 	// of held's.
-	return Glob(hp.obj, gp.obj)
+	return MatchGlob(hp.obj, gp.obj)
 }
 
-// Glob reports whether name matches pattern, where each * matches any run of
-// characters (dots included) and every other character matches itself. It
-// backtracks only to the last star, so it takes at most len(pattern)×len(name)
-// steps whatever the pattern.
-func Glob(pattern, name string) bool {
+// MatchGlob reports whether name matches a permission glob: each '*' matches
+// any run of characters (dots included) and every other character matches
+// itself, so jobs:submit:generate-* covers "generate-pdf" and
+// channels:publish:orders.* covers "orders.eu.paid". Permission globs are
+// not channel patterns (channel.MatchPattern), where '*' matches exactly one
+// '.'-separated segment. MatchGlob backtracks only to the last star, so it
+// takes at most len(glob)×len(name) steps whatever the glob.
+func MatchGlob(glob, name string) bool {
 	p, n, star, mark := 0, 0, -1, 0
 	for n < len(name) {
 		switch {
-		case p < len(pattern) && pattern[p] == '*':
+		case p < len(glob) && glob[p] == '*':
 			star, mark = p, n
 			p++
-		case p < len(pattern) && pattern[p] == name[n]:
+		case p < len(glob) && glob[p] == name[n]:
 			p++
 			n++
 		case star >= 0:
@@ -241,10 +245,10 @@ func Glob(pattern, name string) bool {
 			return false
 		}
 	}
-	for p < len(pattern) && pattern[p] == '*' {
+	for p < len(glob) && glob[p] == '*' {
 		p++
 	}
-	return p == len(pattern)
+	return p == len(glob)
 }
 
 // Deny is the error for a refused action: 403 to the client, a denial in the

@@ -118,8 +118,9 @@ func (o Operation) WithDefaults() Operation {
 // Channel is a declared publish/subscribe topic: a name, or a pattern of names
 // ("orders.*"), with how long its events are kept.
 type Channel struct {
-	// Pattern is the name or glob from config: segments separated by '.', where
-	// '*' matches one segment and a final '>' matches one or more.
+	// Pattern is the name or channel pattern from config: segments separated
+	// by '.', where '*' matches one segment and a final '>' matches one or
+	// more (channel.MatchPattern; not a permission glob, see MatchGlob).
 	Pattern     string
 	Description string
 	// History is how long events are kept for replay. Defaults to 24 hours.

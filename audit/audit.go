@@ -189,7 +189,7 @@ func (l *Log) flush(ctx context.Context, first item) {
 			Outcome: errand.AuditFailed, Detail: strconv.FormatInt(n, 10) + " entries dropped: the audit queue was full"})
 		l.cfg.Log.Warn("audit entries dropped", "count", n)
 	}
-	err := l.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertAudit(ctx, entries) })
+	err := l.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertAudit(entries) })
 	if err != nil {
 		l.cfg.Log.Error("audit write failed", "entries", len(entries), "err", err)
 	}
@@ -206,7 +206,7 @@ func (l *Log) trim(ctx context.Context) {
 		var n int
 		err := l.store.WithTx(ctx, func(tx storage.Tx) error {
 			var err error
-			n, err = tx.ExpireAudit(ctx, before, 1000)
+			n, err = tx.ExpireAudit(before, 1000)
 			return err
 		})
 		if err != nil {

@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,17 +10,13 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/audit"
-	"github.com/errandhq/errand/storage/sqlite"
+	"github.com/errandhq/errand/internal/teststore"
 )
 
 var admin = errand.Principal{Subject: "root", Tenant: "acme", Permissions: []string{errand.PermAdmin}}
 
 func TestLog(t *testing.T) {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "errand.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := teststore.Open(t)
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	l, err := audit.New(s, &audit.Config{Retention: 24 * time.Hour, Queue: 4, Now: func() time.Time { return now }})
 	if err != nil {
@@ -82,11 +77,7 @@ func TestLog(t *testing.T) {
 // reason: the first of each is written at once, the rest as one entry with
 // their count when the window ends; sources past the cap are counted together.
 func TestFailures(t *testing.T) {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "errand.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := teststore.Open(t)
 	l, err := audit.New(s, &audit.Config{FailureWindow: 200 * time.Millisecond, MaxFailureSources: 3})
 	if err != nil {
 		t.Fatal(err)

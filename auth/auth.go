@@ -184,7 +184,7 @@ func (a *Authenticator) maintain(ctx context.Context) {
 		a.cfg.Log.Warn("signing key rotation", "err", err)
 	}
 	err := a.store.WithTx(ctx, func(tx storage.Tx) error {
-		_, err := tx.ExpireTickets(ctx, a.cfg.Now(), 1000)
+		_, err := tx.ExpireTickets(a.cfg.Now(), 1000)
 		return err
 	})
 	if err != nil && ctx.Err() == nil {

@@ -2,26 +2,18 @@ package auth_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/auth"
+	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/storage/sqlite"
 	"github.com/golang-jwt/jwt/v5"
 )
 
-func openStore(t *testing.T) *sqlite.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "errand.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func openStore(t *testing.T) *sqlite.Store { return teststore.Open(t) }
 
 func start(t *testing.T, s *sqlite.Store, cfg *auth.Config) *auth.Authenticator {
 	t.Helper()
@@ -70,11 +62,7 @@ func FuzzAuthenticate(f *testing.F) {
 		"eyJhbGciOiJIUzI1NiJ9.e30.sig", strings.Repeat(".", 2), "Bearer", "\x00\xff.\x00.\x00"} {
 		f.Add(seed)
 	}
-	s, err := sqlite.Open(context.Background(), filepath.Join(f.TempDir(), "errand.db"), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer s.Close()
+	s := teststore.Open(f)
 	a, err := auth.New(s, &auth.Config{Issuers: []auth.IssuerConfig{{Issuer: "https://hs", Secret: strings.Repeat("k", 32)}}})
 	if err != nil {
 		f.Fatal(err)

@@ -83,7 +83,7 @@ func (r *keyRing) update(ctx context.Context, change func([]*signingKey, time.Ti
 	now := r.now().UTC()
 	err := r.store.WithTx(ctx, func(tx storage.Tx) error {
 		keys = nil
-		raw, err := tx.GetSetting(ctx, settingSigningKeys)
+		raw, err := tx.GetSetting(settingSigningKeys)
 		if err != nil && !isNotFound(err) {
 			return err
 		}
@@ -96,7 +96,7 @@ func (r *keyRing) update(ctx context.Context, change func([]*signingKey, time.Ti
 		was := string(must(json.Marshal(keys)))
 		keys = change(keys, now)
 		if after := string(must(json.Marshal(keys))); after != was || !before {
-			return tx.PutSetting(ctx, settingSigningKeys, after)
+			return tx.PutSetting(settingSigningKeys, after)
 		}
 		return nil
 	})

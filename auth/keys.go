@@ -116,7 +116,7 @@ func (c *keyCache) flush(ctx context.Context) error {
 	if len(used) == 0 {
 		return nil
 	}
-	return c.store.WithTx(ctx, func(tx storage.Tx) error { return tx.TouchAPIKeys(ctx, used) })
+	return c.store.WithTx(ctx, func(tx storage.Tx) error { return tx.TouchAPIKeys(used) })
 }
 
 // MaxKeyLifetime is the longest expiry a key may be given: 10 years.
@@ -149,7 +149,7 @@ func (a *Authenticator) CreateKey(ctx context.Context, by *errand.Principal, in 
 		exp := now.Add(in.ExpiresIn)
 		k.ExpiresAt = &exp
 	}
-	if err := a.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertAPIKey(ctx, k) }); err != nil {
+	if err := a.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertAPIKey(k) }); err != nil {
 		return nil, "", fmt.Errorf("create api key: %w", err)
 	}
 	return k, token, nil
@@ -228,7 +228,7 @@ func (a *Authenticator) RevokeKey(ctx context.Context, by *errand.Principal, id 
 	}
 	var out *errand.APIKey
 	err := a.store.WithTx(ctx, func(tx storage.Tx) error {
-		k, err := tx.APIKeyByID(ctx, id)
+		k, err := tx.GetAPIKey(id)
 		if isNotFound(err) || (err == nil && by != nil && k.Tenant != by.Tenant) {
 			return errand.Errorf(errand.ENOTFOUND, "api key %q does not exist", errand.Truncate(id, 64))
 		}
@@ -238,7 +238,7 @@ func (a *Authenticator) RevokeKey(ctx context.Context, by *errand.Principal, id 
 		if k.RevokedAt == nil {
 			now := a.cfg.Now().UTC()
 			k.RevokedAt = &now
-			if err := tx.UpdateAPIKey(ctx, k); err != nil {
+			if err := tx.UpdateAPIKey(k); err != nil {
 				return err
 			}
 		}

@@ -19,7 +19,7 @@ func (a *Authenticator) IssueTicket(ctx context.Context, p *errand.Principal) (s
 	token := newToken(ticketPrefix)
 	exp := a.cfg.Now().Add(a.cfg.TicketTTL).UTC()
 	b, _ := json.Marshal(p)
-	err := a.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertTicket(ctx, HashToken(token), b, exp) })
+	err := a.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertTicket(HashToken(token), b, exp) })
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("issue ticket: %w", err)
 	}
@@ -35,7 +35,7 @@ func (a *Authenticator) RedeemTicket(ctx context.Context, ticket string) (errand
 	var raw []byte
 	err := a.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		raw, err = tx.TakeTicket(ctx, HashToken(ticket), a.cfg.Now())
+		raw, err = tx.TakeTicket(HashToken(ticket), a.cfg.Now())
 		return err
 	})
 	if isNotFound(err) {

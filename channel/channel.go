@@ -37,9 +37,14 @@ func ValidName(name string) bool {
 // ValidPattern reports whether p is a channel name or pattern.
 func ValidPattern(p string) bool { return len(p) <= MaxNameLen && patternRe.MatchString(p) }
 
-// Match reports whether the channel name matches pattern: '*' matches one
-// segment, a final '>' one or more.
-func Match(pattern, name string) bool {
+// MatchPattern reports whether the channel name matches a channel pattern.
+// Channel patterns are the segment dialect of channel names, written as NATS
+// subjects are: names are '.'-separated segments, '*' matches exactly one
+// whole segment and a final '>' one or more ("orders.*" matches "orders.eu",
+// not "orders.eu.paid"; "orders.>" matches both). They are not permission
+// globs (errand.MatchGlob), where '*' matches any run of characters, dots
+// included: the grant channels:subscribe:orders.* covers "orders.eu.paid".
+func MatchPattern(pattern, name string) bool {
 	ps, ns := strings.Split(pattern, "."), strings.Split(name, ".")
 	for i, p := range ps {
 		if p == ">" {
@@ -152,7 +157,7 @@ func grantsPattern(perm, pattern string) bool {
 		if ok && strings.HasPrefix(obj, ":") {
 			glob := obj[1:]
 			prefix, _, _ := strings.Cut(strings.NewReplacer(">", "*").Replace(pattern), "*")
-			if errand.Glob(glob, pattern) || strings.HasPrefix(glob, prefix) || strings.HasPrefix(prefix, strings.TrimRight(glob, "*")) {
+			if errand.MatchGlob(glob, pattern) || strings.HasPrefix(glob, prefix) || strings.HasPrefix(prefix, strings.TrimRight(glob, "*")) {
 				return true
 			}
 		}
@@ -174,7 +179,7 @@ func (s *Service) find(name string) (*entry, error) {
 		return nil, errand.Errorf(errand.EINVALID, "%q is not a channel name: dot-separated segments of letters, digits, '_' and '-'", errand.Truncate(name, 80))
 	}
 	for i := range s.channels {
-		if Match(s.channels[i].ch.Pattern, name) {
+		if MatchPattern(s.channels[i].ch.Pattern, name) {
 			return &s.channels[i], nil
 		}
 	}
@@ -209,7 +214,7 @@ func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ str
 	now := s.now().UTC()
 	exp := now.Add(e.ch.History)
 	ev := &errand.Event{Stream: name, Tenant: p.Tenant, Type: typ, Time: now, Data: data, ExpiresAt: &exp}
-	if err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(ctx, ev) }); err != nil {
+	if err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(ev) }); err != nil {
 		return nil, err
 	}
 	return ev, nil

@@ -20,8 +20,8 @@ func TestMatch(t *testing.T) {
 		{"a.*.c", "a.b.d", false},
 	}
 	for _, tt := range tests {
-		if got := Match(tt.pattern, tt.name); got != tt.want {
-			t.Errorf("Match(%q, %q) = %v, want %v", tt.pattern, tt.name, got, tt.want)
+		if got := MatchPattern(tt.pattern, tt.name); got != tt.want {
+			t.Errorf("MatchPattern(%q, %q) = %v, want %v", tt.pattern, tt.name, got, tt.want)
 		}
 	}
 	for _, bad := range []string{"", ".a", "a.", "a..b", "job_01", "a b", "a/b", string(make([]byte, 201))} {
@@ -45,7 +45,7 @@ func FuzzMatch(f *testing.F) {
 	f.Add("orders.*", "orders.created")
 	f.Add(">", "a.b")
 	f.Fuzz(func(t *testing.T, pattern, name string) {
-		if ValidName(name) && ValidPattern(pattern) && pattern == name && !Match(pattern, name) {
+		if ValidName(name) && ValidPattern(pattern) && pattern == name && !MatchPattern(pattern, name) {
 			t.Fatalf("a name does not match itself as a pattern: %q", name)
 		}
 	})

@@ -54,7 +54,7 @@ type Follow struct {
 	// After is the cursor to start after (0: the beginning). Run advances it.
 	After int64
 	// Send hands one event to the reader. Returning an error stops Run with it.
-	Send func(*Delivery) error
+	Send func(*Frame) error
 	// Flush, when set, is called whenever no further event is waiting, so a
 	// transport can write several events with one flush (a syscall each).
 	Flush func() error
@@ -141,7 +141,7 @@ func (f *Follow) history(ctx context.Context) (bool, error) {
 		for i, e := range events {
 			bytes += e.Bytes()
 			events[i] = nil // sent events go while a slow reader blocks on the next
-			if done, err := f.send(NewDelivery(e)); done || err != nil {
+			if done, err := f.send(NewFrame(e)); done || err != nil {
 				return done, err
 			}
 		}
@@ -190,7 +190,7 @@ func (f *Follow) live(ctx context.Context, sub *Subscription) (bool, error) {
 	}
 }
 
-func (f *Follow) send(d *Delivery) (bool, error) {
+func (f *Follow) send(d *Frame) (bool, error) {
 	if err := f.Send(d); err != nil {
 		return false, err
 	}

@@ -3,7 +3,6 @@ package event_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,16 +10,13 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/sqlite"
 )
 
 func open(t *testing.T) (*sqlite.Store, *event.Hub) {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "e.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := teststore.Open(t)
 	hub := event.NewHub()
 	s.Listen(hub)
 	return s, hub
@@ -28,7 +24,7 @@ func open(t *testing.T) (*sqlite.Store, *event.Hub) {
 
 func publish(t *testing.T, s *sqlite.Store, stream string, exp *time.Time) int64 {
 	e := &errand.Event{Stream: stream, Tenant: "t", Type: "x", Time: time.Now(), Data: []byte(`{}`), ExpiresAt: exp}
-	if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertEvent(context.Background(), e) }); err != nil {
+	if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertEvent(e) }); err != nil {
 		t.Fatal(err)
 	}
 	return e.Seq
@@ -46,7 +42,7 @@ func TestFollowHistoryThenLive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ready := make(chan struct{})
-	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", Buffer: 1, Send: func(d *event.Delivery) error {
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", Buffer: 1, Send: func(d *event.Frame) error {
 		got = append(got, d.Seq)
 		if len(got) == 5 {
 			close(ready)
@@ -81,10 +77,10 @@ func TestFollowCursorTooOld(t *testing.T) {
 	first := publish(t, s, "c", &past)
 	publish(t, s, "c", &past)
 	s.WithTx(context.Background(), func(tx storage.Tx) error {
-		_, err := tx.ExpireEvents(context.Background(), time.Now(), 10)
+		_, err := tx.ExpireEvents(time.Now(), 10)
 		return err
 	})
-	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", After: first, Send: func(*event.Delivery) error { return nil }}
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", After: first, Send: func(*event.Frame) error { return nil }}
 	var old *event.CursorTooOld
 	if err := f.Run(context.Background()); !errors.As(err, &old) || old.Floor != first+1 {
 		t.Fatalf("Run from a deleted cursor = %v, want CursorTooOld{Floor: %d}", err, first+1)
@@ -99,7 +95,7 @@ func TestFollowPagesByBytes(t *testing.T) {
 	var want []int64
 	for range 30 {
 		e := &errand.Event{Stream: "c", Tenant: "t", Type: "x", Time: time.Now(), Data: big}
-		if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertEvent(context.Background(), e) }); err != nil {
+		if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertEvent(e) }); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, e.Seq)
@@ -108,7 +104,7 @@ func TestFollowPagesByBytes(t *testing.T) {
 	defer cancel()
 	var got []int64
 	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", PageBytes: 1000, BufferBytes: 1000,
-		Send: func(d *event.Delivery) error {
+		Send: func(d *event.Frame) error {
 			got = append(got, d.Seq)
 			if len(got) == 30 {
 				want = append(want, publish(t, s, "c", nil)) // live: the hub has it, the history read did not
@@ -129,7 +125,7 @@ func TestFollowPagesByBytes(t *testing.T) {
 func TestFollowCursorAhead(t *testing.T) {
 	s, hub := open(t)
 	head := publish(t, s, "other", nil)
-	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", After: head + 10, Send: func(*event.Delivery) error { return nil }}
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", After: head + 10, Send: func(*event.Frame) error { return nil }}
 	var ahead *event.CursorAhead
 	if err := f.Run(context.Background()); !errors.As(err, &ahead) || ahead.Head != head {
 		t.Fatalf("Run after a cursor beyond the head = %v, want CursorAhead{Head: %d}", err, head)

@@ -36,7 +36,7 @@ func NewHub() *Hub {
 type Subscription struct {
 	hub      *Hub
 	stream   string
-	c        chan *Delivery
+	c        chan *Frame
 	maxBytes int64        // of event data waiting in c; 0: no bound
 	queued   atomic.Int64 // bytes waiting in c (see Received)
 	reset    atomic.Bool
@@ -45,7 +45,7 @@ type Subscription struct {
 
 // C delivers events in log order. It is closed when the subscription is closed or
 // cut off for falling behind (then Reset reports true).
-func (s *Subscription) C() <-chan *Delivery { return s.c }
+func (s *Subscription) C() <-chan *Frame { return s.c }
 
 // Reset reports whether the subscription was cut off because its buffer was full.
 func (s *Subscription) Reset() bool { return s.reset.Load() }
@@ -53,7 +53,7 @@ func (s *Subscription) Reset() bool { return s.reset.Load() }
 // Received tells the subscription that d was taken from C, so its bytes no
 // longer count against the buffer. A reader that does not call it is cut off
 // sooner, never later.
-func (s *Subscription) Received(d *Delivery) { s.queued.Add(-d.Bytes()) }
+func (s *Subscription) Received(d *Frame) { s.queued.Add(-d.Bytes()) }
 
 // Close ends the subscription. It is safe to call more than once.
 func (s *Subscription) Close() { s.hub.remove(s) }
@@ -63,7 +63,7 @@ func (s *Subscription) Close() { s.hub.remove(s) }
 // maxBytes how many bytes of their data (errand.Event.Bytes; 0 sets no bound):
 // one event always fits in an empty buffer, whatever its size.
 func (h *Hub) Subscribe(stream string, buffer int, maxBytes int64) *Subscription {
-	s := &Subscription{hub: h, stream: stream, c: make(chan *Delivery, max(buffer, 1)), maxBytes: maxBytes}
+	s := &Subscription{hub: h, stream: stream, c: make(chan *Frame, max(buffer, 1)), maxBytes: maxBytes}
 	h.mu.Lock()
 	subs := h.streams[stream]
 	if subs == nil {
@@ -101,7 +101,7 @@ func (h *Hub) Committed(c *storage.Commit) {
 		if len(subs) == 0 {
 			continue
 		}
-		d := &Delivery{Event: e} // one per event, shared by every subscriber
+		d := &Frame{Event: e} // one per event, shared by every subscriber
 		size := e.Bytes()
 		for s := range subs {
 			if s.reset.Load() {
@@ -143,35 +143,36 @@ func (h *Hub) Subscribers() int {
 	return n
 }
 
-// Delivery is a committed event on its way to subscribers. Its wire forms are
+// Frame is a committed event on its way to subscribers (of an SSE or WebSocket
+// stream; not a webhook delivery, which is errand.Delivery). Its wire forms are
 // encoded once, however many subscribers it reaches.
-type Delivery struct {
+type Frame struct {
 	*errand.Event
 	jsonOnce, sseOnce sync.Once
 	json, sse         []byte
 }
 
-// NewDelivery wraps an event read from the store.
-func NewDelivery(e *errand.Event) *Delivery { return &Delivery{Event: e} }
+// NewFrame wraps an event read from the store.
+func NewFrame(e *errand.Event) *Frame { return &Frame{Event: e} }
 
 // JSON is the event as JSON, on one line.
-func (d *Delivery) JSON() []byte {
-	d.jsonOnce.Do(func() { d.json, _ = json.Marshal(d.Event) })
-	return d.json
+func (f *Frame) JSON() []byte {
+	f.jsonOnce.Do(func() { f.json, _ = json.Marshal(f.Event) })
+	return f.json
 }
 
 // SSE is the event as a Server-Sent Events frame: id, event and data lines.
-func (d *Delivery) SSE() []byte {
-	d.sseOnce.Do(func() {
-		j := d.JSON()
-		b := make([]byte, 0, len(j)+len(d.Type)+40)
+func (f *Frame) SSE() []byte {
+	f.sseOnce.Do(func() {
+		j := f.JSON()
+		b := make([]byte, 0, len(j)+len(f.Type)+40)
 		b = append(b, "id: "...)
-		b = strconv.AppendInt(b, d.Seq, 10)
+		b = strconv.AppendInt(b, f.Seq, 10)
 		b = append(b, "\nevent: "...)
-		b = append(b, d.Type...)
+		b = append(b, f.Type...)
 		b = append(b, "\ndata: "...)
 		b = append(b, j...)
-		d.sse = append(b, "\n\n"...)
+		f.sse = append(b, "\n\n"...)
 	})
-	return d.sse
+	return f.sse
 }

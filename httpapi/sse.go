@@ -174,7 +174,7 @@ func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, 
 		}
 		return out.flush()
 	}
-	f.Send = func(d *event.Delivery) error { return out.buffer(d.SSE()) }
+	f.Send = func(d *event.Frame) error { return out.buffer(d.SSE()) }
 	f.Flush = out.flush
 	f.Idle, f.OnIdle = ssePing, func() error { return write([]byte(": ping\n\n")) }
 	f.Buffer = sseBuffer

@@ -74,7 +74,7 @@ type wsSub struct {
 
 type wsEvent struct {
 	sub *wsSub
-	d   *event.Delivery
+	d   *event.Frame
 }
 
 // handleWS serves GET /v1/ws. Browsers may connect from the CORS origins; any
@@ -252,8 +252,8 @@ func (ws *wsConn) subscribe(ctx context.Context, m *wsIn) {
 // queue is the Send of sub's reader: it queues an event for the writer, or
 // reports ErrSlow when the connection's queue is full, in events or in bytes
 // (one event always fits in an empty queue).
-func (ws *wsConn) queue(sub *wsSub) func(*event.Delivery) error {
-	return func(d *event.Delivery) error {
+func (ws *wsConn) queue(sub *wsSub) func(*event.Frame) error {
+	return func(d *event.Frame) error {
 		size := d.Bytes()
 		if len(ws.events) > 0 && ws.queued.Load()+size > ws.cfg.StreamBufferBytes {
 			return event.ErrSlow
@@ -382,7 +382,7 @@ func (ws *wsConn) write(ctx context.Context) {
 }
 
 // eventMessage is {"op":"event","sub":…,"event":…}, reusing the event's JSON.
-func eventMessage(sub string, d *event.Delivery) []byte {
+func eventMessage(sub string, d *event.Frame) []byte {
 	id, _ := json.Marshal(sub)
 	b := make([]byte, 0, len(d.JSON())+len(id)+32)
 	b = append(b, `{"op":"event","sub":`...)

@@ -16,7 +16,7 @@ func (s *Service) Cancel(ctx context.Context, p errand.Principal, id string) (*e
 		if err != nil {
 			return err
 		}
-		return Record(ctx, tx, j, st, now)
+		return Record(tx, j, st, now)
 	})
 }
 
@@ -28,7 +28,7 @@ func (s *Service) Retry(ctx context.Context, p errand.Principal, id string) (*er
 		if err != nil {
 			return err
 		}
-		return Record(ctx, tx, j, st, now)
+		return Record(tx, j, st, now)
 	})
 }
 
@@ -38,7 +38,7 @@ func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) err
 		if !j.Status.Terminal() {
 			return errand.Errorf(errand.ENOTTERMINAL, "job %s is %s; cancel it first", j.ID, j.Status)
 		}
-		return tx.DeleteJob(ctx, j.ID)
+		return tx.DeleteJob(j.ID)
 	})
 	if err == nil && s.cfg.Artifacts != nil {
 		// After the commit: a crash in between leaves files the sweep removes.
@@ -53,7 +53,7 @@ func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) err
 func (s *Service) change(ctx context.Context, p errand.Principal, action, id string, fn func(storage.Tx, *errand.Job) error) (*errand.Job, error) {
 	var out *errand.Job
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
-		j, err := tx.GetJob(ctx, id)
+		j, err := tx.GetJob(id)
 		if err == storage.ErrNotFound {
 			return errand.Errorf(errand.EJOBNOTFOUND, "job %q does not exist", errand.Truncate(id, 64))
 		}

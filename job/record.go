@@ -1,7 +1,6 @@
 package job
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -12,24 +11,24 @@ import (
 
 // Record writes what a transition did to j in tx: the job's new state and the
 // event of the step, in the same transaction.
-func Record(ctx context.Context, tx storage.Tx, j *errand.Job, st Step, now time.Time) error {
+func Record(tx storage.Tx, j *errand.Job, st Step, now time.Time) error {
 	if st.Keep {
 		return nil
 	}
-	if err := tx.UpdateJob(ctx, j); err != nil {
+	if err := tx.UpdateJob(j); err != nil {
 		return err
 	}
 	if st.Event == "" {
 		noteWaiting(tx, j)
 		return nil
 	}
-	return Append(ctx, tx, j, st.Event, st.Data, now)
+	return Append(tx, j, st.Event, st.Data, now)
 }
 
 // Append adds an event of j's stream to the log and tells the store what the job
 // is now waiting for (a worker, or its run_at). Terminal events carry the whole
 // job; data is used for the others.
-func Append(ctx context.Context, tx storage.Tx, j *errand.Job, typ string, data any, now time.Time) error {
+func Append(tx storage.Tx, j *errand.Job, typ string, data any, now time.Time) error {
 	var b []byte
 	if j.Status.Terminal() {
 		b = j.AppendJSON(nil) // a terminal event carries the job as it ended
@@ -40,7 +39,7 @@ func Append(ctx context.Context, tx storage.Tx, j *errand.Job, typ string, data 
 		}
 	}
 	noteWaiting(tx, j)
-	return tx.InsertEvent(ctx, &errand.Event{Stream: j.Stream(), Tenant: j.Tenant, Type: typ, Time: now, Data: b, Job: j})
+	return tx.InsertEvent(&errand.Event{Stream: j.Stream(), Tenant: j.Tenant, Type: typ, Time: now, Data: b, Job: j})
 }
 
 // noteWaiting tells the store that j waits for a worker (wake long polls after

@@ -152,7 +152,7 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	}
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		j, replayed, err = store(ctx, tx, j, p.LegacyOwner())
+		j, replayed, err = store(tx, j, p.LegacyOwner())
 		return err
 	})
 	if err != nil {
@@ -182,11 +182,11 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 // store inserts j with its job.created event, or returns the job an earlier
 // submit of the same owner with the same idempotency key made (replayed); a
 // submit stored before migration 0008 is found under the owner's legacy form.
-func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
+func store(tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
 	if j.IdempotencyKey != "" {
-		prev, err := tx.FindIdempotent(ctx, j.Tenant, j.Owner, j.IdempotencyKey)
+		prev, err := tx.JobByIdempotencyKey(j.Tenant, j.Owner, j.IdempotencyKey)
 		if errors.Is(err, storage.ErrNotFound) && legacy != "" {
-			prev, err = tx.FindIdempotent(ctx, j.Tenant, legacy, j.IdempotencyKey)
+			prev, err = tx.JobByIdempotencyKey(j.Tenant, legacy, j.IdempotencyKey)
 		}
 		if err == nil {
 			if prev.RequestHash != j.RequestHash {
@@ -199,10 +199,10 @@ func store(ctx context.Context, tx storage.Tx, j *errand.Job, legacy string) (*e
 		}
 	}
 	st := Create(j, j.CreatedAt)
-	if err := tx.InsertJob(ctx, j); err != nil {
+	if err := tx.InsertJob(j); err != nil {
 		return nil, false, err
 	}
-	return j, false, Append(ctx, tx, j, st.Event, st.Data, j.CreatedAt)
+	return j, false, Append(tx, j, st.Event, st.Data, j.CreatedAt)
 }
 
 // MaxBatch is the most jobs one SubmitMany takes.
@@ -225,7 +225,7 @@ func (s *Service) SubmitMany(ctx context.Context, p errand.Principal, sps []Subm
 			if j == nil {
 				continue
 			}
-			stored, _, err := store(ctx, tx, j, p.LegacyOwner())
+			stored, _, err := store(tx, j, p.LegacyOwner())
 			if errand.ErrorCode(err) == errand.EINTERNAL {
 				return err
 			}

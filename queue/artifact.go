@@ -41,7 +41,7 @@ func (q *Queue) AddArtifact(ctx context.Context, leaseID, name, contentType stri
 				out = a
 			}
 		}
-		return tx.UpdateJob(ctx, j)
+		return tx.UpdateJob(j)
 	})
 	return &out, err
 }

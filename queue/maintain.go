@@ -134,13 +134,13 @@ func (m *Maintainer) Pass(ctx context.Context, now time.Time) {
 func (m *Maintainer) reap(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
-		jobs, err := tx.ExpiredLeases(ctx, now, m.cfg.Batch)
+		jobs, err := tx.ExpiredLeases(now, m.cfg.Batch)
 		if err != nil {
 			return err
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			if err := m.q.expire(ctx, tx, j, now.UTC()); err != nil {
+			if err := m.q.expire(tx, j, now.UTC()); err != nil {
 				return err
 			}
 		}
@@ -153,13 +153,13 @@ func (m *Maintainer) reap(ctx context.Context, now time.Time) (int, error) {
 func (m *Maintainer) promote(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
-		jobs, err := tx.DueScheduled(ctx, now, m.cfg.Batch)
+		jobs, err := tx.DueScheduled(now, m.cfg.Batch)
 		if err != nil {
 			return err
 		}
 		n = len(jobs)
 		for _, j := range jobs {
-			if err := job.Record(ctx, tx, j, job.Promote(j), now); err != nil {
+			if err := job.Record(tx, j, job.Promote(j), now); err != nil {
 				return err
 			}
 		}
@@ -176,11 +176,11 @@ func (m *Maintainer) Clean(ctx context.Context, now time.Time) (int, error) {
 		var ids []string
 		err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
 			var err error
-			if ids, err = tx.ExpiredJobs(ctx, now, m.cfg.Batch); err != nil {
+			if ids, err = tx.ExpiredJobs(now, m.cfg.Batch); err != nil {
 				return err
 			}
 			for _, id := range ids {
-				if err := tx.DeleteJob(ctx, id); err != nil {
+				if err := tx.DeleteJob(id); err != nil {
 					return err
 				}
 			}
@@ -209,7 +209,7 @@ func (m *Maintainer) expireEvents(ctx context.Context, now time.Time) error {
 		var n int
 		err := m.q.store.WithTx(ctx, func(tx storage.Tx) error {
 			var err error
-			n, err = tx.ExpireEvents(ctx, now, m.cfg.Batch)
+			n, err = tx.ExpireEvents(now, m.cfg.Batch)
 			return err
 		})
 		if err != nil || n < m.cfg.Batch {
@@ -234,7 +234,7 @@ func (m *Maintainer) SweepArtifacts(ctx context.Context) (int, error) {
 	err = m.q.store.WithTx(ctx, func(tx storage.Tx) error {
 		gone = gone[:0]
 		for _, id := range ids {
-			if _, err := tx.GetJob(ctx, id); errors.Is(err, storage.ErrNotFound) {
+			if _, err := tx.GetJob(id); errors.Is(err, storage.ErrNotFound) {
 				gone = append(gone, id)
 			} else if err != nil {
 				return err

@@ -236,7 +236,7 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 	var out []errand.Lease
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
 		out = out[:0]
-		jobs, cut, err := q.candidates(ctx, tx, lp)
+		jobs, cut, err := q.candidates(tx, lp)
 		if err != nil {
 			return err
 		}
@@ -249,7 +249,7 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 		}
 		now := q.cfg.Now().UTC()
 		for _, j := range jobs {
-			if err := q.start(ctx, tx, j, lp.Worker, lease, now); err != nil {
+			if err := q.start(tx, j, lp.Worker, lease, now); err != nil {
 				return err
 			}
 			out = append(out, errand.Lease{ID: j.LeaseID(), ExpiresAt: *j.LeaseExpiresAt, Job: j})
@@ -264,7 +264,7 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 // MaxLeaseBytes allow. cut reports that the byte budget ran out (queued jobs
 // may be left). When it does, operations earlier by name fill it first: each
 // operation's read gets what the ones before left of it.
-func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (jobs []*errand.Job, cut bool, err error) {
+func (q *Queue) candidates(tx storage.Tx, lp LeaseParams) (jobs []*errand.Job, cut bool, err error) {
 	var all []*errand.Job
 	budget, used := q.cfg.MaxLeaseBytes, int64(0)
 	for _, name := range lp.Operations {
@@ -273,7 +273,7 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 		}
 		limit := lp.MaxJobs
 		if c := q.ops[name].Concurrency; c > 0 {
-			running, err := tx.CountRunning(ctx, name)
+			running, err := tx.CountRunning(name)
 			if err != nil {
 				return nil, false, fmt.Errorf("count running %s: %w", name, err)
 			}
@@ -283,7 +283,7 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 			continue
 		}
 		tenant, _ := q.scope.tenant(name) // checked by Lease
-		jobs, err := tx.QueuedJobs(ctx, tenant, name, limit, budget-used)
+		jobs, err := tx.QueuedJobs(tenant, name, limit, budget-used)
 		if err != nil {
 			return nil, false, fmt.Errorf("queued jobs of %s: %w", name, err)
 		}
@@ -305,8 +305,8 @@ func (q *Queue) candidates(ctx context.Context, tx storage.Tx, lp LeaseParams) (
 	return all[:n], used >= budget, nil
 }
 
-func (q *Queue) start(ctx context.Context, tx storage.Tx, j *errand.Job, worker string, lease time.Duration, now time.Time) error {
-	return job.Record(ctx, tx, j, job.Start(j, worker, newToken(), lease, now), now)
+func (q *Queue) start(tx storage.Tx, j *errand.Job, worker string, lease time.Duration, now time.Time) error {
+	return job.Record(tx, j, job.Start(j, worker, newToken(), lease, now), now)
 }
 
 func newToken() string {
@@ -330,13 +330,13 @@ func parseLease(id string) (jobID, token string, err error) {
 // held loads the job of a lease and checks that the lease is still held at now
 // by someone in scope. Messages name the lease without its token: they reach
 // logs and the audit log.
-func held(ctx context.Context, tx storage.Tx, scope Scope, leaseID string, now time.Time) (*errand.Job, error) {
+func held(tx storage.Tx, scope Scope, leaseID string, now time.Time) (*errand.Job, error) {
 	jobID, token, err := parseLease(leaseID)
 	if err != nil {
 		return nil, err
 	}
 	name := errand.RedactLeases(leaseID)
-	j, err := tx.GetJob(ctx, jobID)
+	j, err := tx.GetJob(jobID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errand.Errorf(errand.ELEASEEXPIRED, "lease %s is not held: the job is gone", name)
 	}
@@ -363,7 +363,7 @@ func (q *Queue) onLease(ctx context.Context, leaseID string, fn func(tx storage.
 	var out *errand.Job
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
 		now := q.cfg.Now().UTC()
-		j, err := held(ctx, tx, q.scope, leaseID, now)
+		j, err := held(tx, q.scope, leaseID, now)
 		if err != nil {
 			return err
 		}
@@ -399,7 +399,7 @@ func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParam
 	_, err := q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
 		st := job.Heartbeat(j, seconds(hp.ExtendSeconds, q.cfg.DefaultLease, q.cfg.MaxLease), hp.Progress, now)
 		res = HeartbeatResult{ExpiresAt: *j.LeaseExpiresAt, CancelRequested: j.CancelRequested}
-		return job.Record(ctx, tx, j, st, now)
+		return job.Record(tx, j, st, now)
 	})
 	return res, err
 }
@@ -407,12 +407,12 @@ func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParam
 // Complete finishes a leased job successfully with result.
 func (q *Queue) Complete(ctx context.Context, leaseID string, result json.RawMessage) (*errand.Job, error) {
 	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
-		return q.succeed(ctx, tx, j, result, now)
+		return q.succeed(tx, j, result, now)
 	})
 }
 
-func (q *Queue) succeed(ctx context.Context, tx storage.Tx, j *errand.Job, result json.RawMessage, now time.Time) error {
-	return job.Record(ctx, tx, j, job.Succeed(j, q.operation(j), result, now), now)
+func (q *Queue) succeed(tx storage.Tx, j *errand.Job, result json.RawMessage, now time.Time) error {
+	return job.Record(tx, j, job.Succeed(j, q.operation(j), result, now), now)
 }
 
 // Completion is one entry of a batch completion.
@@ -441,14 +441,14 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 		}
 	}
 	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
-		if err := tx.LockJobs(ctx, ids); err != nil {
+		if err := tx.LockJobs(ids); err != nil {
 			return err
 		}
 		now := q.cfg.Now().UTC()
 		for i, c := range cs {
-			j, err := held(ctx, tx, q.scope, c.LeaseID, now)
+			j, err := held(tx, q.scope, c.LeaseID, now)
 			if err == nil {
-				err = q.succeed(ctx, tx, j, c.Result, now)
+				err = q.succeed(tx, j, c.Result, now)
 			}
 			out[i] = Outcome{Job: j, Err: err}
 			if errand.ErrorCode(err) == errand.EINTERNAL {
@@ -489,26 +489,26 @@ func (q *Queue) Fail(ctx context.Context, leaseID string, fp FailParams) (*erran
 			d := time.Duration(*fp.RetryAfterSeconds * float64(time.Second))
 			delay = &d
 		}
-		return q.endAttempt(ctx, tx, j, p, fp.Retry == nil || *fp.Retry, delay, now)
+		return q.endAttempt(tx, j, p, fp.Retry == nil || *fp.Retry, delay, now)
 	})
 }
 
 // endAttempt records a failed attempt: canceled if a cancel was asked for,
 // retried after delay (the operation's backoff when nil) while attempts are
 // left, else failed.
-func (q *Queue) endAttempt(ctx context.Context, tx storage.Tx, j *errand.Job, p *errand.Problem, retry bool, delay *time.Duration, now time.Time) error {
+func (q *Queue) endAttempt(tx storage.Tx, j *errand.Job, p *errand.Problem, retry bool, delay *time.Duration, now time.Time) error {
 	op := q.operation(j)
 	d := job.Backoff(op.Retry, j.Attempt)
 	if delay != nil {
 		d = *delay
 	}
-	return job.Record(ctx, tx, j, job.Fail(j, op, p, retry, d, now), now)
+	return job.Record(tx, j, job.Fail(j, op, p, retry, d, now), now)
 }
 
 // expire records the end of an attempt whose lease ran out or whose timeout passed.
-func (q *Queue) expire(ctx context.Context, tx storage.Tx, j *errand.Job, now time.Time) error {
+func (q *Queue) expire(tx storage.Tx, j *errand.Job, now time.Time) error {
 	op := q.operation(j)
-	return job.Record(ctx, tx, j, job.Expire(j, op, job.Backoff(op.Retry, j.Attempt), now), now)
+	return job.Record(tx, j, job.Expire(j, op, job.Backoff(op.Retry, j.Attempt), now), now)
 }
 
 // operation is the declared operation of a stored job (the defaults for one
@@ -524,6 +524,6 @@ func (q *Queue) operation(j *errand.Job) errand.Operation {
 // stops before it could finish the job. The job is queued again at once.
 func (q *Queue) Release(ctx context.Context, leaseID string) (*errand.Job, error) {
 	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
-		return job.Record(ctx, tx, j, job.Release(j, q.operation(j), now), now)
+		return job.Record(tx, j, job.Release(j, q.operation(j), now), now)
 	})
 }

@@ -22,26 +22,29 @@ type AccessReader interface {
 
 // AccessTx is what key management, tickets and the audit log do in a write transaction.
 type AccessTx interface {
-	// InsertAPIKey stores a new key.
-	InsertAPIKey(ctx context.Context, k *errand.APIKey) error
-	// APIKeyByID returns the key with id, or ErrNotFound.
-	APIKeyByID(ctx context.Context, id string) (*errand.APIKey, error)
-	// UpdateAPIKey writes a key's revoked_at and last_used_at.
-	UpdateAPIKey(ctx context.Context, k *errand.APIKey) error
-	// TouchAPIKeys raises the last_used_at of keys (by id) to the given times.
-	TouchAPIKeys(ctx context.Context, used map[string]time.Time) error
-	// InsertAudit appends entries to the audit log and sets their Seq.
-	InsertAudit(ctx context.Context, entries []*errand.AuditEntry) error
+	// InsertAPIKey stores a new key; a key whose id or hash exists is refused.
+	InsertAPIKey(k *errand.APIKey) error
+	// GetAPIKey returns the key with id, or ErrNotFound.
+	GetAPIKey(id string) (*errand.APIKey, error)
+	// UpdateAPIKey writes a key's revoked_at and last_used_at, or returns ErrNotFound.
+	UpdateAPIKey(k *errand.APIKey) error
+	// TouchAPIKeys raises the last_used_at of keys (by id) to the given times;
+	// it never moves one back, and ignores ids that do not exist.
+	TouchAPIKeys(used map[string]time.Time) error
+	// InsertAudit appends entries to the audit log and sets their Seq,
+	// increasing in the order given.
+	InsertAudit(entries []*errand.AuditEntry) error
 	// ExpireAudit deletes up to limit entries older than before; it returns how many.
-	ExpireAudit(ctx context.Context, before time.Time, limit int) (int, error)
+	ExpireAudit(before time.Time, limit int) (int, error)
 	// InsertTicket stores a single-use ticket (by the hex SHA-256 of its token)
 	// for a principal (JSON) until expires.
-	InsertTicket(ctx context.Context, hash string, principal []byte, expires time.Time) error
+	InsertTicket(hash string, principal []byte, expires time.Time) error
 	// TakeTicket deletes the ticket and returns its principal, or ErrNotFound when
-	// there is none or it expired before now.
-	TakeTicket(ctx context.Context, hash string, now time.Time) ([]byte, error)
-	// ExpireTickets deletes up to limit tickets that expired before now.
-	ExpireTickets(ctx context.Context, now time.Time, limit int) (int, error)
+	// there is none or it expired at or before now.
+	TakeTicket(hash string, now time.Time) ([]byte, error)
+	// ExpireTickets deletes up to limit tickets that expired at or before now;
+	// it returns how many.
+	ExpireTickets(now time.Time, limit int) (int, error)
 }
 
 // ListAuditParams selects audit entries for ListAudit.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -22,31 +23,33 @@ func UnmarshalAll(pairs ...any) error {
 	return nil
 }
 
-// JSONOrNil is v as JSON, or nil (NULL) when v is empty.
-func JSONOrNil(v any) any {
+// JSONOrNil is v as JSON, or nil (NULL) when v is empty. A value that does
+// not encode (a NaN in a Progress) is an error: the caller's write fails,
+// rather than storing NULL in its place.
+func JSONOrNil(v any) ([]byte, error) {
 	switch x := v.(type) {
 	case *errand.Problem:
 		if x == nil {
-			return nil
+			return nil, nil
 		}
 	case *errand.Progress:
 		if x == nil {
-			return nil
+			return nil, nil
 		}
 	case map[string]string:
 		if len(x) == 0 {
-			return nil
+			return nil, nil
 		}
 	case []errand.Artifact:
 		if len(x) == 0 {
-			return nil
+			return nil, nil
 		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("encode %T: %w", v, err)
 	}
-	return b
+	return b, nil
 }
 
 // NullBytes is b, or nil (NULL) when empty.

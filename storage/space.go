@@ -48,7 +48,7 @@ func (s *Space) Check(ctx context.Context, st Store) error {
 		return nil
 	}
 	err := st.WithTx(ctx, func(tx Tx) error {
-		return tx.PutSetting(ctx, "space_probe", time.Now().UTC().Format(time.RFC3339Nano))
+		return tx.PutSetting("space_probe", time.Now().UTC().Format(time.RFC3339Nano))
 	})
 	switch {
 	case err == nil:

@@ -1,9 +1,50 @@
 // Package storage is the seam between errand's domain logic and its databases.
 //
-// A driver (storage/sqlite, storage/postgres) implements Store. Domain packages run
-// their logic inside Store.WithTx against the small Tx vocabulary below, so the same
-// state machine runs on every driver; SQL stays inside the drivers, and both drivers
-// pass the conformance suite in storage/storagetest.
+// A driver (storage/sqlite, storage/postgres) implements Store. Domain packages
+// (job, queue, webhook, auth, audit, channel) run their logic inside
+// Store.WithTx against the small Tx vocabulary below, so the same state machine
+// runs on every driver; SQL stays inside the drivers. Both drivers pass the
+// conformance suite in storage/storagetest, which calls these methods directly
+// and pins each one's contract; the services' behaviour is tested in their own
+// packages, over internal/teststore.
+//
+// # Names
+//
+// Methods are named alike in Reader and Tx and in both drivers:
+//
+//   - Get<Noun> reads one row by its id, or answers ErrNotFound. A Reader's
+//     takes the tenant and finds only that tenant's row; a Tx's finds the row in
+//     any tenant (the domain checks tenancy) and, on PostgreSQL, locks it for the
+//     rest of the transaction.
+//   - <Noun>By<Key> reads one row by another unique key (APIKeyByHash,
+//     JobByIdempotencyKey).
+//   - List<Nouns> reads a page of committed rows in a stated order.
+//   - Insert/Update/Delete<Noun> write one row. Update and Delete of a row that
+//     does not exist answer ErrNotFound (see each method for when).
+//   - <State><Nouns> (QueuedJobs, ExpiredLeases, DueScheduled, ExpiredJobs,
+//     DueDeliveries, EndpointDeliveries) claim rows for the transaction: on
+//     drivers with row locks they are locked and rows locked by other
+//     transactions are skipped, so two transactions never claim the same row.
+//   - Expire<Nouns> deletes up to a limit of rows past their time and returns
+//     how many it deleted.
+//   - Next<Thing> returns the earliest time something is due (zero for none).
+//
+// # Contexts
+//
+// Reader and Store methods take a ctx and honour it. Tx methods take none: a
+// transaction's statements run under the driver's own context on purpose,
+// because drivers batch many callers' functions into one database transaction
+// (group commit), and one caller's cancelled context must not interrupt a
+// statement of a transaction it shares with others (SQLite would roll back the
+// whole group). The ctx given to WithTx bounds only the wait for a writer.
+//
+// # Columns
+//
+// Both drivers store times as Unix microseconds (UTC), JSON as bytes, and empty
+// optional values as NULL (columns.go). The row code (column lists, the
+// statements both dialects share, and one scanner per row type) is written once
+// in storage/sqlrow; each driver adds what its dialect needs (placeholders,
+// locking clauses, the PostgreSQL batch and COPY paths).
 package storage
 
 import (
@@ -18,19 +59,44 @@ import (
 	"github.com/errandhq/errand"
 )
 
-// ErrNotFound is returned when a row does not exist.
+// ErrNotFound is returned when a row does not exist. Drivers may wrap it: test
+// with errors.Is.
 var ErrNotFound = errors.New("not found")
 
 // Store is a durable home for jobs and events.
 type Store interface {
 	Reader
-	// WithTx runs fn in a write transaction and commits it durably before returning.
-	// When fn returns an error nothing it wrote is kept. fn may run on another
-	// goroutine, batched with other callers' functions into one commit; it must not
-	// block or start transactions of its own.
+	// WithTx runs fn in a write transaction and commits it durably before
+	// returning. When fn returns an error nothing it wrote is kept, and WithTx
+	// returns that error (or one wrapping it). A panic in fn is that call's error.
+	//
+	// fn may run on another goroutine, batched with other callers' functions
+	// into one database transaction (group commit); it must not block, start
+	// transactions of its own, or keep tx after it returns.
+	//
+	// fn may run more than once. PostgreSQL runs it again, in a transaction of
+	// its own, when the group it ran in failed (another call's statement was
+	// refused, or the COMMIT turned into a rollback), when one of its own
+	// statements failed although fn returned nil, and after a deadlock, a
+	// serialization failure or a race on an idempotency key (a bounded number of runs).
+	// Only the last run's writes are kept, and only its events and
+	// JobsReady/JobsScheduled reach the notifiers. A caller therefore must not:
+	//   - cause effects outside the transaction from inside fn (sending, waking,
+	//     counting, logging what "was done"): do them after WithTx returns nil;
+	//   - keep state across runs without resetting it: assign what fn found to
+	//     variables at the start of each run (results = results[:0]), never
+	//     append to what an earlier run left;
+	//   - hand fn values it changes in place and expect them untouched when it
+	//     runs again (copy a job before changing it, or read it again in fn).
+	// SQLite runs fn once.
+	//
+	// ctx bounds only the wait for a writer: once fn is handed over, WithTx
+	// waits for the outcome even if ctx ends, because the work may commit.
 	WithTx(ctx context.Context, fn func(Tx) error) error
-	// Listen registers n to hear about every commit after it registers, in
-	// commit order.
+	// Listen registers n to hear about every commit made after it registers,
+	// in commit order (log order for events). A driver whose notifiers hear
+	// commits shortly after WithTx returns (PostgreSQL's tailer) may also tell
+	// n of commits made just before.
 	Listen(n Notifier)
 	// Hook registers h to run in the transaction of every event appended
 	// after it registers (register hooks before the store is used).
@@ -38,7 +104,8 @@ type Store interface {
 	// Setting returns the value stored under key, first storing value when there
 	// is none (so concurrent callers and nodes agree on one value).
 	Setting(ctx context.Context, key, value string) (string, error)
-	// Ping reports whether the store answers.
+	// Ping reports whether the store answers (and storage_full while writes
+	// fail for want of space).
 	Ping(ctx context.Context) error
 	// Close stops the writer and closes the database.
 	Close() error
@@ -48,9 +115,10 @@ type Store interface {
 type Reader interface {
 	// GetJob returns the job with id in tenant, or ErrNotFound.
 	GetJob(ctx context.Context, tenant, id string) (*errand.Job, error)
-	// ListJobs returns jobs newest first.
+	// ListJobs returns up to p.Limit jobs of p.Tenant, newest (highest id) first.
 	ListJobs(ctx context.Context, p ListJobsParams) ([]*errand.Job, error)
-	// ListEvents returns a stream's events after a cursor, oldest first.
+	// ListEvents returns up to p.Limit events of a stream after a cursor, oldest
+	// (lowest seq) first.
 	ListEvents(ctx context.Context, p ListEventsParams) ([]*errand.Event, error)
 	// StreamFloor returns the highest cursor retention deleted from a stream (0
 	// when none): a reader resuming from before it has missed events.
@@ -66,48 +134,68 @@ type Reader interface {
 	AccessReader
 }
 
-// Tx is what domain logic may do inside a write transaction.
+// Tx is what domain logic may do inside a write transaction (see Store.WithTx:
+// its function may run more than once). Its methods take no context: see the
+// package documentation.
 type Tx interface {
 	// GetJob returns the job with id (any tenant), or ErrNotFound.
-	GetJob(ctx context.Context, id string) (*errand.Job, error)
+	GetJob(id string) (*errand.Job, error)
 	// LockJobs tells the driver that GetJob will be called for these ids: one
 	// that pays a round trip per statement reads and locks them all at once. It
 	// changes nothing else; drivers may do nothing.
-	LockJobs(ctx context.Context, ids []string) error
-	// FindIdempotent returns the job submitted by tenant/owner with key, or ErrNotFound.
-	FindIdempotent(ctx context.Context, tenant, owner, key string) (*errand.Job, error)
-	// InsertJob stores a new job.
-	InsertJob(ctx context.Context, j *errand.Job) error
-	// UpdateJob writes every mutable field of j.
-	UpdateJob(ctx context.Context, j *errand.Job) error
-	// DeleteJob removes a job and its events.
-	DeleteJob(ctx context.Context, id string) error
+	LockJobs(ids []string) error
+	// JobByIdempotencyKey returns the job submitted by tenant/owner with key,
+	// or ErrNotFound.
+	JobByIdempotencyKey(tenant, owner, key string) (*errand.Job, error)
+	// InsertJob stores a new job. A job whose id (or tenant, owner and
+	// idempotency key) exists already is refused, at the latest when WithTx
+	// returns.
+	InsertJob(j *errand.Job) error
+	// UpdateJob writes every mutable field of j. A job that does not exist is
+	// ErrNotFound: at once on SQLite; on PostgreSQL, which sends updates in
+	// batches, from the statement that sends the batch or, at the latest, from
+	// WithTx.
+	UpdateJob(j *errand.Job) error
+	// DeleteJob removes a job and its events, or returns ErrNotFound.
+	DeleteJob(id string) error
 	// InsertEvent appends e to the log and sets e.Seq, at the latest by the time
-	// the transaction commits (a driver may send its writes in one batch at the end).
-	InsertEvent(ctx context.Context, e *errand.Event) error
+	// the transaction commits (a driver may send its writes in one batch at the
+	// end). Within a transaction, events take increasing seqs in the order they
+	// were inserted.
+	InsertEvent(e *errand.Event) error
 	// QueuedJobs returns up to limit queued jobs of operation in tenant ("" for
 	// every tenant's) in the order they should run: priority (highest first),
 	// then run_at, then id, and no more than maxBytes hold (0: no bound; see
 	// ListJobsParams.MaxBytes). On drivers with row locks, the rows are locked
 	// for this transaction and rows locked by others are skipped.
-	QueuedJobs(ctx context.Context, tenant, operation string, limit int, maxBytes int64) ([]*errand.Job, error)
-	// CountRunning returns how many jobs of operation are running.
-	CountRunning(ctx context.Context, operation string) (int, error)
-	// ExpiredLeases returns up to limit running jobs whose lease ended before now.
-	ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]*errand.Job, error)
-	// DueScheduled returns up to limit scheduled jobs whose run_at is not after now.
-	DueScheduled(ctx context.Context, now time.Time, limit int) ([]*errand.Job, error)
-	// ExpiredJobs returns the ids of up to limit finished jobs whose retention ended before now.
-	ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]string, error)
+	QueuedJobs(tenant, operation string, limit int, maxBytes int64) ([]*errand.Job, error)
+	// CountRunning returns how many jobs of operation are running. On drivers
+	// with concurrent transactions it first serializes the transactions that
+	// count the same operation, so that two cannot both see room under a limit.
+	CountRunning(operation string) (int, error)
+	// ExpiredLeases returns up to limit running jobs whose lease ended before
+	// now, earliest expiry first (locked, skipping others', as QueuedJobs).
+	ExpiredLeases(now time.Time, limit int) ([]*errand.Job, error)
+	// DueScheduled returns up to limit scheduled jobs whose run_at is not after
+	// now, earliest first (locked, skipping others', as QueuedJobs).
+	DueScheduled(now time.Time, limit int) ([]*errand.Job, error)
+	// ExpiredJobs returns the ids of up to limit jobs whose retention ended
+	// before now, earliest first (locked, skipping others', as QueuedJobs).
+	ExpiredJobs(now time.Time, limit int) ([]string, error)
 	// ExpireEvents deletes up to limit events whose expires_at is before now and
-	// raises their streams' floors; it returns how many it deleted.
-	ExpireEvents(ctx context.Context, now time.Time, limit int) (int, error)
+	// raises their streams' floors to the highest seq it deleted; it returns how
+	// many it deleted.
+	ExpireEvents(now time.Time, limit int) (int, error)
 	// JobsReady records that queued jobs of operation exist, so that after commit
 	// the store tells its notifiers (and long-polling workers wake).
 	JobsReady(operation string)
 	// JobsScheduled records that a job became scheduled to run at runAt, so that
 	// after commit the scheduler can wake in time.
 	JobsScheduled(runAt time.Time)
+	// GetSetting returns the value stored under key, or ErrNotFound.
+	GetSetting(key string) (string, error)
+	// PutSetting stores value under key, replacing any.
+	PutSetting(key, value string) error
 	WebhookTx
 	AccessTx
 }
@@ -116,9 +204,9 @@ type Tx interface {
 // the event: what it writes commits, or rolls back, with the event. The webhook
 // outbox is one (it writes each event's deliveries), so no service can append
 // an event without its deliveries. It runs again if the driver runs the
-// transaction's fn again.
+// transaction's fn again. Like Tx's methods it takes no context.
 type EventHook interface {
-	EventAppended(ctx context.Context, tx Tx, e *errand.Event) error
+	EventAppended(tx Tx, e *errand.Event) error
 }
 
 // Hooks is a driver's registered EventHooks. The zero value is ready.
@@ -136,16 +224,39 @@ func (hs *Hooks) Hook(h EventHook) {
 
 // EventAppended runs every hook for e, in the order registered, and stops at
 // the first error.
-func (hs *Hooks) EventAppended(ctx context.Context, tx Tx, e *errand.Event) error {
+func (hs *Hooks) EventAppended(tx Tx, e *errand.Event) error {
 	hs.mu.RLock()
 	list := hs.list
 	hs.mu.RUnlock()
 	for _, h := range list {
-		if err := h.EventAppended(ctx, tx, e); err != nil {
+		if err := h.EventAppended(tx, e); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Notifiers is a driver's registered Notifiers. The zero value is ready.
+type Notifiers struct {
+	mu   sync.Mutex
+	list []Notifier
+}
+
+// Listen registers n.
+func (ns *Notifiers) Listen(n Notifier) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.list = append(ns.list, n)
+}
+
+// Committed tells every registered Notifier of c, in the order registered.
+func (ns *Notifiers) Committed(c *Commit) {
+	ns.mu.Lock()
+	list := ns.list
+	ns.mu.Unlock()
+	for _, n := range list {
+		n.Committed(c)
+	}
 }
 
 // Notifier hears about commits. Calls come in commit order from one goroutine and
@@ -291,38 +402,36 @@ type WebhookReader interface {
 // WebhookTx is what the webhook outbox and deliverer may do in a write transaction.
 type WebhookTx interface {
 	// InsertEndpoint stores a new endpoint.
-	InsertEndpoint(ctx context.Context, e *errand.Endpoint) error
+	InsertEndpoint(e *errand.Endpoint) error
 	// UpdateEndpoint writes every mutable field of e, or returns ErrNotFound.
-	UpdateEndpoint(ctx context.Context, e *errand.Endpoint) error
+	UpdateEndpoint(e *errand.Endpoint) error
 	// DeleteEndpoint removes an endpoint of tenant with its deliveries and their
 	// attempts, or returns ErrNotFound.
-	DeleteEndpoint(ctx context.Context, tenant, id string) error
-	// EndpointByID returns the endpoint with id (any tenant), or ErrNotFound.
-	EndpointByID(ctx context.Context, id string) (*errand.Endpoint, error)
+	DeleteEndpoint(tenant, id string) error
+	// GetEndpoint returns the endpoint with id (any tenant), or ErrNotFound.
+	GetEndpoint(id string) (*errand.Endpoint, error)
 	// InsertDelivery stores a new delivery with its payload.
-	InsertDelivery(ctx context.Context, d *errand.Delivery) error
+	InsertDelivery(d *errand.Delivery) error
 	// UpdateDelivery writes d's status, attempt count, step and attempt times,
 	// or returns ErrNotFound.
-	UpdateDelivery(ctx context.Context, d *errand.Delivery) error
-	// DeliveryByID returns the delivery with id (any tenant) with its payload, or ErrNotFound.
-	DeliveryByID(ctx context.Context, id string) (*errand.Delivery, error)
+	UpdateDelivery(d *errand.Delivery) error
+	// GetDelivery returns the delivery with id (any tenant) with its payload,
+	// or ErrNotFound.
+	GetDelivery(id string) (*errand.Delivery, error)
 	// InsertAttempt records an attempt of a delivery.
-	InsertAttempt(ctx context.Context, deliveryID string, a *errand.Attempt) error
+	InsertAttempt(deliveryID string, a *errand.Attempt) error
 	// DueDeliveries returns up to limit pending deliveries, with payloads, whose
 	// next attempt is not after now, earliest first. On drivers with row locks,
 	// the rows are locked for this transaction and rows locked by others are
 	// skipped.
-	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*errand.Delivery, error)
+	DueDeliveries(now time.Time, limit int) ([]*errand.Delivery, error)
 	// EndpointDeliveries returns up to limit deliveries of an endpoint of
-	// tenant, with payloads, created at or after since, in status, oldest first.
-	EndpointDeliveries(ctx context.Context, tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error)
+	// tenant, with payloads, created at or after since, in status, oldest
+	// first (locked, skipping others', as DueDeliveries).
+	EndpointDeliveries(tenant, endpointID string, status errand.DeliveryStatus, since time.Time, limit int) ([]*errand.Delivery, error)
 	// ExpireDeliveries deletes up to limit finished deliveries (and their
 	// attempts) created before before; it returns how many it deleted.
-	ExpireDeliveries(ctx context.Context, before time.Time, limit int) (int, error)
-	// GetSetting returns the value stored under key, or ErrNotFound.
-	GetSetting(ctx context.Context, key string) (string, error)
-	// PutSetting stores value under key, replacing any.
-	PutSetting(ctx context.Context, key, value string) error
+	ExpireDeliveries(before time.Time, limit int) (int, error)
 }
 
 // ListDeliveriesParams selects deliveries for ListDeliveries.

@@ -403,7 +403,7 @@ func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome)
 				return storage.ErrNotFound
 			}
 			x.Status, x.NextAttemptAt = errand.DeliveryFailed, nil
-			return tx.UpdateDelivery(ctx, x)
+			return tx.UpdateDelivery(x)
 		}
 		at := out.at
 		x.AttemptCount++
@@ -422,19 +422,19 @@ func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome)
 			next := d.cfg.Now().Add(delay) // counted from the attempt's end
 			x.Status, x.NextAttemptAt, retry = errand.DeliveryPending, &next, true
 		}
-		if err := tx.UpdateDelivery(ctx, x); err != nil {
+		if err := tx.UpdateDelivery(x); err != nil {
 			return err
 		}
 		a := errand.Attempt{N: x.AttemptCount, Time: at, StatusCode: out.status,
 			LatencyMS: float64(out.latency.Microseconds()) / 1000, Error: out.err, Response: out.response}
-		if err := tx.InsertAttempt(ctx, x.ID, &a); err != nil {
+		if err := tx.InsertAttempt(x.ID, &a); err != nil {
 			return err
 		}
 		if out.endpoint == nil {
 			return nil
 		}
 		var err error
-		changed, err = d.health(ctx, tx, out)
+		changed, err = d.health(tx, out)
 		return err
 	})
 	if err != nil {
@@ -454,11 +454,11 @@ func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome)
 // health keeps an endpoint's failing_since and disables it after a 410 or after
 // failing for DisableAfter; the disabling commits with an endpoint.disabled
 // event. It reports whether the endpoint changed.
-func (d *Deliverer) health(ctx context.Context, tx storage.Tx, out outcome) (bool, error) {
+func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
 	if out.ok && out.endpoint.FailingSince == nil {
 		return false, nil
 	}
-	ep, err := tx.EndpointByID(ctx, out.endpoint.ID)
+	ep, err := tx.GetEndpoint(out.endpoint.ID)
 	if err != nil {
 		return false, err
 	}
@@ -484,7 +484,7 @@ func (d *Deliverer) health(ctx context.Context, tx storage.Tx, out outcome) (boo
 				return false, err
 			}
 			exp := out.at.Add(d.cfg.Retention)
-			if err := tx.InsertEvent(ctx, &errand.Event{Stream: errand.StreamWebhooks, Tenant: ep.Tenant,
+			if err := tx.InsertEvent(&errand.Event{Stream: errand.StreamWebhooks, Tenant: ep.Tenant,
 				Type: errand.EventEndpointDisabled, Time: out.at, Data: b, ExpiresAt: &exp}); err != nil {
 				return false, err
 			}
@@ -495,7 +495,7 @@ func (d *Deliverer) health(ctx context.Context, tx storage.Tx, out outcome) (boo
 		return false, nil
 	}
 	ep.UpdatedAt = out.at
-	return true, tx.UpdateEndpoint(ctx, ep)
+	return true, tx.UpdateEndpoint(ep)
 }
 
 // poke wakes the sweeper to look at when the next delivery is due.
@@ -554,13 +554,13 @@ func (d *Deliverer) claimDue(ctx context.Context) (int, error) {
 	var due []*errand.Delivery
 	err := d.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		if due, err = tx.DueDeliveries(ctx, now, sweepBatch); err != nil {
+		if due, err = tx.DueDeliveries(now, sweepBatch); err != nil {
 			return err
 		}
 		next := now.Add(d.cfg.claim())
 		for _, x := range due {
 			x.NextAttemptAt = &next
-			if err := tx.UpdateDelivery(ctx, x); err != nil {
+			if err := tx.UpdateDelivery(x); err != nil {
 				return err
 			}
 		}
@@ -581,7 +581,7 @@ func (d *Deliverer) expire(ctx context.Context) {
 		var n int
 		err := d.store.WithTx(ctx, func(tx storage.Tx) error {
 			var err error
-			n, err = tx.ExpireDeliveries(ctx, d.cfg.Now().Add(-d.cfg.Retention), 1000)
+			n, err = tx.ExpireDeliveries(d.cfg.Now().Add(-d.cfg.Retention), 1000)
 			return err
 		})
 		if err != nil {

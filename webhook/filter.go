@@ -28,9 +28,11 @@ var (
 )
 
 // Filter selects the events an endpoint receives. Its entries are event types
-// with * globs ("job.succeeded", "job.*"), "operation:<glob>" (only jobs of
-// those operations) and "channel:<pattern>" (channel events, with the channel
-// wildcards * and >). No entries selects every event.
+// with * wildcards ("job.succeeded", "job.*"), "operation:<name>" with *
+// wildcards (only jobs of those operations; both matched by path.Match, where
+// '*' is any run of characters) and "channel:<pattern>" (channel events, by a
+// channel pattern: channel.MatchPattern, where '*' is one segment and a final
+// '>' the rest). No entries selects every event.
 type Filter struct {
 	types, ops, channels []string
 }
@@ -123,7 +125,7 @@ func (f *Filter) Match(e *errand.Event) bool {
 		return anyGlob(f.types, e.Type)
 	default:
 		for _, p := range f.channels {
-			if channel.Match(p, e.Stream) {
+			if channel.MatchPattern(p, e.Stream) {
 				return true
 			}
 		}

@@ -113,7 +113,7 @@ func (o *Outbox) Run(ctx context.Context, interval time.Duration) {
 func (o *Outbox) endpoint(id string) *errand.Endpoint { return o.snap.Load().byID[id] }
 
 // EventAppended writes the deliveries e owes, in e's transaction.
-func (o *Outbox) EventAppended(ctx context.Context, tx storage.Tx, e *errand.Event) error {
+func (o *Outbox) EventAppended(tx storage.Tx, e *errand.Event) error {
 	targets := o.snap.Load().byTenant[e.Tenant]
 	callback := ""
 	if e.Job != nil && e.Job.CallbackURL != "" && errand.TerminalEvent(e.Type) {
@@ -137,7 +137,7 @@ func (o *Outbox) EventAppended(ctx context.Context, tx storage.Tx, e *errand.Eve
 		if e.Job != nil {
 			d.JobID = e.Job.ID
 		}
-		return tx.InsertDelivery(ctx, d)
+		return tx.InsertDelivery(d)
 	}
 	for _, t := range targets {
 		if t.f.Match(e) {

@@ -60,8 +60,8 @@ func New(store storage.Store, cfg *Config) (*Service, error) {
 }
 
 // EventAppended writes e's deliveries in its transaction (the outbox).
-func (s *Service) EventAppended(ctx context.Context, tx storage.Tx, e *errand.Event) error {
-	return s.o.EventAppended(ctx, tx, e)
+func (s *Service) EventAppended(tx storage.Tx, e *errand.Event) error {
+	return s.o.EventAppended(tx, e)
 }
 
 // Committed hands committed deliveries to the deliverer and reloads endpoints
@@ -138,7 +138,7 @@ func (s *Service) Create(ctx context.Context, p errand.Principal, in EndpointInp
 	if n := len(s.o.snap.Load().byTenantAll(p.Tenant)); n >= MaxEndpoints {
 		return nil, errand.Errorf(errand.ECONFLICT, "a tenant may have at most %d endpoints", MaxEndpoints)
 	}
-	err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEndpoint(ctx, ep) })
+	err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEndpoint(ep) })
 	if err != nil {
 		return nil, err
 	}
@@ -207,12 +207,12 @@ func (s *Service) change(ctx context.Context, p errand.Principal, id string, fn 
 	var ep *errand.Endpoint
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		if ep, err = tx.EndpointByID(ctx, id); err != nil || ep.Tenant != p.Tenant {
+		if ep, err = tx.GetEndpoint(id); err != nil || ep.Tenant != p.Tenant {
 			return errand.Errorf(errand.ENOTFOUND, "webhook endpoint %q does not exist", errand.Truncate(id, 80))
 		}
 		fn(ep)
 		ep.UpdatedAt = s.cfg.Now()
-		return tx.UpdateEndpoint(ctx, ep)
+		return tx.UpdateEndpoint(ep)
 	})
 	if err != nil {
 		return nil, err
@@ -225,7 +225,7 @@ func (s *Service) Delete(ctx context.Context, p errand.Principal, id string) err
 	if err := manage(p); err != nil {
 		return err
 	}
-	err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.DeleteEndpoint(ctx, p.Tenant, id) })
+	err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.DeleteEndpoint(p.Tenant, id) })
 	if errors.Is(err, storage.ErrNotFound) {
 		return errand.Errorf(errand.ENOTFOUND, "webhook endpoint %q does not exist", errand.Truncate(id, 80))
 	}
@@ -344,16 +344,16 @@ func (s *Service) Redeliver(ctx context.Context, p errand.Principal, id string) 
 	var x *errand.Delivery
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		if x, err = tx.DeliveryByID(ctx, id); err != nil || x.Tenant != p.Tenant {
+		if x, err = tx.GetDelivery(id); err != nil || x.Tenant != p.Tenant {
 			return errand.Errorf(errand.ENOTFOUND, "delivery %q does not exist", errand.Truncate(id, 80))
 		}
 		if x.EndpointID != "" {
-			if ep, err := tx.EndpointByID(ctx, x.EndpointID); err == nil && ep.Disabled {
+			if ep, err := tx.GetEndpoint(x.EndpointID); err == nil && ep.Disabled {
 				return errand.Errorf(errand.ECONFLICT, "endpoint %s is disabled: enable it first", ep.ID)
 			}
 		}
 		s.restart(x)
-		return tx.UpdateDelivery(ctx, x)
+		return tx.UpdateDelivery(x)
 	})
 	if err != nil {
 		return nil, err
@@ -380,19 +380,19 @@ func (s *Service) Recover(ctx context.Context, p errand.Principal, id string, si
 	}
 	var ds []*errand.Delivery
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
-		ep, err := tx.EndpointByID(ctx, id)
+		ep, err := tx.GetEndpoint(id)
 		if err != nil || ep.Tenant != p.Tenant {
 			return errand.Errorf(errand.ENOTFOUND, "webhook endpoint %q does not exist", errand.Truncate(id, 80))
 		}
 		if ep.Disabled {
 			return errand.Errorf(errand.ECONFLICT, "endpoint %s is disabled: enable it first", ep.ID)
 		}
-		if ds, err = tx.EndpointDeliveries(ctx, p.Tenant, id, errand.DeliveryFailed, since, MaxRecover); err != nil {
+		if ds, err = tx.EndpointDeliveries(p.Tenant, id, errand.DeliveryFailed, since, MaxRecover); err != nil {
 			return err
 		}
 		for _, x := range ds {
 			s.restart(x)
-			if err := tx.UpdateDelivery(ctx, x); err != nil {
+			if err := tx.UpdateDelivery(x); err != nil {
 				return err
 			}
 		}
@@ -486,7 +486,7 @@ func (k *callbackKeys) update(ctx context.Context, tenant string, rotate bool) (
 	err := k.store.WithTx(ctx, func(tx storage.Tx) error {
 		now := k.now()
 		out = &CallbackSecret{}
-		v, err := tx.GetSetting(ctx, secretKey(tenant))
+		v, err := tx.GetSetting(secretKey(tenant))
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			out = &CallbackSecret{Secret: signing.NewSecret(), CreatedAt: now}
@@ -503,7 +503,7 @@ func (k *callbackKeys) update(ctx context.Context, tenant string, rotate bool) (
 			out = &CallbackSecret{Secret: signing.NewSecret(), Previous: out.Secret, PreviousExpiresAt: &exp, CreatedAt: now}
 		}
 		b, _ := json.Marshal(out)
-		return tx.PutSetting(ctx, secretKey(tenant), string(b))
+		return tx.PutSetting(secretKey(tenant), string(b))
 	})
 	if err != nil {
 		return nil, err

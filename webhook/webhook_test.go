@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/netguard"
 	"github.com/errandhq/errand/storage"
-	"github.com/errandhq/errand/storage/sqlite"
 	"golang.org/x/net/dns/dnsmessage"
 )
 
@@ -193,15 +193,6 @@ func (d *fakeDNS) resolver() *net.Resolver {
 	}}
 }
 
-func openStore(t *testing.T) storage.Store {
-	s, err := sqlite.Open(context.Background(), t.TempDir()+"/e.db", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // TestDNSRebinding: a name that resolved to a public address when the endpoint
 // was saved and resolves to loopback when the delivery is made is refused at
 // connect time, and the receiver on loopback never sees a request.
@@ -213,7 +204,7 @@ func TestDNSRebinding(t *testing.T) {
 	dns := startDNS(t, "93.184.216.34")
 	guard, _ := netguard.New(nil)
 	guard.Resolver = dns.resolver()
-	store := openStore(t)
+	store := teststore.Open(t)
 	s := wired(store, &Config{Guard: guard, Schedule: []time.Duration{0}, Timeout: 2 * time.Second})
 	ctx := context.Background()
 	if err := s.Start(ctx); err != nil {
@@ -231,7 +222,7 @@ func TestDNSRebinding(t *testing.T) {
 		t.Fatalf("Create while the name is loopback = %#v, want refused at /url", err)
 	}
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
-		return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: errand.DevPrincipal.Tenant, Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
+		return tx.InsertEvent(&errand.Event{Stream: "orders.eu", Tenant: errand.DevPrincipal.Tenant, Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +263,7 @@ func TestRetriesAndHealth(t *testing.T) {
 	}))
 	defer recv.Close()
 	guard, _ := netguard.New([]string{"127.0.0.0/8"})
-	s := wired(openStore(t), &Config{Guard: guard, DisableAfter: 300 * time.Millisecond,
+	s := wired(teststore.Open(t), &Config{Guard: guard, DisableAfter: 300 * time.Millisecond,
 		Schedule: []time.Duration{0, 100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}})
 	ctx := context.Background()
 	if err := s.Start(ctx); err != nil {
@@ -289,7 +280,7 @@ func TestRetriesAndHealth(t *testing.T) {
 	}
 	flaky, down, ops := mk("/flaky", "channel:orders.*"), mk("/down", "channel:orders.*"), mk("/ops", "endpoint.disabled")
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
-		return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
+		return tx.InsertEvent(&errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +334,7 @@ func TestRetriesAndHealth(t *testing.T) {
 // TestCreateRefusesPrivate: without an allowlist, URLs that are or resolve to
 // loopback, private or metadata addresses are refused, for endpoints and callbacks.
 func TestCreateRefusesPrivate(t *testing.T) {
-	s := wired(openStore(t), nil)
+	s := wired(teststore.Open(t), nil)
 	ctx := context.Background()
 	for _, c := range []struct{ url, says string }{
 		{"http://127.0.0.1:8080/hook", "127.0.0.0/8"},
@@ -376,7 +367,7 @@ func TestRateLimit(t *testing.T) {
 	}))
 	defer recv.Close()
 	guard, _ := netguard.New([]string{"127.0.0.0/8"})
-	s := wired(openStore(t), &Config{Guard: guard})
+	s := wired(teststore.Open(t), &Config{Guard: guard})
 	ctx := context.Background()
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -394,7 +385,7 @@ func TestRateLimit(t *testing.T) {
 	start := time.Now()
 	for range 15 {
 		err := s.store.WithTx(ctx, func(tx storage.Tx) error {
-			return tx.InsertEvent(ctx, &errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
+			return tx.InsertEvent(&errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(), Data: []byte(`{}`)})
 		})
 		if err != nil {
 			t.Fatal(err)

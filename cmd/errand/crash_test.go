@@ -88,7 +88,12 @@ func TestE2EKillServer(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); rawWorker(ctx, s.URL, 200*time.Millisecond, &completed) }()
 	}
-	for nAccepted.Load() < 2000 {
+	// Kill once 2,000 submits were accepted and some completions acknowledged:
+	// on a fast machine the submits are in before the first completion is.
+	for deadline := time.Now().Add(30 * time.Second); nAccepted.Load() < 2000 || count(&completed) < 10; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: %d submits accepted, %d completions acknowledged", nAccepted.Load(), count(&completed))
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	s.kill()
@@ -233,4 +238,11 @@ func TestHelperHangingWorker(t *testing.T) {
 		os.Exit(1)
 	}
 	select {} // hold the job until killed
+}
+
+// count is how many entries m holds.
+func count(m *sync.Map) int {
+	n := 0
+	m.Range(func(any, any) bool { n++; return true })
+	return n
 }

@@ -180,7 +180,17 @@ func TestE2EMemoryListAndLease(t *testing.T) {
 	// Not parallel: it loads the machine (a gigabyte written, or hundreds of
 	// thousands of rows scanned) and measures; run alone, it neither slows
 	// other tests nor is slowed by them.
-	s := startServer(t, memoryConfig)
+	memoryListAndLease(t)
+}
+
+// TestE2EMemoryListAndLeasePostgres is TestE2EMemoryListAndLease on
+// PostgreSQL, whose driver cuts pages by bytes in SQL.
+func TestE2EMemoryListAndLeasePostgres(t *testing.T) {
+	memoryListAndLease(t, "ERRAND_STORE="+pgURL(t))
+}
+
+func memoryListAndLease(t *testing.T, env ...string) {
+	s := startServerEnv(t, memoryConfig, false, env...)
 	input := paddedJSON(1_000_000)
 	const jobs = 1000
 	body := append(append([]byte(`{"operation":"echo","input":`), input...), '}')

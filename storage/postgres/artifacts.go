@@ -12,6 +12,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlrow"
 )
 
 // Artifacts is an artifact.Store in the database: every node reads what any
@@ -67,7 +68,9 @@ func (a *Artifacts) DeleteJob(ctx context.Context, jobID string) error {
 
 // Jobs lists the job ids that have artifacts.
 func (a *Artifacts) Jobs(ctx context.Context) ([]string, error) {
-	return queryIDs(a.s.pool.Query(ctx, `SELECT DISTINCT job_id FROM artifacts`))
+	rows, err := a.s.pool.Query(ctx, `SELECT DISTINCT job_id FROM artifacts`)
+	ids, err := sqlrow.Collect(rows, err, sqlrow.ScanID)
+	return ids, interpretError(err)
 }
 
 type file struct {

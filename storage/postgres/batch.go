@@ -1,15 +1,15 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlrow"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Job inserts, job updates and new events are the statements a batch (a lease
@@ -19,20 +19,39 @@ import (
 // reads its own writes), and before it commits. A statement per row would cost
 // a round trip per row.
 
+// kept is a job write kept for the next flush: a copy of the job, its JSON
+// columns encoded when it was written (so a value that does not encode fails
+// its own call, at once, and a flush encodes nothing).
+type kept struct {
+	errand.Job
+	json sqlrow.JobJSON
+}
+
+func keep(j *errand.Job) (*kept, error) {
+	enc, err := sqlrow.EncodeJob(j)
+	if err != nil {
+		return nil, err
+	}
+	return &kept{Job: *j, json: enc}, nil
+}
+
 // deferUpdate keeps a copy of j's new state for the next flush (the call's
 // latest wins; one kept by an earlier call of a group is sent first, so that
 // a failing call can be dropped without touching it).
 func (t *txn) deferUpdate(j *errand.Job) error {
-	snap := *j
+	snap, err := keep(j)
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", j.ID, err)
+	}
 	if t.locked != nil {
 		if _, ok := t.locked[j.ID]; ok {
-			c := snap
+			c := snap.Job
 			t.locked[j.ID] = &c
 		}
 	}
 	if i, ok := t.updated[j.ID]; ok {
 		if i >= t.call.updates {
-			t.updates[i] = &snap
+			t.updates[i] = snap
 			return nil
 		}
 		if err := t.flushBefore(); err != nil {
@@ -43,7 +62,7 @@ func (t *txn) deferUpdate(j *errand.Job) error {
 		t.updated = map[string]int{}
 	}
 	t.updated[j.ID] = len(t.updates)
-	t.updates = append(t.updates, &snap)
+	t.updates = append(t.updates, snap)
 	return nil
 }
 
@@ -151,7 +170,7 @@ func wrap(what string, err error) error {
 	return nil
 }
 
-const qInsertJobs = `INSERT INTO jobs (` + jobCols + `) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],
+const qInsertJobs = `INSERT INTO jobs (` + sqlrow.JobColumns + `) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],
 	$4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[], $10::int[], $11::int[], $12::int[],
 	$13::int[], $14::bool[], $15::bytea[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[],
 	$21::text[], $22::bigint[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bytea[])`
@@ -172,17 +191,11 @@ func (t *txn) queueInserts(p *pipeline) {
 		cb[i], token[i], worker[i], hash[i] = j.CallbackURL, j.LeaseToken, j.Worker, j.RequestHash
 		input[i] = []byte(j.Input)
 		result[i], _ = storage.NullBytes(j.Result).([]byte)
-		jerr[i], _ = storage.JSONOrNil(j.Error).([]byte)
-		progress[i], _ = storage.JSONOrNil(j.Progress).([]byte)
-		meta[i], _ = storage.JSONOrNil(j.Metadata).([]byte)
-		arts[i], _ = storage.JSONOrNil(j.Artifacts).([]byte)
+		jerr[i], progress[i], meta[i], arts[i] = j.json.Error, j.json.Progress, j.json.Metadata, j.json.Artifacts
 		attempt[i], maxAttempts[i], prio[i], timeout[i] = int32(j.Attempt), int32(j.MaxAttempts), int32(j.Priority), int32(j.TimeoutSeconds)
 		cancel[i], created[i], runAt[i] = j.CancelRequested, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt)
 		started[i], finished[i], leaseExp[i], expires[i] = microsOf(j.StartedAt), microsOf(j.FinishedAt), microsOf(j.LeaseExpiresAt), microsOf(j.ExpiresAt)
-		if j.IdempotencyKey != "" {
-			k := j.IdempotencyKey
-			idem[i] = &k
-		}
+		idem[i] = sqlrow.IdempotencyKey(&j.Job)
 	}
 	t.inserts = t.inserts[:0]
 	p.queue(func(br pgx.BatchResults) error {
@@ -216,9 +229,7 @@ func (t *txn) queueUpdates(p *pipeline) {
 	for i, j := range t.updates {
 		ids[i], status[i], token[i], worker[i] = j.ID, string(j.Status), j.LeaseToken, j.Worker
 		result[i], _ = storage.NullBytes(j.Result).([]byte)
-		jerr[i], _ = storage.JSONOrNil(j.Error).([]byte)
-		progress[i], _ = storage.JSONOrNil(j.Progress).([]byte)
-		artifacts[i], _ = storage.JSONOrNil(j.Artifacts).([]byte)
+		jerr[i], progress[i], artifacts[i] = j.json.Error, j.json.Progress, j.json.Artifacts
 		attempt[i], maxAttempts[i], cancel[i], runAt[i] = int32(j.Attempt), int32(j.MaxAttempts), j.CancelRequested, storage.Micros(j.RunAt)
 		started[i], finished[i], leaseExp[i], expires[i] = microsOf(j.StartedAt), microsOf(j.FinishedAt), microsOf(j.LeaseExpiresAt), microsOf(j.ExpiresAt)
 	}
@@ -228,29 +239,42 @@ func (t *txn) queueUpdates(p *pipeline) {
 		if err != nil {
 			return fmt.Errorf("update jobs: %w", err)
 		}
-		if int(tag.RowsAffected()) != n {
-			return fmt.Errorf("update jobs: %d of %d rows found", tag.RowsAffected(), n)
+		if found := int(tag.RowsAffected()); found != n {
+			return t.lose(found, n)
 		}
 		return nil
 	}, qUpdateJobs, ids, status, result, jerr, progress, attempt, maxAttempts, cancel,
 		runAt, started, finished, token, leaseExp, worker, expires, artifacts)
 }
 
+// errUpdateLost is what a statement of a group hears when the batch it sent
+// held an update of a job that does not exist: not its verdict (the update
+// may be another call's), so the call runs again alone, where the update's
+// own call hears ErrNotFound.
+var errUpdateLost = errors.New("update jobs: a job to update does not exist")
+
+// lose records that a batch of n updates found only found rows. PostgreSQL
+// refuses nothing (an UPDATE may match no row), so the transaction is marked
+// (t.lost, see aborted) as if a statement had failed: a call that updated a
+// missing job must not commit as if it had not.
+func (t *txn) lose(found, n int) error {
+	t.lost = fmt.Errorf("update jobs: %d of %d rows found: %w", found, n, storage.ErrNotFound)
+	if t.group {
+		return errUpdateLost
+	}
+	return t.lost
+}
+
 // copyJobs inserts the kept jobs by COPY.
 func (t *txn) copyJobs() error {
 	rows := make([][]any, len(t.inserts))
 	for i, j := range t.inserts {
-		var idem *string
-		if j.IdempotencyKey != "" {
-			k := j.IdempotencyKey
-			idem = &k
-		}
 		rows[i] = []any{j.ID, j.Tenant, j.Owner, j.Operation, string(j.Status), []byte(j.Input),
-			storage.NullBytes(j.Result), storage.JSONOrNil(j.Error), storage.JSONOrNil(j.Progress),
+			storage.NullBytes(j.Result), j.json.Error, j.json.Progress,
 			int32(j.Attempt), int32(j.MaxAttempts), int32(j.Priority), int32(j.TimeoutSeconds), j.CancelRequested,
-			storage.JSONOrNil(j.Metadata), j.CallbackURL, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt),
+			j.json.Metadata, j.CallbackURL, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt),
 			microsOf(j.StartedAt), microsOf(j.FinishedAt), j.LeaseToken, microsOf(j.LeaseExpiresAt), j.Worker,
-			idem, j.RequestHash, microsOf(j.ExpiresAt), storage.JSONOrNil(j.Artifacts)}
+			sqlrow.IdempotencyKey(&j.Job), j.RequestHash, microsOf(j.ExpiresAt), j.json.Artifacts}
 	}
 	t.inserts = t.inserts[:0]
 	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"jobs"}, jobColumns, pgx.CopyFromRows(rows)); err != nil {
@@ -259,10 +283,8 @@ func (t *txn) copyJobs() error {
 	return nil
 }
 
-// jobColumns and eventColumns are jobCols and eventCols, one by one (for COPY).
-var jobColumns, eventColumns = columns(jobCols), columns(eventCols)
-
-func columns(list string) []string { return strings.Split(strings.Join(strings.Fields(list), ""), ",") }
+// jobColumns and eventColumns are the job and event columns, one by one (for COPY).
+var jobColumns, eventColumns = sqlrow.Columns(sqlrow.JobColumns), sqlrow.Columns(sqlrow.EventColumns)
 
 // copyFrom is the batch size from which rows go by COPY rather than by one
 // INSERT … SELECT FROM unnest: COPY skips the executor and writes the rows with
@@ -300,10 +322,11 @@ func (t *txn) copyEvents(evs []*errand.Event) error {
 }
 
 func collectSeqs(rows pgx.Rows, err error) ([]int64, error) {
-	return collect(rows, err, func(r pgx.Row) (int64, error) {
+	seqs, err := sqlrow.Collect(rows, err, func(r sqlrow.Row) (int64, error) {
 		var n int64
 		return n, r.Scan(&n)
 	})
+	return seqs, interpretError(err)
 }
 
 func microsOf(t *time.Time) *int64 {
@@ -314,19 +337,8 @@ func microsOf(t *time.Time) *int64 {
 	return &us
 }
 
-// exec, query and queryRow send a statement after the kept writes (in a
-// group, under the call's savepoint when what it sends could need undoing).
-func (t *txn) exec(what, q string, args ...any) (pgconn.CommandTag, error) {
-	if err := t.send(true); err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	tag, err := t.tx.Exec(t.ctx, q, args...)
-	if err != nil {
-		return tag, fmt.Errorf("%s: %w", what, err)
-	}
-	return tag, nil
-}
-
+// query and queryRow send a read after the kept writes (conn.Exec and
+// ExecRow send writes, in a group under the call's savepoint: see send).
 func (t *txn) query(q string, args ...any) (pgx.Rows, error) {
 	if err := t.send(false); err != nil {
 		return nil, err
@@ -336,11 +348,7 @@ func (t *txn) query(q string, args ...any) (pgx.Rows, error) {
 
 func (t *txn) queryRow(q string, args ...any) pgx.Row {
 	if err := t.send(false); err != nil {
-		return errRow{err}
+		return sqlrow.ErrRow{Err: err}
 	}
 	return t.tx.QueryRow(t.ctx, q, args...)
 }
-
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }

@@ -116,7 +116,7 @@ func isAnswer(err error) bool {
 // alone runs one call in its own transaction, retrying conflicts.
 func (s *Store) alone(r *request) error {
 	for attempt := 1; ; attempt++ {
-		t := &txn{s: s}
+		t := newTxn(s)
 		err := s.runTx(r.ctx, t, r.fn)
 		if err == nil {
 			s.tail.committed(&t.c, t.maxSeq)
@@ -149,7 +149,8 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 	if err != nil {
 		return errs, 0, false
 	}
-	t := &txn{s: s, tx: tx, ctx: ctx, group: true}
+	t := newTxn(s)
+	t.tx, t.ctx, t.group = tx, ctx, true
 	for i, r := range group {
 		t.beginCall()
 		var goOn bool
@@ -207,9 +208,10 @@ func (t *txn) settleCall(err error) (_ error, goOn bool) {
 var errStatementFailed = errors.New("a statement of the call failed")
 
 // aborted reports whether a statement of the transaction failed (PostgreSQL
-// then refuses every statement until a ROLLBACK TO SAVEPOINT).
+// then refuses every statement until a ROLLBACK TO SAVEPOINT), or a batch of
+// updates found a job missing (t.lost; undone by the same rollback).
 func (t *txn) aborted() bool {
-	return t.tx.Conn().PgConn().TxStatus() == 'E'
+	return t.lost != nil || t.tx.Conn().PgConn().TxStatus() == 'E'
 }
 
 // call is where the current call's writes begin in the kept buffers.
@@ -268,6 +270,9 @@ func (t *txn) abandonCall() error {
 	t.c = storage.Commit{}
 	if t.call.savepoint {
 		_, err := t.tx.Exec(t.ctx, `ROLLBACK TO SAVEPOINT call`)
+		if err == nil {
+			t.lost = nil
+		}
 		return err
 	}
 	return nil

@@ -27,11 +27,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlrow"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -102,6 +102,7 @@ func redact(raw string) string {
 
 // Store is the PostgreSQL driver.
 type Store struct {
+	reader // reads committed state on the pool (ListEvents is its own)
 	cfg    Config
 	pool   *pgxpool.Pool
 	dsn    string
@@ -110,13 +111,15 @@ type Store struct {
 	tail   *tailer
 	reqs   chan *request
 	quit   chan struct{}
-	mu     sync.Mutex
-	notify []storage.Notifier
+	notify storage.Notifiers
 	hooks  storage.Hooks
 	space  storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
+
+// reader is sqlrow's storage.Reader, embedded unexported.
+type reader = sqlrow.Reader
 
 // Open connects, applies migrations (under an advisory lock, so nodes starting
 // together run them once) and starts the tailer.
@@ -140,6 +143,7 @@ func Open(ctx context.Context, dsn string, cfg *Config) (*Store, error) {
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	s.reader = sqlrow.Reader{DB: pool{s.pool}, Q: queries, Dialect: sqlrow.PostgreSQL, Interpret: interpretError}
 	if err := s.migrate(ctx); err != nil {
 		s.pool.Close()
 		return nil, err
@@ -244,22 +248,14 @@ func mustSub(fsys embed.FS, dir string) fs.FS {
 func (s *Store) Hook(h storage.EventHook) { s.hooks.Hook(h) }
 
 // Listen registers n to hear about every commit, in commit order.
-func (s *Store) Listen(n storage.Notifier) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.notify = append(s.notify, n)
-}
-
-func (s *Store) notifiers() []storage.Notifier {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.notify
-}
+func (s *Store) Listen(n storage.Notifier) { s.notify.Listen(n) }
 
 // WithTx runs fn in a transaction and commits it: grouped with the calls
-// waiting beside it (group.go), or alone. A serialization failure, a deadlock
-// or a race on an idempotency key runs fn again (up to three times). Its
-// events reach the notifiers shortly after, in order, through the tailer.
+// waiting beside it (group.go), or alone. fn runs again, alone, when its
+// group failed or one of its statements did (see storage.Store.WithTx), and
+// after a serialization failure, a deadlock or a race on an idempotency key
+// (up to five runs alone). Its events reach the notifiers shortly after, in
+// order, through the tailer.
 func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
 	_, err := s.submit(ctx, fn)
 	return s.space.Observe(err)
@@ -289,6 +285,10 @@ func (s *Store) runTx(ctx context.Context, t *txn, fn func(storage.Tx) error) er
 	if err := t.flush(); err != nil {
 		_ = tx.Rollback(tctx)
 		return err
+	}
+	if t.lost != nil { // fn went on (and returned nil) after hearing of it
+		_ = tx.Rollback(tctx)
+		return t.lost
 	}
 	// No NOTIFY inside: PostgreSQL serializes the commits of notifying
 	// transactions (a global lock held through the WAL flush), which capped
@@ -363,12 +363,11 @@ func interpretError(err error) error {
 	return err
 }
 
-// Setting returns the stored value of key, storing value first if there is none.
+// Setting returns the stored value of key, storing value first if there is
+// none (one statement: see sqlrow's Setting).
 func (s *Store) Setting(ctx context.Context, key, value string) (string, error) {
 	var out string
-	err := s.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO settings (key, value) VALUES ($1, $2)
-		ON CONFLICT (key) DO NOTHING RETURNING value)
-		SELECT value FROM ins UNION ALL SELECT value FROM settings WHERE key = $1 LIMIT 1`, key, value).Scan(&out)
+	err := s.pool.QueryRow(ctx, queries.Setting, key, value).Scan(&out)
 	return out, interpretError(err)
 }
 

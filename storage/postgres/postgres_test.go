@@ -2,74 +2,39 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/postgres"
 	"github.com/errandhq/errand/storage/storagetest"
 	"github.com/jackc/pgx/v5"
 )
 
-// testURL is the PostgreSQL the tests use: ERRAND_TEST_POSTGRES, or the
-// machine's own server. Under CI=true a server that does not answer fails the
-// tests instead of skipping them.
-func testURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("ERRAND_TEST_POSTGRES")
-	if u == "" {
-		u = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s does not answer: %v", u, err)
-		}
-		t.Skipf("PostgreSQL at %s does not answer (set ERRAND_TEST_POSTGRES): %v", u, err)
-	}
-	conn.Close(ctx)
-	return u
-}
+// testURL, newSchema and openSchema are the shared test store's: the
+// PostgreSQL of ERRAND_TEST_POSTGRES (or the machine's own), required under
+// CI=true; a schema per test.
+func testURL(t *testing.T) string { return teststore.PostgresURL(t) }
 
-// openSchema opens a store in a schema of its own, dropped after the test.
+func newSchema(t *testing.T, u string) string { return teststore.NewSchema(t, u) }
+
 func openSchema(t *testing.T, u, schema string) *postgres.Store {
-	t.Helper()
-	s, err := postgres.Open(context.Background(), u, &postgres.Config{Schema: schema, MaxConns: 8})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func newSchema(t *testing.T, u string) string {
-	t.Helper()
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if conn, err := pgx.Connect(ctx, u); err == nil {
-			conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
-	return schema
+	return teststore.OpenSchema(t, u, schema)
 }
 
 func TestConformance(t *testing.T) {
-	u := testURL(t)
-	storagetest.Exercise(t, func(t *testing.T) storage.Store { return openSchema(t, u, newSchema(t, u)) })
+	storagetest.Exercise(t, func(t *testing.T) storage.Store { return teststore.OpenPostgres(t) })
+}
+
+// TestSkipLocked: a claim skips the rows another open transaction claimed.
+func TestSkipLocked(t *testing.T) {
+	storagetest.SkipLocked(t, func(t *testing.T) storage.Store { return teststore.OpenPostgres(t) })
 }
 
 // TestNodesSeeEveryEventInOrder: two nodes on one database commit events
@@ -99,12 +64,12 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 				err := node.WithTx(ctx, func(tx storage.Tx) error {
 					e = &errand.Event{Stream: "orders", Tenant: "acme", Type: "x", Time: time.Now(),
 						Data: fmt.Appendf(nil, `{"g":%d,"i":%d}`, g, i)}
-					if err := tx.InsertEvent(ctx, e); err != nil {
+					if err := tx.InsertEvent(e); err != nil {
 						return err
 					}
 					if i%7 == 3 {
 						// A read sends the event (it takes a seq), then the transaction rolls back: a gap.
-						if _, err := tx.GetSetting(ctx, "nothing"); err != storage.ErrNotFound {
+						if _, err := tx.GetSetting("nothing"); err != storage.ErrNotFound {
 							return fmt.Errorf("GetSetting: %v", err)
 						}
 						return errRollback
@@ -165,7 +130,7 @@ func TestNodesSeeEveryEventInOrder(t *testing.T) {
 	var last *errand.Event
 	if err := a.WithTx(ctx, func(tx storage.Tx) error {
 		last = &errand.Event{Stream: "orders", Tenant: "acme", Type: "x", Time: time.Now(), Data: []byte(`{}`)}
-		return tx.InsertEvent(ctx, last)
+		return tx.InsertEvent(last)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +172,11 @@ func TestHistoryHasNoHoles(t *testing.T) {
 				var e *errand.Event
 				err := node.WithTx(ctx, func(tx storage.Tx) error {
 					e = &errand.Event{Stream: "s", Tenant: "t", Type: "x", Time: time.Now(), Data: []byte(`{}`)}
-					if err := tx.InsertEvent(ctx, e); err != nil {
+					if err := tx.InsertEvent(e); err != nil {
 						return err
 					}
 					if i%5 == 2 {
-						tx.GetSetting(ctx, "none")
+						tx.GetSetting("none")
 						return errors.New("roll back")
 					}
 					return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlrow"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -185,9 +186,7 @@ func (t *tailer) dispatchNotes() {
 	t.pending = nil
 	t.mu.Unlock()
 	for _, c := range notes {
-		for _, n := range t.s.notifiers() {
-			n.Committed(c)
-		}
+		t.s.notify.Committed(c)
 	}
 }
 
@@ -228,9 +227,7 @@ func (t *tailer) step() bool {
 	}
 	if len(ready) > 0 {
 		c := &storage.Commit{Events: ready}
-		for _, n := range t.s.notifiers() {
-			n.Committed(c)
-		}
+		t.s.notify.Committed(c)
 	}
 	t.mu.Lock()
 	moved := t.cursor != from
@@ -283,8 +280,9 @@ func (t *tailer) events(ctx context.Context, seqs []int64) ([]*errand.Event, err
 	if len(missing) == 0 {
 		return evs, nil
 	}
-	rows, err := t.s.pool.Query(ctx, `SELECT `+eventCols+` FROM events WHERE seq = ANY($1)`, missing)
-	fetched, err := collect(rows, err, scanEvent)
+	rows, err := t.s.pool.Query(ctx, `SELECT `+sqlrow.EventColumns+` FROM events WHERE seq = ANY($1)`, missing)
+	fetched, err := sqlrow.Collect(rows, err, sqlrow.ScanEvent)
+	err = interpretError(err)
 	if err != nil {
 		return nil, err
 	}

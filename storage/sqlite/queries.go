@@ -3,476 +3,204 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlrow"
 )
 
-// jobCols is the column list every job query reads, in scanJob's order.
-const jobCols = `id, tenant, owner, operation, status, input, result, error, progress, attempt,
-	max_attempts, priority, timeout_seconds, cancel_requested, metadata, callback_url, created_at,
-	run_at, started_at, finished_at, lease_token, lease_expires_at, worker, idempotency_key,
-	request_hash, expires_at, artifacts`
+// The driver's statements are sqlrow's, rendered for SQLite once.
+var queries = sqlrow.SQLite.Queries()
 
-// The queries, named as in the PostgreSQL driver.
-const (
-	qInsertJob = `INSERT INTO jobs (` + jobCols + `) VALUES
-		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qUpdateJob = `UPDATE jobs SET status = ?, result = ?, error = ?, progress = ?, attempt = ?,
-		max_attempts = ?, cancel_requested = ?, run_at = ?, started_at = ?, finished_at = ?,
-		lease_token = ?, lease_expires_at = ?, worker = ?, expires_at = ?, artifacts = ? WHERE id = ?`
-	qGetJob         = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
-	qGetTenantJob   = `SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND tenant = ?`
-	qFindIdempotent = `SELECT ` + jobCols + ` FROM jobs WHERE tenant = ? AND owner = ? AND idempotency_key = ?`
-	qDeleteJob      = `DELETE FROM jobs WHERE id = ?`
-	qDeleteEvents   = `DELETE FROM events WHERE stream = ?`
-	qInsertEvent    = `INSERT INTO events (stream, tenant, type, time, data, expires_at) VALUES (?, ?, ?, ?, ?, ?)`
-	qQueuedJobs     = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND operation = ?
-		ORDER BY priority DESC, run_at, id LIMIT ?`
-	qQueuedTenantJobs = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'queued' AND tenant = ? AND operation = ?
-		ORDER BY priority DESC, run_at, id LIMIT ?`
-	qCountRunning  = `SELECT count(*) FROM jobs WHERE status = 'running' AND operation = ?`
-	qExpiredLeases = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'running' AND lease_expires_at < ?
-		ORDER BY lease_expires_at LIMIT ?`
-	qDueScheduled = `SELECT ` + jobCols + ` FROM jobs WHERE status = 'scheduled' AND run_at <= ?
-		ORDER BY run_at LIMIT ?`
-	qExpiredJobs   = `SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
-	qStreamFloor   = `SELECT floor FROM stream_floors WHERE tenant = ? AND stream = ?`
-	qExpiredEvents = `SELECT seq, tenant, stream FROM events WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?`
-	qDeleteEvent   = `DELETE FROM events WHERE seq = ?`
-	qRaiseFloor    = `INSERT INTO stream_floors (tenant, stream, floor) VALUES (?, ?, ?)
-		ON CONFLICT (tenant, stream) DO UPDATE SET floor = max(floor, excluded.floor)`
-	qGetSetting    = `SELECT value FROM settings WHERE key = ?`
-	qPutSetting    = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
-	qNextScheduled = `SELECT min(run_at) FROM jobs WHERE status = 'scheduled'`
-	qNextLeaseEnd  = `SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'`
-	qListEvents    = `SELECT seq, stream, tenant, type, time, data FROM events WHERE stream = ? AND tenant = ? AND seq > ? ORDER BY seq LIMIT ?`
-	qLogHead       = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
-		coalesce((SELECT max(seq) FROM events), 0))`
-)
-
-// writeStmts are prepared once on the writer's connection.
+// writeStmts are prepared once on the writer's connection: the statements a
+// busy store runs most (parsing them for every caller cost a tenth of the
+// server's CPU under load), and the group commit's own.
 type writeStmts struct {
-	insertJob, updateJob, getJob, findIdempotent, deleteJob, deleteEvents, insertEvent,
-	queuedJobs, queuedTenantJobs, countRunning, expiredLeases, dueScheduled, expiredJobs *sql.Stmt
-	insertDelivery, updateDelivery, insertAttempt *sql.Stmt
-	// The group commit's own statements, prepared once: parsing them for every
-	// caller cost a tenth of the server's CPU under load.
+	byQuery                                                 map[string]*sql.Stmt
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 }
 
+// preparedWrites are the shared statements the writer prepares.
+var preparedWrites = []string{queries.InsertJob, queries.UpdateJob, queries.GetJob, queries.JobByIdempotencyKey,
+	queries.DeleteJob, queries.DeleteEvents, queries.InsertEvent, queries.QueuedJobs, queries.QueuedTenantJobs,
+	queries.CountRunning, queries.ExpiredLeases, queries.DueScheduled, queries.ExpiredJobs, queries.InsertDelivery,
+	queries.UpdateDelivery, queries.InsertAttempt}
+
 func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
-	return prepareAll(ctx, c.PrepareContext, map[**sql.Stmt]string{
-		&s.insertJob: qInsertJob, &s.updateJob: qUpdateJob, &s.getJob: qGetJob,
-		&s.findIdempotent: qFindIdempotent, &s.deleteJob: qDeleteJob, &s.deleteEvents: qDeleteEvents,
-		&s.insertEvent: qInsertEvent, &s.queuedJobs: qQueuedJobs, &s.countRunning: qCountRunning,
-		&s.queuedTenantJobs: qQueuedTenantJobs, &s.expiredLeases: qExpiredLeases, &s.dueScheduled: qDueScheduled, &s.expiredJobs: qExpiredJobs,
-		&s.insertDelivery: qInsertDelivery, &s.updateDelivery: qUpdateDelivery, &s.insertAttempt: qInsertAttempt,
-		&s.begin: "BEGIN IMMEDIATE", &s.commit: "COMMIT", &s.rollback: "ROLLBACK",
-		&s.savepoint: "SAVEPOINT r", &s.release: "RELEASE r", &s.rollbackTo: "ROLLBACK TO r",
-	})
-}
-
-func (s *writeStmts) close() {
-	closeAll(s.insertJob, s.updateJob, s.getJob, s.findIdempotent, s.deleteJob, s.deleteEvents,
-		s.insertEvent, s.queuedJobs, s.queuedTenantJobs, s.countRunning, s.expiredLeases, s.dueScheduled, s.expiredJobs,
-		s.insertDelivery, s.updateDelivery, s.insertAttempt,
-		s.begin, s.commit, s.rollback, s.savepoint, s.release, s.rollbackTo)
-}
-
-// readStmts are prepared on the read pool.
-type readStmts struct {
-	getTenantJob, listEvents, nextScheduled, nextLeaseEnd, logHead *sql.Stmt
-}
-
-func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
-	return prepareAll(ctx, db.PrepareContext, map[**sql.Stmt]string{
-		&s.getTenantJob: qGetTenantJob, &s.listEvents: qListEvents,
-		&s.nextScheduled: qNextScheduled, &s.nextLeaseEnd: qNextLeaseEnd, &s.logHead: qLogHead,
-	})
-}
-
-func (s *readStmts) close() {
-	closeAll(s.getTenantJob, s.listEvents, s.nextScheduled, s.nextLeaseEnd, s.logHead)
-}
-
-func prepareAll(ctx context.Context, prep func(context.Context, string) (*sql.Stmt, error), qs map[**sql.Stmt]string) error {
-	for dst, q := range qs {
-		st, err := prep(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare %q: %w", strings.Join(strings.Fields(q)[:min(3, len(strings.Fields(q)))], " "), err)
-		}
-		*dst = st
+	var err error
+	if s.byQuery, err = prepareAll(ctx, c.PrepareContext, preparedWrites); err != nil {
+		return err
+	}
+	own, err := prepareAll(ctx, c.PrepareContext, []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "SAVEPOINT r", "RELEASE r", "ROLLBACK TO r"})
+	if err != nil {
+		return err
+	}
+	s.begin, s.commit, s.rollback = own["BEGIN IMMEDIATE"], own["COMMIT"], own["ROLLBACK"]
+	s.savepoint, s.release, s.rollbackTo = own["SAVEPOINT r"], own["RELEASE r"], own["ROLLBACK TO r"]
+	for k, st := range own {
+		s.byQuery[k] = st
 	}
 	return nil
 }
 
-func closeAll(stmts ...*sql.Stmt) {
-	for _, st := range stmts {
-		if st != nil {
-			st.Close()
+func (s *writeStmts) close() { closeAll(s.byQuery) }
+
+// readStmts are prepared on the read pool.
+type readStmts struct{ byQuery map[string]*sql.Stmt }
+
+func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	var err error
+	s.byQuery, err = prepareAll(ctx, db.PrepareContext,
+		[]string{queries.GetTenantJob, queries.ListEvents, queries.NextScheduled, queries.NextLeaseEnd, qLogHead})
+	return err
+}
+
+func (s *readStmts) close() { closeAll(s.byQuery) }
+
+func prepareAll(ctx context.Context, prep func(context.Context, string) (*sql.Stmt, error), qs []string) (map[string]*sql.Stmt, error) {
+	out := make(map[string]*sql.Stmt, len(qs))
+	for _, q := range qs {
+		st, err := prep(ctx, q)
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("prepare %q: %w", strings.Join(strings.Fields(q)[:min(3, len(strings.Fields(q)))], " "), err)
 		}
+		out[q] = st
+	}
+	return out, nil
+}
+
+func closeAll(stmts map[string]*sql.Stmt) {
+	for _, st := range stmts {
+		st.Close()
 	}
 }
 
-// txn is the storage.Tx of one request inside a group commit.
+// txn is the storage.Tx of one request inside a group commit: sqlrow's,
+// over the writer's connection.
 type txn struct {
-	w *writer
+	sqlrow.Tx
 	c storage.Commit
 }
 
 var _ storage.Tx = (*txn)(nil)
 
+func newTxn(w *writer) *txn {
+	t := &txn{}
+	t.Tx = sqlrow.Tx{Conn: conn{w}, Q: queries, Dialect: sqlrow.SQLite, Commit: &t.c, Interpret: interpretError,
+		Hooks: &w.store.hooks, Self: t}
+	return t
+}
+
 func (t *txn) reset() { t.c = storage.Commit{} }
 
-// Every statement runs under the writer's context, never the caller's: an interrupted
-// statement could roll back the whole shared transaction.
+// conn runs the transaction's statements on the writer's connection, under
+// the writer's context, never a caller's: an interrupted statement could
+// roll back the whole shared transaction. A statement the writer prepared
+// runs prepared.
+type conn struct{ w *writer }
 
-func (t *txn) GetJob(_ context.Context, id string) (*errand.Job, error) {
-	return scanJob(t.w.stmts.getJob.QueryRowContext(t.w.ctx, id))
-}
-
-// LockJobs does nothing: the single writer already holds every row, and a
-// statement costs no round trip.
-func (t *txn) LockJobs(context.Context, []string) error { return nil }
-
-func (t *txn) FindIdempotent(_ context.Context, tenant, owner, key string) (*errand.Job, error) {
-	return scanJob(t.w.stmts.findIdempotent.QueryRowContext(t.w.ctx, tenant, owner, key))
-}
-
-func (t *txn) InsertJob(_ context.Context, j *errand.Job) error {
-	_, err := t.w.stmts.insertJob.ExecContext(t.w.ctx, j.ID, j.Tenant, j.Owner, j.Operation, string(j.Status),
-		[]byte(j.Input), storage.NullBytes(j.Result), storage.JSONOrNil(j.Error), storage.JSONOrNil(j.Progress), j.Attempt,
-		j.MaxAttempts, j.Priority, j.TimeoutSeconds, j.CancelRequested, storage.JSONOrNil(j.Metadata), j.CallbackURL,
-		storage.Micros(j.CreatedAt), storage.Micros(j.RunAt), storage.MicrosPtr(j.StartedAt), storage.MicrosPtr(j.FinishedAt), j.LeaseToken,
-		storage.MicrosPtr(j.LeaseExpiresAt), j.Worker, storage.NullString(j.IdempotencyKey), j.RequestHash, storage.MicrosPtr(j.ExpiresAt),
-		storage.JSONOrNil(j.Artifacts))
-	if err != nil {
-		return fmt.Errorf("insert job: %w", err)
-	}
-	return nil
-}
-
-func (t *txn) UpdateJob(_ context.Context, j *errand.Job) error {
-	res, err := t.w.stmts.updateJob.ExecContext(t.w.ctx, string(j.Status), storage.NullBytes(j.Result), storage.JSONOrNil(j.Error),
-		storage.JSONOrNil(j.Progress), j.Attempt, j.MaxAttempts, j.CancelRequested, storage.Micros(j.RunAt), storage.MicrosPtr(j.StartedAt),
-		storage.MicrosPtr(j.FinishedAt), j.LeaseToken, storage.MicrosPtr(j.LeaseExpiresAt), j.Worker, storage.MicrosPtr(j.ExpiresAt),
-		storage.JSONOrNil(j.Artifacts), j.ID)
-	if err != nil {
-		return fmt.Errorf("update job: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return storage.ErrNotFound
-	}
-	return nil
-}
-
-func (t *txn) DeleteJob(_ context.Context, id string) error {
-	if _, err := t.w.stmts.deleteEvents.ExecContext(t.w.ctx, id); err != nil {
-		return fmt.Errorf("delete events: %w", err)
-	}
-	if _, err := t.w.stmts.deleteJob.ExecContext(t.w.ctx, id); err != nil {
-		return fmt.Errorf("delete job: %w", err)
-	}
-	return nil
-}
-
-func (t *txn) InsertEvent(ctx context.Context, e *errand.Event) error {
-	res, err := t.w.stmts.insertEvent.ExecContext(t.w.ctx, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), storage.MicrosPtr(e.ExpiresAt))
-	if err != nil {
-		return fmt.Errorf("insert event: %w", err)
-	}
-	if e.Seq, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("event sequence: %w", err)
-	}
-	t.c.Events = append(t.c.Events, e)
-	return t.w.store.hooks.EventAppended(ctx, t, e)
-}
-
-func (t *txn) QueuedJobs(_ context.Context, tenant, operation string, limit int, maxBytes int64) ([]*errand.Job, error) {
-	var rows *sql.Rows
+func (c conn) Exec(q string, args ...any) (int64, error) {
+	var res sql.Result
 	var err error
-	if tenant != "" {
-		rows, err = t.w.stmts.queuedTenantJobs.QueryContext(t.w.ctx, tenant, operation, limit)
+	if st := c.w.stmts.byQuery[q]; st != nil {
+		res, err = st.ExecContext(c.w.ctx, args...)
 	} else {
-		rows, err = t.w.stmts.queuedJobs.QueryContext(t.w.ctx, operation, limit)
+		res, err = c.w.conn.ExecContext(c.w.ctx, q, args...)
 	}
-	return collectBytes(rows, err, maxBytes, scanJob, (*errand.Job).Bytes)
-}
-
-func (t *txn) CountRunning(_ context.Context, operation string) (int, error) {
-	var n int
-	err := t.w.stmts.countRunning.QueryRowContext(t.w.ctx, operation).Scan(&n)
-	return n, err
-}
-
-func (t *txn) ExpiredLeases(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
-	return queryJobs(t.w.stmts.expiredLeases.QueryContext(t.w.ctx, storage.Micros(now), limit))
-}
-
-func (t *txn) DueScheduled(_ context.Context, now time.Time, limit int) ([]*errand.Job, error) {
-	return queryJobs(t.w.stmts.dueScheduled.QueryContext(t.w.ctx, storage.Micros(now), limit))
-}
-
-func (t *txn) ExpiredJobs(_ context.Context, now time.Time, limit int) ([]string, error) {
-	return queryIDs(t.w.stmts.expiredJobs.QueryContext(t.w.ctx, storage.Micros(now), limit))
-}
-
-// queryIDs reads a one-column result of ids.
-func queryIDs(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
-}
-
-func (t *txn) ExpireEvents(_ context.Context, now time.Time, limit int) (int, error) {
-	rows, err := t.w.conn.QueryContext(t.w.ctx, qExpiredEvents, storage.Micros(now), limit)
-	if err != nil {
-		return 0, fmt.Errorf("expired events: %w", err)
-	}
-	type key struct{ tenant, stream string }
-	floors := map[key]int64{}
-	var seqs []int64
-	for rows.Next() {
-		var seq int64
-		var k key
-		if err := rows.Scan(&seq, &k.tenant, &k.stream); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		seqs = append(seqs, seq)
-		floors[k] = max(floors[k], seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	for _, seq := range seqs {
-		if _, err := t.w.conn.ExecContext(t.w.ctx, qDeleteEvent, seq); err != nil {
-			return 0, fmt.Errorf("delete event: %w", err)
-		}
-	}
-	for k, f := range floors {
-		if _, err := t.w.conn.ExecContext(t.w.ctx, qRaiseFloor, k.tenant, k.stream, f); err != nil {
-			return 0, fmt.Errorf("raise stream floor: %w", err)
-		}
-	}
-	return len(seqs), nil
+	return res.RowsAffected()
 }
 
-func (t *txn) JobsReady(operation string) { t.c.Add(&storage.Commit{Ready: []string{operation}}) }
+func (c conn) ExecRow(q string, args ...any) sqlrow.Row { return c.QueryRow(q, args...) }
 
-func (t *txn) JobsScheduled(runAt time.Time) { t.c.Add(&storage.Commit{Scheduled: runAt}) }
+func (c conn) Query(q string, args ...any) (sqlrow.Rows, error) {
+	if st := c.w.stmts.byQuery[q]; st != nil {
+		return rowsOf(st.QueryContext(c.w.ctx, args...))
+	}
+	return rowsOf(c.w.conn.QueryContext(c.w.ctx, q, args...))
+}
 
-// GetJob reads a committed job.
-func (s *Store) GetJob(ctx context.Context, tenant, id string) (*errand.Job, error) {
-	return scanJob(s.read.getTenantJob.QueryRowContext(ctx, id, tenant))
+func (c conn) QueryRow(q string, args ...any) sqlrow.Row {
+	if st := c.w.stmts.byQuery[q]; st != nil {
+		return st.QueryRowContext(c.w.ctx, args...)
+	}
+	return c.w.conn.QueryRowContext(c.w.ctx, q, args...)
+}
+
+// readDB runs reads on the read pool, prepared where the pool has the statement.
+type readDB struct{ s *Store }
+
+func (d readDB) Query(ctx context.Context, q string, args ...any) (sqlrow.Rows, error) {
+	if st := d.s.read.byQuery[q]; st != nil {
+		return rowsOf(st.QueryContext(ctx, args...))
+	}
+	return rowsOf(d.s.rdb.QueryContext(ctx, q, args...))
+}
+
+func (d readDB) QueryRow(ctx context.Context, q string, args ...any) sqlrow.Row {
+	if st := d.s.read.byQuery[q]; st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return d.s.rdb.QueryRowContext(ctx, q, args...)
+}
+
+// scanDB runs lists on the scan pool: however many run, point reads never
+// wait behind them for a connection.
+type scanDB struct{ s *Store }
+
+func (d scanDB) Query(ctx context.Context, q string, args ...any) (sqlrow.Rows, error) {
+	return rowsOf(d.s.sdb.QueryContext(ctx, q, args...))
+}
+
+func (d scanDB) QueryRow(ctx context.Context, q string, args ...any) sqlrow.Row {
+	return d.s.sdb.QueryRowContext(ctx, q, args...)
 }
 
 // ListJobs reads committed jobs newest first, on the scan pool.
 func (s *Store) ListJobs(ctx context.Context, p storage.ListJobsParams) ([]*errand.Job, error) {
-	q, args := listJobsQuery(p)
-	rows, err := s.sdb.QueryContext(ctx, q, args...)
-	return collectBytes(rows, err, p.MaxBytes, scanJob, (*errand.Job).Bytes)
+	return s.scan.ListJobs(ctx, p)
 }
 
-// listJobsQuery is ListJobs' statement. With an owner it walks the
-// (tenant, owner, id) index newest first; with a legacy owner as well, each
-// owner's walk is limited on its own and the two are merged, because
-// owner IN (…) would walk the whole tenant's jobs instead.
-func listJobsQuery(p storage.ListJobsParams) (string, []any) {
-	owners := []string{p.Owner}
-	if p.LegacyOwner != "" && p.LegacyOwner != p.Owner {
-		owners = append(owners, p.LegacyOwner)
-	}
-	if len(owners) == 1 {
-		where, args := listJobsWhere(p, p.Owner)
-		return `SELECT ` + jobCols + ` FROM jobs WHERE ` + where + ` ORDER BY id DESC LIMIT ?`, append(args, p.Limit)
-	}
-	var arms []string
-	var args []any
-	for _, o := range owners {
-		where, a := listJobsWhere(p, o)
-		arms = append(arms, `SELECT id FROM (SELECT id FROM jobs WHERE `+where+` ORDER BY id DESC LIMIT ?)`)
-		args = append(append(args, a...), p.Limit)
-	}
-	return `SELECT ` + jobCols + ` FROM jobs WHERE id IN (` + strings.Join(arms, ` UNION ALL `) + `) ORDER BY id DESC LIMIT ?`,
-		append(args, p.Limit)
+// ListDeliveries reads deliveries newest first, on the scan pool.
+func (s *Store) ListDeliveries(ctx context.Context, p storage.ListDeliveriesParams) ([]*errand.Delivery, error) {
+	return s.scan.ListDeliveries(ctx, p)
 }
 
-// listJobsWhere is ListJobs' filter for one owner ("" for every owner's).
-func listJobsWhere(p storage.ListJobsParams, owner string) (string, []any) {
-	conds, args := []string{"tenant = ?"}, []any{p.Tenant}
-	add := func(cond string, v any) { conds, args = append(conds, cond), append(args, v) }
-	if p.Before != "" {
-		add("id < ?", p.Before)
-	}
-	if owner != "" {
-		add("owner = ?", owner)
-	}
-	if p.Operation != "" {
-		add("operation = ?", p.Operation)
-	}
-	if p.Status != "" {
-		add("status = ?", string(p.Status))
-	}
-	return strings.Join(conds, " AND "), args
-}
+// qLogHead is the highest seq the events table handed out: AUTOINCREMENT
+// keeps it in sqlite_sequence, deletes or not (or the highest stored, if a
+// copy put rows there without it).
+const qLogHead = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+	coalesce((SELECT max(seq) FROM events), 0))`
 
-// ListEvents reads a stream's committed events.
-func (s *Store) ListEvents(ctx context.Context, p storage.ListEventsParams) ([]*errand.Event, error) {
-	rows, err := s.read.listEvents.QueryContext(ctx, p.Stream, p.Tenant, p.After, p.Limit)
-	out, err := collectBytes(rows, err, p.MaxBytes, scanEvent, (*errand.Event).Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
-	}
-	return out, nil
-}
-
-func scanEvent(row rowScanner) (*errand.Event, error) {
-	e := &errand.Event{}
-	var t int64
-	var data []byte
-	err := row.Scan(&e.Seq, &e.Stream, &e.Tenant, &e.Type, &t, &data)
-	e.Time, e.Data = storage.FromMicros(t), data
-	return e, err
-}
-
-// StreamFloor reads the highest cursor retention deleted from a stream.
-func (s *Store) StreamFloor(ctx context.Context, tenant, stream string) (int64, error) {
-	var f int64
-	err := s.rdb.QueryRowContext(ctx, qStreamFloor, tenant, stream).Scan(&f)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return f, err
-}
-
-// NextWakeup reads when the scheduler and the lease reaper next have work.
-func (s *Store) NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error) {
-	var a, b sql.NullInt64
-	if err = s.read.nextScheduled.QueryRowContext(ctx).Scan(&a); err != nil {
-		return runAt, leaseExpiry, fmt.Errorf("next scheduled: %w", err)
-	}
-	if err = s.read.nextLeaseEnd.QueryRowContext(ctx).Scan(&b); err != nil {
-		return runAt, leaseExpiry, fmt.Errorf("next lease expiry: %w", err)
-	}
-	if a.Valid {
-		runAt = storage.FromMicros(a.Int64)
-	}
-	if b.Valid {
-		leaseExpiry = storage.FromMicros(b.Int64)
-	}
-	return runAt, leaseExpiry, nil
-}
-
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanJob(row rowScanner) (*errand.Job, error) {
-	j := &errand.Job{}
-	var status string
-	var result, jerr, progress, metadata, artifacts []byte
-	var created, runAt int64
-	var started, finished, leaseExp, expires sql.NullInt64
-	var idem sql.NullString
-	err := row.Scan(&j.ID, &j.Tenant, &j.Owner, &j.Operation, &status, &j.Input, &result, &jerr, &progress,
-		&j.Attempt, &j.MaxAttempts, &j.Priority, &j.TimeoutSeconds, &j.CancelRequested, &metadata,
-		&j.CallbackURL, &created, &runAt, &started, &finished, &j.LeaseToken, &leaseExp, &j.Worker, &idem,
-		&j.RequestHash, &expires, &artifacts)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	j.Status, j.IdempotencyKey = errand.Status(status), idem.String
-	j.CreatedAt, j.RunAt = storage.FromMicros(created), storage.FromMicros(runAt)
-	j.StartedAt, j.FinishedAt = timePtr(started), timePtr(finished)
-	j.LeaseExpiresAt, j.ExpiresAt = timePtr(leaseExp), timePtr(expires)
-	if len(result) > 0 {
-		j.Result = result
-	}
-	if err := storage.UnmarshalAll(jerr, &j.Error, progress, &j.Progress, metadata, &j.Metadata, artifacts, &j.Artifacts); err != nil {
-		return nil, fmt.Errorf("job %s: %w", j.ID, err)
-	}
-	return j, nil
-}
-
-func queryJobs(rows *sql.Rows, err error) ([]*errand.Job, error) { return collect(rows, err, scanJob) }
-
-// collect scans every row of a query with scan.
-func collect[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
-// collectBytes scans rows with scan until they run out or those scanned hold
-// maxBytes (0: no bound), measured by size. SQLite steps one row at a time, so
-// the rows after the budget are never read.
-func collectBytes[T any](rows *sql.Rows, err error, maxBytes int64, scan func(rowScanner) (T, error), size func(T) int64) ([]T, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	budget, used := storage.ByteBudget(maxBytes), int64(0)
-	for used < budget && rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-		used += size(v)
-	}
-	return out, rows.Err()
-}
-
-// LogHead reads the highest sequence number the events table has handed out
-// (AUTOINCREMENT keeps it in sqlite_sequence, deletes or not).
+// LogHead reads the highest cursor the log has handed out.
 func (s *Store) LogHead(ctx context.Context) (int64, error) {
 	var head int64
-	err := s.read.logHead.QueryRowContext(ctx).Scan(&head)
+	err := readDB{s}.QueryRow(ctx, qLogHead).Scan(&head)
 	return head, err
 }
 
-func timePtr(n sql.NullInt64) *time.Time {
-	if !n.Valid {
-		return nil
+// rows is *sql.Rows as sqlrow.Rows (whose Close returns nothing).
+type rows struct{ *sql.Rows }
+
+func (r rows) Close() { r.Rows.Close() }
+
+func rowsOf(r *sql.Rows, err error) (sqlrow.Rows, error) {
+	if err != nil {
+		return nil, err
 	}
-	t := storage.FromMicros(n.Int64)
-	return &t
+	return rows{r}, nil
 }
 
 // Setting returns the stored value of key, storing value first if there is none.
 func (s *Store) Setting(ctx context.Context, key, value string) (string, error) {
 	var out string
 	err := s.w.do(ctx, func(storage.Tx) error {
-		if _, err := s.w.conn.ExecContext(s.w.ctx, qPutSetting, key, value); err != nil {
-			return fmt.Errorf("store setting %s: %w", key, err)
-		}
-		return s.w.conn.QueryRowContext(s.w.ctx, qGetSetting, key).Scan(&out)
+		return conn{s.w}.ExecRow(queries.Setting, key, value).Scan(&out)
 	})
 	return out, err
 }

@@ -22,12 +22,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/storage/sqlrow"
 	"modernc.org/sqlite" // and the database/sql driver "sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -84,6 +84,7 @@ func (c *Config) validate() error {
 
 // Store is the SQLite driver.
 type Store struct {
+	reader // reads committed state on the read pool
 	cfg    Config
 	path   string
 	wdb    *sql.DB
@@ -91,13 +92,16 @@ type Store struct {
 	sdb    *sql.DB // list scans
 	w      *writer
 	read   readStmts
-	mu     sync.Mutex
-	notify []storage.Notifier
+	scan   sqlrow.Reader // lists, on the scan pool
+	notify storage.Notifiers
 	hooks  storage.Hooks
 	space  storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
+
+// reader is sqlrow's storage.Reader, embedded unexported.
+type reader = sqlrow.Reader
 
 // ParseURL reads a store URL of the form sqlite://path/to/file.db?synchronous=full
 // (or sqlite:path) into a path and a Config.
@@ -138,6 +142,8 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: c, path: path}
+	s.reader = sqlrow.Reader{DB: readDB{s}, Q: queries, Dialect: sqlrow.SQLite, Interpret: interpretError}
+	s.scan = sqlrow.Reader{DB: scanDB{s}, Q: queries, Dialect: sqlrow.SQLite, Interpret: interpretError}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -247,18 +253,8 @@ func (s *Store) apply(ctx context.Context, m storage.Migration) error {
 // Hook registers h to run in the transaction of every event appended.
 func (s *Store) Hook(h storage.EventHook) { s.hooks.Hook(h) }
 
-// Listen registers n to hear about commits.
-func (s *Store) Listen(n storage.Notifier) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.notify = append(s.notify, n)
-}
-
-func (s *Store) notifiers() []storage.Notifier {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.notify
-}
+// Listen registers n to hear about every commit, in commit order.
+func (s *Store) Listen(n storage.Notifier) { s.notify.Listen(n) }
 
 // WithTx runs fn in the next group commit.
 func (s *Store) WithTx(ctx context.Context, fn func(storage.Tx) error) error {

@@ -6,24 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/internal/teststore"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/sqlite"
 	"github.com/errandhq/errand/storage/storagetest"
 )
 
-func open(t *testing.T) storage.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "errand.db"), nil)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestConformance(t *testing.T) {
-	storagetest.Exercise(t, open)
+	storagetest.Exercise(t, func(t *testing.T) storage.Store { return teststore.Open(t) })
 }
 
 func TestReopenKeepsData(t *testing.T) {
@@ -32,8 +22,10 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := storagetest.NewHarness(t, s, storagetest.Op("report"))
-	j := h.Submit("report", jobParams())
+	j := storagetest.Job("job_1")
+	if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertJob(j) }); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	s2, err := sqlite.Open(context.Background(), path, nil)
 	if err != nil {
@@ -68,8 +60,6 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
-
-func jobParams() job.SubmitParams { return job.SubmitParams{} }
 
 // TestUpgrade0008: owners stored before migration 0008 keep their identities.
 func TestUpgrade0008(t *testing.T) {

@@ -133,7 +133,7 @@ func (w *writer) drain() {
 // commit runs batch in one transaction, one savepoint per request.
 func (w *writer) commit(batch []*request) {
 	errs := make([]error, len(batch))
-	tx := &txn{w: w}
+	tx := newTxn(w)
 	var all storage.Commit
 	err := w.exec(w.stmts.begin)
 	for i, r := range batch {
@@ -166,9 +166,7 @@ func (w *writer) commit(batch []*request) {
 		all = storage.Commit{}
 	}
 	if !all.Empty() {
-		for _, n := range w.store.notifiers() {
-			n.Committed(&all)
-		}
+		w.store.notify.Committed(&all)
 	}
 	for i, r := range batch {
 		r.done <- w.store.space.Observe(errs[i])

@@ -1,35 +1,33 @@
 package storagetest
 
 import (
-	"context"
+	"cmp"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/storage"
 )
 
-// accessTests are the suite's tests of API keys, tickets and the audit log.
-var accessTests = map[string]func(*testing.T, func(*testing.T) storage.Store){
-	"APIKeys":  testAPIKeys,
-	"Tickets":  testTickets,
-	"Audit":    testAudit,
-	"JobOwner": testJobOwner,
+// accessTests pin API keys, tickets and the audit log.
+var accessTests = map[string]func(*testing.T, storage.Store){
+	"APIKeys": testAPIKeys,
+	"Tickets": testTickets,
+	"Audit":   testAudit,
 }
 
-func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	now := NewClock().Now()
+func testAPIKeys(t *testing.T, s storage.Store) {
+	now := T0
 	exp := now.Add(time.Hour)
 	a := &errand.APIKey{ID: "key_a", Hash: "hash-a", Prefix: "ek_aaaa", Name: "ci", Tenant: "acme",
 		Roles: []string{"admin", "worker"}, CreatedBy: "dev", CreatedAt: now, ExpiresAt: &exp}
 	b := &errand.APIKey{ID: "key_b", Hash: "hash-b", Prefix: "ek_bbbb", Name: "other", Tenant: "globex", CreatedAt: now.Add(time.Second)}
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.InsertAPIKey(ctx, a); err != nil {
+		if err := tx.InsertAPIKey(a); err != nil {
 			return err
 		}
-		return tx.InsertAPIKey(ctx, b)
+		return tx.InsertAPIKey(b)
 	})
 	got, err := s.APIKeyByHash(ctx, "hash-a")
 	if err != nil {
@@ -39,7 +37,7 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 		!got.CreatedAt.Equal(now) || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.RevokedAt != nil {
 		t.Errorf("APIKeyByHash = %+v, want key_a as stored", got)
 	}
-	if _, err := s.APIKeyByHash(ctx, "nope"); err != storage.ErrNotFound {
+	if _, err := s.APIKeyByHash(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("APIKeyByHash(unknown) err = %v, want ErrNotFound", err)
 	}
 	if ks, _ := s.ListAPIKeys(ctx, "acme"); len(ks) != 1 || ks[0].ID != "key_a" {
@@ -50,19 +48,19 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	used := now.Add(time.Minute)
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.TouchAPIKeys(ctx, map[string]time.Time{"key_a": used}); err != nil {
+		if err := tx.TouchAPIKeys(map[string]time.Time{"key_a": used}); err != nil {
 			return err
 		}
 		// An older touch never moves last use back.
-		if err := tx.TouchAPIKeys(ctx, map[string]time.Time{"key_a": now}); err != nil {
+		if err := tx.TouchAPIKeys(map[string]time.Time{"key_a": now}); err != nil {
 			return err
 		}
-		k, err := tx.APIKeyByID(ctx, "key_b")
+		k, err := tx.GetAPIKey("key_b")
 		if err != nil {
 			return err
 		}
 		k.RevokedAt = &used
-		return tx.UpdateAPIKey(ctx, k)
+		return tx.UpdateAPIKey(k)
 	})
 	if got, _ := s.APIKeyByHash(ctx, "hash-a"); got.LastUsed == nil || !got.LastUsed.Equal(used) {
 		t.Errorf("last used = %v, want %v", got.LastUsed, used)
@@ -71,27 +69,34 @@ func testAPIKeys(t *testing.T, open func(*testing.T) storage.Store) {
 		t.Errorf("revoked key = %+v, want revoked and inactive", got)
 	}
 	err = s.WithTx(ctx, func(tx storage.Tx) error {
-		return tx.InsertAPIKey(ctx, &errand.APIKey{ID: "key_c", Hash: "hash-a", CreatedAt: now})
+		return tx.InsertAPIKey(&errand.APIKey{ID: "key_c", Hash: "hash-a", CreatedAt: now})
 	})
 	if err == nil {
 		t.Error("a second key with the same hash was stored")
 	}
+	wantNotFound(t, "UpdateAPIKey of a missing key", s.WithTx(ctx, func(tx storage.Tx) error {
+		return tx.UpdateAPIKey(&errand.APIKey{ID: "key_missing", RevokedAt: &used})
+	}))
+	tx(t, s, func(tx storage.Tx) error {
+		_, err := tx.GetAPIKey("key_missing")
+		wantNotFound(t, "GetAPIKey of a missing key", err)
+		return tx.TouchAPIKeys(map[string]time.Time{"key_missing": used}) // ignored
+	})
 }
 
-func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	now := NewClock().Now()
+func testTickets(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.InsertTicket(ctx, "t1", []byte(`{"subject":"ann"}`), now.Add(time.Minute)); err != nil {
+		if err := tx.InsertTicket("t1", []byte(`{"subject":"ann"}`), now.Add(time.Minute)); err != nil {
 			return err
 		}
-		return tx.InsertTicket(ctx, "t2", []byte(`{"subject":"bob"}`), now.Add(-time.Second))
+		return tx.InsertTicket("t2", []byte(`{"subject":"bob"}`), now.Add(-time.Second))
 	})
 	take := func(hash string) ([]byte, error) {
 		var p []byte
 		err := s.WithTx(ctx, func(tx storage.Tx) error {
 			var err error
-			p, err = tx.TakeTicket(ctx, hash, now)
+			p, err = tx.TakeTicket(hash, now)
 			return err
 		})
 		return p, err
@@ -99,19 +104,19 @@ func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
 	if p, err := take("t1"); err != nil || string(p) != `{"subject":"ann"}` {
 		t.Errorf("TakeTicket(t1) = %s, %v; want ann's principal", p, err)
 	}
-	if _, err := take("t1"); err != storage.ErrNotFound {
+	if _, err := take("t1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("second TakeTicket(t1) err = %v, want ErrNotFound (single use)", err)
 	}
-	if _, err := take("t2"); err != storage.ErrNotFound {
+	if _, err := take("t2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("TakeTicket(expired) err = %v, want ErrNotFound", err)
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		return tx.InsertTicket(ctx, "t3", []byte(`{}`), now.Add(-time.Minute))
+		return tx.InsertTicket("t3", []byte(`{}`), now.Add(-time.Minute))
 	})
 	var n int
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		n, err = tx.ExpireTickets(ctx, now, 100)
+		n, err = tx.ExpireTickets(now, 100)
 		return err
 	})
 	if n != 2 { // t2 (its failed take rolled back) and t3
@@ -119,9 +124,8 @@ func testTickets(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 }
 
-func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	now := NewClock().Now()
+func testAudit(t *testing.T, s storage.Store) {
+	now := T0
 	entries := []*errand.AuditEntry{
 		{Time: now.Add(-48 * time.Hour), Action: "authenticate", Outcome: errand.AuditFailed, Status: 401, Detail: "old"},
 		{Time: now, Tenant: "acme", Subject: "ann", Action: "jobs:submit", Resource: "report", Outcome: errand.AuditDenied, Status: 403},
@@ -129,7 +133,7 @@ func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
 		{Time: now, Tenant: "globex", Subject: "gus", Action: "jobs:read", Resource: "job_x", Outcome: errand.AuditDenied, Status: 404},
 		{Time: now, Action: "authenticate", Outcome: errand.AuditFailed, Status: 401, RequestID: "r1", Remote: "127.0.0.1"},
 	}
-	tx(t, s, func(tx storage.Tx) error { return tx.InsertAudit(ctx, entries) })
+	tx(t, s, func(tx storage.Tx) error { return tx.InsertAudit(entries) })
 	for i := 1; i < len(entries); i++ {
 		if entries[i].Seq <= entries[i-1].Seq {
 			t.Fatalf("seqs %d, %d not increasing", entries[i-1].Seq, entries[i].Seq)
@@ -137,7 +141,7 @@ func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	list := func(p storage.ListAuditParams) []string {
 		t.Helper()
-		p.Limit = cmpOr(p.Limit, 100)
+		p.Limit = cmp.Or(p.Limit, 100)
 		es, err := s.ListAudit(ctx, p)
 		if err != nil {
 			t.Fatalf("ListAudit(%+v): %v", p, err)
@@ -173,29 +177,10 @@ func testAudit(t *testing.T, open func(*testing.T) storage.Store) {
 	var n int
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		n, err = tx.ExpireAudit(ctx, now.Add(-24*time.Hour), 100)
+		n, err = tx.ExpireAudit(now.Add(-24*time.Hour), 100)
 		return err
 	})
 	if n != 1 {
 		t.Errorf("ExpireAudit = %d, want 1 (the 48 h old entry)", n)
-	}
-}
-
-func cmpOr(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
-}
-
-func testJobOwner(t *testing.T, open func(*testing.T) storage.Store) {
-	h := NewHarness(t, open(t), Op("report"))
-	j := h.Submit("report", job.SubmitParams{})
-	tenant, owner, err := h.Store.JobOwner(h.Ctx, j.ID)
-	if err != nil || tenant != Dev.Tenant || owner != Dev.Subject {
-		t.Errorf("JobOwner = %q, %q, %v; want %q, %q", tenant, owner, err, Dev.Tenant, Dev.Subject)
-	}
-	if _, _, err := h.Store.JobOwner(h.Ctx, "job_missing"); err != storage.ErrNotFound {
-		t.Errorf("JobOwner(missing) err = %v, want ErrNotFound", err)
 	}
 }

@@ -1,7 +1,6 @@
 package storagetest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -15,9 +14,7 @@ import (
 // testBulkRoundTrip writes jobs and events in one transaction, a few and then
 // many (drivers may send large batches another way, as PostgreSQL does by
 // COPY), and reads every field back as written.
-func testBulkRoundTrip(t *testing.T, open func(*testing.T) storage.Store) {
-	s := open(t)
-	ctx := context.Background()
+func testBulkRoundTrip(t *testing.T, s storage.Store) {
 	for _, n := range []int{3, 150} {
 		base := time.Date(2026, 11, 22, 10, 0, 0, 123456000, time.UTC)
 		jobs := make([]*errand.Job, n)
@@ -45,10 +42,10 @@ func testBulkRoundTrip(t *testing.T, open func(*testing.T) storage.Store) {
 		}
 		err := s.WithTx(ctx, func(tx storage.Tx) error {
 			for i, j := range jobs {
-				if err := tx.InsertJob(ctx, j); err != nil {
+				if err := tx.InsertJob(j); err != nil {
 					return err
 				}
-				if err := tx.InsertEvent(ctx, events[i]); err != nil {
+				if err := tx.InsertEvent(events[i]); err != nil {
 					return err
 				}
 			}

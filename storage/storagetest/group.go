@@ -98,56 +98,56 @@ func groupEvent(stream, marker string) *errand.Event {
 }
 
 // run is the call's fn: the same script on every run, its effects recorded afresh.
-func (c *groupCall) run(ctx context.Context, tx storage.Tx, w *groupWorld, worker int, deletable string) error {
+func (c *groupCall) run(tx storage.Tx, w *groupWorld, worker int, deletable string) error {
 	c.inserted, c.deleted, c.counters, c.markers = nil, nil, nil, nil
 	r := rand.New(rand.NewPCG(uint64(c.id), 7))
 	for i, st := range c.steps {
 		if i == c.failAt {
-			return c.failNow(ctx, tx, w)
+			return c.failNow(tx, w)
 		}
 		marker := groupMarker(c.id, i)
 		switch st {
 		case stepInsert:
 			id := fmt.Sprintf("job_g%05d_%d", c.id, i)
-			if err := tx.InsertJob(ctx, groupJob(id)); err != nil {
+			if err := tx.InsertJob(groupJob(id)); err != nil {
 				return err
 			}
-			if err := tx.InsertEvent(ctx, groupEvent(id, marker)); err != nil {
+			if err := tx.InsertEvent(groupEvent(id, marker)); err != nil {
 				return err
 			}
 			c.inserted = append(c.inserted, id)
 			c.markers = append(c.markers, marker)
 		case stepIncrement:
 			n := worker*countersPer + r.IntN(countersPer)
-			j, err := tx.GetJob(ctx, w.counters[n])
+			j, err := tx.GetJob(w.counters[n])
 			if err != nil {
 				return fmt.Errorf("get counter %d: %w", n, err)
 			}
 			j.Attempt++
-			if err := tx.UpdateJob(ctx, j); err != nil {
+			if err := tx.UpdateJob(j); err != nil {
 				return err
 			}
-			if err := tx.InsertEvent(ctx, groupEvent(w.counters[n], marker)); err != nil {
+			if err := tx.InsertEvent(groupEvent(w.counters[n], marker)); err != nil {
 				return err
 			}
 			c.counters = append(c.counters, n)
 			c.markers = append(c.markers, marker)
 		case stepRead:
-			if _, err := tx.GetJob(ctx, w.counters[worker*countersPer+r.IntN(countersPer)]); err != nil {
+			if _, err := tx.GetJob(w.counters[worker*countersPer+r.IntN(countersPer)]); err != nil {
 				return fmt.Errorf("read: %w", err)
 			}
 		case stepDelete:
 			if deletable == "" || contains(c.deleted, deletable) {
 				continue
 			}
-			if err := tx.DeleteJob(ctx, deletable); err != nil {
+			if err := tx.DeleteJob(deletable); err != nil {
 				return fmt.Errorf("delete %s: %w", deletable, err)
 			}
 			c.deleted = append(c.deleted, deletable)
 		}
 	}
 	if c.failAt == len(c.steps) {
-		return c.failNow(ctx, tx, w)
+		return c.failNow(tx, w)
 	}
 	return nil
 }
@@ -161,7 +161,7 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-func (c *groupCall) failNow(ctx context.Context, tx storage.Tx, w *groupWorld) error {
+func (c *groupCall) failNow(tx storage.Tx, w *groupWorld) error {
 	switch c.fail {
 	case failAnswer:
 		return errand.Errorf(errand.ECONFLICT, "call %d: injected conflict", c.id)
@@ -169,22 +169,20 @@ func (c *groupCall) failNow(ctx context.Context, tx storage.Tx, w *groupWorld) e
 		return fmt.Errorf("call %d: %w", c.id, errPlain)
 	}
 	// A job whose id exists: refused at once, at the next statement or at commit.
-	if err := tx.InsertJob(ctx, groupJob(w.counters[0])); err != nil {
+	if err := tx.InsertJob(groupJob(w.counters[0])); err != nil {
 		return err
 	}
 	return nil
 }
 
-func testGroupCommitModel(t *testing.T, open func(*testing.T) storage.Store) {
-	s := open(t)
-	ctx := context.Background()
+func testGroupCommitModel(t *testing.T, s storage.Store) {
 	rec := &Recorder{}
 	s.Listen(rec)
 	w := &groupWorld{own: map[int][]string{}}
 	err := s.WithTx(ctx, func(tx storage.Tx) error {
 		for i := range groupWorkers * countersPer {
 			id := fmt.Sprintf("job_counter%d", i)
-			if err := tx.InsertJob(ctx, groupJob(id)); err != nil {
+			if err := tx.InsertJob(groupJob(id)); err != nil {
 				return err
 			}
 			w.counters = append(w.counters, id)
@@ -210,7 +208,7 @@ func testGroupCommitModel(t *testing.T, open func(*testing.T) storage.Store) {
 				c := newGroupCall(n, seed)
 				calls[n] = c
 				deletable := w.takeOwn(wk)
-				errs[n] = s.WithTx(ctx, func(tx storage.Tx) error { return c.run(ctx, tx, w, wk, deletable) })
+				errs[n] = s.WithTx(ctx, func(tx storage.Tx) error { return c.run(tx, w, wk, deletable) })
 				w.settle(wk, c, errs[n] == nil, deletable)
 			}
 		}()

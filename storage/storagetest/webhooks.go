@@ -1,44 +1,33 @@
 package storagetest
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
-	"github.com/errandhq/errand/webhook"
 )
 
-// webhookTests are the suite's webhook storage tests.
-var webhookTests = map[string]func(*testing.T, func(*testing.T) storage.Store){
+// webhookTests pin the webhook tables: endpoints, deliveries, attempts.
+var webhookTests = map[string]func(*testing.T, storage.Store){
 	"WebhookEndpoints":  testWebhookEndpoints,
 	"WebhookDeliveries": testWebhookDeliveries,
 	"WebhookExpire":     testWebhookExpire,
-	"WebhookSettings":   testWebhookSettings,
-	"WebhookOutbox":     testWebhookOutbox,
 }
 
-func tx(t *testing.T, s storage.Store, fn func(storage.Tx) error) {
-	t.Helper()
-	if err := s.WithTx(context.Background(), fn); err != nil {
-		t.Fatalf("WithTx: %v", err)
-	}
-}
-
-func endpoint(id, tenant string, now time.Time) *errand.Endpoint {
+// Endpoint is an endpoint of tenant for job events, made at T0.
+func Endpoint(id, tenant string) *errand.Endpoint {
 	return &errand.Endpoint{ID: id, Tenant: tenant, URL: "https://example.com/" + id, Events: []string{"job.*"},
-		Secret: "whsec_a", CreatedAt: now, UpdatedAt: now}
+		Secret: "whsec_a", CreatedAt: T0, UpdatedAt: T0}
 }
 
-func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
+func testWebhookEndpoints(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
-		for _, e := range []*errand.Endpoint{endpoint("ep_1", "a", now), endpoint("ep_2", "a", now), endpoint("ep_3", "b", now)} {
-			if err := tx.InsertEndpoint(ctx, e); err != nil {
+		for _, e := range []*errand.Endpoint{Endpoint("ep_1", "a"), Endpoint("ep_2", "a"), Endpoint("ep_3", "b")} {
+			if err := tx.InsertEndpoint(e); err != nil {
 				return err
 			}
 		}
@@ -60,13 +49,13 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	later, exp := now.Add(time.Hour), now.Add(24*time.Hour)
 	tx(t, s, func(tx storage.Tx) error {
-		e, err := tx.EndpointByID(ctx, "ep_1")
+		e, err := tx.GetEndpoint("ep_1")
 		if err != nil {
 			return err
 		}
 		e.URL, e.Description, e.Events, e.Disabled, e.DisabledReason = "https://example.org/x", "d", []string{"channel:orders.*"}, true, "gone"
 		e.RateLimit, e.FailingSince, e.PreviousSecret, e.PreviousExpiresAt, e.Secret, e.UpdatedAt = 5, &now, "whsec_a", &exp, "whsec_b", later
-		return tx.UpdateEndpoint(ctx, e)
+		return tx.UpdateEndpoint(e)
 	})
 	got, err := s.GetEndpoint(ctx, "a", "ep_1")
 	if err != nil || got.URL != "https://example.org/x" || got.Description != "d" || !slices.Equal(got.Events, []string{"channel:orders.*"}) ||
@@ -74,21 +63,32 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 		got.Secret != "whsec_b" || got.PreviousSecret != "whsec_a" || !got.PreviousExpiresAt.Equal(exp) || !got.UpdatedAt.Equal(later) {
 		t.Fatalf("after update: %+v, %v", got, err)
 	}
-	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.UpdateEndpoint(ctx, endpoint("ep_9", "a", now)) })
+	tx(t, s, func(tx storage.Tx) error {
+		if e, err := tx.GetEndpoint("ep_3"); err != nil || e.Tenant != "b" {
+			t.Errorf("Tx.GetEndpoint of tenant b's endpoint = %+v, %v; want it (any tenant)", e, err)
+		}
+		_, err := tx.GetEndpoint("ep_9")
+		wantNotFound(t, "Tx.GetEndpoint of a missing endpoint", err)
+		return nil
+	})
+	if eps, err := s.ListEndpoints(ctx, "c"); err != nil || len(eps) != 0 {
+		t.Errorf("ListEndpoints of a tenant without endpoints = %v, %v", eps, err)
+	}
+	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.UpdateEndpoint(Endpoint("ep_9", "a")) })
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("UpdateEndpoint of a missing endpoint = %v", err)
 	}
-	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.DeleteEndpoint(ctx, "b", "ep_1") })
+	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.DeleteEndpoint("b", "ep_1") })
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("DeleteEndpoint of another tenant's = %v", err)
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		if err := tx.InsertDelivery(ctx, delivery("msg_1", "ep_1", now, now)); err != nil {
+		if err := tx.InsertDelivery(Delivery("msg_1", "ep_1", now, now)); err != nil {
 			return err
 		}
-		return tx.InsertAttempt(ctx, "msg_1", &errand.Attempt{N: 1, Time: now, StatusCode: 500})
+		return tx.InsertAttempt("msg_1", &errand.Attempt{N: 1, Time: now, StatusCode: 500})
 	})
-	tx(t, s, func(tx storage.Tx) error { return tx.DeleteEndpoint(ctx, "a", "ep_1") })
+	tx(t, s, func(tx storage.Tx) error { return tx.DeleteEndpoint("a", "ep_1") })
 	if _, err := s.GetDelivery(ctx, "a", "msg_1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a deleted endpoint's delivery: %v, want ErrNotFound", err)
 	}
@@ -97,21 +97,23 @@ func testWebhookEndpoints(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 }
 
-func delivery(id, ep string, created, next time.Time) *errand.Delivery {
+// Delivery is a pending delivery of tenant "a" to endpoint ep ("" for a
+// callback) made at created, due at next.
+func Delivery(id, ep string, created, next time.Time) *errand.Delivery {
 	return &errand.Delivery{ID: id, Tenant: "a", EndpointID: ep, JobID: "job_" + id, EventType: "job.succeeded",
 		Status: errand.DeliveryPending, NextAttemptAt: &next, CreatedAt: created, Payload: []byte(`{"n":"` + id + `"}`)}
 }
 
-func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
+func testWebhookDeliveries(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
 		for _, d := range []*errand.Delivery{
-			delivery("msg_1", "ep_1", now, now.Add(2*time.Second)),
-			delivery("msg_2", "ep_1", now.Add(time.Second), now.Add(-time.Second)),
-			delivery("msg_3", "ep_2", now.Add(2*time.Second), now),
-			delivery("msg_4", "", now.Add(3*time.Second), now.Add(time.Hour)),
+			Delivery("msg_1", "ep_1", now, now.Add(2*time.Second)),
+			Delivery("msg_2", "ep_1", now.Add(time.Second), now.Add(-time.Second)),
+			Delivery("msg_3", "ep_2", now.Add(2*time.Second), now),
+			Delivery("msg_4", "", now.Add(3*time.Second), now.Add(time.Hour)),
 		} {
-			if err := tx.InsertDelivery(ctx, d); err != nil {
+			if err := tx.InsertDelivery(d); err != nil {
 				return err
 			}
 		}
@@ -123,29 +125,40 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 	var due []*errand.Delivery
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		due, err = tx.DueDeliveries(ctx, now, 10)
+		due, err = tx.DueDeliveries(now, 10)
 		return err
 	})
 	if len(due) != 2 || due[0].ID != "msg_2" || due[1].ID != "msg_3" || string(due[0].Payload) != `{"n":"msg_2"}` {
 		t.Fatalf("DueDeliveries = %v, want msg_2, msg_3 with payloads", due)
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		d, err := tx.DeliveryByID(ctx, "msg_2")
+		d, err := tx.GetDelivery("msg_2")
 		if err != nil {
 			return err
 		}
 		d.Status, d.AttemptCount, d.Step, d.NextAttemptAt, d.LastAttemptAt = errand.DeliveryFailed, 2, 2, nil, &now
-		if err := tx.UpdateDelivery(ctx, d); err != nil {
+		if err := tx.UpdateDelivery(d); err != nil {
 			return err
 		}
 		for n := 1; n <= 2; n++ {
-			if err := tx.InsertAttempt(ctx, "msg_2", &errand.Attempt{N: n, Time: now.Add(time.Duration(n) * time.Second),
+			if err := tx.InsertAttempt("msg_2", &errand.Attempt{N: n, Time: now.Add(time.Duration(n) * time.Second),
 				StatusCode: 500, LatencyMS: 1.5, Error: "answered 500", Response: "oops"}); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	wantNotFound(t, "UpdateDelivery of a missing delivery", s.WithTx(ctx, func(tx storage.Tx) error {
+		return tx.UpdateDelivery(Delivery("msg_9", "ep_1", now, now))
+	}))
+	tx(t, s, func(tx storage.Tx) error {
+		_, err := tx.GetDelivery("msg_9")
+		wantNotFound(t, "Tx.GetDelivery of a missing delivery", err)
+		return nil
+	})
+	if as, err := s.ListAttempts(ctx, nil); err != nil || len(as) != 0 {
+		t.Errorf("ListAttempts(none) = %v, %v", as, err)
+	}
 	got, err := s.GetDelivery(ctx, "a", "msg_2")
 	if err != nil || got.Status != errand.DeliveryFailed || got.AttemptCount != 2 || got.Step != 2 || got.NextAttemptAt != nil ||
 		!got.LastAttemptAt.Equal(now) || got.JobID != "job_msg_2" || string(got.Payload) != `{"n":"msg_2"}` {
@@ -190,11 +203,11 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 		}
 	}
 	tx(t, s, func(tx storage.Tx) error {
-		ds, err := tx.EndpointDeliveries(ctx, "a", "ep_1", errand.DeliveryFailed, now.Add(time.Second), 10)
+		ds, err := tx.EndpointDeliveries("a", "ep_1", errand.DeliveryFailed, now.Add(time.Second), 10)
 		if err != nil || len(ds) != 1 || ds[0].ID != "msg_2" || len(ds[0].Payload) == 0 {
 			t.Errorf("EndpointDeliveries(failed, since +1s) = %v, %v", ds, err)
 		}
-		ds, err = tx.EndpointDeliveries(ctx, "a", "ep_1", errand.DeliveryFailed, now.Add(2*time.Second), 10)
+		ds, err = tx.EndpointDeliveries("a", "ep_1", errand.DeliveryFailed, now.Add(2*time.Second), 10)
 		if err != nil || len(ds) != 0 {
 			t.Errorf("EndpointDeliveries(failed, since +2s) = %v, %v", ds, err)
 		}
@@ -202,25 +215,25 @@ func testWebhookDeliveries(t *testing.T, open func(*testing.T) storage.Store) {
 	})
 }
 
-func testWebhookExpire(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
+func testWebhookExpire(t *testing.T, s storage.Store) {
+	now := T0
 	tx(t, s, func(tx storage.Tx) error {
 		for i, st := range []errand.DeliveryStatus{errand.DeliverySucceeded, errand.DeliveryFailed, errand.DeliveryPending} {
-			d := delivery("msg_old"+string(rune('a'+i)), "ep_1", now.Add(-time.Hour), now)
+			d := Delivery("msg_old"+string(rune('a'+i)), "ep_1", now.Add(-time.Hour), now)
 			d.Status = st
-			if err := tx.InsertDelivery(ctx, d); err != nil {
+			if err := tx.InsertDelivery(d); err != nil {
 				return err
 			}
-			if err := tx.InsertAttempt(ctx, d.ID, &errand.Attempt{N: 1, Time: now}); err != nil {
+			if err := tx.InsertAttempt(d.ID, &errand.Attempt{N: 1, Time: now}); err != nil {
 				return err
 			}
 		}
-		return tx.InsertDelivery(ctx, delivery("msg_new", "ep_1", now, now))
+		return tx.InsertDelivery(Delivery("msg_new", "ep_1", now, now))
 	})
 	var n int
 	tx(t, s, func(tx storage.Tx) error {
 		var err error
-		n, err = tx.ExpireDeliveries(ctx, now.Add(-time.Minute), 10)
+		n, err = tx.ExpireDeliveries(now.Add(-time.Minute), 10)
 		return err
 	})
 	ds, err := s.ListDeliveries(ctx, storage.ListDeliveriesParams{Tenant: "a", Limit: 10})
@@ -229,58 +242,5 @@ func testWebhookExpire(t *testing.T, open func(*testing.T) storage.Store) {
 	}
 	if as, _ := s.ListAttempts(ctx, []string{"msg_olda", "msg_oldc"}); len(as["msg_olda"]) != 0 || len(as["msg_oldc"]) != 1 {
 		t.Fatalf("attempts after expiry: %v", as)
-	}
-}
-
-func testWebhookSettings(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx := open(t), context.Background()
-	err := s.WithTx(ctx, func(tx storage.Tx) error {
-		_, err := tx.GetSetting(ctx, "k")
-		return err
-	})
-	if !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("GetSetting of a missing key = %v", err)
-	}
-	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting(ctx, "k", "1") })
-	tx(t, s, func(tx storage.Tx) error { return tx.PutSetting(ctx, "k", "2") })
-	if v, err := s.Setting(ctx, "k", "3"); err != nil || v != "2" {
-		t.Fatalf("Setting after PutSetting = %q, %v; want 2", v, err)
-	}
-}
-
-// testWebhookOutbox checks that deliveries commit with their event and roll back with it.
-func testWebhookOutbox(t *testing.T, open func(*testing.T) storage.Store) {
-	s, ctx, now := open(t), context.Background(), NewClock().Now()
-	ep := endpoint("ep_1", Dev.Tenant, now)
-	ep.Events = []string{"channel:orders.*"}
-	tx(t, s, func(tx storage.Tx) error { return tx.InsertEndpoint(ctx, ep) })
-	o := webhook.NewOutbox(s, time.Minute, func() time.Time { return now }, slog.New(slog.DiscardHandler))
-	if err := o.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s.Hook(o)
-	publish := func(stream string, fail bool) error {
-		return s.WithTx(ctx, func(tx storage.Tx) error {
-			if err := tx.InsertEvent(ctx, &errand.Event{Stream: stream, Tenant: Dev.Tenant, Type: "t", Time: now, Data: []byte(`{}`)}); err != nil {
-				return err
-			}
-			if fail {
-				return errors.New("boom")
-			}
-			return nil
-		})
-	}
-	if err := publish("orders.eu", true); err == nil {
-		t.Fatal("the failing transaction succeeded")
-	}
-	if err := publish("orders.eu", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := publish("invoices.eu", false); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := s.ListDeliveries(ctx, storage.ListDeliveriesParams{Tenant: Dev.Tenant, Limit: 10})
-	if err != nil || len(ds) != 1 || ds[0].EndpointID != "ep_1" || ds[0].Status != errand.DeliveryPending {
-		t.Fatalf("deliveries = %+v, %v; want one pending for the committed orders event", ds, err)
 	}
 }
