@@ -226,7 +226,6 @@ func TestParseIPv4(t *testing.T) {
 	}
 }
 
-
 // TestDialerRefuses: the Control hook refuses what the dialer is about to
 // connect to, zone ids included, and the listener on this host sees nothing.
 func TestDialerRefuses(t *testing.T) {
