@@ -185,22 +185,38 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
 	var workers, batch, submitBatch int
+	var perJob, baseline bool
 	cmd := &cobra.Command{
 		Use:   "cycle",
-		Short: "Submits while batched pull workers lease and complete: completed jobs a second",
+		Short: "Submits while pull workers lease and complete (in batches, or one job a request with --per-job): completed jobs a second",
 		Args:  cobra.NoArgs,
-		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, facts map[string]any) (any, error) {
 			urls := o.urls
 			if len(urls) == 0 {
 				urls = []string{url}
 			}
-			return bench.Cycle(ctx, urls, "bench", o.concurrency, workers, batch, submitBatch, o.duration), nil
+			var base bench.Result
+			if baseline {
+				var err error
+				if base, err = bench.Baseline(ctx, bench.Load{Body: []byte(`{"operation":"bench","input":{"n":1}}`),
+					Concurrency: o.concurrency, Duration: o.duration}); err != nil {
+					return nil, err
+				}
+			}
+			r := bench.Cycle(ctx, urls, bench.CycleParams{Operation: "bench", Producers: o.concurrency, Workers: workers,
+				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob, Duration: o.duration})
+			if baseline && base.PerSecond > 0 {
+				r.BaselinePerSec, r.VsBaseline = base.PerSecond, r.JobsPerSec/base.PerSecond
+			}
+			return r, nil
 		}),
 	}
 	o.flags(cmd)
-	cmd.Flags().IntVar(&workers, "workers", 4, "worker loops, each leasing and completing in batches")
+	cmd.Flags().IntVar(&workers, "workers", 4, "worker loops, each leasing and completing in batches (or one job at a time with --per-job)")
 	cmd.Flags().IntVar(&batch, "batch", 200, "jobs per lease and per completion call")
 	cmd.Flags().IntVar(&submitBatch, "submit-batch", 1, "jobs per submit request (above 1: POST /v1/job-batches)")
+	cmd.Flags().BoolVar(&perJob, "per-job", false, "workers lease one job a request and complete it with POST /v1/leases/{id}/complete, as Python, Node and curl workers do")
+	cmd.Flags().BoolVar(&baseline, "baseline", false, "also measure a trivial net/http 202 server in the same run and print the cycle as a ratio of it")
 	return cmd
 }
 
@@ -463,6 +479,13 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 	case bench.CycleResult:
 		fmt.Fprintln(tw, "run\tproducers×jobs\tworkers×batch\tsubmitted\tcompleted\tjobs/s\tsubmits/s\t")
 		fmt.Fprintf(tw, "%s\t%d×%d\t%d×%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Name, r.Producers, r.SubmitBatch, r.Workers, r.Batch, r.Submitted, r.Completed, r.JobsPerSec, r.SubmitPerSec)
+		if r.PerJob {
+			fmt.Fprintf(tw, "one completion: p50 %.2f ms, p99 %.2f ms\t\t\t\t\t\t\t\n", r.CompleteP50ms, r.CompleteP99ms)
+		}
+		if r.BaselinePerSec > 0 {
+			fmt.Fprintf(tw, "baseline: net/http trivial 202\t%d\t\t\t\t%.0f\t\t\n", r.Producers, r.BaselinePerSec)
+			fmt.Fprintf(tw, "cycle / baseline\t\t\t\t\t%.3f\t\t\n", r.VsBaseline)
+		}
 	case bench.DrainResult:
 		fmt.Fprintln(tw, "run\tworkers\tsubmitted\tsucceeded\tseconds\tjobs/s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t\n", r.Name, r.Workers, r.Submitted, r.Succeeded, r.Seconds, r.JobsPerSec)
