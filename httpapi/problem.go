@@ -22,6 +22,7 @@ var problems = map[string]problemKind{
 	errand.EMALFORMED:        {http.StatusBadRequest, "Malformed JSON"},
 	errand.EINVALID:          {http.StatusBadRequest, "Invalid request"},
 	errand.EVALIDATION:       {http.StatusUnprocessableEntity, "Invalid input"},
+	errand.ERESULTINVALID:    {http.StatusUnprocessableEntity, "Invalid result"},
 	errand.ECURSOR:           {http.StatusBadRequest, "Invalid cursor"},
 	errand.ENOTFOUND:         {http.StatusNotFound, "Not found"},
 	errand.EOPNOTFOUND:       {http.StatusNotFound, "Operation not found"},
