@@ -97,6 +97,10 @@ type Log struct {
 type HTTP struct {
 	// MaxBodyBytes is the largest request body accepted. Defaults to 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// PublicURL is where clients reach errand (https://errand.example), as
+	// the OpenAPI and AsyncAPI documents and /docs name it. Defaults to
+	// http(s)://<listen> as bound, localhost for an unspecified host.
+	PublicURL string `yaml:"public_url"`
 	// MaxWait caps Prefer: wait=N and long-polls. Defaults to 60s.
 	MaxWait Duration `yaml:"max_wait"`
 	// ReadHeaderTimeout bounds reading request headers. Defaults to 10s.

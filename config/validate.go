@@ -39,6 +39,10 @@ func (c *Config) validate(l *lines) error {
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 1<<30 {
 		bad([]string{"http", "max_body_bytes"}, "must be between 1024 and 1073741824")
 	}
+	if u, err := url.Parse(c.HTTP.PublicURL); c.HTTP.PublicURL != "" &&
+		(err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "") {
+		bad([]string{"http", "public_url"}, "%q is not an http:// or https:// URL without query or fragment", c.HTTP.PublicURL)
+	}
 	if c.Artifacts.MaxBytes < 1 {
 		bad([]string{"artifacts", "max_bytes"}, "must be positive")
 	}
