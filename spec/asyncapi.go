@@ -105,7 +105,7 @@ func (d *asyncAPI) jobEvents() {
 	}
 	d.Channels["jobEvents"] = schema{"address": "/v1/jobs/{jobId}/events", "title": "A job's events",
 		"description": "GET with Accept: text/event-stream: the job's events from its start (or after Last-Event-ID / ?after=), live until its terminal event. Over the WebSocket: subscribe with {\"op\":\"subscribe\",\"job\":\"job_…\"}.",
-		"servers": []any{aref("#/servers/http")}, "parameters": schema{"jobId": schema{"description": "The job's id (job_…)."}}, "messages": msgs}
+		"servers":     []any{aref("#/servers/http")}, "parameters": schema{"jobId": schema{"description": "The job's id (job_…)."}}, "messages": msgs}
 	d.Operations["sendJobEvents"] = schema{"action": "send", "channel": aref("#/channels/jobEvents"), "title": "Job events",
 		"summary": "errand sends each event of a job as it commits.", "messages": refs}
 }
@@ -134,7 +134,7 @@ func (d *asyncAPI) channel(ch errand.Channel) {
 		"summary": "The publisher's type and data (POST /v1/channels/{channel}/events or the WebSocket's publish).", "payload": ref(msg)}
 	c := schema{"address": "/v1/channels/" + strings.Join(addr, ".") + "/events", "title": ch.Pattern,
 		"description": strings.TrimSpace(ch.Description + "\n\nGET with Accept: text/event-stream: live events (replay with Last-Event-ID, ?after= or ?last=). Events are kept " + ch.History.String() + " for replay."),
-		"servers": []any{aref("#/servers/http")}, "messages": schema{"event": aref("#/components/messages/" + msg)}}
+		"servers":     []any{aref("#/servers/http")}, "messages": schema{"event": aref("#/components/messages/" + msg)}}
 	if len(params) > 0 {
 		c["parameters"] = params
 	}
@@ -222,14 +222,15 @@ func (d *asyncAPI) webhooks() {
 		name := "webhook." + w.typ
 		body := schema{"allOf": []any{ref("WebhookPayload"), schema{"properties": schema{"data": ref(w.data)}}}}
 		d.Components.Messages[name] = schema{"name": w.typ, "title": w.typ, "summary": w.summary, "contentType": "application/json",
-			"headers": headers, "payload": body, "bindings": schema{"http": schema{"method": "POST", "bindingVersion": "0.3.0"}}}
+			"headers": headers, "payload": body}
 		msgs[w.typ] = aref("#/components/messages/" + name)
 		refs = append(refs, aref("#/channels/webhooks/messages/"+w.typ))
 	}
 	d.Channels["webhooks"] = schema{"address": nil, "title": "Webhook deliveries",
 		"description": "POSTs to each endpoint's URL (and jobs' callback_url), signed by Standard Webhooks; retried with backoff for about three days, honouring Retry-After; 410 disables the endpoint.",
 		"servers":     []any{aref("#/servers/receivers")}, "messages": msgs}
-	d.Operations["sendWebhooks"] = schema{"action": "send", "channel": aref("#/channels/webhooks"), "title": "Webhook deliveries", "messages": refs}
+	d.Operations["sendWebhooks"] = schema{"action": "send", "channel": aref("#/channels/webhooks"), "title": "Webhook deliveries", "messages": refs,
+		"bindings": schema{"http": schema{"method": "POST", "bindingVersion": "0.3.0"}}}
 }
 
 func (m *model) aaSecurity() map[string]any {

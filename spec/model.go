@@ -262,11 +262,11 @@ func webhooks(m *model) map[string]*pathItem {
 				{Name: "webhook-timestamp", In: "header", Required: true, Schema: schema{"type": "string", "pattern": "^[0-9]+$"}, Description: "Unix seconds of this attempt; refuse old ones."},
 				{Name: "webhook-signature", In: "header", Required: true, Schema: schema{"type": "string"}, Description: "v1,<base64 HMAC-SHA256 of id.timestamp.body> (space-separated, one per secret in use)."}},
 			RequestBody: &requestBody{Required: true, Content: map[string]mediaType{"application/json": {Schema: body}}},
-			Responses: map[string]*response{
-				"200": {Description: "Received: any 2xx ends the delivery."},
-				"410": {Description: "Gone: errand disables the endpoint."},
-				"429": {Description: "Busy: retried after Retry-After (or the retry schedule).", Headers: map[string]any{"Retry-After": schema{"$ref": "#/components/headers/Retry-After"}}},
-			}, Security: []map[string][]string{}}}
+			Responses: map[string]any{
+				"200": &response{Description: "Received: any 2xx ends the delivery."},
+				"410": &response{Description: "Gone: errand disables the endpoint."},
+				"429": &response{Description: "Busy: retried after Retry-After (or the retry schedule).", Headers: map[string]any{"Retry-After": schema{"$ref": "#/components/headers/Retry-After"}}},
+			}, Security: &[]map[string][]string{}}}
 	}
 	return out
 }

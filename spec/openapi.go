@@ -44,7 +44,7 @@ type (
 		Description string `json:"description,omitempty"`
 	}
 	pathItem struct {
-		Parameters []param     `json:"parameters,omitempty"`
+		Parameters []param      `json:"parameters,omitempty"`
 		Get        *oaOperation `json:"get,omitempty"`
 		Put        *oaOperation `json:"put,omitempty"`
 		Post       *oaOperation `json:"post,omitempty"`
@@ -52,14 +52,16 @@ type (
 		Patch      *oaOperation `json:"patch,omitempty"`
 	}
 	oaOperation struct {
-		OperationID string                `json:"operationId"`
-		Tags        []string              `json:"tags,omitempty"`
-		Summary     string                `json:"summary,omitempty"`
-		Description string                `json:"description,omitempty"`
-		Parameters  []param               `json:"parameters,omitempty"`
-		RequestBody *requestBody          `json:"requestBody,omitempty"`
-		Responses   map[string]*response  `json:"responses"`
-		Security    []map[string][]string `json:"security,omitempty"`
+		OperationID string         `json:"operationId"`
+		Tags        []string       `json:"tags,omitempty"`
+		Summary     string         `json:"summary,omitempty"`
+		Description string         `json:"description,omitempty"`
+		Parameters  []param        `json:"parameters,omitempty"`
+		RequestBody *requestBody   `json:"requestBody,omitempty"`
+		Responses   map[string]any `json:"responses"`
+		// Security is the route's own requirement: nil takes the document's,
+		// an empty list is public.
+		Security *[]map[string][]string `json:"security,omitempty"`
 	}
 	param struct {
 		Name        string `json:"name"`
@@ -75,8 +77,8 @@ type (
 		Content     map[string]mediaType `json:"content"`
 	}
 	mediaType struct {
-		Schema   any                `json:"schema,omitempty"`
-		Example  any                `json:"example,omitempty"`
+		Schema   any            `json:"schema,omitempty"`
+		Example  any            `json:"example,omitempty"`
 		Examples map[string]any `json:"examples,omitempty"`
 	}
 	example struct {
@@ -90,6 +92,7 @@ type (
 	}
 	oaComponents struct {
 		Schemas         map[string]any `json:"schemas"`
+		Responses       map[string]any `json:"responses"`
 		Examples        map[string]any `json:"examples"`
 		Headers         map[string]any `json:"headers"`
 		SecuritySchemes map[string]any `json:"securitySchemes"`
@@ -100,7 +103,7 @@ type (
 func openAPIDoc(in *Input, m *model) (*openAPI, error) {
 	d := &openAPI{OpenAPI: "3.1.0", Info: m.info(), Servers: []oaServer{{URL: m.base, Description: "errand"}},
 		Security: m.security(Bearer), Tags: tags, Paths: map[string]*pathItem{}, Webhooks: webhooks(m),
-		Components: oaComponents{Schemas: m.schemas, Examples: m.problemExamples(), Headers: headers, SecuritySchemes: m.oaSecurity()}}
+		Components: oaComponents{Schemas: m.schemas, Responses: map[string]any{}, Examples: m.problemExamples(), Headers: headers, SecuritySchemes: m.oaSecurity()}}
 	ids := map[string]string{}
 	for _, pattern := range in.Routes {
 		rt, ok := m.route(pattern)
@@ -117,7 +120,7 @@ func openAPIDoc(in *Input, m *model) (*openAPI, error) {
 			item = &pathItem{Parameters: pathParams(path)}
 			d.Paths[path] = item
 		}
-		item.set(method, m.operation(method, path, rt))
+		item.set(method, m.operation(method, path, rt, d.Components.Responses))
 	}
 	return d, nil
 }
@@ -171,14 +174,15 @@ func paramDesc(path, name string) string {
 }
 
 // operation writes one route.
-func (m *model) operation(method, path string, rt Route) *oaOperation {
+func (m *model) operation(method, path string, rt Route, shared map[string]any) *oaOperation {
 	op := &oaOperation{OperationID: rt.ID, Tags: []string{rt.Tag}, Summary: rt.Summary, Description: rt.Description,
-		Responses: map[string]*response{}}
+		Responses: map[string]any{}}
 	if rt.Access != Bearer {
-		op.Security = m.security(rt.Access)
-		if op.Security == nil {
-			op.Security = []map[string][]string{}
+		sec := m.security(rt.Access)
+		if sec == nil {
+			sec = []map[string][]string{}
 		}
+		op.Security = &sec
 	}
 	for _, q := range rt.Query {
 		op.Parameters = append(op.Parameters, param{Name: q.Name, In: "query", Description: q.Description, Required: q.Required, Schema: q.Schema, Example: q.Example})
@@ -193,9 +197,14 @@ func (m *model) operation(method, path string, rt Route) *oaOperation {
 	for _, a := range rt.Answers {
 		op.Responses[strconv.Itoa(a.Status)] = answer(a)
 	}
-	for status, r := range m.problems(method, rt) {
-		if op.Responses[status] == nil {
-			op.Responses[status] = r
+	for status, p := range m.problems(method, rt) {
+		if op.Responses[status] != nil {
+			continue
+		}
+		op.Responses[status] = p.r
+		if len(p.codes) == 1 { // one code: a response shared by every route that gives it
+			shared[p.codes[0]] = p.r
+			op.Responses[status] = schema{"$ref": "#/components/responses/" + p.codes[0]}
 		}
 	}
 	return op
@@ -220,7 +229,7 @@ func answer(a Answer) *response {
 
 // problems are the problem answers a route may give, by status: the codes
 // of its own and those of every route of its kind, each with an example.
-func (m *model) problems(method string, rt Route) map[string]*response {
+func (m *model) problems(method string, rt Route) map[string]problemAnswer {
 	codes := slices.Clone(rt.Errors)
 	if rt.Access != Public {
 		codes = append(codes, errand.EUNAUTHORIZED, errand.EFORBIDDEN, errand.EUNAVAILABLE, errand.EINTERNAL)
@@ -238,7 +247,7 @@ func (m *model) problems(method string, rt Route) map[string]*response {
 			byStatus[k.Status] = append(byStatus[k.Status], c)
 		}
 	}
-	out := map[string]*response{}
+	out := map[string]problemAnswer{}
 	for status, cs := range byStatus {
 		slices.Sort(cs)
 		r := &response{Description: http.StatusText(status) + ": " + strings.Join(cs, ", ") + ".",
@@ -254,9 +263,15 @@ func (m *model) problems(method string, rt Route) map[string]*response {
 		if status == http.StatusUnauthorized {
 			r.Headers = map[string]any{"WWW-Authenticate": schema{"$ref": "#/components/headers/WWW-Authenticate"}}
 		}
-		out[strconv.Itoa(status)] = r
+		out[strconv.Itoa(status)] = problemAnswer{r, cs}
 	}
 	return out
+}
+
+// problemAnswer is a problem response and the codes it may carry.
+type problemAnswer struct {
+	r     *response
+	codes []string
 }
 
 // problemExamples are an example problem per code.

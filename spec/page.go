@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -28,10 +29,8 @@ func assets() map[string]*file {
 	entries, _ := assetFS.ReadDir("assets")
 	for _, e := range entries {
 		b, _ := assetFS.ReadFile("assets/" + e.Name())
-		ct := "text/css; charset=utf-8"
-		if strings.HasSuffix(e.Name(), ".js") {
-			ct = "text/javascript; charset=utf-8"
-		}
+		ct := map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+			".svg": "image/svg+xml"}[path.Ext(e.Name())]
 		out[e.Name()] = newFile(b, ct, pageCSP)
 	}
 	return out
@@ -171,9 +170,9 @@ func pageGroups(oa *openAPI) []pageGroup {
 				continue
 			}
 			access := "bearer"
-			if op.Security != nil && len(op.Security) == 0 {
+			if op.Security != nil && len(*op.Security) == 0 {
 				access = "public"
-			} else if slices.ContainsFunc(op.Security, func(s map[string][]string) bool { _, ok := s["ticket"]; return ok }) {
+			} else if op.Security != nil && slices.ContainsFunc(*op.Security, func(s map[string][]string) bool { _, ok := s["ticket"]; return ok }) {
 				access = "bearer or ticket"
 			}
 			byTag[op.Tags[0]] = append(byTag[op.Tags[0]], pageRoute{methodOrder[i], path, op.Summary, access})
