@@ -39,23 +39,32 @@ func Generate(in Input) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The two documents are written at once: they only read the model.
 	d := &Documents{}
-	if d.OpenAPIJSON, err = encodeJSON(oa); err != nil {
+	var wg sync.WaitGroup
+	var asyncErr error
+	wg.Go(func() { d.AsyncAPIJSON, d.AsyncAPIYAML, asyncErr = encodeBoth(aa) })
+	d.OpenAPIJSON, d.OpenAPIYAML, err = encodeBoth(oa)
+	if err == nil {
+		d.Page, err = renderPage(m, oa)
+	}
+	wg.Wait()
+	if err != nil {
 		return nil, err
 	}
-	if d.AsyncAPIJSON, err = encodeJSON(aa); err != nil {
-		return nil, err
-	}
-	if d.OpenAPIYAML, err = toYAML(d.OpenAPIJSON); err != nil {
-		return nil, err
-	}
-	if d.AsyncAPIYAML, err = toYAML(d.AsyncAPIJSON); err != nil {
-		return nil, err
-	}
-	if d.Page, err = renderPage(m, oa); err != nil {
-		return nil, err
+	if asyncErr != nil {
+		return nil, asyncErr
 	}
 	return d, nil
+}
+
+// encodeBoth writes a document as JSON and as YAML.
+func encodeBoth(doc any) (js, yml []byte, err error) {
+	if js, err = encodeJSON(doc); err != nil {
+		return nil, nil, err
+	}
+	yml, err = toYAML(js)
+	return js, yml, err
 }
 
 // encodeJSON writes a document indented (they are committed and diffed),

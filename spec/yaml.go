@@ -2,138 +2,226 @@ package spec
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"regexp"
-	"strings"
 )
 
-// toYAML writes the JSON document doc as block-style YAML with the same keys
-// in the same order. A string is written plain when YAML reads it back as
-// the same string, else double-quoted with JSON's escapes (which YAML's
-// double-quoted style shares).
+// toYAML writes the JSON document doc (as encodeJSON writes it) as
+// block-style YAML with the same keys in the same order, in one pass over
+// its bytes. A string is written plain when YAML reads it back as the same
+// string, else as its JSON literal: YAML's double-quoted style shares JSON's
+// escapes.
 func toYAML(doc []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	v, err := readNode(dec)
-	if err != nil {
-		return nil, fmt.Errorf("spec: yaml: %w", err)
+	c := &yamlConv{in: doc, out: bytes.NewBuffer(make([]byte, 0, len(doc)))}
+	c.skip()
+	if c.pos < len(c.in) && c.in[c.pos] == '{' {
+		c.object(0, true)
+	} else {
+		c.value(0)
 	}
-	var b bytes.Buffer
-	writeNode(&b, v, 0, v.isObj) // a document: no newline before its first key
-	return b.Bytes(), nil
+	if c.err != nil {
+		return nil, fmt.Errorf("spec: yaml: %w", c.err)
+	}
+	return c.out.Bytes(), nil
 }
 
-// node is a JSON value that keeps its object's key order.
-type node struct {
-	keys   []string
-	values []*node // an object's values, or an array's items
-	array  bool
-	scalar any // json.Number, string, bool or nil, when not a container
-	isObj  bool
+type yamlConv struct {
+	in  []byte
+	pos int
+	out *bytes.Buffer
+	err error
 }
 
-func readNode(dec *json.Decoder) (*node, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+func (c *yamlConv) skip() {
+	for c.pos < len(c.in) && (c.in[c.pos] == ' ' || c.in[c.pos] == '\n' || c.in[c.pos] == '\t' || c.in[c.pos] == '\r') {
+		c.pos++
 	}
-	switch t := tok.(type) {
-	case json.Delim:
-		n := &node{array: t == '[', isObj: t == '{'}
-		for dec.More() {
-			if n.isObj {
-				k, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				n.keys = append(n.keys, k.(string))
-			}
-			v, err := readNode(dec)
-			if err != nil {
-				return nil, err
-			}
-			n.values = append(n.values, v)
+}
+
+func (c *yamlConv) fail(what string) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%s at byte %d", what, c.pos)
+	}
+	c.pos = len(c.in)
+}
+
+func (c *yamlConv) indent(n int) {
+	for i := 0; i < n; i++ {
+		c.out.WriteString("  ")
+	}
+}
+
+// value writes the value at pos after a key's colon or a list's dash:
+// scalars and empty containers on the same line, others on the next.
+func (c *yamlConv) value(depth int) {
+	c.skip()
+	if c.pos >= len(c.in) {
+		c.fail("unexpected end")
+		return
+	}
+	switch c.in[c.pos] {
+	case '{':
+		if c.empty('}') {
+			c.out.WriteString(" {}\n")
+			return
 		}
-		_, err := dec.Token() // the closing delimiter
-		return n, err
+		c.out.WriteByte('\n')
+		c.object(depth, false)
+	case '[':
+		if c.empty(']') {
+			c.out.WriteString(" []\n")
+			return
+		}
+		c.out.WriteByte('\n')
+		c.array(depth)
 	default:
-		return &node{scalar: t}, nil
+		c.out.WriteByte(' ')
+		c.scalar()
+		c.out.WriteByte('\n')
 	}
 }
 
-func writeNode(b *bytes.Buffer, n *node, indent int, inList bool) {
-	pad := strings.Repeat("  ", indent)
-	switch {
-	case n.isObj && len(n.keys) == 0:
-		b.WriteString(" {}\n")
-	case n.array && len(n.values) == 0:
-		b.WriteString(" []\n")
-	case n.isObj:
-		if !inList {
-			b.WriteByte('\n')
+// empty consumes an empty container ({} or []) when there is one at pos.
+func (c *yamlConv) empty(closer byte) bool {
+	p := c.pos + 1
+	for p < len(c.in) && (c.in[p] == ' ' || c.in[p] == '\n' || c.in[p] == '\t' || c.in[p] == '\r') {
+		p++
+	}
+	if p < len(c.in) && c.in[p] == closer {
+		c.pos = p + 1
+		return true
+	}
+	return false
+}
+
+// object writes the object at pos, its keys at depth; the first key's
+// indentation is already written when inline (a list item, the document).
+func (c *yamlConv) object(depth int, inline bool) {
+	c.pos++ // {
+	for first := true; ; first = false {
+		c.skip()
+		if c.pos >= len(c.in) {
+			c.fail("unexpected end in an object")
+			return
 		}
-		for i, k := range n.keys {
-			if i > 0 || !inList {
-				b.WriteString(pad)
-			}
-			b.WriteString(yamlString(k))
-			b.WriteByte(':')
-			writeNode(b, n.values[i], indent+1, false)
+		if c.in[c.pos] == '}' {
+			c.pos++
+			return
 		}
-	case n.array:
-		b.WriteByte('\n')
-		for _, v := range n.values {
-			b.WriteString(pad)
-			b.WriteString("-")
-			if v.isObj && len(v.keys) > 0 {
-				b.WriteByte(' ')
-				writeNode(b, v, indent+1, true)
-				continue
-			}
-			writeNode(b, v, indent+1, false)
+		if c.in[c.pos] == ',' {
+			c.pos++
+			c.skip()
 		}
-	default:
-		b.WriteByte(' ')
-		b.WriteString(yamlScalar(n.scalar))
-		b.WriteByte('\n')
+		if !first || !inline {
+			c.indent(depth)
+		}
+		c.str()
+		c.skip()
+		if c.pos >= len(c.in) || c.in[c.pos] != ':' {
+			c.fail("no colon after a key")
+			return
+		}
+		c.out.WriteByte(':')
+		c.pos++
+		c.value(depth + 1)
 	}
 }
 
-func yamlScalar(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		if v {
-			return "true"
+func (c *yamlConv) array(depth int) {
+	c.pos++ // [
+	for {
+		c.skip()
+		if c.pos >= len(c.in) {
+			c.fail("unexpected end in an array")
+			return
 		}
-		return "false"
-	case json.Number:
-		return v.String()
-	case string:
-		return yamlString(v)
+		if c.in[c.pos] == ']' {
+			c.pos++
+			return
+		}
+		if c.in[c.pos] == ',' {
+			c.pos++
+			c.skip()
+		}
+		c.indent(depth)
+		c.out.WriteByte('-')
+		if c.pos < len(c.in) && c.in[c.pos] == '{' && !c.peekEmpty() {
+			c.out.WriteByte(' ')
+			c.object(depth+1, true)
+			continue
+		}
+		c.value(depth + 1)
 	}
-	return fmt.Sprint(v)
 }
 
-// plain are strings YAML reads back as themselves when written bare: they
-// start with a letter, slash or underscore, hold no ": " or " #", and end
-// with neither a space nor a colon.
-var plain = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9 _./()+,;=@-]*$`)
+func (c *yamlConv) peekEmpty() bool {
+	save := c.pos
+	e := c.empty('}')
+	c.pos = save
+	return e
+}
 
-// special are plain-looking words YAML reads as something else.
-var special = map[string]bool{"true": true, "false": true, "null": true, "yes": true, "no": true, "on": true, "off": true,
+// scalar copies a number, true, false or null, or writes a string.
+func (c *yamlConv) scalar() {
+	if c.in[c.pos] == '"' {
+		c.str()
+		return
+	}
+	start := c.pos
+	for c.pos < len(c.in) && c.in[c.pos] != ',' && c.in[c.pos] != '}' && c.in[c.pos] != ']' &&
+		c.in[c.pos] != ' ' && c.in[c.pos] != '\n' {
+		c.pos++
+	}
+	c.out.Write(c.in[start:c.pos])
+}
+
+// str writes the JSON string at pos: plain when that reads back the same.
+func (c *yamlConv) str() {
+	start := c.pos
+	c.pos++
+	escaped := false
+	for c.pos < len(c.in) && c.in[c.pos] != '"' {
+		if c.in[c.pos] == '\\' {
+			escaped = true
+			c.pos++
+		}
+		c.pos++
+	}
+	if c.pos >= len(c.in) {
+		c.fail("unterminated string")
+		return
+	}
+	c.pos++
+	lit := c.in[start:c.pos]
+	if val := lit[1 : len(lit)-1]; !escaped && plainYAML(val) {
+		c.out.Write(val)
+		return
+	}
+	c.out.Write(lit)
+}
+
+// plainYAML reports whether s, written bare, reads back as the string s: it
+// starts with a letter, '/' or '_', holds only letters, digits, spaces and
+// _./()+,;=@- (no ": ", no " #", no ':' or '#' at all), does not end with a
+// space and is no word YAML reads as a boolean or null.
+func plainYAML(s []byte) bool {
+	if len(s) == 0 || s[len(s)-1] == ' ' {
+		return false
+	}
+	if c := s[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '/') {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == ' ' || c == '_' || c == '.' || c == '/' || c == '(' || c == ')' || c == '+' || c == ',' || c == ';' || c == '=' || c == '@' || c == '-':
+		default:
+			return false
+		}
+	}
+	return len(s) > 5 || !yamlWords[string(s)]
+}
+
+// yamlWords are plain-looking words YAML (1.1 or 1.2) reads as something else.
+var yamlWords = map[string]bool{"true": true, "false": true, "null": true, "yes": true, "no": true, "on": true, "off": true,
 	"y": true, "n": true, "True": true, "False": true, "Null": true, "TRUE": true, "FALSE": true, "NULL": true,
 	"Yes": true, "No": true, "On": true, "Off": true, "YES": true, "NO": true, "ON": true, "OFF": true, "Y": true, "N": true}
-
-func yamlString(s string) string {
-	if plain.MatchString(s) && !special[s] && !strings.HasSuffix(s, " ") && !strings.Contains(s, " #") {
-		return s
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	return strings.TrimSuffix(b.String(), "\n")
-}
