@@ -40,20 +40,24 @@ func bigConfig(t testing.TB, n int) *config.Config {
 }
 
 // TestGenerateFigure: the documents (both, JSON and YAML, and the page) for
-// 200 operations and 200 channels are made in under 50 ms (the best of 10
-// runs, so that a loaded machine does not fail it).
+// 200 operations and 200 channels are made in under 50 ms: the best of 10
+// runs, in up to 3 rounds a moment apart, so that other tests sharing the
+// machine do not fail it. Not held under the race detector.
 func TestGenerateFigure(t *testing.T) {
 	cfg := bigConfig(t, 200)
 	in := Input{Config: cfg, Routes: allRoutes(t, cfg), Version: "test"}
 	best := time.Hour
 	var d *Documents
-	for i := 0; i < 10; i++ {
-		start := time.Now()
-		var err error
-		if d, err = Generate(in); err != nil {
-			t.Fatal(err)
+	for round := 0; round < 3 && best > 50*time.Millisecond; round++ {
+		time.Sleep(time.Duration(round) * 200 * time.Millisecond)
+		for i := 0; i < 10; i++ {
+			start := time.Now()
+			var err error
+			if d, err = Generate(in); err != nil {
+				t.Fatal(err)
+			}
+			best = min(best, time.Since(start))
 		}
-		best = min(best, time.Since(start))
 	}
 	t.Logf("200 operations, 200 channels: %v (OpenAPI %d KB JSON, AsyncAPI %d KB JSON, page %d KB)", best,
 		len(d.OpenAPIJSON)>>10, len(d.AsyncAPIJSON)>>10, len(d.Page)>>10)
