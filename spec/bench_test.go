@@ -48,9 +48,13 @@ func TestGenerateFigure(t *testing.T) {
 	in := Input{Config: cfg, Routes: allRoutes(t, cfg), Version: "test"}
 	best := time.Hour
 	var d *Documents
-	for round := 0; round < 3 && best > 50*time.Millisecond; round++ {
+	runs := 10
+	if raceEnabled {
+		runs = 1
+	}
+	for round := 0; round < 3 && best > 50*time.Millisecond && !raceEnabled || round == 0; round++ {
 		time.Sleep(time.Duration(round) * 200 * time.Millisecond)
-		for i := 0; i < 10; i++ {
+		for i := 0; i < runs; i++ {
 			start := time.Now()
 			var err error
 			if d, err = Generate(in); err != nil {
