@@ -106,7 +106,10 @@ func renderPage(m *model, oa *openAPI) ([]byte, error) {
 
 func (m *model) pageOperation(op errand.Operation, auth string) pageOperation {
 	input, _ := json.Marshal(m.examples[op.Name])
-	body, _ := json.Marshal(map[string]any{"operation": op.Name, "input": json.RawMessage(input)})
+	body, _ := json.Marshal(struct {
+		Operation string          `json:"operation"`
+		Input     json.RawMessage `json:"input"`
+	}{op.Name, input})
 	p := pageOperation{Name: op.Name, Description: op.Description, Route: op.Route, Handler: op.Handler.Type,
 		Timeout: op.Timeout, MaxAttempts: op.Retry.MaxAttempts, Wait: op.Wait,
 		Input: pretty(op.InputSchema), Result: pretty(op.ResultSchema),
