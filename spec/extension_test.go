@@ -24,7 +24,9 @@ func TestExtension(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var oa struct{ Paths map[string]map[string]json.RawMessage }
+	var oa struct {
+		Paths map[string]map[string]json.RawMessage
+	}
 	var aa struct{ Servers, Channels, Operations map[string]json.RawMessage }
 	json.Unmarshal(d.OpenAPIJSON, &oa)
 	json.Unmarshal(d.AsyncAPIJSON, &aa)
