@@ -152,7 +152,7 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd := &cobra.Command{Use: "bench", Short: "Measure errand over loopback HTTP (submit, cycle, latency)"}
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
-		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout),
+		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout), newBenchQueuedCmd(stdout),
 		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr))
 	return cmd
 }
@@ -333,6 +333,47 @@ func (o *benchOptions) processE(stdout io.Writer, measure func(ctx context.Conte
 	}
 }
 
+func newBenchQueuedCmd(stdout io.Writer) *cobra.Command {
+	var o benchOptions
+	var jobs int64
+	var leases int
+	cmd := &cobra.Command{Use: "queued", Short: "A deep queue: fill it (bulk submits), restart errand over it, time until ready, RSS, and lease latency at that depth",
+		Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
+			facts := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "synchronous": o.synchronous}
+			dir, cleanup, err := o.scratch(facts)
+			defer cleanup()
+			if err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			store := fmt.Sprintf("sqlite://%s/e.db?synchronous=%s", dir, o.synchronous)
+			facts["server"] = "own process, SQLite in " + dir
+			if o.store != "" {
+				var drop func()
+				if store, drop, err = benchSchema(cmd.Context(), o.store); err != nil {
+					return err
+				}
+				defer drop()
+				facts["server"], facts["synchronous"] = "own process, PostgreSQL", "PostgreSQL (its own settings)"
+			}
+			start := func() (*bench.Process, error) {
+				return bench.StartProcess(self, dir, benchConfig+fmt.Sprintf("store: %q\n", store))
+			}
+			r, err := bench.Queued(cmd.Context(), start, "bench", jobs, leases)
+			if err != nil {
+				return err
+			}
+			return report(stdout, o.asJSON, facts, r)
+		}}
+	o.flags(cmd)
+	cmd.Flags().Int64Var(&jobs, "jobs", 1_000_000, "queued jobs to fill the store with")
+	cmd.Flags().IntVar(&leases, "leases", 500, "jobs leased one at a time (and completed) at that depth, for the lease latency")
+	return cmd
+}
+
 func newBenchFanoutCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
 	var subs, events, publishers int
@@ -496,6 +537,10 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		for _, x := range r {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t\n", x.Name, x.Events, x.Deliveries, x.Missing, x.Seconds, x.DeliveriesSec, x.P50ms, x.P99ms)
 		}
+	case bench.QueuedResult:
+		fmt.Fprintln(tw, "run\tjobs\tfill s\tfill jobs/s\tstart s\tRSS idle\tRSS after leases\tlease p50 ms\tlease p99 ms\t")
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%d MiB\t%d MiB\t%.2f\t%.2f\t\n", r.Name, r.Jobs, r.FillSeconds, r.FillPerSec,
+			r.StartSeconds, r.RSSIdle>>20, r.RSSAfterLease>>20, r.LeaseP50ms, r.LeaseP99ms)
 	case bench.WatchResult:
 		fmt.Fprintln(tw, "run\tstreams finished\tevents\tseconds\tjobs/s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t\n", r.Name, r.Finished, r.Events, r.Seconds, r.JobsPerSec)
