@@ -12,6 +12,7 @@ const (
 	EMALFORMED        = "malformed_json"         // the body is not the JSON it should be
 	EINVALID          = "invalid_request"        // a parameter or header is wrong
 	EVALIDATION       = "validation_failed"      // the input does not match a schema
+	ERESULTINVALID    = "result_invalid"         // a worker's result does not match the operation's result_schema
 	ECURSOR           = "invalid_cursor"         // a pagination or event cursor is not one we issued
 	ENOTFOUND         = "not_found"              // the resource does not exist (for this tenant)
 	EOPNOTFOUND       = "operation_not_found"    // the operation is not declared

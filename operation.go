@@ -14,7 +14,11 @@ type Operation struct {
 	Route string
 	// InputSchema is a JSON Schema (draft 2020-12) the input must match; nil accepts any JSON.
 	InputSchema json.RawMessage
-	Handler     Handler
+	// ResultSchema is a JSON Schema (draft 2020-12) a worker's result must
+	// match: a result that does not fails the attempt (result_invalid); nil
+	// accepts any JSON.
+	ResultSchema json.RawMessage
+	Handler      Handler
 	// Timeout is how long one attempt may run. Defaults to 10 minutes.
 	Timeout time.Duration
 	Retry   RetryPolicy

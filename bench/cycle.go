@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,13 +26,37 @@ type CycleResult struct {
 	Workers      int     `json:"workers"`
 	Batch        int     `json:"batch"`
 	SubmitBatch  int     `json:"submit_batch"`
+	// PerJob: each worker leases one job a request and completes it with
+	// POST /v1/leases/{id}/complete, as the Python, Node and curl workers do.
+	PerJob bool `json:"per_job"`
+	// CompleteP50ms and CompleteP99ms are the latency of one completion
+	// request (per-job mode).
+	CompleteP50ms float64 `json:"complete_p50_ms,omitempty"`
+	CompleteP99ms float64 `json:"complete_p99_ms,omitempty"`
+	// BaselinePerSec is a trivial net/http 202 server's rate in the same run
+	// (with --baseline), and JobsPerSec's ratio to it.
+	BaselinePerSec float64 `json:"baseline_per_second,omitempty"`
+	VsBaseline     float64 `json:"vs_baseline,omitempty"`
+}
+
+// CycleParams shape a full-cycle run.
+type CycleParams struct {
+	Operation   string
+	Producers   int // submitting clients, spread over the nodes
+	Workers     int // worker loops
+	Batch       int // jobs per lease and per completion call (batched mode)
+	SubmitBatch int // jobs per submit request (above 1: POST /v1/job-batches)
+	// PerJob makes each worker lease one job and complete it with its own request.
+	PerJob   bool
+	Duration time.Duration
 }
 
 // Cycle runs producers submitting jobs of operation (one a request, or
 // submitBatch a request to POST /v1/job-batches) while workers lease them in
 // batches and complete them in batches, and counts completed jobs a second.
 // Producers and workers are spread evenly over the nodes' urls.
-func Cycle(ctx context.Context, urls []string, operation string, producers, workers, batch, submitBatch int, d time.Duration) CycleResult {
+func Cycle(ctx context.Context, urls []string, p CycleParams) CycleResult {
+	operation, producers, workers, batch, submitBatch, d := p.Operation, p.Producers, p.Workers, p.Batch, p.SubmitBatch, p.Duration
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var submitted, completed atomic.Int64
@@ -52,21 +77,57 @@ func Cycle(ctx context.Context, urls []string, operation string, producers, work
 		}()
 	}
 	start := time.Now()
+	lat := make([][]time.Duration, workers)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c := client.New(urls[w%len(urls)], client.WithHTTPClient(&http.Client{Transport: NewTransport(2)}))
 			for ctx.Err() == nil {
-				completed.Add(int64(workOnce(ctx, c, operation, batch)))
+				if p.PerJob {
+					completed.Add(int64(workOne(ctx, c, operation, &lat[w])))
+				} else {
+					completed.Add(int64(workOnce(ctx, c, operation, batch)))
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	el := time.Since(start).Seconds()
-	return CycleResult{Name: "full cycle", Submitted: submitted.Load(), Completed: completed.Load(), Seconds: el,
+	r := CycleResult{Name: "full cycle", Submitted: submitted.Load(), Completed: completed.Load(), Seconds: el,
 		JobsPerSec: float64(completed.Load()) / el, SubmitPerSec: float64(submitted.Load()) / el,
-		Producers: producers, Workers: workers, Batch: batch, SubmitBatch: max(1, submitBatch)}
+		Producers: producers, Workers: workers, Batch: batch, SubmitBatch: max(1, submitBatch), PerJob: p.PerJob}
+	if p.PerJob {
+		r.Name, r.Batch = "full cycle, one complete per job", 1
+		r.CompleteP50ms, r.CompleteP99ms, _ = percentiles(slices.Concat(lat...))
+	}
+	return r
+}
+
+// workOne leases one job and completes it with its own request, as a worker in
+// any language without the SDK does; it records the completion's latency.
+func workOne(ctx context.Context, c *client.Client, operation string, lat *[]time.Duration) int {
+	var out struct {
+		Leases []struct {
+			ID string `json:"lease_id"`
+		} `json:"leases"`
+	}
+	_, err := c.Do(ctx, "POST", "/v1/leases", map[string]any{"operations": []string{operation}, "max_jobs": 1,
+		"wait_seconds": 1, "lease_seconds": 60}, nil, &out)
+	if err != nil || len(out.Leases) == 0 {
+		return 0
+	}
+	start := time.Now()
+	var done struct {
+		Status string `json:"status"`
+	}
+	_, err = c.Do(context.WithoutCancel(ctx), "POST", "/v1/leases/"+out.Leases[0].ID+"/complete",
+		map[string]any{"result": json.RawMessage(`{"ok":true}`)}, nil, &done)
+	*lat = append(*lat, time.Since(start))
+	if err != nil || done.Status != string(errand.StatusSucceeded) {
+		return 0
+	}
+	return 1
 }
 
 // workOnce leases a batch and completes it in one call; it returns how many

@@ -102,6 +102,10 @@ type Log struct {
 type HTTP struct {
 	// MaxBodyBytes is the largest request body accepted. Defaults to 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// PublicURL is where clients reach errand (https://errand.example), as
+	// the OpenAPI and AsyncAPI documents and /docs name it. Defaults to
+	// http(s)://<listen> as bound, localhost for an unspecified host.
+	PublicURL string `yaml:"public_url"`
 	// MaxWait caps Prefer: wait=N and long-polls. Defaults to 60s.
 	MaxWait Duration `yaml:"max_wait"`
 	// ReadHeaderTimeout bounds reading request headers. Defaults to 10s.
@@ -148,15 +152,21 @@ type Workers struct {
 
 // Operation declares one kind of work.
 type Operation struct {
-	Description string   `yaml:"description"`
-	Route       string   `yaml:"route"`
-	InputSchema any      `yaml:"input_schema"`
-	Handler     Handler  `yaml:"handler"`
-	Timeout     Duration `yaml:"timeout"`
-	Retry       Retry    `yaml:"retry"`
-	Concurrency int      `yaml:"concurrency"`
-	Wait        Duration `yaml:"wait"`
-	Retention   Duration `yaml:"retention"`
+	Description string `yaml:"description"`
+	Route       string `yaml:"route"`
+	// InputSchema is the JSON Schema (draft 2020-12) a job's input must match.
+	// Defaults to none: any JSON.
+	InputSchema any `yaml:"input_schema"`
+	// ResultSchema is the JSON Schema (draft 2020-12) a worker's result must
+	// match; a result that does not is a failed attempt (result_invalid), never
+	// a job's result. Defaults to none: any JSON.
+	ResultSchema any      `yaml:"result_schema"`
+	Handler      Handler  `yaml:"handler"`
+	Timeout      Duration `yaml:"timeout"`
+	Retry        Retry    `yaml:"retry"`
+	Concurrency  int      `yaml:"concurrency"`
+	Wait         Duration `yaml:"wait"`
+	Retention    Duration `yaml:"retention"`
 }
 
 // Handler says how jobs of an operation run.
@@ -267,12 +277,9 @@ func (c *Config) OperationList() []errand.Operation {
 	out := make([]errand.Operation, 0, len(names))
 	for _, n := range names {
 		o := c.Operations[n]
-		var sch json.RawMessage
-		if o.InputSchema != nil {
-			sch, _ = json.Marshal(o.InputSchema) // validated as JSON in validate
-		}
 		out = append(out, errand.Operation{
-			Name: n, Description: o.Description, Route: o.Route, InputSchema: sch,
+			Name: n, Description: o.Description, Route: o.Route,
+			InputSchema: schemaJSON(o.InputSchema), ResultSchema: schemaJSON(o.ResultSchema),
 			Handler: errand.Handler{Type: o.Handler.Type, URL: o.Handler.URL, Method: o.Handler.Method,
 				Headers: o.Handler.Headers, Secret: o.Handler.Secret, Command: o.Handler.Command, Env: o.Handler.Env,
 				Dir: o.Handler.Dir, Timeout: time.Duration(o.Handler.Timeout), Workers: o.Handler.Workers},
@@ -283,6 +290,15 @@ func (c *Config) OperationList() []errand.Operation {
 		}.WithDefaults())
 	}
 	return out
+}
+
+// schemaJSON is a schema from the YAML as JSON; nil when none is set.
+func schemaJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, _ := json.Marshal(v) // validated as JSON in validate
+	return b
 }
 
 // Duration is a time.Duration written as "90s", "10m", "2h" or "7d".
@@ -312,11 +328,8 @@ func (d Duration) String() string { return time.Duration(d).String() }
 func (c *Config) ChannelList() []errand.Channel {
 	out := make([]errand.Channel, 0, len(c.Channels))
 	for p, ch := range c.Channels {
-		var sch json.RawMessage
-		if ch.Schema != nil {
-			sch, _ = json.Marshal(ch.Schema)
-		}
-		out = append(out, errand.Channel{Pattern: p, Description: ch.Description, History: time.Duration(ch.History), Schema: sch})
+		out = append(out, errand.Channel{Pattern: p, Description: ch.Description, History: time.Duration(ch.History),
+			Schema: schemaJSON(ch.Schema)})
 	}
 	slices.SortFunc(out, func(a, b errand.Channel) int {
 		return cmp.Or(cmp.Compare(wildcards(a.Pattern), wildcards(b.Pattern)),

@@ -40,6 +40,10 @@ func (c *Config) validate(l *lines) error {
 		bad([]string{"http", "max_body_bytes"}, "must be between 1024 and 1073741824")
 	}
 	c.validateLimits(bad)
+	if u, err := url.Parse(c.HTTP.PublicURL); c.HTTP.PublicURL != "" &&
+		(err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "") {
+		bad([]string{"http", "public_url"}, "%q is not an http:// or https:// URL without query or fragment", c.HTTP.PublicURL)
+	}
 	if c.Artifacts.MaxBytes < 1 {
 		bad([]string{"artifacts", "max_bytes"}, "must be positive")
 	}
@@ -61,12 +65,8 @@ func (c *Config) validate(l *lines) error {
 		case ch.History < 0:
 			bad([]string{"channels", p, "history"}, "must not be negative")
 		case ch.Schema != nil:
-			raw, err := json.Marshal(ch.Schema)
-			if err == nil {
-				_, err = schema.Compile("channels."+p+".schema", raw)
-			}
-			if err != nil {
-				bad([]string{"channels", p, "schema"}, "%s", err)
+			if path, msg := checkSchema(ch.Schema); msg != "" {
+				bad(append([]string{"channels", p, "schema"}, path...), "%s", msg)
 			}
 		}
 	}
@@ -105,17 +105,36 @@ func (o *Operation) validate(name string, c *Config, routes map[string]string) [
 		routes[o.Route] = name
 	}
 	errs = append(errs, o.Handler.validate()...)
-	if o.InputSchema != nil {
-		raw, err := json.Marshal(o.InputSchema)
-		if err == nil {
-			_, err = schema.Compile("operations."+name+".input_schema", raw)
-		}
-		if err != nil {
-			bad(err.Error(), "input_schema")
-		}
+	if path, msg := checkSchema(o.InputSchema); msg != "" {
+		bad(msg, append([]string{"input_schema"}, path...)...)
+	}
+	if path, msg := checkSchema(o.ResultSchema); msg != "" {
+		bad(msg, append([]string{"result_schema"}, path...)...)
 	}
 	errs = append(errs, o.validateNumbers(c)...)
 	return errs
+}
+
+// checkSchema compiles a schema from the YAML (nil is none). When it does not
+// compile, it says where in the schema the fault is (its key path) and what
+// it is.
+func checkSchema(v any) (path []string, msg string) {
+	if v == nil {
+		return nil, ""
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, "a schema is a mapping with string keys"
+	}
+	_, err = schema.Compile("config", raw)
+	var se *schema.Error
+	if errors.As(err, &se) {
+		return se.Path, se.Message
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	return nil, ""
 }
 
 func (o *Operation) validateNumbers(c *Config) []fieldErr {

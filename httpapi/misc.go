@@ -50,6 +50,7 @@ type operationView struct {
 	Description      string          `json:"description,omitempty"`
 	Route            string          `json:"route,omitempty"`
 	InputSchema      json.RawMessage `json:"input_schema,omitempty"`
+	ResultSchema     json.RawMessage `json:"result_schema,omitempty"`
 	Handler          string          `json:"handler"`
 	TimeoutSeconds   int             `json:"timeout_seconds"`
 	MaxAttempts      int             `json:"max_attempts"`
@@ -63,7 +64,7 @@ type operationView struct {
 
 func viewOperation(op errand.Operation) operationView {
 	return operationView{Name: op.Name, Description: op.Description, Route: op.Route, InputSchema: op.InputSchema,
-		Handler: op.Handler.Type, TimeoutSeconds: int(op.Timeout.Seconds()), MaxAttempts: op.Retry.MaxAttempts,
+		ResultSchema: op.ResultSchema, Handler: op.Handler.Type, TimeoutSeconds: int(op.Timeout.Seconds()), MaxAttempts: op.Retry.MaxAttempts,
 		Concurrency: op.Concurrency, WaitSeconds: op.Wait.Seconds(), RetentionSeconds: int(op.Retention.Seconds())}
 }
 

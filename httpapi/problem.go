@@ -22,6 +22,7 @@ var problems = map[string]problemKind{
 	errand.EMALFORMED:        {http.StatusBadRequest, "Malformed JSON"},
 	errand.EINVALID:          {http.StatusBadRequest, "Invalid request"},
 	errand.EVALIDATION:       {http.StatusUnprocessableEntity, "Invalid input"},
+	errand.ERESULTINVALID:    {http.StatusUnprocessableEntity, "Invalid result"},
 	errand.ECURSOR:           {http.StatusBadRequest, "Invalid cursor"},
 	errand.ENOTFOUND:         {http.StatusNotFound, "Not found"},
 	errand.EOPNOTFOUND:       {http.StatusNotFound, "Operation not found"},
@@ -84,3 +85,19 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // handlerFunc is a handler that returns its failure instead of answering it
 // (see access.handle). It returns an error only before it has written anything.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// ProblemKind is how an error code is answered: its status and title.
+type ProblemKind struct {
+	Status int
+	Title  string
+}
+
+// Problems returns every error code with how it is answered, for the API's
+// description of itself (package spec).
+func Problems() map[string]ProblemKind {
+	out := make(map[string]ProblemKind, len(problems))
+	for code, k := range problems {
+		out[code] = ProblemKind{k.status, k.title}
+	}
+	return out
+}

@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// addRoutes registers every route of the API.
-func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
+// addRoutes registers every route of the API and returns their patterns, in
+// the order registered (spec documents each of them; see Routes).
+func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 	r := router{mux: mux, methods: map[string][]string{}}
 	acc := &access{dev: c.Dev, auth: d.Auth, audit: d.Audit, log: d.Log,
 		streams: &streamLimiter{max: c.MaxStreams, open: map[string]int{}}}
@@ -18,6 +19,13 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 
 	r.handle("GET /healthz", handleHealth())
 	r.handle("GET /readyz", handleReady(acc, d.Store))
+	if docs := d.Contracts; docs != nil { // public, as API descriptions are
+		for _, name := range []string{"openapi.json", "openapi.yaml", "asyncapi.json", "asyncapi.yaml"} {
+			r.handle("GET /v1/"+name, docs.Document(name))
+		}
+		r.handle("GET /docs", docs.Page())
+		r.handle("GET /docs/assets/{name}", docs.Asset())
+	}
 
 	r.handle("POST /v1/jobs", api(handleSubmit(acc, d.Jobs, c)))
 	r.handle("POST /v1/job-batches", api(handleSubmitBatch(acc, d.Jobs)))
@@ -80,17 +88,40 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) {
 		}
 	}
 	r.finish(acc)
+	return r.patterns
+}
+
+// Routes returns the pattern of every route NewServer(d, cfg) serves
+// ("POST /v1/jobs", "GET /v1/jobs/{id}", each operation's route), in the
+// order they are registered; the 405 and 404 answers for everything else are
+// not among them. It is the one list the OpenAPI document is made from.
+func Routes(d Deps, cfg *Config) []string {
+	c := cfg.withDefaults()
+	return addRoutes(http.NewServeMux(), d, &c)
+}
+
+// Contracts serves the API's description of itself (package spec): the
+// generated OpenAPI and AsyncAPI documents and the /docs page.
+type Contracts interface {
+	// Document serves a document by its file name: openapi.json,
+	// openapi.yaml, asyncapi.json or asyncapi.yaml.
+	Document(name string) http.Handler
+	// Page serves /docs, Asset the files it uses (/docs/assets/{name}).
+	Page() http.Handler
+	Asset() http.Handler
 }
 
 // router registers routes and answers wrong methods and unknown paths with problems.
 type router struct {
-	mux     *http.ServeMux
-	methods map[string][]string
+	mux      *http.ServeMux
+	methods  map[string][]string
+	patterns []string
 }
 
 func (r *router) handle(pattern string, h http.Handler) {
 	method, path, _ := strings.Cut(pattern, " ")
 	r.methods[path] = append(r.methods[path], method)
+	r.patterns = append(r.patterns, pattern)
 	r.mux.Handle(pattern, h)
 }
 

@@ -79,6 +79,9 @@ type Deps struct {
 	// Audit records denials and administrative acts and serves GET /v1/audit;
 	// nil records nothing.
 	Audit *audit.Log
+	// Contracts serves GET /v1/openapi.json, /v1/asyncapi.json (and .yaml)
+	// and /docs; nil serves none.
+	Contracts Contracts
 	// Streams ends when the server stops: event streams taken over from their
 	// request (see serveSSE) run until then. nil keeps every stream on its request.
 	Streams context.Context

@@ -1,7 +1,6 @@
 package netguard
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -11,12 +10,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/netguard/netguardtest"
 )
 
 // noDNS is a resolver that answers from /etc/hosts only: the tests never wait
@@ -120,39 +119,13 @@ func TestCheckIPAllowed(t *testing.T) {
 	}
 }
 
-// corpusLine is a line of testdata/hostile-urls.txt: a URL and words its
-// refusal must contain.
-type corpusLine struct{ url, want string }
-
-// hostileURLs reads testdata/hostile-urls.txt with port in place of PORT.
-func hostileURLs(t testing.TB, port string) []corpusLine {
-	t.Helper()
-	f, err := os.Open("testdata/hostile-urls.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []corpusLine
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
-			u, want, ok := strings.Cut(line, "\t")
-			if !ok {
-				t.Fatalf("no tab in %q", line)
-			}
-			out = append(out, corpusLine{strings.ReplaceAll(u, "PORT", port), want})
-		}
-	}
-	return out
-}
-
 func TestCheckURL(t *testing.T) {
 	g := &Guard{Resolver: noDNS}
 	ctx := context.Background()
-	for _, c := range hostileURLs(t, "8080") {
-		err := g.CheckURL(ctx, c.url)
-		if err == nil || !strings.Contains(errand.ErrorMessage(err), c.want) {
-			t.Errorf("CheckURL(%q) = %v, want refused saying %q", c.url, err, c.want)
+	for _, h := range netguardtest.HostileURLs(t, "8080") {
+		err := g.CheckURL(ctx, h.URL)
+		if err == nil || !strings.Contains(errand.ErrorMessage(err), h.Want) {
+			t.Errorf("CheckURL(%q) = %v, want refused saying %q", h.URL, err, h.Want)
 		}
 	}
 	for _, c := range []struct{ url, want string }{
@@ -253,52 +226,11 @@ func TestParseIPv4(t *testing.T) {
 	}
 }
 
-// tripwire listens on every address of this host (":0": 127.0.0.1, ::1 and
-// the interfaces' addresses) and records whoever connects.
-type tripwire struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	from []string
-}
-
-func newTripwire(t testing.TB) *tripwire {
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &tripwire{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			w.mu.Lock()
-			w.from = append(w.from, c.RemoteAddr().String()+" → "+c.LocalAddr().String())
-			w.mu.Unlock()
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return w
-}
-
-func (w *tripwire) port() string {
-	_, p, _ := net.SplitHostPort(w.ln.Addr().String())
-	return p
-}
-
-func (w *tripwire) hits() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.from...)
-}
-
 // TestDialerRefuses: the Control hook refuses what the dialer is about to
 // connect to, zone ids included, and the listener on this host sees nothing.
 func TestDialerRefuses(t *testing.T) {
-	wire := newTripwire(t)
-	p := wire.port()
+	wire := netguardtest.NewTripwire(t)
+	p := wire.Port()
 	for _, g := range []*Guard{{Resolver: noDNS}, loopbackAllowed(t)} {
 		for _, host := range []string{"[::1%lo]", "[::1%1]", "[fe80::1%lo]", "[::ffff:127.0.0.1%lo]", "[::127.0.0.1]",
 			"[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[2001:0:4136:e378:8000:63bf:80ff:fffe]", "0.0.0.0", "[::]"} {
@@ -314,7 +246,7 @@ func TestDialerRefuses(t *testing.T) {
 			}
 		}
 	}
-	if hits := wire.hits(); len(hits) > 0 {
+	if hits := wire.Hits(); len(hits) > 0 {
 		t.Errorf("connections reached this host: %v", hits)
 	}
 }
@@ -433,25 +365,25 @@ func carried(a netip.Addr) []netip.Addr {
 // Addresses the oracle calls public are never connected to (errOffHost).
 // Seeded from testdata/hostile-urls.txt and a few URLs the guard accepts.
 func FuzzGuard(f *testing.F) {
-	for _, c := range hostileURLs(f, "PORT") {
-		f.Add(c.url)
+	for _, h := range netguardtest.HostileURLs(f, "PORT") {
+		f.Add(h.URL)
 	}
 	for _, s := range []string{"http://93.184.216.34:PORT/", "https://[2606:4700:4700::1111]:PORT/x", "http://[64:ff9b::808:808]:PORT/",
 		"http://[2002:808:808::1]:PORT/", "http://[::ffff:8.8.8.8]:PORT/", "http://8.8.8.8:PORT/#@127.0.0.1", "http://example.com:PORT/"} {
 		f.Add(s)
 	}
-	wire := newTripwire(f)
+	wire := netguardtest.NewTripwire(f)
 	o := newOracle(f)
 	g := &Guard{Resolver: noDNS}
 	f.Fuzz(func(t *testing.T, s string) {
 		if len(s) > 512 {
 			return // host tricks are short; long inputs only slow minimizing down
 		}
-		s = strings.ReplaceAll(s, "PORT", wire.port())
+		s = strings.ReplaceAll(s, "PORT", wire.Port())
 		if u, err := url.Parse(s); err != nil || u.Host == "" {
 			return // nothing dials it, and CheckURL refuses it (TestCheckURL)
 		}
-		before := len(wire.hits())
+		before := len(wire.Hits())
 		if addr := guardedDial(t, g, o, s); addr != "" {
 			t.Errorf("the guard's dialer connected %q to %s (%s)", s, addr, o.private(netip.MustParseAddrPort(addr).Addr()))
 		}
@@ -462,7 +394,7 @@ func FuzzGuard(f *testing.F) {
 				}
 			}
 		}
-		if hits := wire.hits(); len(hits) > before {
+		if hits := wire.Hits(); len(hits) > before {
 			t.Errorf("%q reached the listener on this host: %v", s, hits[before:])
 		}
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/schema"
 	"github.com/errandhq/errand/storage"
 )
 
@@ -75,24 +76,32 @@ func (c *Config) validate() error {
 
 // Queue is the worker side of jobs.
 type Queue struct {
-	store  storage.Store
-	signal *Signal
-	ops    map[string]errand.Operation
-	cfg    Config
-	scope  Scope
+	store   storage.Store
+	signal  *Signal
+	ops     map[string]errand.Operation
+	results map[string]*schema.Schema // the operations' result_schema, compiled
+	cfg     Config
+	scope   Scope
 }
 
 // New returns a queue over the declared operations. It leases and acts on
 // every tenant's jobs (AllTenants), as errand's own runners do; a remote
 // worker's requests go through For(ScopeOf(principal)).
 func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) (*Queue, error) {
-	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)), cfg: cfg.withDefaults(),
-		scope: AllTenants}
+	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)),
+		results: map[string]*schema.Schema{}, cfg: cfg.withDefaults(), scope: AllTenants}
 	if err := q.cfg.validate(); err != nil {
 		return nil, fmt.Errorf("queue config: %w", err)
 	}
 	for _, op := range ops {
 		q.ops[op.Name] = op.WithDefaults()
+		if len(op.ResultSchema) > 0 {
+			s, err := schema.Compile("operations."+op.Name+".result_schema", op.ResultSchema)
+			if err != nil {
+				return nil, err
+			}
+			q.results[op.Name] = s
+		}
 	}
 	return q, nil
 }
@@ -404,15 +413,53 @@ func (q *Queue) Heartbeat(ctx context.Context, leaseID string, hp HeartbeatParam
 	return res, err
 }
 
-// Complete finishes a leased job successfully with result.
+// Complete finishes a leased job successfully with result. A result that does
+// not match the operation's result_schema ends the attempt as failed instead
+// (see succeed); the error says so, with the job as it now is.
 func (q *Queue) Complete(ctx context.Context, leaseID string, result json.RawMessage) (*errand.Job, error) {
-	return q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
-		return q.succeed(tx, j, result, now)
+	var refused error
+	j, err := q.onLease(ctx, leaseID, func(tx storage.Tx, j *errand.Job, now time.Time) error {
+		var err error
+		refused, err = q.succeed(tx, j, result, now)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return j, refused
 }
 
-func (q *Queue) succeed(tx storage.Tx, j *errand.Job, result json.RawMessage, now time.Time) error {
-	return job.Record(tx, j, job.Succeed(j, q.operation(j), result, now), now)
+// succeed records the end of a held job's attempt with result: the job
+// succeeds, or, when the result does not match the operation's result_schema,
+// the attempt fails with result_invalid like any failed attempt (retried after
+// the operation's backoff while attempts are left, else failed). No client
+// ever sees such a result. The refusal comes back as refused, to answer the
+// worker with, while err fails the transaction.
+func (q *Queue) succeed(tx storage.Tx, j *errand.Job, result json.RawMessage, now time.Time) (refused, err error) {
+	if bad := q.checkResult(j, result); bad != nil {
+		p := &errand.Problem{Code: bad.Code, Title: "The result does not match the operation's result_schema",
+			Detail: bad.Message, Errors: bad.Fields}
+		return bad, q.endAttempt(tx, j, p, true, nil, now)
+	}
+	return nil, job.Record(tx, j, job.Succeed(j, q.operation(j), result, now), now)
+}
+
+// checkResult validates a result against its operation's result_schema (an
+// absent result is null).
+func (q *Queue) checkResult(j *errand.Job, result json.RawMessage) *errand.Error {
+	s := q.results[j.Operation]
+	if s == nil {
+		return nil
+	}
+	if len(result) == 0 {
+		result = json.RawMessage("null")
+	}
+	var e *errand.Error
+	if errors.As(s.CheckWithheld(result, errand.ERESULTINVALID, "the result does not match the result_schema of operation "+
+		j.Operation+"; the attempt failed (retried while attempts are left)"), &e) {
+		return e
+	}
+	return nil
 }
 
 // Completion is one entry of a batch completion.
@@ -447,10 +494,11 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 		now := q.cfg.Now().UTC()
 		for i, c := range cs {
 			j, err := held(tx, q.scope, c.LeaseID, now)
+			var refused error
 			if err == nil {
-				err = q.succeed(tx, j, c.Result, now)
+				refused, err = q.succeed(tx, j, c.Result, now)
 			}
-			out[i] = Outcome{Job: j, Err: err}
+			out[i] = Outcome{Job: j, Err: cmp.Or(err, refused)}
 			if errand.ErrorCode(err) == errand.EINTERNAL {
 				return err
 			}

@@ -1,6 +1,7 @@
 // Package schema compiles and applies JSON Schemas (draft 2020-12 unless the schema
-// says otherwise) to the JSON documents clients send: operation inputs and, later,
-// channel event data.
+// says otherwise) to JSON documents: operation inputs and results, channel event
+// data. A schema that does not compile is an *Error saying where in it the
+// problem is, so config can name the key and its line.
 package schema
 
 import (
@@ -9,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/errandhq/errand"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 )
@@ -33,59 +36,93 @@ func (noLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("$ref to %q: schemas may only refer to themselves", url)
 }
 
-// Compile compiles the schema document raw; name identifies it in errors.
+// Compile compiles the schema document raw; name identifies it in errors. A
+// schema that does not compile is an *Error.
 func Compile(name string, raw json.RawMessage) (*Schema, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("schema %s: %w", name, err)
+		return nil, &Error{Name: name, Message: err.Error()}
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.UseLoader(noLoader{})
 	loc := "errand:///" + strings.ReplaceAll(name, " ", "_") + ".json"
 	if err := c.AddResource(loc, doc); err != nil {
-		return nil, fmt.Errorf("schema %s: %w", name, err)
+		return nil, &Error{Name: name, Message: err.Error()}
 	}
 	s, err := c.Compile(loc)
 	if err != nil {
-		return nil, fmt.Errorf("schema %s: %w", name, err)
+		return nil, explain(name, loc, doc, err)
 	}
 	return &Schema{s: s}, nil
 }
 
 var printer = message.NewPrinter(language.English)
 
-// Validate checks doc against the schema. A mismatch is an *errand.Error with code
-// validation_failed whose Fields point into doc; malformed JSON is malformed_json.
+// Validate checks an operation's input against the schema. A mismatch is an
+// *errand.Error with code validation_failed whose Fields point into doc;
+// malformed JSON is malformed_json.
 func (s *Schema) Validate(doc json.RawMessage) error {
+	return s.check(doc, errand.EVALIDATION, "input does not match the operation's schema", false)
+}
+
+// CheckWithheld checks doc as Validate does, with the error's code and
+// message, but its field errors never quote doc's values (a pattern or a
+// format that failed is named, the string that failed is not): the error is
+// shown to others than doc's author (a worker's result, refused, is a job's
+// error that the job's readers see).
+func (s *Schema) CheckWithheld(doc json.RawMessage, code, message string) error {
+	return s.check(doc, code, message, true)
+}
+
+func (s *Schema) check(doc json.RawMessage, code, message string, withhold bool) error {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
-		return errand.Errorf(errand.EMALFORMED, "input is not valid JSON: %v", err)
+		return errand.Errorf(errand.EMALFORMED, "not valid JSON: %v", err)
 	}
 	err = s.s.Validate(v)
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &ve) {
-		e := errand.Errorf(errand.EVALIDATION, "input does not match the operation's schema")
-		e.Fields = leaves(ve, nil)
+		e := errand.Errorf(code, "%s", message)
+		e.Fields = leaves(ve, nil, withhold)
 		return e
 	}
 	return err
 }
 
 // leaves collects the innermost causes, which say what is actually wrong.
-func leaves(ve *jsonschema.ValidationError, out []errand.FieldError) []errand.FieldError {
+func leaves(ve *jsonschema.ValidationError, out []errand.FieldError, withhold bool) []errand.FieldError {
 	if len(ve.Causes) == 0 {
 		if len(out) < MaxErrors {
-			out = append(out, errand.FieldError{Pointer: pointer(ve.InstanceLocation),
-				Message: ve.ErrorKind.LocalizedString(printer)})
+			msg := ve.ErrorKind.LocalizedString(printer)
+			if withhold {
+				msg = withheld(ve.ErrorKind, msg)
+			}
+			out = append(out, errand.FieldError{Pointer: pointer(ve.InstanceLocation), Message: msg})
 		}
 		return out
 	}
 	for _, c := range ve.Causes {
-		out = leaves(c, out)
+		out = leaves(c, out, withhold)
 	}
 	sort.SliceStable(out, func(i, k int) bool { return out[i].Pointer < out[k].Pointer })
 	return out
+}
+
+// withheld is msg without the value that failed, for the kinds of error
+// that quote it.
+func withheld(k jsonschema.ErrorKind, msg string) string {
+	switch k := k.(type) {
+	case *kind.Pattern:
+		return "does not match pattern " + strconv.Quote(k.Want)
+	case *kind.Format:
+		return "is not a valid " + k.Want
+	case *kind.Minimum, *kind.Maximum, *kind.ExclusiveMinimum, *kind.ExclusiveMaximum, *kind.MultipleOf:
+		keyword, _, _ := strings.Cut(msg, ":")
+		want := msg[strings.LastIndex(msg, "want ")+len("want "):]
+		return keyword + " " + want + " not met"
+	}
+	return msg
 }
 
 // pointer writes an RFC 6901 JSON Pointer.

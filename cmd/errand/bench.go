@@ -152,7 +152,7 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd := &cobra.Command{Use: "bench", Short: "Measure errand over loopback HTTP (submit, cycle, latency)"}
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
-		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout),
+		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout), newBenchQueuedCmd(stdout),
 		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr))
 	return cmd
 }
@@ -185,22 +185,38 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
 	var workers, batch, submitBatch int
+	var perJob, baseline bool
 	cmd := &cobra.Command{
 		Use:   "cycle",
-		Short: "Submits while batched pull workers lease and complete: completed jobs a second",
+		Short: "Submits while pull workers lease and complete (in batches, or one job a request with --per-job): completed jobs a second",
 		Args:  cobra.NoArgs,
-		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, facts map[string]any) (any, error) {
 			urls := o.urls
 			if len(urls) == 0 {
 				urls = []string{url}
 			}
-			return bench.Cycle(ctx, urls, "bench", o.concurrency, workers, batch, submitBatch, o.duration), nil
+			var base bench.Result
+			if baseline {
+				var err error
+				if base, err = bench.Baseline(ctx, bench.Load{Body: []byte(`{"operation":"bench","input":{"n":1}}`),
+					Concurrency: o.concurrency, Duration: o.duration}); err != nil {
+					return nil, err
+				}
+			}
+			r := bench.Cycle(ctx, urls, bench.CycleParams{Operation: "bench", Producers: o.concurrency, Workers: workers,
+				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob, Duration: o.duration})
+			if baseline && base.PerSecond > 0 {
+				r.BaselinePerSec, r.VsBaseline = base.PerSecond, r.JobsPerSec/base.PerSecond
+			}
+			return r, nil
 		}),
 	}
 	o.flags(cmd)
-	cmd.Flags().IntVar(&workers, "workers", 4, "worker loops, each leasing and completing in batches")
+	cmd.Flags().IntVar(&workers, "workers", 4, "worker loops, each leasing and completing in batches (or one job at a time with --per-job)")
 	cmd.Flags().IntVar(&batch, "batch", 200, "jobs per lease and per completion call")
 	cmd.Flags().IntVar(&submitBatch, "submit-batch", 1, "jobs per submit request (above 1: POST /v1/job-batches)")
+	cmd.Flags().BoolVar(&perJob, "per-job", false, "workers lease one job a request and complete it with POST /v1/leases/{id}/complete, as Python, Node and curl workers do")
+	cmd.Flags().BoolVar(&baseline, "baseline", false, "also measure a trivial net/http 202 server in the same run and print the cycle as a ratio of it")
 	return cmd
 }
 
@@ -315,6 +331,47 @@ func (o *benchOptions) processE(stdout io.Writer, measure func(ctx context.Conte
 		}
 		return report(stdout, o.asJSON, facts, results)
 	}
+}
+
+func newBenchQueuedCmd(stdout io.Writer) *cobra.Command {
+	var o benchOptions
+	var jobs int64
+	var leases int
+	cmd := &cobra.Command{Use: "queued", Short: "A deep queue: fill it (bulk submits), restart errand over it, time until ready, RSS, and lease latency at that depth",
+		Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
+			facts := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "synchronous": o.synchronous}
+			dir, cleanup, err := o.scratch(facts)
+			defer cleanup()
+			if err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			store := fmt.Sprintf("sqlite://%s/e.db?synchronous=%s", dir, o.synchronous)
+			facts["server"] = "own process, SQLite in " + dir
+			if o.store != "" {
+				var drop func()
+				if store, drop, err = benchSchema(cmd.Context(), o.store); err != nil {
+					return err
+				}
+				defer drop()
+				facts["server"], facts["synchronous"] = "own process, PostgreSQL", "PostgreSQL (its own settings)"
+			}
+			start := func() (*bench.Process, error) {
+				return bench.StartProcess(self, dir, benchConfig+fmt.Sprintf("store: %q\n", store))
+			}
+			r, err := bench.Queued(cmd.Context(), start, "bench", jobs, leases)
+			if err != nil {
+				return err
+			}
+			return report(stdout, o.asJSON, facts, r)
+		}}
+	o.flags(cmd)
+	cmd.Flags().Int64Var(&jobs, "jobs", 1_000_000, "queued jobs to fill the store with")
+	cmd.Flags().IntVar(&leases, "leases", 500, "jobs leased one at a time (and completed) at that depth, for the lease latency")
+	return cmd
 }
 
 func newBenchFanoutCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -463,6 +520,13 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 	case bench.CycleResult:
 		fmt.Fprintln(tw, "run\tproducers×jobs\tworkers×batch\tsubmitted\tcompleted\tjobs/s\tsubmits/s\t")
 		fmt.Fprintf(tw, "%s\t%d×%d\t%d×%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Name, r.Producers, r.SubmitBatch, r.Workers, r.Batch, r.Submitted, r.Completed, r.JobsPerSec, r.SubmitPerSec)
+		if r.PerJob {
+			fmt.Fprintf(tw, "one completion: p50 %.2f ms, p99 %.2f ms\t\t\t\t\t\t\t\n", r.CompleteP50ms, r.CompleteP99ms)
+		}
+		if r.BaselinePerSec > 0 {
+			fmt.Fprintf(tw, "baseline: net/http trivial 202\t%d\t\t\t\t%.0f\t\t\n", r.Producers, r.BaselinePerSec)
+			fmt.Fprintf(tw, "cycle / baseline\t\t\t\t\t%.3f\t\t\n", r.VsBaseline)
+		}
 	case bench.DrainResult:
 		fmt.Fprintln(tw, "run\tworkers\tsubmitted\tsucceeded\tseconds\tjobs/s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.0f\t\n", r.Name, r.Workers, r.Submitted, r.Succeeded, r.Seconds, r.JobsPerSec)
@@ -473,6 +537,10 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		for _, x := range r {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t\n", x.Name, x.Events, x.Deliveries, x.Missing, x.Seconds, x.DeliveriesSec, x.P50ms, x.P99ms)
 		}
+	case bench.QueuedResult:
+		fmt.Fprintln(tw, "run\tjobs\tfill s\tfill jobs/s\tstart s\tRSS idle\tRSS after leases\tlease p50 ms\tlease p99 ms\t")
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%d MiB\t%d MiB\t%.2f\t%.2f\t\n", r.Name, r.Jobs, r.FillSeconds, r.FillPerSec,
+			r.StartSeconds, r.RSSIdle>>20, r.RSSAfterLease>>20, r.LeaseP50ms, r.LeaseP99ms)
 	case bench.WatchResult:
 		fmt.Fprintln(tw, "run\tstreams finished\tevents\tseconds\tjobs/s\t")
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t\n", r.Name, r.Finished, r.Events, r.Seconds, r.JobsPerSec)

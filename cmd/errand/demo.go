@@ -83,6 +83,7 @@ Or use the CLI:
   go run ./cmd/errand submit generate-report --data '{"type":"monthly"}' --server %[1]s
   go run ./cmd/errand jobs watch JOB_ID --server %[1]s
 
+Docs: %[1]s/docs (every operation with a curl line to paste; OpenAPI %[1]s/v1/openapi.json, AsyncAPI %[1]s/v1/asyncapi.json)
 API: %[1]s/v1/operations   health: %[1]s/healthz
 `, url, db)
 }

@@ -20,7 +20,8 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(getenv, stderr), newDemoCmd(stdout, stderr), newVersionCmd(stdout), newBenchCmd(getenv, stdout, stderr),
-		newKeysCmd(getenv, stdout), newMigrateCmd(getenv, stdout, stderr), newCopyCmd(stdout, stderr))
+		newKeysCmd(getenv, stdout), newMigrateCmd(getenv, stdout, stderr), newCopyCmd(stdout, stderr),
+		newSpecCmd(getenv, stdout))
 	// The commands that talk to a server share --server, --token and --output.
 	var cf clientFlags
 	for _, c := range []*cobra.Command{newSubmitCmd(&cf, stdin, stdout), newJobsCmd(&cf, stdout, stderr),

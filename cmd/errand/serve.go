@@ -32,6 +32,7 @@ import (
 	runexec "github.com/errandhq/errand/runner/exec"
 	"github.com/errandhq/errand/runner/httptarget"
 	"github.com/errandhq/errand/signing"
+	"github.com/errandhq/errand/spec"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/webhook"
 	"github.com/errandhq/errand/worker"
@@ -109,6 +110,7 @@ type app struct {
 	auth       *auth.Authenticator
 	audit      *audit.Log
 	certs      *certHolder     // nil without TLS
+	contracts  *spec.Server    // the OpenAPI and AsyncAPI documents and /docs
 	services   lifecycle.Group // started in order, stopped in reverse
 	server     *http.Server
 	listener   net.Listener
@@ -257,12 +259,14 @@ func (a *app) listen(ctx context.Context) error {
 	if a.cfg.Dev {
 		maxStreams = 0
 	}
-	handler, err := httpapi.NewServer(httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
-		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Streams: base},
-		&httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
-			MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
-			CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,
-			ReplayBytes: int64(a.cfg.HTTP.ReplayBytes), StreamBufferBytes: int64(a.cfg.HTTP.StreamBufferBytes)})
+	a.contracts = &spec.Server{}
+	deps := httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
+		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Streams: base, Contracts: a.contracts}
+	httpCfg := &httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
+		MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
+		CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,
+		ReplayBytes: int64(a.cfg.HTTP.ReplayBytes), StreamBufferBytes: int64(a.cfg.HTTP.StreamBufferBytes)}
+	handler, err := httpapi.NewServer(deps, httpCfg)
 	if err != nil {
 		cancel()
 		return err
@@ -294,6 +298,12 @@ func (a *app) listen(ctx context.Context) error {
 		a.listener = tls.NewListener(a.listener, a.server.TLSConfig)
 	}
 	a.warnExposed()
+	if err := a.contracts.Update(spec.Input{Config: a.cfg, Routes: httpapi.Routes(deps, httpCfg), URL: a.publicURL(),
+		Version: buildVersion()}); err != nil {
+		cancel()
+		a.listener.Close()
+		return err
+	}
 	go func() { a.served <- a.server.Serve(a.listener) }()
 	a.log.Info("listening", "addr", a.listener.Addr().String(), "url", a.URL(), "store", a.cfg.Store, "dev", a.cfg.Dev,
 		"tls", a.certs != nil, "max_connections", conns.Max(), "file_limit", fileLimit())
@@ -315,6 +325,15 @@ func (a *app) URL() string {
 		scheme = "https"
 	}
 	return fmt.Sprintf("%s://%s:%d", scheme, host, addr.Port)
+}
+
+// publicURL is where clients reach errand, as the documents name it:
+// http.public_url, else the address bound.
+func (a *app) publicURL() string {
+	if a.cfg.HTTP.PublicURL != "" {
+		return a.cfg.HTTP.PublicURL
+	}
+	return a.URL()
 }
 
 // shutdown ends long polls and event streams and drains requests.

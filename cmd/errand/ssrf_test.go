@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/netguard/netguardtest"
 )
 
 // ssrfKey is the admin API key of the SSRF tests' servers.
@@ -33,78 +30,6 @@ auth:
   api_keys:
     - { name: admin, sha256: %s, roles: [admin], tenant: acme }
 `, b, sha256Hex(ssrfKey))
-}
-
-// hostileURL is a line of netguard/testdata/hostile-urls.txt.
-type hostileURL struct{ url, want string }
-
-// hostileURLs reads the URLs the guard refuses, with port in place of PORT.
-func hostileURLs(t *testing.T, port string) []hostileURL {
-	t.Helper()
-	f, err := os.Open("../../netguard/testdata/hostile-urls.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []hostileURL
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		u, want, ok := strings.Cut(line, "\t")
-		if !ok {
-			t.Fatalf("hostile-urls.txt: no tab in %q", line)
-		}
-		out = append(out, hostileURL{strings.ReplaceAll(u, "PORT", port), want})
-	}
-	if err := sc.Err(); err != nil || len(out) < 50 {
-		t.Fatalf("hostile-urls.txt: %d URLs, %v", len(out), err)
-	}
-	return out
-}
-
-// tripwire listens on every address of this host (":0": 127.0.0.1, ::1, the
-// interfaces' addresses, IPv4 and IPv6) and records whoever connects.
-type tripwire struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	from []string
-}
-
-func newTripwire(t *testing.T) *tripwire {
-	t.Helper()
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &tripwire{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			w.mu.Lock()
-			w.from = append(w.from, c.RemoteAddr().String()+" → "+c.LocalAddr().String())
-			w.mu.Unlock()
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return w
-}
-
-func (w *tripwire) port() string {
-	_, p, _ := net.SplitHostPort(w.ln.Addr().String())
-	return p
-}
-
-func (w *tripwire) hits() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.from...)
 }
 
 // refusal sends a request as the admin and returns the status, the problem's
@@ -129,16 +54,16 @@ func refusal(s *server, method, path string, body any) (int, errand.FieldError, 
 // address of this host while events that would be delivered happen.
 func TestE2ESSRF(t *testing.T) {
 	t.Parallel()
-	wire := newTripwire(t)
+	wire := netguardtest.NewTripwire(t)
 	s := startServerWith(t, ssrfConfig(), true)
-	for _, h := range hostileURLs(t, wire.port()) {
-		code, fe, body := refusal(s, "POST", "/v1/webhooks", map[string]any{"url": h.url})
-		if code != 422 || fe.Pointer != "/url" || !strings.Contains(fe.Message, h.want) {
-			t.Errorf("POST /v1/webhooks %s: %d %s; want 422 at /url saying %q", h.url, code, body, h.want)
+	for _, h := range netguardtest.HostileURLs(t, wire.Port()) {
+		code, fe, body := refusal(s, "POST", "/v1/webhooks", map[string]any{"url": h.URL})
+		if code != 422 || fe.Pointer != "/url" || !strings.Contains(fe.Message, h.Want) {
+			t.Errorf("POST /v1/webhooks %s: %d %s; want 422 at /url saying %q", h.URL, code, body, h.Want)
 		}
-		code, fe, body = refusal(s, "POST", "/v1/jobs", map[string]any{"operation": "echo", "callback_url": h.url})
-		if code != 422 || fe.Pointer != "/callback_url" || !strings.Contains(fe.Message, h.want) {
-			t.Errorf("POST /v1/jobs callback_url %s: %d %s; want 422 at /callback_url saying %q", h.url, code, body, h.want)
+		code, fe, body = refusal(s, "POST", "/v1/jobs", map[string]any{"operation": "echo", "callback_url": h.URL})
+		if code != 422 || fe.Pointer != "/callback_url" || !strings.Contains(fe.Message, h.Want) {
+			t.Errorf("POST /v1/jobs callback_url %s: %d %s; want 422 at /callback_url saying %q", h.URL, code, body, h.Want)
 			cancelAccepted(s, body) // its callback falls due: the tripwire sees whether it is sent
 		}
 	}
@@ -147,7 +72,7 @@ func TestE2ESSRF(t *testing.T) {
 	_, _, body := refusal(s, "POST", "/v1/jobs", map[string]any{"operation": "echo"})
 	cancelAccepted(s, body)
 	waitAttempted(t, s, 30*time.Second)
-	if hits := wire.hits(); len(hits) > 0 {
+	if hits := wire.Hits(); len(hits) > 0 {
 		t.Errorf("errand connected to this host %d times: %v", len(hits), hits[:min(len(hits), 10)])
 	}
 }
@@ -191,10 +116,10 @@ func waitAttempted(t *testing.T, s *server, within time.Duration) []errand.Deliv
 // callbacks and every redirect status; zone ids are refused even so.
 func TestE2ESSRFRedirects(t *testing.T) {
 	t.Parallel()
-	wire := newTripwire(t)
+	wire := netguardtest.NewTripwire(t)
 	s := startServerWith(t, ssrfConfig("127.0.0.0/8", "::1/128"), true)
-	targets := []string{"http://127.0.0.1:" + wire.port() + "/stolen", "http://[::1]:" + wire.port() + "/stolen",
-		"http://localhost:" + wire.port() + "/stolen", "http://[::1%25lo]:" + wire.port() + "/stolen"}
+	targets := []string{"http://127.0.0.1:" + wire.Port() + "/stolen", "http://[::1]:" + wire.Port() + "/stolen",
+		"http://localhost:" + wire.Port() + "/stolen", "http://[::1%25lo]:" + wire.Port() + "/stolen"}
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var code, target int
 		fmt.Sscanf(r.URL.Path, "/%d/%d", &code, &target)
@@ -214,7 +139,7 @@ func TestE2ESSRFRedirects(t *testing.T) {
 		}
 		cancelAccepted(s, body)
 	}
-	for _, u := range []string{"http://[::1%25lo]:" + wire.port() + "/", "http://[fe80::1%25lo]:" + wire.port() + "/"} {
+	for _, u := range []string{"http://[::1%25lo]:" + wire.Port() + "/", "http://[fe80::1%25lo]:" + wire.Port() + "/"} {
 		if st, fe, body := refusal(s, "POST", "/v1/webhooks", map[string]any{"url": u}); st != 422 || !strings.Contains(fe.Message, "zone id") {
 			t.Errorf("POST /v1/webhooks %s with loopback allowed: %d %s; want 422 (zone id)", u, st, body)
 		}
@@ -235,7 +160,7 @@ func TestE2ESSRFRedirects(t *testing.T) {
 			t.Errorf("delivery %s (%s): first attempt %+v; want the redirect as the answer", d.ID, d.URL, a)
 		}
 	}
-	if hits := wire.hits(); len(hits) > 0 {
+	if hits := wire.Hits(); len(hits) > 0 {
 		t.Errorf("a redirect was followed to this host %d times: %v", len(hits), hits[:min(len(hits), 10)])
 	}
 }
