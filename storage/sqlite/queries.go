@@ -19,6 +19,7 @@ var queries = sqlrow.SQLite.Queries()
 // server's CPU under load), and the group commit's own.
 type writeStmts struct {
 	byQuery                                                 map[string]*sql.Stmt
+	limited                                                 limitStmts
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 }
 
@@ -45,10 +46,13 @@ func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	return nil
 }
 
-func (s *writeStmts) close() { closeAll(s.byQuery) }
+func (s *writeStmts) close() { closeAll(s.byQuery); s.limited.close() }
 
 // readStmts are prepared on the read pool.
-type readStmts struct{ byQuery map[string]*sql.Stmt }
+type readStmts struct {
+	byQuery map[string]*sql.Stmt
+	limited limitStmts
+}
 
 func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	var err error
@@ -57,7 +61,7 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return err
 }
 
-func (s *readStmts) close() { closeAll(s.byQuery) }
+func (s *readStmts) close() { closeAll(s.byQuery); s.limited.close() }
 
 func prepareAll(ctx context.Context, prep func(context.Context, string) (*sql.Stmt, error), qs []string) (map[string]*sql.Stmt, error) {
 	out := make(map[string]*sql.Stmt, len(qs))
@@ -120,6 +124,9 @@ func (c conn) ExecRow(q string, args ...any) sqlrow.Row { return c.QueryRow(q, a
 
 func (c conn) Query(q string, args ...any) (sqlrow.Rows, error) {
 	if st := c.w.stmts.byQuery[q]; st != nil {
+		if r, ok, err := c.w.stmts.limited.queryLimited(c.w.ctx, c.w.conn.PrepareContext, q, args); ok {
+			return r, err
+		}
 		return rowsOf(st.QueryContext(c.w.ctx, args...))
 	}
 	return rowsOf(c.w.conn.QueryContext(c.w.ctx, q, args...))
@@ -137,6 +144,9 @@ type readDB struct{ s *Store }
 
 func (d readDB) Query(ctx context.Context, q string, args ...any) (sqlrow.Rows, error) {
 	if st := d.s.read.byQuery[q]; st != nil {
+		if r, ok, err := d.s.read.limited.queryLimited(ctx, d.s.rdb.PrepareContext, q, args); ok {
+			return r, err
+		}
 		return rowsOf(st.QueryContext(ctx, args...))
 	}
 	return rowsOf(d.s.rdb.QueryContext(ctx, q, args...))
