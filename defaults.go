@@ -51,4 +51,15 @@ const (
 	// DefaultFailureWindow is the window repeated failed authentications of one
 	// source are counted over.
 	DefaultFailureWindow = time.Minute
+
+	// DefaultGraphQLMaxDepth caps how deeply a GraphQL document nests fields.
+	DefaultGraphQLMaxDepth = 12
+	// DefaultGraphQLMaxComplexity caps a GraphQL operation's cost.
+	DefaultGraphQLMaxComplexity = 5000
+	// DefaultGraphQLMaxAliases caps the aliased fields of a GraphQL document.
+	DefaultGraphQLMaxAliases = 30
+	// DefaultGraphQLMaxDocumentBytes caps a GraphQL document's size (32 KiB).
+	DefaultGraphQLMaxDocumentBytes = 32 << 10
+	// DefaultGraphQLMaxSubscriptions caps the subscriptions of one GraphQL WebSocket.
+	DefaultGraphQLMaxSubscriptions = 100
 )

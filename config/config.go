@@ -42,6 +42,7 @@ type Config struct {
 	Auth        Auth                  `yaml:"auth"`
 	TLS         TLS                   `yaml:"tls"`
 	Audit       Audit                 `yaml:"audit"`
+	GraphQL     GraphQL               `yaml:"graphql"`
 	Operations  map[string]*Operation `yaml:"operations"`
 	Channels    map[string]*Channel   `yaml:"channels"`
 }
@@ -236,6 +237,7 @@ func (c *Config) applyDefaults() {
 	c.Webhooks.Retention = orD(c.Webhooks.Retention, errand.DefaultWebhookRetention)
 	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, errand.DefaultRotationOverlap)
 	c.accessDefaults()
+	c.GraphQL.applyDefaults()
 	if c.Artifacts.MaxBytes == 0 {
 		c.Artifacts.MaxBytes = errand.DefaultMaxArtifactBytes
 	}

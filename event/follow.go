@@ -53,10 +53,16 @@ type Follow struct {
 	Stream string
 	// After is the cursor to start after (0: the beginning). Run advances it.
 	After int64
+	// Live, when set, starts with what commits from now on and reads no
+	// history (After is ignored): a channel subscription without a cursor.
+	// From the first event the hub hands over, the reader is an ordinary one
+	// (a fall behind is caught up from the store, exactly).
+	Live bool
 	// Send hands one event to the reader. Returning an error stops Run with it.
 	Send func(*Frame) error
-	// Flush, when set, is called whenever no further event is waiting, so a
-	// transport can write several events with one flush (a syscall each).
+	// Flush, when set, is called whenever no further event is waiting (and
+	// once the reader follows the live log), so a transport can write several
+	// events with one flush (a syscall each).
 	Flush func() error
 	// Until, when it reports true for a sent event, ends Run (a job's terminal event).
 	Until func(*errand.Event) bool
@@ -79,14 +85,22 @@ type Follow struct {
 // before sending anything, *CursorTooOld when After is older than the stream's
 // history and *CursorAhead when After is beyond the log's head.
 func (f *Follow) Run(ctx context.Context) error {
-	if err := f.checkCursor(ctx); err != nil {
-		return err
+	if !f.Live {
+		if err := f.checkCursor(ctx); err != nil {
+			return err
+		}
 	}
 	buffer := cmp.Or(f.Buffer, 256)
 	bufferBytes := cmp.Or(f.BufferBytes, errand.DefaultStreamBufferBytes)
 	for {
 		sub := f.Hub.Subscribe(f.Stream, buffer, bufferBytes)
-		done, err := f.history(ctx)
+		var done bool
+		var err error
+		if !f.Live {
+			done, err = f.history(ctx)
+		} else {
+			err = f.flush() // following from here: a transport may tell its client
+		}
 		if err == nil && !done {
 			done, err = f.live(ctx, sub)
 		}
@@ -173,6 +187,11 @@ func (f *Follow) live(ctx context.Context, sub *Subscription) (bool, error) {
 				return false, nil // cut off for falling behind: the caller catches up
 			}
 			sub.Received(d)
+			if f.Live {
+				// The first event committed since the subscription: all before
+				// it is history the reader did not ask for.
+				f.Live, f.After = false, d.Seq-1
+			}
 			if d.Tenant != f.Tenant || d.Seq <= f.After {
 				continue // another tenant's stream of the same name, or already sent from history
 			}

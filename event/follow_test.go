@@ -137,3 +137,44 @@ func TestFollowCursorAhead(t *testing.T) {
 		t.Fatalf("Run after the head = %v, want it to follow until canceled", err)
 	}
 }
+
+// TestFollowLive: a live reader gets what commits after it starts, none of the
+// history, and once caught up from the store (a buffer of one overflows) it
+// still loses nothing and repeats nothing.
+func TestFollowLive(t *testing.T) {
+	s, hub := open(t)
+	for range 5 {
+		publish(t, s, "c", nil)
+	}
+	publish(t, s, "c-other", nil) // another stream's events move the log on
+	var got, want []int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := &event.Follow{Store: s, Hub: hub, Tenant: "t", Stream: "c", Live: true, Buffer: 1, Send: func(d *event.Frame) error {
+		got = append(got, d.Seq)
+		if len(got) == 100 {
+			cancel()
+		}
+		time.Sleep(100 * time.Microsecond)
+		return nil
+	}}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	for hub.Subscribers() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 100 {
+		want = append(want, publish(t, s, "c", nil))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events %v, want %d %v", len(got), got, len(want), want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("event %d = %d, want %d", i, got[i], want[i])
+		}
+	}
+}

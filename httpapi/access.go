@@ -85,10 +85,14 @@ func (a *access) failed(r *http.Request, err error) {
 // with parent, or when the credential of r's principal ends (its key revoked,
 // its token expired), with context.Cause saying so (see credentialEnded).
 func (a *access) bindStream(parent context.Context, r *http.Request) (context.Context, context.CancelFunc) {
+	return a.bind(parent, principal(r))
+}
+
+// bind returns a context that ends with parent, or when p's credential ends.
+func (a *access) bind(parent context.Context, p errand.Principal) (context.Context, context.CancelFunc) {
 	if a.dev || a.auth == nil {
 		return context.WithCancel(parent)
 	}
-	p := principal(r)
 	return a.auth.Bind(parent, &p)
 }
 
@@ -121,11 +125,16 @@ func (a *access) fail(w http.ResponseWriter, r *http.Request, err error) {
 // recordDenial writes a refusal (403, or a 404 that hides another tenant's
 // resource) to the audit log; fail calls it for every error it answers.
 func (a *access) recordDenial(r *http.Request, err error, status int) {
+	a.recordDenialOf(r, principal(r), err, status)
+}
+
+// recordDenialOf is recordDenial for a principal that did not come with r
+// (one authenticated by a message on r's connection).
+func (a *access) recordDenialOf(r *http.Request, p errand.Principal, err error, status int) {
 	var e *errand.Error
 	if a.audit == nil || !errors.As(err, &e) || e.Action == "" {
 		return
 	}
-	p := principal(r)
 	a.audit.Record(errand.AuditEntry{Tenant: p.Tenant, Subject: p.Subject, Action: e.Action, Resource: e.Resource,
 		Outcome: errand.AuditDenied, Status: status, Detail: e.Message, RequestID: requestID(r.Context()), Remote: remoteIP(r)})
 }
@@ -133,10 +142,14 @@ func (a *access) recordDenial(r *http.Request, err error, status int) {
 // recordAct writes an administrative act to the audit log and waits for it to
 // be committed.
 func (a *access) recordAct(r *http.Request, action, resource, detail string) {
+	a.recordActOf(r, principal(r), action, resource, detail)
+}
+
+// recordActOf is recordAct for a principal that did not come with r.
+func (a *access) recordActOf(r *http.Request, p errand.Principal, action, resource, detail string) {
 	if a.audit == nil {
 		return
 	}
-	p := principal(r)
 	err := a.audit.Write(context.WithoutCancel(r.Context()), errand.AuditEntry{Tenant: p.Tenant, Subject: p.Subject,
 		Action: action, Resource: resource, Outcome: errand.AuditOK, Detail: detail,
 		RequestID: requestID(r.Context()), Remote: remoteIP(r)})
@@ -163,10 +176,15 @@ type streamLimiter struct {
 
 // acquire takes a stream slot for the request's principal; release gives it back.
 func (a *access) acquireStream(r *http.Request) (release func(), err error) {
+	return a.acquireStreamOf(principal(r))
+}
+
+// acquireStreamOf takes a stream slot for p.
+func (a *access) acquireStreamOf(p errand.Principal) (release func(), err error) {
 	if a.streams == nil || a.streams.max <= 0 {
 		return func() {}, nil
 	}
-	l, p := a.streams, principal(r)
+	l := a.streams
 	key := p.Tenant + "\x00" + p.ID
 	l.mu.Lock()
 	defer l.mu.Unlock()

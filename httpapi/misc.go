@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/errandhq/errand"
@@ -68,20 +67,11 @@ func viewOperation(op errand.Operation) operationView {
 		Concurrency: op.Concurrency, WaitSeconds: op.Wait.Seconds(), RetentionSeconds: int(op.Retention.Seconds())}
 }
 
-// seesOperation reports whether p may know of an operation: it may submit its
-// jobs or lease them.
-func seesOperation(p *errand.Principal, name string) bool {
-	return p.Can(errand.PermJobsSubmit, name) || p.Can(errand.PermWorkersLease, name)
-}
-
 func handleListOperations(acc *access, jobs *job.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := principal(r)
 		out := []operationView{}
-		for _, op := range jobs.Operations() {
-			if seesOperation(&p, op.Name) {
-				out = append(out, viewOperation(op))
-			}
+		for _, op := range jobs.Visible(principal(r)) {
+			out = append(out, viewOperation(op))
 		}
 		encode(w, http.StatusOK, map[string]any{"operations": out})
 	})
@@ -89,12 +79,8 @@ func handleListOperations(acc *access, jobs *job.Service) http.Handler {
 
 func handleGetOperation(acc *access, jobs *job.Service) http.Handler {
 	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
-		p, name := principal(r), r.PathValue("name")
-		op, err := jobs.Operation(name)
-		if err == nil && !seesOperation(&p, name) {
-			err = errand.Hidden(errand.EOPNOTFOUND, fmt.Sprintf("operation %q is not declared", errand.Truncate(name, 64)),
-				errand.PermJobsSubmit, name)
-		}
+		p := principal(r)
+		op, err := jobs.Describe(p, r.PathValue("name"))
 		if err != nil {
 			return err
 		}

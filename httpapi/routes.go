@@ -73,6 +73,11 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 		r.handle("GET /v1/audit", api(handleAudit(acc, d.Audit)))
 	}
 	r.handle("GET /v1/me", api(handleMe()))
+	if g := d.GraphQL; g != nil {
+		h := limitBody(c.MaxBodyBytes, g.Handler(&lent{acc: acc, streams: d.Streams, origins: originPatterns(c.CORSOrigins)}))
+		r.handle("GET /v1/graphql", h) // queries, a WebSocket (graphql-transport-ws), an event stream (graphql-sse)
+		r.handle("POST /v1/graphql", h)
+	}
 
 	r.handle("POST /v1/leases", api(handleLease(acc, d.Queue)))
 	r.handle("POST /v1/leases/complete", api(worker(acc, handleCompleteBatch(acc, d.Queue))))

@@ -82,6 +82,8 @@ type Deps struct {
 	// Contracts serves GET /v1/openapi.json, /v1/asyncapi.json (and .yaml)
 	// and /docs; nil serves none.
 	Contracts Contracts
+	// GraphQL serves /v1/graphql; nil serves none.
+	GraphQL GraphQL
 	// Streams ends when the server stops: event streams taken over from their
 	// request (see serveSSE) run until then. nil keeps every stream on its request.
 	Streams context.Context

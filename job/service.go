@@ -117,6 +117,36 @@ func (s *Service) Operation(name string) (errand.Operation, error) {
 	return e.op, nil
 }
 
+// Visible returns the declared operations p may know of (those it may
+// submit or lease), sorted by name.
+func (s *Service) Visible(p errand.Principal) []errand.Operation {
+	var out []errand.Operation
+	for _, n := range s.names {
+		if sees(&p, n) {
+			out = append(out, s.ops[n].op)
+		}
+	}
+	return out
+}
+
+// Describe returns the declared operation called name if p may know of it;
+// one it may not is not found, as one that is not declared (a denial in the
+// audit log).
+func (s *Service) Describe(p errand.Principal, name string) (errand.Operation, error) {
+	op, err := s.Operation(name)
+	if err == nil && !sees(&p, name) {
+		return errand.Operation{}, errand.Hidden(errand.EOPNOTFOUND, fmt.Sprintf("operation %q is not declared", errand.Truncate(name, 64)),
+			errand.PermJobsSubmit, name)
+	}
+	return op, err
+}
+
+// sees reports whether p may know of an operation: it may submit its jobs or
+// lease them.
+func sees(p *errand.Principal, name string) bool {
+	return p.Can(errand.PermJobsSubmit, name) || p.Can(errand.PermWorkersLease, name)
+}
+
 // SubmitParams is a request to run an operation.
 type SubmitParams struct {
 	Operation string            `json:"operation"`

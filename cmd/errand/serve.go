@@ -23,6 +23,7 @@ import (
 	"github.com/errandhq/errand/channel"
 	"github.com/errandhq/errand/config"
 	"github.com/errandhq/errand/event"
+	"github.com/errandhq/errand/graphql"
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/lifecycle"
@@ -259,9 +260,14 @@ func (a *app) listen(ctx context.Context) error {
 	if a.cfg.Dev {
 		maxStreams = 0
 	}
+	gql, err := a.graphQL()
+	if err != nil {
+		cancel()
+		return err
+	}
 	a.contracts = &spec.Server{}
 	deps := httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
-		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Streams: base, Contracts: a.contracts}
+		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, GraphQL: gql, Streams: base, Contracts: a.contracts}
 	httpCfg := &httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 		MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
 		CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,
@@ -308,6 +314,14 @@ func (a *app) listen(ctx context.Context) error {
 	a.log.Info("listening", "addr", a.listener.Addr().String(), "url", a.URL(), "store", a.cfg.Store, "dev", a.cfg.Dev,
 		"tls", a.certs != nil, "max_connections", conns.Max(), "file_limit", fileLimit())
 	return nil
+}
+
+// graphQL makes the GraphQL API over the services.
+func (a *app) graphQL() (*graphql.Server, error) {
+	g := a.cfg.GraphQL
+	return graphql.New(graphql.Deps{Jobs: a.jobs, Channels: a.channels, Webhooks: a.webhooks, Store: a.store, Hub: a.hub},
+		&graphql.Config{NoIntrospection: g.Introspection != nil && !*g.Introspection, MaxDepth: g.MaxDepth, MaxComplexity: g.MaxComplexity,
+			MaxAliases: g.MaxAliases, MaxDocumentBytes: g.MaxDocumentBytes, MaxSubscriptions: g.MaxSubscriptions, Log: a.log})
 }
 
 // URL is the base URL clients on this machine reach the server at.
