@@ -42,7 +42,7 @@ func orInt(n, def int) int {
 func (c *Config) validateGraphQL(bad func(path []string, format string, args ...any)) {
 	g := &c.GraphQL
 	for _, r := range []struct {
-		key      string
+		key       string
 		n, lo, hi int
 	}{
 		{"max_depth", g.MaxDepth, 2, 100},

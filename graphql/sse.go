@@ -136,4 +136,3 @@ func (o *sseResults) complete() {
 		_ = o.flush()
 	}
 }
-

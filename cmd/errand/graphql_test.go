@@ -87,7 +87,9 @@ func (c *jsClient) events(id, field string) (types, ids []string) {
 	for _, l := range c.seen {
 		var m struct {
 			ID   string
-			Next struct{ Data map[string]struct{ ID, Type string } }
+			Next struct {
+				Data map[string]struct{ ID, Type string }
+			}
 		}
 		if json.Unmarshal([]byte(l), &m) == nil && m.ID == id {
 			if e, ok := m.Next.Data[field]; ok {

@@ -4,7 +4,7 @@ package exec
 
 import (
 	"encoding/json"
-		"io"
+	"io"
 	"strconv"
 	"strings"
 	"time"
