@@ -79,7 +79,15 @@ type Follow struct {
 	// (a keepalive, with no goroutine of its own).
 	Idle   time.Duration
 	OnIdle func() error
+
+	replaying bool
 }
+
+// Replaying reports whether the event being sent comes from the store (the
+// history, or a catch-up after falling behind the hub) rather than live from
+// the hub: a transport may wait for room to send it, since nothing live
+// waits on it.
+func (f *Follow) Replaying() bool { return f.replaying }
 
 // Run follows the stream until ctx ends, Send fails or Until is met. It returns,
 // before sending anything, *CursorTooOld when After is older than the stream's
@@ -141,6 +149,8 @@ func (f *Follow) checkCursor(ctx context.Context) error {
 // events and PageBytes at a time.
 func (f *Follow) history(ctx context.Context) (bool, error) {
 	maxBytes := cmp.Or(f.PageBytes, errand.DefaultReplayBytes)
+	f.replaying = true
+	defer func() { f.replaying = false }()
 	for {
 		var events []*errand.Event
 		var err error

@@ -203,8 +203,8 @@ func requestErrorStatus(errs gqlerror.List) int {
 // oneResult keeps a query's or mutation's result.
 type oneResult struct{ b []byte }
 
-func (o *oneResult) next(b []byte, _, _ int64) error { o.b = b; return nil }
-func (o *oneResult) flush() error                    { return nil }
+func (o *oneResult) next(b []byte, _, _ int64, _ bool) error { o.b = b; return nil }
+func (o *oneResult) flush() error                            { return nil }
 
 func writeResult(w http.ResponseWriter, status int, b []byte, media string) {
 	h := w.Header()

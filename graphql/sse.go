@@ -50,7 +50,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, a httpapi.Acce
 	defer out.complete()
 	op, resp := s.prepare(r.Context(), c, &params)
 	if resp != nil {
-		_ = out.next(payload(resp), 0, 0)
+		_ = out.next(payload(resp), 0, 0, true)
 		return
 	}
 	if op.Operation.Operation == ast.Subscription {
@@ -91,7 +91,7 @@ func (o *sseResults) write(b []byte) error {
 	return o.err
 }
 
-func (o *sseResults) next(payload []byte, cursor, _ int64) error {
+func (o *sseResults) next(payload []byte, cursor, _ int64, _ bool) error {
 	b := make([]byte, 0, len(payload)+40)
 	if cursor > 0 {
 		b = strconv.AppendInt(append(b, "id: "...), cursor, 10)
@@ -127,7 +127,7 @@ func (o *sseResults) ping() (time.Duration, func() error) {
 // fail ends the stream with an error as the protocol can say it: a next event
 // holding the error (complete follows).
 func (o *sseResults) fail(e *gqlerror.Error) {
-	_ = o.next(mustJSON(map[string]any{"errors": gqlerror.List{e}}), 0, 0)
+	_ = o.next(mustJSON(map[string]any{"errors": gqlerror.List{e}}), 0, 0, true)
 }
 
 // complete ends the stream; the empty data line makes EventSource dispatch it.

@@ -135,9 +135,12 @@ func terminal(e *errand.Event) bool { return errand.TerminalEvent(e.Type) }
 
 // results is where a transport takes an operation's results: each one's
 // JSON (an ExecutionResult) with the cursor of the event it answers and the
-// cursor before it (0 and 0 when it answers none).
+// cursor before it (0 and 0 when it answers none). wait says the result may
+// wait for room (it answers no live event: the one result of a query, or an
+// event read from the store); else a transport that has no room returns
+// event.ErrSlow.
 type results interface {
-	next(payload []byte, cursor, prev int64) error
+	next(payload []byte, cursor, prev int64, wait bool) error
 	flush() error
 }
 
@@ -159,7 +162,7 @@ func (s *Server) run(ctx context.Context, c *caller, op *graphql.OperationContex
 	handler, ctx := s.exec.DispatchOperation(ctx, op)
 	if c.src == nil {
 		for resp := handler(ctx); resp != nil; resp = handler(ctx) {
-			if err := out.next(payload(resp), 0, 0); err != nil {
+			if err := out.next(payload(resp), 0, 0, true); err != nil {
 				return err
 			}
 		}
@@ -171,7 +174,7 @@ func (s *Server) run(ctx context.Context, c *caller, op *graphql.OperationContex
 		if resp == nil {
 			return errDone
 		}
-		return out.next(payload(resp), cursor, prev)
+		return out.next(payload(resp), cursor, prev, f.Replaying())
 	}
 	f.Send = func(d *event.Frame) error {
 		prev := f.After

@@ -362,7 +362,7 @@ type wsResults struct {
 	ctx context.Context
 }
 
-func (o *wsResults) next(payload []byte, cursor, prev int64) error {
+func (o *wsResults) next(payload []byte, cursor, prev int64, wait bool) error {
 	if o.sub.sent.Load() < 0 && cursor > 0 {
 		o.sub.sent.Store(prev) // nothing sent yet: a resume starts where the subscription did
 	}
@@ -371,9 +371,12 @@ func (o *wsResults) next(payload []byte, cursor, prev int64) error {
 	b = appendString(b, o.sub.id)
 	b = append(b, `,"type":"next","payload":`...)
 	b = append(append(b, payload...), '}')
-	// A subscription's event is dropped when the queue is full (the subscriber
-	// is told to resume); a query's or mutation's one result waits.
-	if !o.ws.sendEvent(o.ctx, o.sub, b, cursor, cursor == 0) {
+	// A live event is not kept when the queue is full: the subscriber is told
+	// to resume; what waits in the store (a replay) and a query's result wait.
+	if !o.ws.sendEvent(o.ctx, o.sub, b, cursor, wait) {
+		if o.ctx.Err() != nil {
+			return o.ctx.Err()
+		}
 		return event.ErrSlow
 	}
 	return nil

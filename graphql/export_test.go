@@ -1,0 +1,4 @@
+package graphql
+
+// Served is the executable schema's own (for TestSDL).
+var Served = served
