@@ -81,7 +81,8 @@ type ConnsResult struct {
 	PerGiB       float64 `json:"connections_per_gib"`
 }
 
-// IdleConns opens n idle subscriptions (kind "sse" or "ws") to channel on p and
+// IdleConns opens n idle subscriptions (kind "sse", "ws" or "graphql", a
+// graphql-transport-ws subscription) to channel on p and
 // measures how much the server's RSS grew.
 func IdleConns(ctx context.Context, p *Process, kind, channel string, n int) (ConnsResult, error) {
 	time.Sleep(500 * time.Millisecond)
@@ -109,6 +110,14 @@ func IdleConns(ctx context.Context, p *Process, kind, channel string, n int) (Co
 				return ConnsResult{}, err
 			}
 			closers = append(closers, func() { c.CloseNow() })
+		}
+	case "graphql":
+		for i := range n {
+			c, err := dialSub(ctx, p.URL, ProtoGraphQL, channel, "", i)
+			if err != nil {
+				return ConnsResult{}, err
+			}
+			closers = append(closers, func() { c.c.CloseNow() })
 		}
 	}
 	time.Sleep(3 * time.Second) // let the server settle (and collect)

@@ -6,6 +6,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"net"
@@ -31,9 +32,11 @@ type Result struct {
 	TargetRate float64 `json:"target_rate,omitempty"`
 }
 
-// Load describes a run of identical POSTs.
+// Load describes a run of identical requests.
 type Load struct {
-	Name        string
+	Name string
+	// Method is the requests' method. Defaults to POST.
+	Method      string
 	URL         string // full URL
 	Body        []byte
 	Header      http.Header
@@ -96,7 +99,7 @@ func Run(ctx context.Context, l Load) Result {
 }
 
 func send(ctx context.Context, hc *http.Client, l *Load) bool {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.URL, bytes.NewReader(l.Body))
+	req, _ := http.NewRequestWithContext(ctx, cmp.Or(l.Method, http.MethodPost), l.URL, bytes.NewReader(l.Body))
 	req.Header = l.Header.Clone()
 	resp, err := hc.Do(req)
 	if err != nil {

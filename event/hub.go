@@ -150,6 +150,36 @@ type Frame struct {
 	*errand.Event
 	jsonOnce, sseOnce sync.Once
 	json, sse         []byte
+	mu                sync.Mutex
+	memo              []*memo
+}
+
+type memo struct {
+	key  string
+	once sync.Once
+	b    []byte
+}
+
+// Memo returns what make returns for key, made once for this frame however
+// many subscribers ask: a transport's encoding of the event for one query
+// (GraphQL subscribers with the same document share theirs). When make
+// returns nil, Memo returns nil (to this caller and those waiting on it).
+func (f *Frame) Memo(key string, make func() []byte) []byte {
+	f.mu.Lock()
+	var m *memo
+	for _, x := range f.memo {
+		if x.key == key {
+			m = x
+			break
+		}
+	}
+	if m == nil {
+		m = &memo{key: key}
+		f.memo = append(f.memo, m)
+	}
+	f.mu.Unlock()
+	m.once.Do(func() { m.b = make() })
+	return m.b
 }
 
 // NewFrame wraps an event read from the store.

@@ -28,13 +28,13 @@ import (
 // api is errand's HTTP API with GraphQL, in development mode, on a SQLite
 // file of the test's, served over loopback.
 type api struct {
-	t        *testing.T
+	t        testing.TB
 	URL      string
 	store    *sqlite.Store
 	channels *channel.Service
 }
 
-func newAPI(t *testing.T, cfg *graphql.Config) *api {
+func newAPI(t testing.TB, cfg *graphql.Config) *api {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "e.db"), nil)
@@ -132,7 +132,7 @@ func (r result) code() string {
 
 // wsClient speaks graphql-transport-ws.
 type wsClient struct {
-	t *testing.T
+	t testing.TB
 	c *websocket.Conn
 }
 
@@ -148,7 +148,12 @@ func (a *api) dial(protocols ...string) *wsClient {
 	if protocols == nil {
 		protocols = []string{"graphql-transport-ws"}
 	}
-	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(a.URL, "http")+"/v1/graphql",
+	return a.dialPath("/v1/graphql", protocols...)
+}
+
+func (a *api) dialPath(path string, protocols ...string) *wsClient {
+	a.t.Helper()
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(a.URL, "http")+path,
 		&websocket.DialOptions{Subprotocols: protocols})
 	if err != nil {
 		a.t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/graphql/exec"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -25,7 +26,12 @@ const parserTokenLimit = 20000
 // expanded, each measured once): validation compares fields pairwise, so a
 // thousand aliases must be refused before it runs. After validation it
 // checks the operation's complexity and whether introspection is allowed.
-type limits struct{ s *Server }
+type limits struct {
+	s *Server
+	// costs remembers the complexity of operations whose pages' sizes are
+	// not variables (by operation name and document).
+	costs *lru.LRU[int]
+}
 
 var (
 	_ graphql.HandlerExtension          = (*limits)(nil)
@@ -85,12 +91,53 @@ func count(n int) string {
 // introspection when the configuration does.
 func (l *limits) MutateOperationContext(ctx context.Context, op *graphql.OperationContext) *gqlerror.Error {
 	cfg := &l.s.cfg
-	if c := complexity.Calculate(ctx, l.s.schema, op.Operation, op.Variables); c > cfg.MaxComplexity {
+	if c := l.cost(ctx, op); c > cfg.MaxComplexity {
 		return limitError("max_complexity", cfg.MaxComplexity, "the operation's complexity is %d; at most %d is allowed (graphql.max_complexity): ask for smaller pages (first) or fewer fields",
 			c, cfg.MaxComplexity)
 	}
 	op.DisableIntrospection = cfg.NoIntrospection
 	return nil
+}
+
+// cost is the operation's complexity, remembered when no variable sets a
+// page's size.
+func (l *limits) cost(ctx context.Context, op *graphql.OperationContext) int {
+	key := op.OperationName + "\x00" + op.RawQuery
+	if c, ok := l.costs.Get(ctx, key); ok {
+		return c
+	}
+	c := complexity.Calculate(ctx, l.s.schema, op.Operation, op.Variables)
+	if !pagedByVariable(op.Doc) {
+		l.costs.Add(ctx, key, c)
+	}
+	return c
+}
+
+// pagedByVariable reports whether a first: argument of the document is a
+// variable (then its complexity depends on the variables).
+func pagedByVariable(doc *ast.QueryDocument) bool {
+	found := false
+	var walk func(ast.SelectionSet)
+	walk = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				if a := s.Arguments.ForName("first"); a != nil && a.Value.Kind == ast.Variable {
+					found = true
+				}
+				walk(s.SelectionSet)
+			case *ast.InlineFragment:
+				walk(s.SelectionSet)
+			}
+		}
+	}
+	for _, op := range doc.Operations {
+		walk(op.SelectionSet)
+	}
+	for _, f := range doc.Fragments {
+		walk(f.SelectionSet)
+	}
+	return found
 }
 
 // measure is what a selection set costs: its depth, its aliased fields and

@@ -2,7 +2,6 @@ package graphql
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/errandhq/errand"
@@ -193,13 +192,6 @@ func deliveries(ctx context.Context, hooks *webhook.Service, q webhook.DeliveryP
 }
 
 type jobResolver resolver
-
-func (j *jobResolver) Metadata(ctx context.Context, obj *errand.Job) (json.RawMessage, error) {
-	if len(obj.Metadata) == 0 {
-		return nil, nil
-	}
-	return json.Marshal(obj.Metadata)
-}
 
 func (j *jobResolver) CallbackURL(ctx context.Context, obj *errand.Job) (*string, error) {
 	return opt(obj.CallbackURL), nil

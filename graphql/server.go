@@ -105,7 +105,7 @@ func New(d Deps, cfg *Config) (*Server, error) {
 	s.exec.SetQueryCache(s.docs)
 	s.exec.SetErrorPresenter(s.present)
 	s.exec.SetRecoverFunc(s.recoverPanic)
-	s.exec.Use(&limits{s: s})
+	s.exec.Use(&limits{s: s, costs: lru.New[int](1000)})
 	return s, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/event"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -159,7 +160,13 @@ var errDone = errors.New("the subscription ended")
 // *event.CursorTooOld, or the reader's).
 func (s *Server) run(ctx context.Context, c *caller, op *graphql.OperationContext, out results) error {
 	ctx = withCaller(ctx, c)
-	handler, ctx := s.exec.DispatchOperation(ctx, op)
+	var handler graphql.ResponseHandler
+	dispatch := func() { handler, ctx = s.exec.DispatchOperation(ctx, op) }
+	if op.Operation.Operation == ast.Subscription {
+		offStack(dispatch) // the subscription's goroutine lives on: keep its stack small
+	} else {
+		dispatch()
+	}
 	if c.src == nil {
 		for resp := handler(ctx); resp != nil; resp = handler(ctx) {
 			if err := out.next(payload(resp), 0, 0, true); err != nil {
@@ -176,8 +183,21 @@ func (s *Server) run(ctx context.Context, c *caller, op *graphql.OperationContex
 		}
 		return out.next(payload(resp), cursor, prev, f.Replaying())
 	}
+	memo := ""
+	if src.resumable && src.flush == nil {
+		memo = memoKey(op)
+	}
 	f.Send = func(d *event.Frame) error {
 		prev := f.After
+		if memo != "" {
+			// Executed once per event for every subscriber of this document.
+			if b := d.Memo(memo, func() []byte { return s.render(ctx, handler, src, d) }); b != nil {
+				return out.next(b, d.Seq, prev, f.Replaying())
+			}
+			if ctx.Err() != nil {
+				return errDone
+			}
+		}
 		if ok, err := src.send(ctx, d); !ok || err != nil {
 			return err
 		}
@@ -203,6 +223,28 @@ func (s *Server) run(ctx context.Context, c *caller, op *graphql.OperationContex
 		return nil
 	}
 	return err
+}
+
+// render executes the next result for d; nil when there is none (ctx ended).
+func (s *Server) render(ctx context.Context, handler graphql.ResponseHandler, src *source, d *event.Frame) []byte {
+	if ok, err := src.send(ctx, d); !ok || err != nil {
+		return nil
+	}
+	resp := handler(ctx)
+	if resp == nil {
+		return nil
+	}
+	return payload(resp)
+}
+
+// offStack runs fn on a goroutine of its own and waits for it: parsing,
+// validating and starting an operation go deep, and on a subscription's
+// long-lived goroutine they would grow its stack for good (idle subscribers
+// are many).
+func offStack(fn func()) {
+	done := make(chan struct{})
+	go func() { fn(); close(done) }()
+	<-done
 }
 
 // payload is a response as an ExecutionResult: data only when the operation

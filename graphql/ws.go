@@ -56,8 +56,8 @@ type wsConn struct {
 	c       *websocket.Conn
 	r       *http.Request // the upgrade request: the audit log's details
 	who     caller        // set by connection_init
-	control chan wsOut
-	events  chan wsOut
+	control chan *wsOut // pointers: a queue's empty slots cost 8 bytes each
+	events  chan *wsOut
 	mu      sync.Mutex
 	subs    map[string]*wsSub
 	closing chan struct{}
@@ -106,7 +106,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, a httpapi.Acces
 		return
 	}
 	c.SetReadLimit(int64(s.cfg.MaxDocumentBytes) + 64<<10)
-	ws := &wsConn{s: s, a: a, c: c, r: r, control: make(chan wsOut, wsControlQueue), events: make(chan wsOut, wsEventQueue),
+	ws := &wsConn{s: s, a: a, c: c, r: r, control: make(chan *wsOut, wsControlQueue), events: make(chan *wsOut, wsEventQueue),
 		subs: map[string]*wsSub{}, closing: make(chan struct{})}
 	if a.Streams() == nil {
 		ws.serve(r.Context(), pre)
@@ -313,13 +313,20 @@ func (ws *wsConn) subscribe(ctx context.Context, m *wsMessage) bool {
 // early: fell behind, cursor too old).
 func (ws *wsConn) operate(ctx context.Context, sub *wsSub, raw json.RawMessage) {
 	defer ws.drop(sub)
-	var params graphql.RawParams
-	if err := decodeParams(raw, &params); err != nil {
+	c := ws.who // each operation its own caller (its source)
+	var op *graphql.OperationContext
+	var resp *graphql.Response
+	var err error
+	offStack(func() {
+		var params graphql.RawParams
+		if err = decodeParams(raw, &params); err == nil {
+			op, resp = ws.s.prepare(ctx, &c, &params)
+		}
+	})
+	if err != nil {
 		ws.sendError(sub.id, &gqlerror.Error{Message: errand.ErrorMessage(err), Extensions: map[string]any{"code": errand.ErrorCode(err)}})
 		return
 	}
-	c := ws.who // each operation its own caller (its source)
-	op, resp := ws.s.prepare(ctx, &c, &params)
 	if resp != nil {
 		ws.sendError(sub.id, resp.Errors...)
 		return
@@ -332,7 +339,7 @@ func (ws *wsConn) operate(ctx context.Context, sub *wsSub, raw json.RawMessage) 
 		}
 		defer release()
 	}
-	err := ws.s.run(ctx, &c, op, &wsResults{ws: ws, sub: sub, ctx: ctx})
+	err = ws.s.run(ctx, &c, op, &wsResults{ws: ws, sub: sub, ctx: ctx})
 	switch {
 	case ctx.Err() != nil && !errors.Is(err, event.ErrSlow):
 		// completed by the client, or the connection is closing
@@ -342,7 +349,7 @@ func (ws *wsConn) operate(ctx context.Context, sub *wsSub, raw json.RawMessage) 
 		}
 		resumable := c.src != nil && c.src.resumable
 		sub.dead.Store(true) // what it still has queued is dropped: the error says where to resume
-		ws.queueControl(wsOut{render: func() []byte {
+		ws.queueControl(&wsOut{render: func() []byte {
 			return mustJSON(wsMessage{ID: sub.id, Type: "error", Payload: mustJSON(gqlerror.List{endError(err, resumable, sub.sent.Load())})})
 		}})
 	default:
@@ -387,7 +394,7 @@ func (o *wsResults) flush() error { return nil }
 // sendEvent queues an operation's message behind its earlier ones; wait
 // blocks until there is room (or ctx ends), else a full queue reports false.
 func (ws *wsConn) sendEvent(ctx context.Context, sub *wsSub, b []byte, cursor int64, wait bool) bool {
-	out := wsOut{sub: sub, b: b, cursor: cursor}
+	out := &wsOut{sub: sub, b: b, cursor: cursor}
 	if !wait {
 		select {
 		case ws.events <- out:
@@ -410,11 +417,11 @@ func (ws *wsConn) sendError(id string, errs ...*gqlerror.Error) {
 	ws.sendControl(wsMessage{ID: id, Type: "error", Payload: mustJSON(gqlerror.List(errs))})
 }
 
-func (ws *wsConn) sendControl(m wsMessage) { ws.queueControl(wsOut{b: mustJSON(m)}) }
+func (ws *wsConn) sendControl(m wsMessage) { ws.queueControl(&wsOut{b: mustJSON(m)}) }
 
 // queueControl queues a control message; a client that lets 64 of them pile
 // up is closed.
-func (ws *wsConn) queueControl(o wsOut) {
+func (ws *wsConn) queueControl(o *wsOut) {
 	select {
 	case ws.control <- o:
 	default:
@@ -457,7 +464,7 @@ func (ws *wsConn) write(ctx context.Context) {
 	ping := time.NewTicker(wsPing)
 	defer ping.Stop()
 	for {
-		var o wsOut
+		var o *wsOut
 		select {
 		case o = <-ws.control:
 		default:
@@ -483,7 +490,7 @@ func (ws *wsConn) write(ctx context.Context) {
 	}
 }
 
-func (ws *wsConn) writeOut(ctx context.Context, o wsOut) bool {
+func (ws *wsConn) writeOut(ctx context.Context, o *wsOut) bool {
 	b := o.b
 	if o.render != nil {
 		b = o.render()

@@ -182,12 +182,12 @@ func TestCursorTooOld(t *testing.T) {
 	var seqs []int64
 	for range 3 {
 		e := &errand.Event{Stream: "orders.old", Tenant: "default", Type: "x", Time: past, Data: []byte(`{}`), ExpiresAt: &past}
-		if err := a.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(ctx, e) }); err != nil {
+		if err := a.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(e) }); err != nil {
 			t.Fatal(err)
 		}
 		seqs = append(seqs, e.Seq)
 	}
-	if err := a.store.WithTx(ctx, func(tx storage.Tx) error { _, err := tx.ExpireEvents(ctx, time.Now(), 100); return err }); err != nil {
+	if err := a.store.WithTx(ctx, func(tx storage.Tx) error { _, err := tx.ExpireEvents(time.Now(), 100); return err }); err != nil {
 		t.Fatal(err)
 	}
 	w := a.connect()

@@ -153,7 +153,7 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
 		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout), newBenchQueuedCmd(stdout),
-		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr))
+		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr), newBenchGraphQLCmd(stdout))
 	return cmd
 }
 

@@ -35,6 +35,34 @@ func UnmarshalJSON(v any) (json.RawMessage, error) {
 	return b, nil
 }
 
+// MarshalMetadata writes a job's metadata (string keys and values) as a
+// JSON object; none is null.
+func MarshalMetadata(m map[string]string) graphql.Marshaler {
+	if len(m) == 0 {
+		return graphql.Null
+	}
+	b, _ := json.Marshal(m)
+	return MarshalJSON(b)
+}
+
+// UnmarshalMetadata reads metadata: an object of strings.
+func UnmarshalMetadata(v any) (map[string]string, error) {
+	obj, ok := v.(map[string]any)
+	out := make(map[string]string, len(obj))
+	for k, x := range obj {
+		s, isString := x.(string)
+		if !isString {
+			ok = false
+			break
+		}
+		out[k] = s
+	}
+	if !ok && v != nil {
+		return nil, errand.Errorf(errand.EVALIDATION, "metadata must be an object of strings")
+	}
+	return out, nil
+}
+
 // MarshalTime writes a time in RFC 3339 (UTC, with the fraction errand keeps).
 func MarshalTime(t time.Time) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) {
