@@ -21,8 +21,10 @@ import (
 	"github.com/errandhq/errand/graphql"
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/netguard"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/storage/sqlite"
+	"github.com/errandhq/errand/webhook"
 )
 
 // api is errand's HTTP API with GraphQL, in development mode, on a SQLite
@@ -44,13 +46,15 @@ func newAPI(t testing.TB, cfg *graphql.Config) *api {
 	hub, sig := event.NewHub(), queue.NewSignal()
 	store.Listen(hub)
 	store.Listen(sig)
-	ops := []errand.Operation{{Name: "echo"}}
+	ops := []errand.Operation{{Name: "echo"}, {Name: "strict", InputSchema: json.RawMessage(`{"type":"object","required":["type"]}`)}}
 	jobs := must(job.NewService(store, hub, ops, nil))
 	q := must(queue.New(store, sig, ops, nil))
 	chans := must(channel.NewService(store, []errand.Channel{{Pattern: "orders.*", History: time.Hour}}, nil))
-	gql := must(graphql.New(graphql.Deps{Jobs: jobs, Channels: chans, Store: store, Hub: hub}, cfg))
+	hooks := must(webhook.New(store, &webhook.Config{Guard: must(netguard.New([]string{"127.0.0.0/8"})), Log: slog.New(slog.DiscardHandler)}))
+	store.Hook(hooks)
+	gql := must(graphql.New(graphql.Deps{Jobs: jobs, Channels: chans, Webhooks: hooks, Store: store, Hub: hub}, cfg))
 	streams, stop := context.WithCancel(ctx)
-	h := must(httpapi.NewServer(httpapi.Deps{Log: slog.New(slog.DiscardHandler), Jobs: jobs, Queue: q, Channels: chans, Hub: hub, Store: store, GraphQL: gql,
+	h := must(httpapi.NewServer(httpapi.Deps{Log: slog.New(slog.DiscardHandler), Jobs: jobs, Queue: q, Channels: chans, Hub: hub, Store: store, GraphQL: gql, Webhooks: hooks,
 		Streams: streams}, &httpapi.Config{Dev: true}))
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { stop(); srv.Close(); store.Close() })

@@ -56,7 +56,7 @@ type wsConn struct {
 	c       *websocket.Conn
 	r       *http.Request // the upgrade request: the audit log's details
 	who     caller        // set by connection_init
-	control chan *wsOut // pointers: a queue's empty slots cost 8 bytes each
+	control chan *wsOut   // pointers: a queue's empty slots cost 8 bytes each
 	events  chan *wsOut
 	mu      sync.Mutex
 	subs    map[string]*wsSub

@@ -378,3 +378,50 @@ func TestGraphQLKillResume(t *testing.T) {
 		t.Fatalf("graphql-ws saw %v\nthe log has %v\n(want all 7, once each, in order)", got, want)
 	}
 }
+
+// TestGraphQLStreams: GraphQL's subscriptions count in the principal's stream
+// limit (here 2: a WebSocket and one subscription on it), and a ticket in
+// connection_init works once.
+func TestGraphQLStreams(t *testing.T) {
+	t.Parallel()
+	s := startServerEnv(t, authzConfig(""), true, "ERRAND_HTTP__MAX_STREAMS_PER_PRINCIPAL=2")
+	c := gqlDial(t, s, map[string]any{"authorization": "Bearer " + bootA})
+	if m, err := gqlNext(t, c, 5*time.Second); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("connection_init: %+v %v", m, err)
+	}
+	sub := func(id string) {
+		wsjson.Write(ctxTimeout(t, 5*time.Second), c, map[string]any{"id": id, "type": "subscribe",
+			"payload": map[string]any{"query": `subscription { channel(channel: "orders.eu") { id } }`}})
+	}
+	sub("a")                           // the second slot
+	time.Sleep(300 * time.Millisecond) // operations start concurrently: let a take it
+	sub("b")                           // a third: refused
+	if m, err := gqlNext(t, c, 5*time.Second); err != nil || m.ID != "b" || m.Type != "error" || !strings.Contains(string(m.Payload), "rate_limited") {
+		t.Errorf("a subscription over the limit: %+v %s %v, want an error with rate_limited", m, m.Payload, err)
+	}
+	if code, reason := gqlClosed(t, gqlDial(t, s, map[string]any{"authorization": "Bearer " + bootA}), 5*time.Second); code != 1013 || !strings.Contains(reason, "too many") {
+		t.Errorf("a connection over the limit: closed %d %q, want 1013", code, reason)
+	}
+	wsjson.Write(ctxTimeout(t, 5*time.Second), c, map[string]any{"id": "a", "type": "complete"})
+	time.Sleep(200 * time.Millisecond) // the slot is given back
+	sub("c")
+	wsjson.Write(ctxTimeout(t, 5*time.Second), c, map[string]any{"id": "q", "type": "subscribe", "payload": map[string]any{"query": "{ me { tenant } }"}})
+	if m, err := gqlNext(t, c, 5*time.Second); err != nil || m.ID != "q" || m.Type != "next" {
+		t.Errorf("after a subscription completed, another runs and a query answers: %+v %v", m, err)
+	}
+
+	var tk struct{ Ticket string }
+	_, _, b := s.call("POST", "/v1/tickets", "", bootB)
+	mustJSON(t, b, &tk)
+	w := gqlDial(t, s, map[string]any{"ticket": tk.Ticket})
+	if m, err := gqlNext(t, w, 5*time.Second); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("connection_init with a ticket: %+v %v", m, err)
+	}
+	wsjson.Write(ctxTimeout(t, 5*time.Second), w, map[string]any{"id": "me", "type": "subscribe", "payload": map[string]any{"query": "{ me { tenant } }"}})
+	if m, _ := gqlNext(t, w, 5*time.Second); !strings.Contains(string(m.Payload), `"tenant":"globex"`) {
+		t.Errorf("a ticket's connection runs as its maker: %s", m.Payload)
+	}
+	if code, _ := gqlClosed(t, gqlDial(t, s, map[string]any{"ticket": tk.Ticket}), 5*time.Second); code != 4403 {
+		t.Errorf("a ticket used twice: closed %d, want 4403", code)
+	}
+}
