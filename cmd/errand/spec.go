@@ -7,6 +7,7 @@ import (
 	"github.com/errandhq/errand/audit"
 	"github.com/errandhq/errand/auth"
 	"github.com/errandhq/errand/config"
+	"github.com/errandhq/errand/graphql"
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/spec"
@@ -34,7 +35,8 @@ func newSpecCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := spec.Generate(spec.Input{Config: cfg, Routes: routes, Version: buildVersion()})
+			d, err := spec.Generate(spec.Input{Config: cfg, Routes: routes, Version: buildVersion(),
+				Extensions: []spec.Extension{graphQLContract()}})
 			if err != nil {
 				return err
 			}
@@ -59,5 +61,5 @@ func specRoutes(cfg *config.Config) ([]string, error) {
 		return nil, err
 	}
 	return httpapi.Routes(httpapi.Deps{Jobs: jobs, Webhooks: &webhook.Service{}, Auth: &auth.Authenticator{},
-		Audit: &audit.Log{}, Contracts: &spec.Server{}}, &httpapi.Config{Dev: cfg.Dev}), nil
+		Audit: &audit.Log{}, Contracts: &spec.Server{}, GraphQL: &graphql.Server{}}, &httpapi.Config{Dev: cfg.Dev}), nil
 }
