@@ -43,6 +43,14 @@ if ! cmp -s go.mod /tmp/errand-go.mod.$$ || ! cmp -s go.sum /tmp/errand-go.sum.$
 fi
 rm -f /tmp/errand-go.mod.$$ /tmp/errand-go.sum.$$
 
+echo "== go generate ./graphql (the committed gqlgen code must be what it makes)"
+tmp=$(mktemp -d) && cp graphql/exec/*_gen.go graphql/exec/generated.go "$tmp"/
+go generate ./graphql
+for f in "$tmp"/*.go; do
+  cmp -s "$f" "graphql/exec/$(basename "$f")" || { echo "graphql/exec/$(basename "$f") is not what go generate ./graphql makes: run it and commit" >&2; exit 1; }
+done
+rm -rf "$tmp"
+
 echo "== go vet"
 go vet ./...
 echo "== go test (race detector on)"
