@@ -77,6 +77,7 @@ func TestHTTP(t *testing.T) {
 		{"document too large", "POST", "", big, gr, js, 413, gr, "body_too_large"},
 		{"GET query", "GET", "?query=" + url.QueryEscape("{ me { id } }"), "", gr, "", 200, gr, ""},
 		{"GET with variables", "GET", "?query=" + url.QueryEscape("query($f: Int) { jobs(first: $f) { nodes { id } } }") + "&variables=" + url.QueryEscape(`{"f":2}`), "", gr, "", 200, gr, ""},
+		{"GET with variables nested 100 deep", "GET", "?query=" + url.QueryEscape("{ me { id } }") + "&variables=" + url.QueryEscape(`{"a":`+strings.Repeat("[", 100)+strings.Repeat("]", 100)+`}`), "", gr, "", 400, gr, "malformed_json"},
 		{"GET mutation", "GET", "?query=" + url.QueryEscape(`mutation { deleteJob(id: "x") }`), "", gr, "", 405, gr, "method_not_allowed"},
 	} {
 		status, media, body := a.send(c.method, c.query, c.body, c.accept, "Content-Type", c.contentType)

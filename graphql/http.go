@@ -155,6 +155,9 @@ func queryParams(q url.Values, p *graphql.RawParams) error {
 	p.Query, p.OperationName = q.Get("query"), q.Get("operationName")
 	for name, into := range map[string]*map[string]any{"variables": &p.Variables, "extensions": &p.Extensions} {
 		if v := q.Get(name); v != "" {
+			if err := jsonguard.Check([]byte(v), nil); err != nil {
+				return err
+			}
 			if err := decodeJSON([]byte(v), into); err != nil {
 				return errand.Errorf(errand.EINVALID, "%s must be a JSON object", name)
 			}
