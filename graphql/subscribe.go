@@ -278,10 +278,14 @@ func payload(resp *graphql.Response) []byte {
 // was sent, for a resumable subscription.
 func endError(err error, resumable bool, resumeAfter int64) *gqlerror.Error {
 	var old *event.CursorTooOld
+	var ahead *event.CursorAhead
 	switch {
 	case errors.As(err, &old):
 		return &gqlerror.Error{Message: fmt.Sprintf("events up to cursor %d are no longer kept; subscribe with after: %q to go on from the oldest kept", old.Floor, errand.FormatCursor(old.Floor)),
 			Extensions: map[string]any{"code": errand.ECURSOR, "resumeAfter": errand.FormatCursor(old.Floor)}}
+	case errors.As(err, &ahead):
+		return &gqlerror.Error{Message: fmt.Sprintf("the cursor is beyond the last event of the log (%d): it comes from another log, or from before a restore; subscribe with after: %q to go on from the head",
+			ahead.Head, errand.FormatCursor(ahead.Head)), Extensions: map[string]any{"code": errand.ECURSOR, "resumeAfter": errand.FormatCursor(ahead.Head)}}
 	case errors.Is(err, event.ErrSlow) && resumable:
 		after := errand.FormatCursor(resumeAfter)
 		return &gqlerror.Error{Message: fmt.Sprintf("the subscriber fell behind (its queue is full); subscribe again with after: %q to resume without a gap", after),

@@ -357,9 +357,12 @@ func (ws *wsConn) operate(ctx context.Context, sub *wsSub, raw json.RawMessage) 
 	}
 }
 
+// isCursorTooOld reports whether err is a cursor the log cannot resume
+// from (older than what is kept, or beyond its head): the client's to fix.
 func isCursorTooOld(err error) bool {
 	var old *event.CursorTooOld
-	return errors.As(err, &old)
+	var ahead *event.CursorAhead
+	return errors.As(err, &old) || errors.As(err, &ahead)
 }
 
 // wsResults queues an operation's results as next messages.

@@ -173,7 +173,8 @@ func TestSlowSubscriber(t *testing.T) {
 }
 
 // TestCursorTooOld: a cursor from before what retention kept is an error
-// naming the oldest cursor kept, never a silent gap.
+// naming the oldest cursor kept, never a silent gap; one beyond the log's head
+// (another log's, or from before a restore) names the head.
 func TestCursorTooOld(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, nil)
@@ -196,6 +197,12 @@ func TestCursorTooOld(t *testing.T) {
 	if m.Type != "error" || !strings.Contains(string(m.Payload), `"code":"invalid_cursor"`) ||
 		!strings.Contains(string(m.Payload), `"resumeAfter":"`+errand.FormatCursor(seqs[2])+`"`) {
 		t.Fatalf("a cursor older than what is kept: %+v %s, want invalid_cursor with resumeAfter %d", m, m.Payload, seqs[2])
+	}
+	head := a.publish("orders.new", 1, `{}`)[0]
+	w.subscribe("ahead", `subscription { channel(channel: "orders.new", after: "999999") { id } }`, nil)
+	m = w.read()
+	if m.Type != "error" || !strings.Contains(string(m.Payload), `"code":"invalid_cursor"`) || !strings.Contains(string(m.Payload), `"resumeAfter":"`+head+`"`) {
+		t.Fatalf("a cursor beyond the log's head: %+v %s, want invalid_cursor with resumeAfter %s", m, m.Payload, head)
 	}
 }
 
