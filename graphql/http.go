@@ -175,21 +175,8 @@ func decodeParams(b []byte, p *graphql.RawParams) error {
 	if err := jsonguard.Check(b, nil); err != nil {
 		return err
 	}
-	var in struct {
-		Query         string          `json:"query"`
-		OperationName string          `json:"operationName"`
-		Variables     json.RawMessage `json:"variables"`
-		Extensions    json.RawMessage `json:"extensions"`
-	}
-	bad := errand.Errorf(errand.EINVALID, "the request must be an object with query, and optionally operationName, variables and extensions")
-	if json.Unmarshal(b, &in) != nil {
-		return bad
-	}
-	p.Query, p.OperationName = in.Query, in.OperationName
-	for raw, into := range map[*json.RawMessage]*map[string]any{&in.Variables: &p.Variables, &in.Extensions: &p.Extensions} {
-		if len(*raw) > 0 && string(*raw) != "null" && decodeJSON(*raw, into) != nil {
-			return bad
-		}
+	if err := decodeJSON(b, p); err != nil { // one pass, numbers kept as written
+		return errand.Errorf(errand.EINVALID, "the request must be an object with query, and optionally operationName, variables and extensions")
 	}
 	if p.Query == "" {
 		return errand.Errorf(errand.EINVALID, "the request has no query")
