@@ -54,7 +54,7 @@ func asyncAPIDoc(m *model) (*asyncAPI, error) {
 	d.webSocket()
 	d.webhooks()
 	for _, x := range m.in.Extensions {
-		for what, pair := range map[string][2]map[string]any{"server": {d.Servers, x.Servers}, "channel": {d.Channels, x.Channels},
+		for what, pair := range map[string][2]map[string]any{"server": {d.Servers, selfServers(x.Servers, scheme, ws, host, path)}, "channel": {d.Channels, x.Channels},
 			"operation": {d.Operations, x.Operations}, "message": {d.Components.Messages, x.Messages}} {
 			if err := merge(what, x.Name, pair[0], pair[1]); err != nil {
 				return nil, err
@@ -65,6 +65,35 @@ func asyncAPIDoc(m *model) (*asyncAPI, error) {
 }
 
 func aref(p string) schema { return schema{"$ref": p} }
+
+// selfServers puts the servers an extension says are errand's own (host
+// Self) at errand's address: host, TLS or not, and under the base path.
+func selfServers(in map[string]any, scheme, ws, host, path string) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		s, ok := v.(map[string]any)
+		if !ok || s["host"] != Self {
+			out[k] = v
+			continue
+		}
+		c := make(map[string]any, len(s))
+		for f, x := range s {
+			c[f] = x
+		}
+		c["host"] = host
+		switch c["protocol"] {
+		case "http":
+			c["protocol"] = scheme
+		case "ws":
+			c["protocol"] = ws
+		}
+		if p, ok := c["pathname"].(string); ok {
+			c["pathname"] = path + p
+		}
+		out[k] = c
+	}
+	return out
+}
 
 // asyncSchemas are the OpenAPI components as AsyncAPI schemas: the same,
 // but for discriminator, which AsyncAPI writes as the property's name.

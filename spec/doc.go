@@ -43,12 +43,20 @@
 //			Summary: "GraphQL queries and mutations", Body: &spec.Body{Schema: …},
 //			Answers: []spec.Answer{{Status: 200, Description: "The result.", Schema: …}}}},
 //		// AsyncAPI 3.0 objects, merged by key (a key already taken is an error).
-//		Servers:    map[string]any{"graphql-ws": map[string]any{"host": host, "protocol": "ws", "pathname": "/v1/graphql"}},
+//		// A server of errand's own has host spec.Self: it is put at errand's
+//		// address (wss under TLS, the pathname under the base path).
+//		Servers:    map[string]any{"graphql-ws": map[string]any{"host": spec.Self, "protocol": "ws", "pathname": "/v1/graphql"}},
 //		Channels:   map[string]any{…},
 //		Operations: map[string]any{…},
 //		Messages:   map[string]any{…}, // components/messages
 //		Schemas:    map[string]any{…}, // components/schemas of both documents
+//		// Tags its routes use, and sections of the /docs page (the SDL).
+//		Tags:     []spec.Tag{{Name: "GraphQL", Description: "…"}},
+//		Sections: []spec.Section{{ID: "graphql", Title: "GraphQL", Text: []string{"…"}, Code: sdl}},
 //	}
+//
+// cmd/errand/graphqlspec.go is the GraphQL extension, built from
+// graphql.Transports() and graphql.SDL().
 //
 // A broker bridge adds a server per broker with its binding
 // ({"host": "nats.internal:4222", "protocol": "nats"}), a channel per

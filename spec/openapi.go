@@ -102,7 +102,7 @@ type (
 // openAPIDoc builds the OpenAPI document for in, over the model m.
 func openAPIDoc(in *Input, m *model) (*openAPI, error) {
 	d := &openAPI{OpenAPI: "3.1.0", Info: m.info(), Servers: []oaServer{{URL: m.base, Description: "errand"}},
-		Security: m.security(Bearer), Tags: tags, Paths: map[string]*pathItem{}, Webhooks: webhooks(m),
+		Security: m.security(Bearer), Tags: m.tags(), Paths: map[string]*pathItem{}, Webhooks: webhooks(m),
 		Components: oaComponents{Schemas: m.schemas, Responses: map[string]any{}, Examples: m.problemExamples(), Headers: headers, SecuritySchemes: m.oaSecurity()}}
 	ids := map[string]string{}
 	for _, pattern := range in.Routes {
@@ -303,6 +303,17 @@ func problemCodes() []string {
 		out = append(out, c)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// tags are errand's own tags, then the extensions'.
+func (m *model) tags() []tag {
+	out := slices.Clone(tags)
+	for _, x := range m.in.Extensions {
+		for _, t := range x.Tags {
+			out = append(out, tag{Name: t.Name, Description: t.Description})
+		}
+	}
 	return out
 }
 

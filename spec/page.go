@@ -49,6 +49,7 @@ type pageData struct {
 	WebSocket     []pageItem
 	Webhooks      []pageItem
 	Roles         []string
+	Sections      []Section // the extensions'
 }
 
 type pageOperation struct {
@@ -85,6 +86,9 @@ func renderPage(m *model, oa *openAPI) ([]byte, error) {
 		d.Operations = append(d.Operations, m.pageOperation(op, d.Auth))
 	}
 	d.Groups = pageGroups(oa)
+	for _, x := range m.in.Extensions {
+		d.Sections = append(d.Sections, x.Sections...)
+	}
 	for _, ch := range m.channels {
 		d.Channels = append(d.Channels, pageChannelOf(ch, m.base, d.Auth))
 	}
@@ -182,7 +186,7 @@ func pageGroups(oa *openAPI) []pageGroup {
 		}
 	}
 	var out []pageGroup
-	for _, t := range tags {
+	for _, t := range oa.Tags {
 		if rs := byTag[t.Name]; len(rs) > 0 {
 			out = append(out, pageGroup{t.Name, rs})
 		}

@@ -42,7 +42,28 @@ type Extension struct {
 	// Servers, Channels, Operations and Messages are AsyncAPI 3.0 objects
 	// added under servers, channels, operations and components/messages
 	// ({"host": "nats.internal:4222", "protocol": "nats", "bindings": …}).
+	// A server of errand's own says "host": Self; its protocol "http" or
+	// "ws" becomes https/wss under TLS and its pathname is put under the
+	// base URL's path.
 	Servers, Channels, Operations, Messages map[string]any
+	// Tags group the extension's routes in the OpenAPI document and /docs.
+	Tags []Tag
+	// Sections are shown on /docs after errand's own (a schema, a protocol).
+	Sections []Section
+}
+
+// Self is the host of a server that is errand itself (see Extension.Servers).
+const Self = "{errand}"
+
+// Tag is an OpenAPI tag: a name routes refer to and what it groups.
+type Tag struct{ Name, Description string }
+
+// Section is a part of the /docs page: a title, paragraphs, and optionally a
+// block of code (a schema, an example).
+type Section struct {
+	ID, Title string
+	Text      []string
+	Code      string
 }
 
 // Route documents one HTTP route for the OpenAPI document.
