@@ -223,10 +223,30 @@ func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ str
 // PageBytes is the byte budget History pages are read with.
 func (s *Service) PageBytes() int64 { return s.pageBytes }
 
+// FromOldest, as History's cursor, starts at the oldest event retention kept.
+const FromOldest = -1
+
+// Tail returns the cursor after which the channel's last n events start
+// (n from 1 to 1000): a subscriber asking for ?last=n replays from there.
+func (s *Service) Tail(ctx context.Context, p errand.Principal, name string, n int) (int64, error) {
+	if _, err := s.Subscribable(p, name); err != nil {
+		return 0, err
+	}
+	if n < 1 || n > 1000 {
+		return 0, errand.Errorf(errand.EINVALID, "last must be between 1 and 1000")
+	}
+	after, err := s.store.TailCursor(ctx, p.Tenant, name, n)
+	if err != nil {
+		return 0, err
+	}
+	floor, err := s.store.StreamFloor(ctx, p.Tenant, name)
+	return max(after, floor), err
+}
+
 // History returns a channel's events after a cursor, oldest first: up to limit,
 // fewer when their data passes PageBytes (see errand.PageCut). A cursor from
 // before what is kept, or beyond any the log handed out, is an invalid_cursor
-// error.
+// error; after FromOldest starts at the oldest event kept.
 func (s *Service) History(ctx context.Context, p errand.Principal, name string, after int64, limit int) ([]*errand.Event, error) {
 	if _, err := s.Subscribable(p, name); err != nil {
 		return nil, err
@@ -237,6 +257,9 @@ func (s *Service) History(ctx context.Context, p errand.Principal, name string, 
 	floor, err := s.store.StreamFloor(ctx, p.Tenant, name)
 	if err != nil {
 		return nil, err
+	}
+	if after == FromOldest {
+		after = floor
 	}
 	if after < floor {
 		return nil, errand.Errorf(errand.ECURSOR, "events up to cursor %d are no longer kept; start after %d", floor, floor)

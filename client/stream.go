@@ -19,9 +19,9 @@ import (
 // errStop ends a stream from inside its callback without an error.
 var errStop = errors.New("stop")
 
-// Subscribe follows a channel over Server-Sent Events after the cursor after (""
-// for the start of the kept history), calling fn for each
-// event in order. It reconnects on its own after network errors, resuming with
+// Subscribe follows a channel over Server-Sent Events after the cursor after,
+// calling fn for each event in order: "" follows what is published from now
+// on, "0" replays everything the channel keeps first. It reconnects on its own after network errors, resuming with
 // Last-Event-ID, so fn sees every event once. A "reset" event (Type "reset") says
 // retention deleted events the subscriber never saw. It returns when ctx ends or
 // fn returns an error.

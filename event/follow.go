@@ -81,6 +81,25 @@ type Follow struct {
 	OnIdle func() error
 
 	replaying bool
+	early     *Subscription // taken by Listen, used by Run's first round
+}
+
+// Listen subscribes to the hub now, before Run: a live reader (Live) misses
+// nothing that commits after Listen returns — a transport calls it before it
+// answers the client, so the answer means "subscribed". Run uses the
+// subscription; without Run, Close releases it.
+func (f *Follow) Listen() {
+	if f.early == nil {
+		f.early = f.Hub.Subscribe(f.Stream, cmp.Or(f.Buffer, 256), cmp.Or(f.BufferBytes, errand.DefaultStreamBufferBytes))
+	}
+}
+
+// Close releases a subscription Listen took that Run did not use.
+func (f *Follow) Close() {
+	if f.early != nil {
+		f.early.Close()
+		f.early = nil
+	}
 }
 
 // Replaying reports whether the event being sent comes from the store (the
@@ -101,7 +120,10 @@ func (f *Follow) Run(ctx context.Context) error {
 	buffer := cmp.Or(f.Buffer, 256)
 	bufferBytes := cmp.Or(f.BufferBytes, errand.DefaultStreamBufferBytes)
 	for {
-		sub := f.Hub.Subscribe(f.Stream, buffer, bufferBytes)
+		sub := f.early
+		if f.early = nil; sub == nil {
+			sub = f.Hub.Subscribe(f.Stream, buffer, bufferBytes)
+		}
 		var done bool
 		var err error
 		if !f.Live {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -44,16 +45,19 @@ func handlePublish(acc *access, chans *channel.Service) http.Handler {
 func handleChannelEvents(acc *access, chans *channel.Service, store storage.Reader, hub *event.Hub, streams context.Context, c *Config) http.Handler {
 	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		name, p := r.PathValue("channel"), principal(r)
-		after, err := resumeCursor(r)
-		if err == nil {
-			_, err = chans.Subscribable(p, name)
-		}
+		start, err := channelStart(r, chans, p, name)
 		if err != nil {
 			return err
 		}
 		if wantsSSE(r) {
-			serveSSE(w, r, acc, c.follow(store, hub, p.Tenant, name, after), streams)
+			f := c.follow(store, hub, p.Tenant, name, max(start, 0))
+			f.Live = start == startLive
+			serveSSE(w, r, acc, f, streams)
 			return nil
+		}
+		after := start
+		if start == startLive {
+			after = channel.FromOldest // a page without a cursor starts at the oldest event kept
 		}
 		limit, err := pageLimit(r)
 		if err != nil {
@@ -66,6 +70,34 @@ func handleChannelEvents(acc *access, chans *channel.Service, store storage.Read
 		writeEvents(w, events, limit, chans.PageBytes())
 		return nil
 	})
+}
+
+// startLive is channelStart's answer for a subscriber that gave no cursor:
+// what commits from now on (as Mercure and Centrifugo start, and as
+// EventSource expects: it sends Last-Event-ID when it reconnects).
+const startLive = -2
+
+// channelStart is where a channel reader starts: after Last-Event-ID or
+// ?after= (0: everything retained), before the last ?last=N events, or live.
+func channelStart(r *http.Request, chans *channel.Service, p errand.Principal, name string) (int64, error) {
+	if _, err := chans.Subscribable(p, name); err != nil {
+		return 0, err
+	}
+	q := r.URL.Query()
+	if last := q.Get("last"); last != "" && r.Header.Get("Last-Event-ID") == "" {
+		if q.Has("after") {
+			return 0, errand.Errorf(errand.EINVALID, "give after or last, not both")
+		}
+		n, err := strconv.Atoi(last)
+		if err != nil {
+			return 0, errand.Errorf(errand.EINVALID, "last must be a number of events, 1 to 1000")
+		}
+		return chans.Tail(r.Context(), p, name, n)
+	}
+	if r.Header.Get("Last-Event-ID") == "" && !q.Has("after") {
+		return startLive, nil
+	}
+	return resumeCursor(r)
 }
 
 // pageLimit reads ?limit= for event pages. Defaults to 100.

@@ -130,6 +130,10 @@ func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Foll
 		acc.fail(w, r, err)
 		return
 	}
+	f.Buffer = sseBuffer
+	if f.Live {
+		f.Listen() // before the head: a client that has it misses nothing published after
+	}
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -140,6 +144,7 @@ func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Foll
 			_ = brw // nothing more will be read: an event stream's client sends nothing
 			if _, err := conn.Write(hijackedHead(h)); err != nil {
 				conn.Close()
+				f.Close()
 				release()
 				return
 			}
@@ -158,6 +163,7 @@ func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Foll
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: rc}
 	if sw.buffer(fmt.Appendf(nil, "retry: %d\n\n", sseRetry)) != nil || sw.flush() != nil {
+		f.Close()
 		return
 	}
 	ctx, unbind := acc.bindStream(r.Context(), r)
@@ -177,7 +183,6 @@ func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, 
 	f.Send = func(d *event.Frame) error { return out.buffer(d.SSE()) }
 	f.Flush = out.flush
 	f.Idle, f.OnIdle = ssePing, func() error { return write([]byte(": ping\n\n")) }
-	f.Buffer = sseBuffer
 	for {
 		err := f.Run(ctx)
 		reason, resume, ok := resetFor(err)

@@ -37,7 +37,8 @@ type wsIn struct {
 	ID        string          `json:"id"`
 	Channel   string          `json:"channel"`
 	Job       string          `json:"job"`
-	After     string          `json:"after"`
+	After     *string         `json:"after"` // absent on a channel: live from now
+	Last      int             `json:"last"`  // a channel's last N events, then live
 	Type      string          `json:"type"`
 	Data      json.RawMessage `json:"data"`
 	Operation string          `json:"operation"`
@@ -245,7 +246,12 @@ func (ws *wsConn) subscribe(ctx context.Context, m *wsIn) {
 	ws.subs[m.ID] = sub
 	ws.mu.Unlock()
 	f.Send = ws.queue(sub)
-	ws.send(map[string]any{"op": "ack", "id": m.ID, "result": map[string]string{"subscribed": f.Stream, "after": errand.FormatCursor(f.After)}})
+	result := map[string]string{"subscribed": f.Stream, "after": errand.FormatCursor(f.After)}
+	if f.Live {
+		f.Listen() // before the ack: a client that has it misses nothing published after
+		result["after"] = "live"
+	}
+	ws.send(map[string]any{"op": "ack", "id": m.ID, "result": result})
 	go ws.run(sctx, sub, f)
 }
 
@@ -273,9 +279,12 @@ func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
 	if m.ID == "" || len(m.ID) > 64 {
 		return nil, errand.Errorf(errand.EINVALID, "a subscription needs an id of 1 to 64 bytes")
 	}
-	after, err := errand.ParseCursor(m.After)
-	if err != nil {
-		return nil, err
+	var after int64
+	if m.After != nil {
+		var err error
+		if after, err = errand.ParseCursor(*m.After); err != nil {
+			return nil, err
+		}
 	}
 	f := ws.cfg.follow(ws.deps.Store, ws.deps.Hub, ws.p.Tenant, "", after)
 	f.Buffer = sseBuffer
@@ -287,6 +296,17 @@ func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
 			return nil, err
 		}
 		f.Stream = m.Channel
+		switch {
+		case m.Last != 0 && m.After != nil:
+			return nil, errand.Errorf(errand.EINVALID, "give after or last, not both")
+		case m.Last != 0:
+			var err error
+			if f.After, err = ws.deps.Channels.Tail(ctx, ws.p, m.Channel, m.Last); err != nil {
+				return nil, err
+			}
+		case m.After == nil:
+			f.Live = true // no cursor: what commits from now on
+		}
 	default:
 		if _, err := ws.deps.Jobs.Get(ctx, ws.p, m.Job); err != nil {
 			return nil, err

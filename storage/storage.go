@@ -120,6 +120,9 @@ type Reader interface {
 	// ListEvents returns up to p.Limit events of a stream after a cursor, oldest
 	// (lowest seq) first.
 	ListEvents(ctx context.Context, p ListEventsParams) ([]*errand.Event, error)
+	// TailCursor returns the cursor after which a stream's last n committed
+	// events start (0 when it holds n or fewer): where ?last=n replays from.
+	TailCursor(ctx context.Context, tenant, stream string, n int) (int64, error)
 	// StreamFloor returns the highest cursor retention deleted from a stream (0
 	// when none): a reader resuming from before it has missed events.
 	StreamFloor(ctx context.Context, tenant, stream string) (int64, error)

@@ -110,7 +110,7 @@ func TestThreeNodesKillOne(t *testing.T) {
 	defer stop()
 	watchers := []*sseRecorder{{}, {}}
 	for i, s := range survivors {
-		go watchers[i].follow(ctx, s.URL+"/v1/channels/orders.eu/events")
+		go watchers[i].follow(ctx, s.URL+"/v1/channels/orders.eu/events?after=0")
 	}
 	time.Sleep(300 * time.Millisecond) // the watchers are connected
 

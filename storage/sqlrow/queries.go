@@ -30,7 +30,7 @@ type Queries struct {
 	InsertJob, UpdateJob, GetJob, GetTenantJob, JobByIdempotencyKey, DeleteJob, DeleteEvents, JobOwner string
 	QueuedJobs, QueuedTenantJobs, CountRunning, ExpiredLeases, DueScheduled, ExpiredJobs               string
 	NextScheduled, NextLeaseEnd                                                                        string
-	InsertEvent, ListEvents, StreamFloor, ExpiredEvents, DeleteEvent, RaiseFloor                       string
+	InsertEvent, ListEvents, StreamFloor, ExpiredEvents, DeleteEvent, RaiseFloor, TailSeq              string
 	GetSetting, PutSetting, Setting                                                                    string
 
 	InsertEndpoint, UpdateEndpoint, GetEndpoint, GetTenantEndpoint, DeleteEndpoint              string
@@ -73,6 +73,8 @@ var bodies = Queries{
 	ListEvents: `SELECT ` + EventColumns + ` FROM events WHERE stream = ? AND tenant = ?
 		AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
 	StreamFloor: `SELECT floor FROM stream_floors WHERE tenant = ? AND stream = ?`,
+	// TailSeq is the seq of a stream's (n+1)-th newest event (OFFSET n).
+	TailSeq: `SELECT seq FROM events WHERE stream = ? AND tenant = ? ORDER BY seq DESC LIMIT 1 OFFSET ?`,
 	ExpiredEvents: `SELECT seq, tenant, stream FROM events WHERE expires_at IS NOT NULL AND expires_at < ?
 		ORDER BY expires_at LIMIT ?` + claimRows,
 	DeleteEvent: `DELETE FROM events WHERE seq = ?`,

@@ -118,6 +118,17 @@ func (r *Reader) ListEventsUpTo(ctx context.Context, p storage.ListEventsParams,
 	return evs, nil
 }
 
+// TailCursor reads the cursor after which a stream's last n committed events
+// start (0 when the stream holds n or fewer).
+func (r *Reader) TailCursor(ctx context.Context, tenant, stream string, n int) (int64, error) {
+	var seq int64
+	err := r.Interpret(r.DB.QueryRow(ctx, r.Q.TailSeq, stream, tenant, n-1).Scan(&seq))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	return max(seq-1, 0), err
+}
+
 // StreamFloor reads the highest cursor retention deleted from a stream.
 func (r *Reader) StreamFloor(ctx context.Context, tenant, stream string) (int64, error) {
 	var f int64
