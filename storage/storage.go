@@ -135,6 +135,7 @@ type Reader interface {
 	NextWakeup(ctx context.Context) (runAt, leaseExpiry time.Time, err error)
 	WebhookReader
 	AccessReader
+	BridgeReader
 }
 
 // Tx is what domain logic may do inside a write transaction (see Store.WithTx:
@@ -201,6 +202,7 @@ type Tx interface {
 	PutSetting(key, value string) error
 	WebhookTx
 	AccessTx
+	BridgeTx
 }
 
 // EventHook runs inside the transaction of every event appended, right after

@@ -20,6 +20,7 @@ import (
 type Leader struct {
 	s     *Store
 	key   int64
+	name  string
 	retry time.Duration
 	log   *slog.Logger
 	is    atomic.Bool
@@ -28,6 +29,11 @@ type Leader struct {
 
 // LeaderConfig tunes the elector. The zero value is ready to use.
 type LeaderConfig struct {
+	// Name is what the nodes elect a leader for; each name has its own lock
+	// (in this store's schema) and its own leader. Defaults to "leader", the
+	// maintenance work; a broker bridge's routes each elect one
+	// ("bridge:<name>/<route>").
+	Name string
 	// Retry is how often a follower tries to take over (and a leader checks
 	// its connection). Defaults to 2 seconds.
 	Retry time.Duration
@@ -43,7 +49,8 @@ func (s *Store) Leader(cfg *LeaderConfig) *Leader {
 	}
 	c.Retry = cmp.Or(c.Retry, 2*time.Second)
 	c.Log = cmp.Or(c.Log, slog.Default())
-	return &Leader{s: s, key: s.lockKey("leader"), retry: c.Retry, log: c.Log}
+	c.Name = cmp.Or(c.Name, "leader")
+	return &Leader{s: s, key: s.lockKey(c.Name), name: c.Name, retry: c.Retry, log: c.Log}
 }
 
 // IsLeader reports whether this node leads now.
@@ -82,7 +89,7 @@ func (l *Leader) run(ctx context.Context) {
 			}
 		}
 		if err != nil && l.is.Swap(false) && ctx.Err() == nil {
-			l.log.Warn("lost leadership", "err", err)
+			l.log.Warn("lost leadership", "for", l.name, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -105,7 +112,11 @@ func (l *Leader) check(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if got {
 		l.is.Store(true)
-		l.log.Info("leading: running the lease reaper, scheduler, retention and webhook sweeper")
+		if l.name == "leader" {
+			l.log.Info("leading: running the lease reaper, scheduler, retention and webhook sweeper")
+		} else {
+			l.log.Info("leading", "for", l.name)
+		}
 	}
 	return nil
 }

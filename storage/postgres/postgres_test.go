@@ -280,3 +280,39 @@ func TestLeaderPerSchema(t *testing.T) {
 		t.Fatalf("both nodes of one schema lead")
 	}
 }
+
+// TestLeaderPerName: each name elects its own leader (a bridge's routes lead
+// apart from maintenance and from each other), and when a name's leader stops
+// the other node takes that name over.
+func TestLeaderPerName(t *testing.T) {
+	u := testURL(t)
+	schema := newSchema(t, u)
+	a, b := openSchema(t, u, schema), openSchema(t, u, schema)
+	log := slog.New(slog.DiscardHandler)
+	elect := func(s *postgres.Store, name string) *postgres.Leader {
+		l := s.Leader(&postgres.LeaderConfig{Name: name, Retry: 50 * time.Millisecond, Log: log})
+		l.Start(context.Background())
+		t.Cleanup(func() { l.Stop(context.Background()) })
+		return l
+	}
+	main, route := elect(a, ""), elect(a, "bridge:x/publish/0")
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10s: %s", what)
+			}
+		}
+	}
+	waitFor("node a leads both names", func() bool { return main.IsLeader() && route.IsLeader() })
+	other := elect(b, "bridge:x/publish/0")
+	time.Sleep(200 * time.Millisecond)
+	if other.IsLeader() {
+		t.Fatalf("node b leads a route node a leads")
+	}
+	route.Stop(context.Background())
+	waitFor("node b takes over the route", other.IsLeader)
+	if !main.IsLeader() {
+		t.Fatalf("node a lost the maintenance lead when its route's leader stopped")
+	}
+}

@@ -201,3 +201,19 @@ func (s *Store) LogHead(ctx context.Context) (int64, error) {
 	err := s.pool.QueryRow(ctx, s.qHead).Scan(&head)
 	return head, interpretError(err)
 }
+
+// ListLog reads every stream's committed events after a cursor. As
+// ListEvents, a page never reaches past this node's horizon, and when
+// committed events lie beyond it, it waits for the tailer to pass them (a
+// transaction that returned is always seen).
+func (s *Store) ListLog(ctx context.Context, after int64, limit int) ([]storage.LogEvent, error) {
+	h := s.tail.horizon()
+	out, err := s.reader.ListLogUpTo(ctx, after, math.MaxInt64, limit)
+	if err != nil || len(out) == 0 || out[len(out)-1].Seq <= h {
+		return out, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	s.tail.waitFor(wctx, out[len(out)-1].Seq)
+	cancel()
+	return s.reader.ListLogUpTo(ctx, after, s.tail.horizon(), limit)
+}

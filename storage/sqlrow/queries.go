@@ -40,6 +40,9 @@ type Queries struct {
 
 	InsertAPIKey, APIKeyByHash, GetAPIKey, UpdateAPIKey, TouchAPIKey, ListAPIKeys, ListTenantAPIKeys string
 	InsertAudit, ExpireAudit, InsertTicket, TakeTicket, ExpireTickets                                string
+
+	ListLog, BridgeCursor, PutBridgeCursor, SeenMessage, ExpireSeenMessages   string
+	InsertBridgeReply, GetBridgeReply, DeleteBridgeReply, ExpireBridgeReplies string
 }
 
 // bodies are the shared statements with ? placeholders and the markers
@@ -130,6 +133,27 @@ var bodies = Queries{
 	TakeTicket:   `DELETE FROM tickets WHERE hash = ? RETURNING principal, expires_at`,
 	ExpireTickets: `DELETE FROM tickets WHERE hash IN
 		(SELECT hash FROM tickets WHERE expires_at <= ? LIMIT ?` + claimRows + `)`,
+
+	// ListLog reads every stream in seq order, each job event with its job's
+	// operation (a job's events share its id as their stream).
+	ListLog: `SELECT e.seq, e.stream, e.tenant, e.type, e.time, e.data, e.expires_at, coalesce(j.operation, '')
+		FROM events e LEFT JOIN jobs j ON j.id = e.stream WHERE e.seq > ? AND e.seq <= ? ORDER BY e.seq LIMIT ?`,
+	BridgeCursor: `SELECT seq FROM bridge_cursors WHERE route = ?`,
+	PutBridgeCursor: `INSERT INTO bridge_cursors (route, seq, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (route) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at
+		WHERE bridge_cursors.seq < excluded.seq`,
+	// SeenMessage changes a row only when it is new or its record expired:
+	// none changed means a live record was there (a redelivery). The upsert
+	// waits for a concurrent transaction's insert of the same id.
+	SeenMessage: `INSERT INTO bridge_seen (scope, id, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE bridge_seen.expires_at <= ?`,
+	ExpireSeenMessages: `DELETE FROM bridge_seen WHERE (scope, id) IN
+		(SELECT scope, id FROM bridge_seen WHERE expires_at <= ? LIMIT ?` + claimRows + `)`,
+	InsertBridgeReply: `INSERT INTO bridge_replies (job_id, bridge, address, correlation, created_at) VALUES (?, ?, ?, ?, ?)`,
+	GetBridgeReply:    `SELECT job_id, bridge, address, correlation, created_at FROM bridge_replies WHERE job_id = ?`,
+	DeleteBridgeReply: `DELETE FROM bridge_replies WHERE job_id = ?`,
+	ExpireBridgeReplies: `DELETE FROM bridge_replies WHERE job_id IN
+		(SELECT job_id FROM bridge_replies WHERE created_at < ? LIMIT ?` + claimRows + `)`,
 }
 
 // cutBodies are the bodies of pages a dialect that cuts in SQL runs instead
