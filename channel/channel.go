@@ -6,6 +6,7 @@ package channel
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -189,6 +190,74 @@ func (s *Service) find(name string) (*entry, error) {
 // Publish appends an event to a channel of the principal's tenant; it returns
 // once the event is committed, with its cursor.
 func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ string, data json.RawMessage) (*errand.Event, error) {
+	ev, err := s.prepare(p, name, typ, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(ev) }); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// Message is one event for PublishMany.
+type Message struct {
+	Channel, Type string
+	Data          json.RawMessage
+	// InTx, when set, runs in the publish's transaction just before the event
+	// is appended: what it writes commits with the event. Returning ErrSkip
+	// appends nothing for this message (ErrSkip is then its answer); another
+	// error fails the whole transaction. It may run more than once (see
+	// storage.Store.WithTx).
+	InTx func(tx storage.Tx) error
+}
+
+// ErrSkip, returned by a Message's InTx, appends nothing for that message.
+var ErrSkip = errors.New("channel: message skipped")
+
+// PublishMany appends the messages' events in order in one transaction (one
+// commit for all). Each is checked on its own: the answer holds, per
+// message, its event or its error; only a failure of the store (or of an
+// InTx) fails them all.
+func (s *Service) PublishMany(ctx context.Context, p errand.Principal, msgs []Message) ([]*errand.Event, []error, error) {
+	evs, errs := make([]*errand.Event, len(msgs)), make([]error, len(msgs))
+	for i, m := range msgs {
+		evs[i], errs[i] = s.prepare(p, m.Channel, m.Type, m.Data)
+	}
+	skipped := make([]bool, len(msgs))
+	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
+		clear(skipped)
+		for i, ev := range evs {
+			if ev == nil {
+				continue
+			}
+			if in := msgs[i].InTx; in != nil {
+				if err := in(tx); errors.Is(err, ErrSkip) {
+					skipped[i] = true
+					continue
+				} else if err != nil {
+					return err
+				}
+			}
+			if err := tx.InsertEvent(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range evs {
+		if skipped[i] {
+			evs[i], errs[i] = nil, ErrSkip
+		}
+	}
+	return evs, errs, nil
+}
+
+// prepare checks one publish and makes its event (not yet stored).
+func (s *Service) prepare(p errand.Principal, name, typ string, data json.RawMessage) (*errand.Event, error) {
 	e, err := s.find(name)
 	if err != nil {
 		return nil, err
@@ -213,12 +282,12 @@ func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ str
 	}
 	now := s.now().UTC()
 	exp := now.Add(e.ch.History)
-	ev := &errand.Event{Stream: name, Tenant: p.Tenant, Type: typ, Time: now, Data: data, ExpiresAt: &exp}
-	if err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(ev) }); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	return &errand.Event{Stream: name, Tenant: p.Tenant, Type: typ, Time: now, Data: data, ExpiresAt: &exp}, nil
 }
+
+// ValidType reports whether typ can be an event's type: 1 to 100 letters,
+// digits, '.', '_', ':' or '-'.
+func ValidType(typ string) bool { return typ != "" && len(typ) <= MaxTypeLen && typeRe.MatchString(typ) }
 
 // PageBytes is the byte budget History pages are read with.
 func (s *Service) PageBytes() int64 { return s.pageBytes }

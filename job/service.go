@@ -160,7 +160,17 @@ type SubmitParams struct {
 	Callback  string            `json:"callback_url,omitempty"`
 	// IdempotencyKey, when set, makes a repeat of the same request return the first job.
 	IdempotencyKey string `json:"-"`
+	// InTx, when set, runs in the submit's transaction just before the job is
+	// stored, given the job: what it writes commits with the job (a broker
+	// bridge records the message and the reply it owes). Returning ErrSkip
+	// stores nothing (ErrSkip is then the submit's answer); another error
+	// fails the submit (in SubmitMany, the whole batch). It may run more than
+	// once (see storage.Store.WithTx).
+	InTx func(tx storage.Tx, j *errand.Job) error `json:"-"`
 }
+
+// ErrSkip, returned by a submit's InTx, stores nothing for that submit.
+var ErrSkip = errors.New("job: submit skipped")
 
 // Limits on what a submit may ask for.
 const (
@@ -182,7 +192,7 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	}
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		j, replayed, err = store(tx, j, p.LegacyOwner())
+		j, replayed, err = store(tx, j, p.LegacyOwner(), sp.InTx)
 		return err
 	})
 	if err != nil {
@@ -190,6 +200,8 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	}
 	return j, replayed, nil
 }
+
+
 
 // prepare checks one submit and makes its job (not yet stored).
 func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitParams) (*errand.Job, error) {
@@ -212,7 +224,12 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 // store inserts j with its job.created event, or returns the job an earlier
 // submit of the same owner with the same idempotency key made (replayed); a
 // submit stored before migration 0008 is found under the owner's legacy form.
-func store(tx storage.Tx, j *errand.Job, legacy string) (*errand.Job, bool, error) {
+func store(tx storage.Tx, j *errand.Job, legacy string, inTx func(storage.Tx, *errand.Job) error) (*errand.Job, bool, error) {
+	if inTx != nil {
+		if err := inTx(tx, j); err != nil {
+			return nil, false, err
+		}
+	}
 	if j.IdempotencyKey != "" {
 		prev, err := tx.JobByIdempotencyKey(j.Tenant, j.Owner, j.IdempotencyKey)
 		if errors.Is(err, storage.ErrNotFound) && legacy != "" {
@@ -255,8 +272,8 @@ func (s *Service) SubmitMany(ctx context.Context, p errand.Principal, sps []Subm
 			if j == nil {
 				continue
 			}
-			stored, _, err := store(tx, j, p.LegacyOwner())
-			if errand.ErrorCode(err) == errand.EINTERNAL {
+			stored, _, err := store(tx, j, p.LegacyOwner(), sps[i].InTx)
+			if errand.ErrorCode(err) == errand.EINTERNAL && !errors.Is(err, ErrSkip) {
 				return err
 			}
 			out[i], errs[i] = stored, err

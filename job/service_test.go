@@ -1,6 +1,8 @@
 package job_test
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -354,5 +356,33 @@ func testLegacyOwners(t *testing.T, s storage.Store) {
 	key := errand.Principal{ID: "key_01", Subject: "key_01", Tenant: "acme", Permissions: []string{"jobs:read:own"}}
 	if _, err := h.Jobs.Get(h.Ctx, key, keys.ID); err != nil {
 		t.Errorf("the key reads its job: %v", err)
+	}
+}
+
+func TestSubmitInTx(t *testing.T) { teststore.Each(t, testSubmitInTx) }
+
+// testSubmitInTx: what a submit's InTx writes commits with the job; ErrSkip
+// stores nothing, alone or in a batch.
+func testSubmitInTx(t *testing.T, s storage.Store) {
+	h := servicetest.New(t, s, servicetest.Op("report"))
+	reply := func(tx storage.Tx, j *errand.Job) error {
+		if was, err := tx.SeenMessage("b", "m1", h.Clock.Now(), h.Clock.Now().Add(time.Hour)); was || err != nil {
+			return cmp.Or(err, job.ErrSkip)
+		}
+		return tx.InsertBridgeReply(&storage.BridgeReply{JobID: j.ID, Bridge: "b", Address: "r", CreatedAt: h.Clock.Now()})
+	}
+	j := h.Submit("report", job.SubmitParams{InTx: reply})
+	if r, err := s.GetBridgeReply(h.Ctx, j.ID); err != nil || r.Address != "r" {
+		t.Fatalf("the reply written in the submit's transaction: %+v, %v", r, err)
+	}
+	if _, _, err := h.Jobs.Submit(h.Ctx, dev, job.SubmitParams{Operation: "report", InTx: reply}); !errors.Is(err, job.ErrSkip) {
+		t.Fatalf("a skipped submit answered %v, want ErrSkip", err)
+	}
+	jobs, errs, err := h.Jobs.SubmitMany(h.Ctx, dev, []job.SubmitParams{{Operation: "report", InTx: reply}, {Operation: "report"}})
+	if err != nil || !errors.Is(errs[0], job.ErrSkip) || jobs[0] != nil || errs[1] != nil || jobs[1] == nil {
+		t.Fatalf("SubmitMany with a skip = %v, %v, %v", jobs, errs, err)
+	}
+	if list, _, _ := h.Jobs.List(h.Ctx, dev, job.ListParams{}); len(list) != 2 {
+		t.Fatalf("%d jobs stored, want 2 (the skipped ones are not)", len(list))
 	}
 }

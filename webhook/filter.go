@@ -113,13 +113,24 @@ func (f *Filter) empty() bool { return len(f.types) == 0 && len(f.ops) == 0 && l
 // channel entry. An endpoint event needs a matching type entry. The empty filter
 // selects everything.
 func (f *Filter) Match(e *errand.Event) bool {
+	op := ""
+	if e.Job != nil {
+		op = e.Job.Operation
+	}
+	return f.MatchOperation(e, op)
+}
+
+// MatchOperation is Match for an event whose job is not at hand, with the
+// operation of its job ("" for none): events read back from the log, as the
+// broker bridges read them.
+func (f *Filter) MatchOperation(e *errand.Event, operation string) bool {
 	if f.empty() {
 		return true
 	}
 	switch {
 	case isJobStream(e.Stream):
 		typeOK := anyGlob(f.types, e.Type) || (len(f.types) == 0 && (len(f.channels) == 0 || len(f.ops) > 0))
-		opOK := len(f.ops) == 0 || (e.Job != nil && anyGlob(f.ops, e.Job.Operation))
+		opOK := len(f.ops) == 0 || (operation != "" && anyGlob(f.ops, operation))
 		return typeOK && opOK
 	case e.Stream == errand.StreamWebhooks:
 		return anyGlob(f.types, e.Type)
