@@ -287,7 +287,9 @@ func (s *Service) prepare(p errand.Principal, name, typ string, data json.RawMes
 
 // ValidType reports whether typ can be an event's type: 1 to 100 letters,
 // digits, '.', '_', ':' or '-'.
-func ValidType(typ string) bool { return typ != "" && len(typ) <= MaxTypeLen && typeRe.MatchString(typ) }
+func ValidType(typ string) bool {
+	return typ != "" && len(typ) <= MaxTypeLen && typeRe.MatchString(typ)
+}
 
 // PageBytes is the byte budget History pages are read with.
 func (s *Service) PageBytes() int64 { return s.pageBytes }

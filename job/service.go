@@ -201,8 +201,6 @@ func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParam
 	return j, replayed, nil
 }
 
-
-
 // prepare checks one submit and makes its job (not yet stored).
 func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitParams) (*errand.Job, error) {
 	e, ok := s.ops[sp.Operation]
