@@ -13,7 +13,7 @@ import (
 //
 // A permission acts in the principal's own tenant unless it ends in "@*"
 // (EveryTenant): then it is operator-level and acts in every tenant. Only
-// workers:lease, audit:read and oauth:rotate-key take it; admin never implies it.
+// workers:lease, audit:read, bridges:read and oauth:rotate-key take it; admin never implies it.
 const (
 	PermAdmin          = "admin"
 	PermJobsSubmit     = "jobs:submit"        // object: operation
@@ -27,6 +27,9 @@ const (
 	PermWebhooksManage = "webhooks:manage"
 	PermKeysManage     = "keys:manage"
 	PermAuditRead      = "audit:read"
+	// PermBridgesRead reads the broker bridges acting in the tenant
+	// (GET /v1/bridges); bridges:read@* reads every bridge.
+	PermBridgesRead = "bridges:read"
 	// PermOAuthRotate rotates errand's OAuth signing key, which every tenant's
 	// tokens share: it is granted only as oauth:rotate-key@*.
 	PermOAuthRotate = "oauth:rotate-key"

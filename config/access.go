@@ -148,11 +148,11 @@ func (c *Config) accessDefaults() {
 // actions are the permissions roles may grant (before their object).
 var actions = []string{errand.PermJobsSubmit, errand.PermJobsRead, errand.PermJobsCancel, errand.PermJobsRetry,
 	errand.PermJobsDelete, errand.PermWorkersLease, errand.PermChanPublish, errand.PermChanSubscribe,
-	errand.PermWebhooksManage, errand.PermKeysManage, errand.PermAuditRead}
+	errand.PermWebhooksManage, errand.PermKeysManage, errand.PermAuditRead, errand.PermBridgesRead}
 
 // everyTenantActions are the actions that take @* (operator-level), each
 // named in full: a wildcard never reaches across tenants.
-var everyTenantActions = []string{errand.PermWorkersLease, errand.PermAuditRead, errand.PermOAuthRotate}
+var everyTenantActions = []string{errand.PermWorkersLease, errand.PermAuditRead, errand.PermBridgesRead, errand.PermOAuthRotate}
 
 // checkPermission says what is wrong with a permission string, or "".
 func checkPermission(p string) string {

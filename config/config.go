@@ -45,6 +45,8 @@ type Config struct {
 	GraphQL     GraphQL               `yaml:"graphql"`
 	Operations  map[string]*Operation `yaml:"operations"`
 	Channels    map[string]*Channel   `yaml:"channels"`
+	// Bridges connect the event log to message brokers.
+	Bridges []*Bridge `yaml:"bridges"`
 }
 
 // Channel declares a pub/sub channel, or a pattern of them.

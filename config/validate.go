@@ -77,6 +77,7 @@ func (c *Config) validate(l *lines) error {
 			bad(append([]string{"operations", name}, e.path...), "%s", e.msg)
 		}
 	}
+	c.validateBridges(bad)
 	return errors.Join(errs...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/bridge"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/storage"
 )
@@ -15,7 +16,7 @@ func handleHealth() http.Handler {
 	})
 }
 
-func handleReady(acc *access, s storage.Store) http.Handler {
+func handleReady(acc *access, s storage.Store, bs *bridge.Bridges) http.Handler {
 	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if err := ready(r.Context(), s); err != nil {
 			acc.log.Warn("not ready", "err", err)
@@ -24,6 +25,10 @@ func handleReady(acc *access, s storage.Store) http.Handler {
 				reason = "writes fail: the store has no space left (storage_full); ready again once space is freed"
 			}
 			return errand.Errorf(errand.EUNAVAILABLE, "%s", reason)
+		}
+		if down := bridgesDown(bs); len(down) > 0 {
+			encode(w, http.StatusOK, map[string]any{"status": "ready", "bridges_down": down})
+			return nil
 		}
 		encode(w, http.StatusOK, map[string]string{"status": "ready"})
 		return nil

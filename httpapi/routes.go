@@ -18,7 +18,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 	upload := func(h http.Handler) http.Handler { return acc.authenticate(false, limitBody(c.MaxArtifactBytes, h)) }
 
 	r.handle("GET /healthz", handleHealth())
-	r.handle("GET /readyz", handleReady(acc, d.Store))
+	r.handle("GET /readyz", handleReady(acc, d.Store, d.Bridges))
 	if docs := d.Contracts; docs != nil { // public, as API descriptions are
 		for _, name := range []string{"openapi.json", "openapi.yaml", "asyncapi.json", "asyncapi.yaml"} {
 			r.handle("GET /v1/"+name, docs.Document(name))
@@ -78,6 +78,7 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 		r.handle("GET /v1/graphql", h) // queries, a WebSocket (graphql-transport-ws), an event stream (graphql-sse)
 		r.handle("POST /v1/graphql", h)
 	}
+	r.handle("GET /v1/bridges", api(handleBridges(acc, d.Bridges)))
 
 	r.handle("POST /v1/leases", api(handleLease(acc, d.Queue)))
 	r.handle("POST /v1/leases/complete", api(worker(acc, handleCompleteBatch(acc, d.Queue))))

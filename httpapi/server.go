@@ -14,6 +14,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/audit"
 	"github.com/errandhq/errand/auth"
+	"github.com/errandhq/errand/bridge"
 	"github.com/errandhq/errand/channel"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/job"
@@ -84,6 +85,8 @@ type Deps struct {
 	Contracts Contracts
 	// GraphQL serves /v1/graphql; nil serves none.
 	GraphQL GraphQL
+	// Bridges are the broker bridges GET /v1/bridges and /readyz show; nil: none.
+	Bridges *bridge.Bridges
 	// Streams ends when the server stops: event streams taken over from their
 	// request (see serveSSE) run until then. nil keeps every stream on its request.
 	Streams context.Context

@@ -20,6 +20,7 @@ import (
 	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/audit"
 	"github.com/errandhq/errand/auth"
+	"github.com/errandhq/errand/bridge"
 	"github.com/errandhq/errand/channel"
 	"github.com/errandhq/errand/config"
 	"github.com/errandhq/errand/event"
@@ -108,6 +109,7 @@ type app struct {
 	artifacts  artifact.Store
 	runners    *runner.Pool
 	webhooks   *webhook.Service
+	bridges    *bridge.Bridges
 	auth       *auth.Authenticator
 	audit      *audit.Log
 	certs      *certHolder     // nil without TLS
@@ -159,6 +161,7 @@ func (a *app) start(ctx context.Context) error {
 	a.services.Add("webhooks", a.webhooks) // before anything writes events whose deliveries it sends
 	a.services.Add("maintainer", a.maintainer)
 	a.services.Add("runners", a.runners)
+	a.services.Add("bridges", a.bridges) // after what runs jobs; before the API, which shows them
 	a.services.Add("http", lifecycle.Func{OnStart: a.listen, OnStop: a.shutdown})
 	return a.services.Start(ctx)
 }
@@ -199,6 +202,11 @@ func (a *app) build(ctx context.Context) error {
 	if a.runners, err = runner.New(a.queue, ops, handlers(ops), &runner.Config{Log: a.log}); err != nil {
 		return err
 	}
+	if a.bridges, err = bridge.New(bridge.Deps{Store: a.store, Channels: a.channels, Jobs: a.jobs, Dialers: dialers(),
+		Elect: a.backing.elect, Log: a.log}, cfg.BridgeList()); err != nil {
+		return err
+	}
+	a.store.Listen(a.bridges) // commits wake the publish routes
 	return a.buildAccess(ctx)
 }
 
@@ -267,7 +275,7 @@ func (a *app) listen(ctx context.Context) error {
 	}
 	a.contracts = &spec.Server{}
 	deps := httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
-		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, GraphQL: gql, Streams: base, Contracts: a.contracts}
+		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, GraphQL: gql, Bridges: a.bridges, Streams: base, Contracts: a.contracts}
 	httpCfg := &httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 		MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
 		CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/artifact"
+	"github.com/errandhq/errand/bridge"
 	"github.com/errandhq/errand/config"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/storage/postgres"
@@ -26,7 +27,9 @@ type backing struct {
 	// nil (SQLite: one node) means always.
 	lead   func() bool
 	leader *postgres.Leader
-	close  func()
+	// elect makes the elector of a bridge route; nil (SQLite) runs every route here.
+	elect func(name string) bridge.Elector
+	close func()
 }
 
 // isPostgres reports whether a store URL names PostgreSQL.
@@ -72,6 +75,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, wait t
 	}
 	b.leader = s.Leader(&postgres.LeaderConfig{Log: log})
 	b.lead = b.leader.IsLeader
+	b.elect = func(name string) bridge.Elector { return s.Leader(&postgres.LeaderConfig{Name: name, Log: log}) }
 	return b, nil
 }
 

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"github.com/errandhq/errand/bridge"
+	bnats "github.com/errandhq/errand/bridge/nats"
+)
+
+// dialers are the broker clients this errand has, one per broker.
+func dialers() map[string]bridge.Dialer {
+	return map[string]bridge.Dialer{bridge.NATS: bnats.Dialer{}}
+}
