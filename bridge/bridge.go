@@ -181,7 +181,7 @@ func (b *Bridge) start(ctx context.Context, loop *lifecycle.Loop, head *atomic.I
 	for _, p := range b.routes() {
 		p.head = head
 		if b.d.Elect != nil {
-			p.elector = b.d.Elect("bridge:" + b.cfg.Name + "/" + p.key)
+			p.elector = b.d.Elect("bridge:" + p.key)
 			if err := p.elector.Start(ctx); err != nil {
 				return err
 			}

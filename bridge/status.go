@@ -18,8 +18,8 @@ type Status struct {
 	State string    `json:"state"`
 	Since time.Time `json:"since"`
 	// LastError is the last failure to connect, with its time.
-	LastError   string       `json:"last_error,omitempty"`
-	LastErrorAt *time.Time   `json:"last_error_at,omitempty"`
+	LastError   string        `json:"last_error,omitempty"`
+	LastErrorAt *time.Time    `json:"last_error_at,omitempty"`
 	Publish     []RouteStatus `json:"publish"`
 	Subscribe   []RouteStatus `json:"subscribe"`
 	// Replies is the route that sends jobs' results to reply addresses
