@@ -33,6 +33,31 @@ if [ -z "${ERRAND_TEST_POSTGRES:-}" ] && need pg_ctlcluster && [ -d /etc/postgre
   fi
 fi
 
+# The message brokers the bridge tests talk to (cmd/errand/bridge*_test.go):
+# the machine's RabbitMQ (5672), Mosquitto (1883) and NATS with JetStream
+# (4222), each started if it does not answer. Kafka runs in the tests' own
+# process (franz-go's kfake).
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+waitup() { for _ in $(seq 1 60); do up "$1" && return 0; sleep 1; done; echo "port $1 did not open" >&2; return 1; }
+if ! up 4222 && [ -x /usr/sbin/nats-server ]; then
+  echo "== starting NATS (JetStream)"
+  mkdir -p /var/lib/nats-server
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js \
+    -sd /var/lib/nats-server -l /var/log/nats-server.log
+  waitup 4222
+fi
+if ! up 1883 && need mosquitto; then
+  echo "== starting Mosquitto"
+  mkdir -p /run/mosquitto && chown mosquitto: /run/mosquitto 2>/dev/null || true
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf
+  waitup 1883
+fi
+if ! up 5672 && need rabbitmq-server; then
+  echo "== starting RabbitMQ"
+  rabbitmq-server -detached
+  waitup 5672
+fi
+
 echo "== go mod tidy (go.mod and go.sum must already be tidy)"
 cp go.mod /tmp/errand-go.mod.$$ && cp go.sum /tmp/errand-go.sum.$$
 go mod tidy

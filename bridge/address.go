@@ -52,6 +52,9 @@ func ParseURL(raw string) (*Endpoint, error) {
 		return nil, fmt.Errorf("%q is not a broker URL: use nats://, amqp://, amqps://, mqtt://, mqtts:// or kafka://", redactURL(raw))
 	}
 	e := &Endpoint{Scheme: strings.ToLower(scheme), Broker: s.broker, TLS: s.tls}
+	if strings.ContainsAny(rest, "?#") {
+		return nil, fmt.Errorf("%s: put options in the bridge's keys, not in the URL's query", redactURL(raw))
+	}
 	hosts, path, _ := strings.Cut(rest, "/")
 	if at := strings.LastIndex(hosts, "@"); at >= 0 {
 		info := hosts[:at]
@@ -64,9 +67,6 @@ func ParseURL(raw string) (*Endpoint, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: the user info is not URL-encoded", redactURL(raw))
 		}
-	}
-	if q := strings.IndexByte(path, '?'); q >= 0 {
-		return nil, fmt.Errorf("%s: put options in the bridge's keys, not in the URL's query", redactURL(raw))
 	}
 	p, err := url.PathUnescape(path)
 	if err != nil {
@@ -113,7 +113,7 @@ func redactURL(raw string) string {
 	return scheme + "://" + hosts
 }
 
-// Redacted is the URL without its password, for status and logs.
+// String is the URL without its password, for status and logs.
 func (e *Endpoint) String() string {
 	auth := ""
 	if e.User != "" {
