@@ -5,6 +5,7 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/auth"
+	"github.com/errandhq/errand/bridge"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/webhook"
@@ -95,6 +96,8 @@ func baseSchemas() map[string]any {
 		"AuditEntry":         reflected(errand.AuditEntry{}),
 		"AuditPage":          object("", schema{"entries": arrayOf(ref("AuditEntry")), "next_cursor": str("")}, "entries"),
 		"Principal":          reflected(errand.Principal{}),
+		"BridgeStatus":       reflected(bridge.Status{}),
+		"BridgeList":         object("", schema{"bridges": arrayOf(ref("BridgeStatus"))}, "bridges"),
 		"JobCreatedData":     object("", schema{"operation": str(""), "status": ref("JobStatus"), "run_at": schema{"type": "string", "format": "date-time"}}, "operation", "status", "run_at"),
 		"JobStartedData":     object("", schema{"attempt": integer(""), "worker": str("The worker's name, when it gave one.")}, "attempt"),
 		"JobRetryingData":    describe(reflected(job.RetryingData{}), "", map[string]string{"reason": "The failure's code (lease_expired, timeout, result_invalid, a worker's), released or manual."}),
