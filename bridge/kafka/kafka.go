@@ -4,7 +4,8 @@
 // Out: records are produced with acks from every in-sync replica (and
 // franz-go's idempotent producer, which keeps a partition's order across
 // retries), uncompressed (every client reads them; franz-go's default,
-// snappy, is one some lack); the key is the event id, the headers errand-id, errand-type,
+// snappy, is one some lack), asking for a topic that does not exist to be
+// made (the broker's auto.create.topics.enable decides); the key is the event id, the headers errand-id, errand-type,
 // errand-stream, errand-time and content-type carry the rest. A record's
 // partition is chosen by its stream (not its key), so a stream's events stay
 // in one partition, in order. In: each route consumes its topic in a
@@ -51,7 +52,8 @@ func (Dialer) Dial(ctx context.Context, cfg *bridge.Config, ep *bridge.Endpoint)
 		return nil, err
 	}
 	cl, err := kgo.NewClient(append(opts, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(byStream()),
-		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))...)
+		kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.AllowAutoTopicCreation())...)
 	if err != nil {
 		return nil, err
 	}

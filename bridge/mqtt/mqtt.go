@@ -1,10 +1,8 @@
 // Package mqtt is the MQTT 5 adapter of errand's broker bridges
 // (github.com/eclipse/paho.golang).
 //
-// Out: QoS 1 (or 2) publishes, each confirmed by its PUBACK (PUBCOMP);
-// messages of one stream are sent one after another (MQTT keeps the order
-// of a connection's publishes, and one in flight at a time keeps it even
-// across a resend), different streams in parallel. The event id travels as
+// Out: QoS 1 (or 2) publishes, each confirmed by its PUBACK (PUBCOMP),
+// pipelined in order on the connection (MQTT keeps a connection's order). The event id travels as
 // the user property errand-id, with errand-type, errand-stream and
 // errand-time, the content type application/json and payload format UTF-8.
 // In: each route is a shared subscription ($share/<group>/<from>) at the
@@ -74,8 +72,8 @@ func (Dialer) Dial(ctx context.Context, cfg *bridge.Config, ep *bridge.Endpoint)
 		return nil, err
 	}
 	c := &conn{qos: byte(cfg.Options.QoS), lost: make(chan struct{}), routes: map[int]func(*bridge.Inbound, *paho.Publish){},
-		pending: map[int][]held{}}
-	c.cl = paho.NewClient(paho.ClientConfig{ClientID: ClientID(cfg), Conn: packets.NewThreadSafeConn(nc),
+		pending: map[int][]held{}, wrote: make(chan struct{}, 1)}
+	c.cl = paho.NewClient(paho.ClientConfig{ClientID: ClientID(cfg), Conn: packets.NewThreadSafeConn(&watched{nc, c.wrote}),
 		EnableManualAcknowledgment: true, SendAcksInterval: 5 * time.Millisecond,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){c.received},
 		OnClientError:     func(error) { c.markLost() }, OnServerDisconnect: func(*paho.Disconnect) { c.markLost() },
@@ -99,12 +97,33 @@ func (Dialer) Dial(ctx context.Context, cfg *bridge.Config, ep *bridge.Endpoint)
 	return c, nil
 }
 
+// watched is the TCP connection paho writes to, telling wrote when a
+// PUBLISH packet starts (its first byte's type is 3). paho writes a packet
+// whole under the connection's lock, so once one has started, the next
+// publish cannot get ahead of it on the wire.
+type watched struct {
+	net.Conn
+	wrote chan struct{}
+}
+
+func (w *watched) Write(b []byte) (int, error) {
+	if len(b) > 0 && b[0]>>4 == 3 {
+		select {
+		case w.wrote <- struct{}{}:
+		default:
+		}
+	}
+	return w.Conn.Write(b)
+}
+
 // conn is one MQTT connection.
 type conn struct {
-	cl   *paho.Client
-	qos  byte
-	once sync.Once
-	lost chan struct{}
+	cl    *paho.Client
+	qos   byte
+	lane  sync.Mutex    // one Publish batch at a time: errand's publishes are the only PUBLISH packets it writes
+	wrote chan struct{} // a PUBLISH packet has started on the wire
+	once  sync.Once
+	lost  chan struct{}
 
 	mu      sync.Mutex
 	routes  map[int]func(*bridge.Inbound, *paho.Publish) // by subscription identifier
@@ -138,37 +157,34 @@ func (c *conn) Close() error {
 	return nil
 }
 
-// maxParallel is how many streams' messages are in flight at once.
-const maxParallel = 16
-
-// Publish sends each stream's messages in order, the streams in parallel,
-// and waits for every acknowledgement.
+// Publish pipelines the batch: each message is handed to paho once the one
+// before it has started on the wire (so the broker gets them in order, and
+// they are in flight together, up to the broker's receive maximum), then
+// every acknowledgement is awaited.
 func (c *conn) Publish(ctx context.Context, msgs []*bridge.Message) error {
-	var order []string
-	byStream := map[string][]*bridge.Message{}
+	c.lane.Lock()
+	defer c.lane.Unlock()
+	errs := make(chan error, len(msgs))
 	for _, m := range msgs {
-		if _, ok := byStream[m.Stream]; !ok {
-			order = append(order, m.Stream)
+		select { // a write seen before this message's is another's
+		case <-c.wrote:
+		default:
 		}
-		byStream[m.Stream] = append(byStream[m.Stream], m)
-	}
-	errs := make(chan error, len(order))
-	sem := make(chan struct{}, maxParallel)
-	for _, s := range order {
-		sem <- struct{}{}
-		go func(ms []*bridge.Message) {
-			defer func() { <-sem }()
-			for _, m := range ms {
-				if err := c.publishOne(ctx, m); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}(byStream[s])
+		early := make(chan struct{})
+		go func() {
+			err := c.publishOne(ctx, m)
+			close(early)
+			errs <- err
+		}()
+		select {
+		case <-c.wrote:
+		case <-early: // failed (or done) before writing: nothing to wait for
+		case <-ctx.Done():
+		case <-c.lost:
+		}
 	}
 	var first error
-	for range order {
+	for range msgs {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}

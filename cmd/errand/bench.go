@@ -153,7 +153,7 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
 		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout), newBenchQueuedCmd(stdout),
-		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr), newBenchGraphQLCmd(stdout))
+		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr), newBenchGraphQLCmd(stdout), newBenchBridgeCmd(stdout, stderr))
 	return cmd
 }
 
@@ -517,6 +517,14 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 				fmt.Fprintf(tw, "%s\t%v\t\t\t\t\t\t\t\n", strings.ReplaceAll(k, "_vs_", " / "), v)
 			}
 		}
+	case *bridgeFigures:
+		fmt.Fprintf(tw, "%s client's confirmed publishes/s\t%.0f\t\n", r.Broker, r.ClientPerSec)
+		fmt.Fprintf(tw, "errand channel publishes/s (no bridge)\t%.0f\t\n", r.PlainPerSec)
+		fmt.Fprintf(tw, "errand channel publishes/s (bridged)\t%.0f\t\n", r.PublishPerSec)
+		fmt.Fprintf(tw, "errand → %s confirmed events/s\t%.0f\t\n", r.Broker, r.BridgePerSec)
+		fmt.Fprintf(tw, "bridge / client, bridge / errand publish\t%.2f, %.2f\t\n", r.VsClient, r.VsPlain)
+		fmt.Fprintf(tw, "publish → broker p50, p99 ms\t%.2f, %.2f\t\n", r.P50ms, r.P99ms)
+		fmt.Fprintf(tw, "%s → channel messages/s\t%.0f\t\n", r.Broker, r.InPerSec)
 	case bench.CycleResult:
 		fmt.Fprintln(tw, "run\tproducers×jobs\tworkers×batch\tsubmitted\tcompleted\tjobs/s\tsubmits/s\t")
 		fmt.Fprintf(tw, "%s\t%d×%d\t%d×%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Name, r.Producers, r.SubmitBatch, r.Workers, r.Batch, r.Submitted, r.Completed, r.JobsPerSec, r.SubmitPerSec)
