@@ -278,3 +278,72 @@ func TestBrowserDocs(t *testing.T) {
 		t.Errorf("the pasted curl line: %v\n%s", err, out)
 	}
 }
+
+// TestSpecBridges: `errand spec asyncapi` describes each configured bridge
+// (nothing connects to the broker): a server with its protocol, a channel and
+// an operation per route — errand sends on publish routes, receives on
+// subscribe routes, and a route that submits jobs has the job as its reply —
+// and @asyncapi/parser accepts the document.
+func TestSpecBridges(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "errand.yaml")
+	os.WriteFile(cfg, []byte(`listen: "127.0.0.1:0"
+operations:
+  resize: {}
+channels:
+  "orders.*": { history: 1h }
+  "sensors.all": {}
+bridges:
+  - name: shop-mqtt
+    url: "mqtt://127.0.0.1:1"
+    publish:
+      - events: ["channel:orders.*"]
+        to: "shop/{channel}"
+    subscribe:
+      - from: "sensors/#"
+        to: "channel:sensors.all"
+      - from: "errand/jobs/resize"
+        to: "jobs:resize"
+`), 0o600)
+	out, err := exec.Command(binary, "spec", "asyncapi", "--config", cfg).Output()
+	if err != nil {
+		t.Fatalf("errand spec asyncapi: %v", err)
+	}
+	var d struct {
+		Servers    map[string]struct{ Host, Protocol string }
+		Operations map[string]struct {
+			Action string
+			Reply  json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(out, &d); err != nil {
+		t.Fatal(err)
+	}
+	srv := d.Servers["bridge-shop-mqtt"]
+	if srv.Protocol != "mqtt" || srv.Host != "127.0.0.1:1" {
+		t.Errorf("bridge server = %+v, want mqtt at 127.0.0.1:1", srv)
+	}
+	var send, receive, replies int
+	for key, op := range d.Operations {
+		if !strings.HasPrefix(key, "bridge-shop-mqtt-") {
+			continue
+		}
+		switch {
+		case op.Action == "send" && op.Reply == nil:
+			send++
+		case op.Action == "receive" && op.Reply != nil:
+			receive, replies = receive+1, replies+1
+		case op.Action == "receive":
+			receive++
+		}
+	}
+	if send != 1 || receive != 2 || replies != 1 {
+		t.Errorf("bridge operations: %d send, %d receive (%d with a reply); want the publish route, the two subscribe routes, one replying", send, receive, replies)
+	}
+	path := filepath.Join(dir, "asyncapi.json")
+	os.WriteFile(path, out, 0o600)
+	if res, err := node(t, "validate-asyncapi.mjs", path).CombinedOutput(); err != nil {
+		t.Errorf("@asyncapi/parser: %v\n%s", err, res)
+	}
+}

@@ -313,7 +313,7 @@ func (a *app) listen(ctx context.Context) error {
 	}
 	a.warnExposed()
 	if err := a.contracts.Update(spec.Input{Config: a.cfg, Routes: httpapi.Routes(deps, httpCfg), URL: a.publicURL(),
-		Version: buildVersion(), Extensions: []spec.Extension{graphQLContract()}}); err != nil {
+		Version: buildVersion(), Extensions: []spec.Extension{graphQLContract(), bridgeContract(a.bridges.AsyncAPI())}}); err != nil {
 		cancel()
 		a.listener.Close()
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/errandhq/errand/bridge"
 	"io"
 
 	"github.com/errandhq/errand/audit"
@@ -35,8 +36,13 @@ func newSpecCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The bridges as configured (nothing connects): their servers and routes.
+			bridges, err := bridge.New(bridge.Deps{Dialers: dialers()}, cfg.BridgeList())
+			if err != nil {
+				return err
+			}
 			d, err := spec.Generate(spec.Input{Config: cfg, Routes: routes, Version: buildVersion(),
-				Extensions: []spec.Extension{graphQLContract()}})
+				Extensions: []spec.Extension{graphQLContract(), bridgeContract(bridges.AsyncAPI())}})
 			if err != nil {
 				return err
 			}
