@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -26,31 +25,41 @@ func TestConnLimitShedsIdle(t *testing.T) {
 		ConnState: l.ConnState, ConnContext: l.ConnContext}
 	go srv.Serve(l.Listener(ln, true))
 	defer srv.Close()
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 25 {
-				c, err := net.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					t.Errorf("dial: %v", err)
-					return
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				fmt.Fprintf(c, "GET /x%d-%d HTTP/1.1\r\nHost: t\r\n\r\n", g, i)
-				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-				if err != nil || resp.StatusCode != http.StatusOK {
-					t.Errorf("request %d-%d: %v %v", g, i, resp, err)
-					return
-				}
-				resp.Body.Close()
-				if n := l.Open(); n > 8 {
-					t.Errorf("%d connections open, cap 8", n)
-				}
-			}
-		}()
+	// 100 connections, each kept open after its answer: once the cap is
+	// reached, each new one takes the place of the one idle the longest.
+	for i := range 100 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /x%d HTTP/1.1\r\nHost: t\r\n\r\n", i)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+		if n := l.Open(); n > 8 {
+			t.Fatalf("%d connections open, cap 8", n)
+		}
+		waitIdle(t, l, min(i+1, 8)) // the server has parked it: it may be shed
 	}
-	wg.Wait()
+}
+
+// waitIdle waits until n connections are idle (the server parks a connection
+// just after it answered, on its own goroutine).
+func waitIdle(t *testing.T, l *ConnLimit, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		idle := l.idle.Len()
+		l.mu.Unlock()
+		if idle >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections idle after 5 s, want %d", idle, n)
+		}
+	}
 }
