@@ -58,6 +58,7 @@ type wsConn struct {
 	control chan []byte
 	events  chan wsEvent
 	queued  atomic.Int64 // bytes of event data in events
+	room    chan struct{} // the writer took an event off the queue
 	mu      sync.Mutex
 	subs    map[string]*wsSub
 	closing chan struct{}
@@ -102,7 +103,8 @@ func handleWS(acc *access, d Deps, cfg *Config) http.Handler {
 		}
 		c.SetReadLimit(wsMaxMessage)
 		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, cfg: cfg, control: make(chan []byte, wsControlQueue),
-			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{})}
+			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{}),
+			room: make(chan struct{}, 1)}
 		// Denials on the connection go to the audit log as the request's would.
 		ws.denied = func(err error) { acc.recordDenial(r, err, Problem(err).Status) }
 		if d.Streams == nil {
@@ -245,7 +247,7 @@ func (ws *wsConn) subscribe(ctx context.Context, m *wsIn) {
 	sub := &wsSub{id: m.ID, cancel: cancel}
 	ws.subs[m.ID] = sub
 	ws.mu.Unlock()
-	f.Send = ws.queue(sub)
+	f.Send = ws.queue(sctx, sub, f)
 	result := map[string]string{"subscribed": f.Stream, "after": errand.FormatCursor(f.After)}
 	if f.Live {
 		f.Listen() // before the ack: a client that has it misses nothing published after
@@ -258,10 +260,25 @@ func (ws *wsConn) subscribe(ctx context.Context, m *wsIn) {
 // queue is the Send of sub's reader: it queues an event for the writer, or
 // reports ErrSlow when the connection's queue is full, in events or in bytes
 // (one event always fits in an empty queue).
-func (ws *wsConn) queue(sub *wsSub) func(*event.Frame) error {
+//
+// An event replayed from the store (history, or a catch-up) waits for room
+// instead: nothing live waits on it, and a resume with a backlog larger than
+// the queue would otherwise be reset at once, again and again.
+func (ws *wsConn) queue(ctx context.Context, sub *wsSub, f *event.Follow) func(*event.Frame) error {
 	return func(d *event.Frame) error {
 		size := d.Bytes()
-		if len(ws.events) > 0 && ws.queued.Load()+size > ws.cfg.StreamBufferBytes {
+		full := func() bool { return len(ws.events) > 0 && ws.queued.Load()+size > ws.cfg.StreamBufferBytes }
+		for f.Replaying() && (full() || len(ws.events) == cap(ws.events)) {
+			select {
+			case <-ws.room:
+			case <-time.After(50 * time.Millisecond): // a room signal another subscription took
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-ws.closing:
+				return event.ErrSlow
+			}
+		}
+		if full() {
 			return event.ErrSlow
 		}
 		select {
@@ -380,6 +397,10 @@ func (ws *wsConn) write(ctx context.Context) {
 			case msg = <-ws.control:
 			case e := <-ws.events:
 				ws.queued.Add(-e.d.Bytes())
+				select {
+				case ws.room <- struct{}{}:
+				default:
+				}
 				if e.sub.dead.Load() {
 					continue
 				}
