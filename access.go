@@ -13,7 +13,8 @@ import (
 //
 // A permission acts in the principal's own tenant unless it ends in "@*"
 // (EveryTenant): then it is operator-level and acts in every tenant. Only
-// workers:lease, audit:read, bridges:read and oauth:rotate-key take it; admin never implies it.
+// workers:lease, audit:read, bridges:read, usage:read, metrics:read and
+// oauth:rotate-key take it; admin never implies it.
 const (
 	PermAdmin          = "admin"
 	PermJobsSubmit     = "jobs:submit"        // object: operation
@@ -33,6 +34,12 @@ const (
 	// PermOAuthRotate rotates errand's OAuth signing key, which every tenant's
 	// tokens share: it is granted only as oauth:rotate-key@*.
 	PermOAuthRotate = "oauth:rotate-key"
+	// PermUsageRead reads the tenant's usage analytics (GET /v1/usage);
+	// usage:read@* reads every tenant's.
+	PermUsageRead = "usage:read"
+	// PermMetricsRead scrapes GET /metrics, which counts every tenant's work:
+	// it is granted only as metrics:read@*.
+	PermMetricsRead = "metrics:read"
 )
 
 // EveryTenant ends an operator-level permission: workers:lease:*@* leases every

@@ -69,6 +69,12 @@ type Job struct {
 	RequestHash    string `json:"-"`
 	// ExpiresAt is when retention deletes a finished job; nil until it finishes.
 	ExpiresAt *time.Time `json:"-"`
+	// TraceParent is the W3C trace context of the request that submitted the
+	// job ("00-<trace id>-<span id>-<flags>"), kept so that every later step —
+	// leases, attempts, the worker's own spans, completion, webhook
+	// deliveries — continues the submitter's trace on any node, after any
+	// restart. Empty when the submit carried none and errand traced nothing.
+	TraceParent string `json:"-"`
 }
 
 // jobLinks are the related resources of a job.
@@ -106,7 +112,11 @@ type Progress struct {
 type Lease struct {
 	ID        string    `json:"lease_id"`
 	ExpiresAt time.Time `json:"expires_at"`
-	Job       *Job      `json:"job"`
+	// TraceParent is the W3C trace context the worker continues: the job's
+	// attempt span while errand traces, else the submitter's context; empty
+	// when the job has none.
+	TraceParent string `json:"traceparent,omitempty"`
+	Job         *Job   `json:"job"`
 }
 
 // LeasePrefix starts every lease id.
@@ -169,6 +179,11 @@ type Event struct {
 	// had it at hand. It is not stored: it lets code inside the event's
 	// transaction (the webhook outbox) see the job without decoding Data.
 	Job *Job `json:"-"`
+	// TraceParent is the W3C trace context of what appended the event (a
+	// channel publish's request), when it had one. Like Job it is not stored:
+	// it is known on the node that committed the event (the webhook outbox
+	// gives it to the event's deliveries, which keep it).
+	TraceParent string `json:"-"`
 }
 
 // The job event types.

@@ -76,6 +76,10 @@ func (l *Lease) AppendJSON(b []byte) []byte {
 	b = appendString(b, l.ID)
 	b = append(b, `,"expires_at":`...)
 	b = appendTime(b, l.ExpiresAt)
+	if l.TraceParent != "" {
+		b = append(b, `,"traceparent":`...)
+		b = appendString(b, l.TraceParent)
+	}
 	b = append(b, `,"job":`...)
 	if l.Job == nil {
 		b = append(b, "null"...)

@@ -52,14 +52,17 @@ func TestAppendJSONMatchesReflection(t *testing.T) {
 		if got, _ := json.Marshal(j); !bytes.Equal(got, want) {
 			t.Errorf("json.Marshal:\n got %s\nwant %s", got, want)
 		}
-		l := &Lease{ID: "lease_x.y", ExpiresAt: j.CreatedAt, Job: j}
-		lw, _ := json.Marshal(struct {
-			ID        string          `json:"lease_id"`
-			ExpiresAt time.Time       `json:"expires_at"`
-			Job       json.RawMessage `json:"job"`
-		}{l.ID, l.ExpiresAt, want})
-		if got := l.AppendJSON(nil); !bytes.Equal(got, lw) {
-			t.Errorf("Lease.AppendJSON:\n got %s\nwant %s", got, lw)
+		for _, tp := range []string{"", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"} {
+			l := &Lease{ID: "lease_x.y", ExpiresAt: j.CreatedAt, TraceParent: tp, Job: j}
+			lw, _ := json.Marshal(struct {
+				ID          string          `json:"lease_id"`
+				ExpiresAt   time.Time       `json:"expires_at"`
+				TraceParent string          `json:"traceparent,omitempty"`
+				Job         json.RawMessage `json:"job"`
+			}{l.ID, l.ExpiresAt, l.TraceParent, want})
+			if got := l.AppendJSON(nil); !bytes.Equal(got, lw) {
+				t.Errorf("Lease.AppendJSON:\n got %s\nwant %s", got, lw)
+			}
 		}
 	}
 }

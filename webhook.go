@@ -84,6 +84,10 @@ type Delivery struct {
 	Tenant string `json:"-"`
 	// Step is the position in the retry schedule; redelivery starts it over.
 	Step int `json:"-"`
+	// TraceParent is the W3C trace context every attempt continues (and sends
+	// as its traceparent header): the job's for a job event, the publisher's
+	// for a channel event; empty for none.
+	TraceParent string `json:"-"`
 }
 
 // Attempt is one HTTP request of a delivery.

@@ -25,7 +25,8 @@ type Auth struct {
 	// "admin" always exists and grants everything in its tenant. Operator-level
 	// permissions end in "@*" and act in every tenant: "workers:lease:<ops>@*"
 	// (a worker for every tenant's jobs), "audit:read@*" (every tenant's entries
-	// and failed authentications of unknown callers), "oauth:rotate-key@*".
+	// and failed authentications of unknown callers), "usage:read@*" (every
+	// tenant's usage), "metrics:read@*" (GET /metrics), "oauth:rotate-key@*".
 	Roles map[string][]string `yaml:"roles"`
 	// OAuth tunes errand's own token endpoint (POST /v1/oauth/token).
 	OAuth OAuth `yaml:"oauth"`
@@ -148,11 +149,16 @@ func (c *Config) accessDefaults() {
 // actions are the permissions roles may grant (before their object).
 var actions = []string{errand.PermJobsSubmit, errand.PermJobsRead, errand.PermJobsCancel, errand.PermJobsRetry,
 	errand.PermJobsDelete, errand.PermWorkersLease, errand.PermChanPublish, errand.PermChanSubscribe,
-	errand.PermWebhooksManage, errand.PermKeysManage, errand.PermAuditRead, errand.PermBridgesRead}
+	errand.PermWebhooksManage, errand.PermKeysManage, errand.PermAuditRead, errand.PermBridgesRead, errand.PermUsageRead}
 
 // everyTenantActions are the actions that take @* (operator-level), each
 // named in full: a wildcard never reaches across tenants.
-var everyTenantActions = []string{errand.PermWorkersLease, errand.PermAuditRead, errand.PermBridgesRead, errand.PermOAuthRotate}
+var everyTenantActions = []string{errand.PermWorkersLease, errand.PermAuditRead, errand.PermBridgesRead, errand.PermUsageRead,
+	errand.PermMetricsRead, errand.PermOAuthRotate}
+
+// onlyEveryTenant are the actions granted only operator-level: what they
+// reach is every tenant's.
+var onlyEveryTenant = []string{errand.PermOAuthRotate, errand.PermMetricsRead}
 
 // checkPermission says what is wrong with a permission string, or "".
 func checkPermission(p string) string {
@@ -162,8 +168,10 @@ func checkPermission(p string) string {
 	if base, ok := strings.CutSuffix(p, errand.EveryTenant); ok {
 		return checkEveryTenant(p, base)
 	}
-	if strings.HasPrefix(p, errand.PermOAuthRotate) {
-		return fmt.Sprintf("%q: the signing key is every tenant's, so it is granted only as %s%s", p, errand.PermOAuthRotate, errand.EveryTenant)
+	for _, a := range onlyEveryTenant {
+		if strings.HasPrefix(p, a) {
+			return fmt.Sprintf("%q: what it reaches is every tenant's, so it is granted only as %s%s", p, a, errand.EveryTenant)
+		}
 	}
 	res, rest, _ := strings.Cut(p, ":")
 	verb, obj, hasObj := strings.Cut(rest, ":")

@@ -136,6 +136,7 @@ type Reader interface {
 	WebhookReader
 	AccessReader
 	BridgeReader
+	TelemetryReader
 }
 
 // Tx is what domain logic may do inside a write transaction (see Store.WithTx:
@@ -203,6 +204,7 @@ type Tx interface {
 	WebhookTx
 	AccessTx
 	BridgeTx
+	TelemetryTx
 }
 
 // EventHook runs inside the transaction of every event appended, right after

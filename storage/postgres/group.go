@@ -87,9 +87,13 @@ func (s *Store) runGroup(group []*request) {
 	}
 	errs, maxSeq, ok := s.together(group)
 	for i, r := range group {
+		if ok && errs[i] == nil {
+			s.tail.committed(&r.c, maxSeq)
+		}
+	}
+	for i, r := range group {
 		switch {
 		case ok && errs[i] == nil:
-			s.tail.committed(&r.c, maxSeq)
 			r.done <- nil
 		case isAnswer(errs[i]): // the call's own answer, whatever became of the rest
 			r.done <- errs[i]
@@ -120,10 +124,15 @@ func (s *Store) alone(r *request) error {
 		err := s.runTx(r.ctx, t, r.fn)
 		if err == nil {
 			s.tail.committed(&t.c, t.maxSeq)
+			s.observe(t, 1)
 			return nil
 		}
 		if attempt == 5 || !retryable(err) {
-			return interpretError(err)
+			err = interpretError(err)
+			if c := errand.ErrorCode(err); c == errand.EUNAVAILABLE || c == errand.ESTORAGEFULL {
+				s.observeFailure(err) // the database's failure, not the call's answer
+			}
+			return err
 		}
 	}
 }
@@ -145,12 +154,14 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 		return errs, 0, false
 	}
 	defer conn.Release()
+	began := time.Now()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
+		s.observeFailure(err)
 		return errs, 0, false
 	}
 	t := newTxn(s)
-	t.tx, t.ctx, t.group = tx, ctx, true
+	t.tx, t.ctx, t.group, t.began = tx, ctx, true, began
 	for i, r := range group {
 		t.beginCall()
 		var goOn bool
@@ -158,6 +169,7 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 			// A statement failed that no savepoint covers: the transaction is
 			// lost, and with it what every call so far did.
 			_ = tx.Rollback(ctx)
+			s.observeFailure(errStatementFailed)
 			return errs, 0, false
 		}
 		if errs[i] == nil {
@@ -166,9 +178,11 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 	}
 	if err := t.flush(); err != nil {
 		_ = tx.Rollback(ctx)
+		s.observeFailure(err)
 		return errs, 0, false
 	}
 	if err := tx.Commit(ctx); err != nil {
+		s.observeFailure(err)
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) && !errors.Is(err, pgx.ErrTxCommitRollback) {
 			// The connection failed during COMMIT: the group may have committed.
@@ -180,7 +194,22 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 		}
 		return errs, 0, false
 	}
+	s.observe(t, len(group))
 	return errs, t.maxSeq, true
+}
+
+// observe tells the Observer of a transaction that committed with calls.
+func (s *Store) observe(t *txn, calls int) {
+	if o := s.cfg.Observer; o != nil {
+		o.Committed(&storage.CommitStats{Duration: time.Since(t.began), Calls: calls, Events: t.sent})
+	}
+}
+
+// observeFailure tells the Observer of a group transaction that failed.
+func (s *Store) observeFailure(err error) {
+	if o := s.cfg.Observer; o != nil {
+		o.Failed(err)
+	}
 }
 
 // settleCall ends the current call of a group: released when it succeeded,
@@ -218,6 +247,7 @@ func (t *txn) aborted() bool {
 type call struct {
 	updates, events, inserts int
 	savepoint                bool
+	sent                     int // len(t.sent) when its savepoint was taken
 	ready                    []string
 	scheduled                time.Time
 }
@@ -245,7 +275,7 @@ func (t *txn) send(write bool) error {
 		if _, err := t.tx.Exec(t.ctx, `SAVEPOINT call`); err != nil {
 			return err
 		}
-		t.call.savepoint = true
+		t.call.savepoint, t.call.sent = true, len(t.sent)
 	}
 	return t.flush()
 }
@@ -269,6 +299,7 @@ func (t *txn) abandonCall() error {
 	t.locked = nil
 	t.c = storage.Commit{}
 	if t.call.savepoint {
+		t.sent = t.sent[:t.call.sent] // what it sent is undone
 		_, err := t.tx.Exec(t.ctx, `ROLLBACK TO SAVEPOINT call`)
 		if err == nil {
 			t.lost = nil

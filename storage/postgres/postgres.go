@@ -50,6 +50,9 @@ type Config struct {
 	// Schema, when set, holds errand's tables (created if missing); tests use one
 	// per test. Defaults to the connection's search_path (usually public).
 	Schema string
+	// Observer hears every transaction this node commits (its time, calls and
+	// events) and every group that failed, for metrics. Defaults to none.
+	Observer storage.Observer
 }
 
 var schemaRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -277,7 +280,7 @@ func (s *Store) runTx(ctx context.Context, t *txn, fn func(storage.Tx) error) er
 	if err != nil {
 		return unavailable(err)
 	}
-	t.tx, t.ctx = tx, tctx
+	t.tx, t.ctx, t.began = tx, tctx, time.Now()
 	if err := run(fn, t); err != nil {
 		_ = tx.Rollback(tctx)
 		return err
@@ -386,6 +389,16 @@ func (s *Store) Close() error {
 	s.tail.stop()
 	s.pool.Close()
 	return nil
+}
+
+// Stats are the pool's and the tailer's gauges now (for metrics).
+func (s *Store) Stats() storage.Stats {
+	st := s.pool.Stat()
+	return storage.Stats{
+		Pool: &storage.PoolStats{Acquired: st.AcquiredConns(), Idle: st.IdleConns(), Total: st.TotalConns(),
+			Max: st.MaxConns(), Acquires: st.AcquireCount(), Waited: st.EmptyAcquireCount(), WaitTime: st.AcquireDuration()},
+		Tailer: s.tail.stats(),
+	}
 }
 
 // SchemaVersion is the number of the last migration applied.

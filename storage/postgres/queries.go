@@ -41,6 +41,10 @@ type txn struct {
 	// group is set when the transaction runs a group of calls (group.go).
 	group bool
 	call  call
+	// sent are the events sent (with their jobs, for the Observer), less
+	// those of calls rolled back to their savepoint; began is when it began.
+	sent  []*errand.Event
+	began time.Time
 }
 
 var _ storage.Tx = (*txn)(nil)
@@ -172,6 +176,39 @@ func (t *txn) CountRunning(operation string) (int, error) {
 		return 0, fmt.Errorf("lock operation: %w", err)
 	}
 	return t.Tx.CountRunning(operation)
+}
+
+// qPutUsages writes usage rows whole, all in one statement (see sqlrow's
+// PutUsage; a row's key appears once in a call).
+const qPutUsages = `INSERT INTO usage (` + sqlrow.UsageColumns + `) SELECT * FROM unnest($1::text[], $2::text[],
+	$3::int[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+	$11::bigint[], $12::bigint[], $13::bytea[], $14::bytea[])
+	ON CONFLICT (tenant, step, bucket, operation, node) DO UPDATE SET submitted = excluded.submitted,
+	succeeded = excluded.succeeded, failed = excluded.failed, canceled = excluded.canceled, events = excluded.events,
+	deliveries = excluded.deliveries, artifact_bytes = excluded.artifact_bytes, run_time = excluded.run_time,
+	queue_wait = excluded.queue_wait`
+
+// PutUsage writes usage rows in one statement (sqlrow's sends one per row).
+func (t *txn) PutUsage(rows []storage.UsageRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	tenant, op, node := make([]string, n), make([]string, n), make([]string, n)
+	step := make([]int32, n)
+	bucket, sub, succ, fail, canc, evs, del, bytes := make([]int64, n), make([]int64, n), make([]int64, n),
+		make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	run, wait := make([][]byte, n), make([][]byte, n)
+	for i, u := range rows {
+		tenant[i], op[i], node[i], step[i], bucket[i] = u.Tenant, u.Operation, u.Node, int32(u.Step/time.Second), storage.Micros(u.Bucket)
+		sub[i], succ[i], fail[i], canc[i], evs[i], del[i], bytes[i] = u.Submitted, u.Succeeded, u.Failed, u.Canceled, u.Events,
+			u.Deliveries, u.ArtifactBytes
+		run[i], wait[i] = u.RunTime, u.QueueWait
+	}
+	if _, err := t.Conn.Exec(qPutUsages, tenant, op, step, bucket, node, sub, succ, fail, canc, evs, del, bytes, run, wait); err != nil {
+		return fmt.Errorf("put usage: %w", err)
+	}
+	return nil
 }
 
 // ListEvents reads a stream's committed events. A page never reaches past this

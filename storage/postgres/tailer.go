@@ -31,6 +31,7 @@ type tailer struct {
 
 	mu       sync.Mutex
 	cursor   int64 // every event with seq <= cursor has been delivered (or never committed)
+	seen     int64 // the highest committed seq read
 	advanced chan struct{}
 	pending  []*storage.Commit // notes to pass on
 	gap      *gap
@@ -103,6 +104,17 @@ func (t *tailer) horizon() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.cursor
+}
+
+// stats is how far the tailer is behind what it has read.
+func (t *tailer) stats() *storage.TailerStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := &storage.TailerStats{Behind: max(0, t.seen-t.cursor)}
+	if t.gap != nil {
+		st.GapAge = time.Since(t.gap.seen)
+	}
+	return st
 }
 
 func (t *tailer) wake() {
@@ -211,6 +223,11 @@ func (t *tailer) step() bool {
 	evs, err := t.events(ctx, seqs)
 	if err != nil {
 		return false
+	}
+	if len(seqs) > 0 {
+		t.mu.Lock()
+		t.seen = max(t.seen, seqs[len(seqs)-1])
+		t.mu.Unlock()
 	}
 	ready := t.inOrder(evs, xmin)
 	t.mu.Lock()

@@ -53,6 +53,9 @@ type Config struct {
 	// Log hears the warning Open gives when the database's files are open to
 	// other users. Defaults to slog.Default().
 	Log *slog.Logger
+	// Observer hears every group commit (its time, calls and events) and
+	// every failed one, for metrics. Defaults to none.
+	Observer storage.Observer
 }
 
 func (c *Config) withDefaults() Config {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
@@ -135,6 +136,7 @@ func (w *writer) commit(batch []*request) {
 	errs := make([]error, len(batch))
 	tx := newTxn(w)
 	var all storage.Commit
+	began := time.Now()
 	err := w.exec(w.stmts.begin)
 	for i, r := range batch {
 		if err != nil {
@@ -165,11 +167,24 @@ func (w *writer) commit(batch []*request) {
 		}
 		all = storage.Commit{}
 	}
+	w.observe(batch, &all, began, err)
 	if !all.Empty() {
 		w.store.notify.Committed(&all)
 	}
 	for i, r := range batch {
 		r.done <- w.store.space.Observe(errs[i])
+	}
+}
+
+// observe tells the store's Observer of a group commit or of its failure.
+func (w *writer) observe(batch []*request, c *storage.Commit, began time.Time, err error) {
+	o := w.store.cfg.Observer
+	switch {
+	case o == nil:
+	case err != nil:
+		o.Failed(err)
+	default:
+		o.Committed(&storage.CommitStats{Duration: time.Since(began), Calls: len(batch), Events: c.Events})
 	}
 }
 

@@ -40,6 +40,15 @@ func IdempotencyKey(j *errand.Job) *string {
 	return &k
 }
 
+// TraceParent is j's trace context, or nil (NULL) when it has none.
+func TraceParent(j *errand.Job) *string {
+	if j.TraceParent == "" {
+		return nil
+	}
+	tp := j.TraceParent
+	return &tp
+}
+
 // JobInsertArgs are the arguments of Queries.InsertJob (in JobColumns' order).
 func JobInsertArgs(j *errand.Job) ([]any, error) {
 	c, err := EncodeJob(j)
@@ -51,7 +60,7 @@ func JobInsertArgs(j *errand.Job) ([]any, error) {
 		j.CancelRequested, storage.NullBytes(c.Metadata), j.CallbackURL, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt),
 		storage.MicrosPtr(j.StartedAt), storage.MicrosPtr(j.FinishedAt), j.LeaseToken, storage.MicrosPtr(j.LeaseExpiresAt),
 		j.Worker, storage.NullString(j.IdempotencyKey), j.RequestHash, storage.MicrosPtr(j.ExpiresAt),
-		storage.NullBytes(c.Artifacts)}, nil
+		storage.NullBytes(c.Artifacts), storage.NullString(j.TraceParent)}, nil
 }
 
 // JobUpdateArgs are the arguments of Queries.UpdateJob.
@@ -88,7 +97,8 @@ func EndpointUpdateArgs(e *errand.Endpoint) []any {
 // DeliveryInsertArgs are the arguments of Queries.InsertDelivery.
 func DeliveryInsertArgs(d *errand.Delivery) []any {
 	return []any{d.ID, d.Tenant, d.EndpointID, d.URL, d.JobID, d.EventType, string(d.Status), d.AttemptCount, d.Step,
-		storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt), storage.Micros(d.CreatedAt), []byte(d.Payload)}
+		storage.MicrosPtr(d.NextAttemptAt), storage.MicrosPtr(d.LastAttemptAt), storage.Micros(d.CreatedAt),
+		storage.NullString(d.TraceParent), []byte(d.Payload)}
 }
 
 // DeliveryUpdateArgs are the arguments of Queries.UpdateDelivery.

@@ -7,13 +7,13 @@ const (
 	JobColumns = `id, tenant, owner, operation, status, input, result, error, progress, attempt,
 	max_attempts, priority, timeout_seconds, cancel_requested, metadata, callback_url, created_at,
 	run_at, started_at, finished_at, lease_token, lease_expires_at, worker, idempotency_key,
-	request_hash, expires_at, artifacts`
+	request_hash, expires_at, artifacts, trace_parent`
 	EventColumns    = `seq, stream, tenant, type, time, data, expires_at`
 	EndpointColumns = `id, tenant, url, description, events, disabled, disabled_reason, rate_limit,
 	failing_since, secret, previous_secret, previous_expires_at, created_at, updated_at`
 	// DeliveryColumns leave out the payload, which only some reads want (ScanDelivery).
 	DeliveryColumns = `id, tenant, endpoint_id, url, job_id, event_type, status, attempt_count, step,
-	next_attempt_at, last_attempt_at, created_at`
+	next_attempt_at, last_attempt_at, created_at, trace_parent`
 	AttemptColumns = `delivery_id, n, time, status_code, latency_us, error, response`
 	APIKeyColumns  = `id, hash, prefix, name, tenant, roles, created_by, created_at, expires_at, revoked_at, last_used_at`
 	AuditColumns   = `seq, time, tenant, subject, action, resource, outcome, status, detail, request_id, remote`
@@ -49,7 +49,7 @@ type Queries struct {
 // Render replaces.
 var bodies = Queries{
 	InsertJob: `INSERT INTO jobs (` + JobColumns + `) VALUES
-		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	UpdateJob: `UPDATE jobs SET status = ?, result = ?, error = ?, progress = ?, attempt = ?,
 		max_attempts = ?, cancel_requested = ?, run_at = ?, started_at = ?, finished_at = ?,
 		lease_token = ?, lease_expires_at = ?, worker = ?, expires_at = ?, artifacts = ? WHERE id = ?`,
@@ -105,7 +105,7 @@ var bodies = Queries{
 	DeleteEndpointDeliveries: `DELETE FROM webhook_deliveries WHERE endpoint_id = ?`,
 	ListEndpoints:            `SELECT ` + EndpointColumns + ` FROM webhook_endpoints ORDER BY id`,
 	ListTenantEndpoints:      `SELECT ` + EndpointColumns + ` FROM webhook_endpoints WHERE tenant = ? ORDER BY id`,
-	InsertDelivery:           `INSERT INTO webhook_deliveries (` + DeliveryColumns + `, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	InsertDelivery:           `INSERT INTO webhook_deliveries (` + DeliveryColumns + `, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	UpdateDelivery: `UPDATE webhook_deliveries SET status = ?, attempt_count = ?, step = ?, next_attempt_at = ?,
 		last_attempt_at = ? WHERE id = ?`,
 	GetDelivery:       `SELECT ` + DeliveryColumns + `, payload FROM webhook_deliveries WHERE id = ?` + lockRow,

@@ -76,13 +76,16 @@ func ScanJob(r Row) (*errand.Job, error) {
 	var result, jerr, progress, metadata, artifacts []byte
 	var created, runAt int64
 	var started, finished, leaseExp, expires *int64
-	var idem *string
+	var idem, trace *string
 	err := r.Scan(&j.ID, &j.Tenant, &j.Owner, &j.Operation, &status, &j.Input, &result, &jerr, &progress,
 		&j.Attempt, &j.MaxAttempts, &j.Priority, &j.TimeoutSeconds, &j.CancelRequested, &metadata,
 		&j.CallbackURL, &created, &runAt, &started, &finished, &j.LeaseToken, &leaseExp, &j.Worker, &idem,
-		&j.RequestHash, &expires, &artifacts)
+		&j.RequestHash, &expires, &artifacts, &trace)
 	if err != nil {
 		return nil, err
+	}
+	if trace != nil {
+		j.TraceParent = *trace
 	}
 	j.Status = errand.Status(status)
 	if idem != nil {
@@ -142,8 +145,9 @@ func scanDelivery(r Row, payload bool) (*errand.Delivery, error) {
 	var status string
 	var next, last *int64
 	var created int64
+	var trace *string
 	dest := []any{&d.ID, &d.Tenant, &d.EndpointID, &d.URL, &d.JobID, &d.EventType, &status, &d.AttemptCount,
-		&d.Step, &next, &last, &created}
+		&d.Step, &next, &last, &created, &trace}
 	var body []byte
 	if payload {
 		dest = append(dest, &body)
@@ -153,6 +157,9 @@ func scanDelivery(r Row, payload bool) (*errand.Delivery, error) {
 	}
 	d.Status, d.CreatedAt = errand.DeliveryStatus(status), storage.FromMicros(created)
 	d.NextAttemptAt, d.LastAttemptAt = TimePtr(next), TimePtr(last)
+	if trace != nil {
+		d.TraceParent = *trace
+	}
 	if len(body) > 0 {
 		d.Payload = body
 	}
