@@ -156,9 +156,12 @@ var actions = []string{errand.PermJobsSubmit, errand.PermJobsRead, errand.PermJo
 var everyTenantActions = []string{errand.PermWorkersLease, errand.PermAuditRead, errand.PermBridgesRead, errand.PermUsageRead,
 	errand.PermMetricsRead, errand.PermOAuthRotate}
 
-// onlyEveryTenant are the actions granted only operator-level: what they
-// reach is every tenant's.
-var onlyEveryTenant = []string{errand.PermOAuthRotate, errand.PermMetricsRead}
+// onlyEveryTenant are the actions granted only operator-level, with why:
+// what they reach is every tenant's.
+var onlyEveryTenant = []struct{ action, why string }{
+	{errand.PermOAuthRotate, "the signing key is every tenant's"},
+	{errand.PermMetricsRead, "the metrics count every tenant's work"},
+}
 
 // checkPermission says what is wrong with a permission string, or "".
 func checkPermission(p string) string {
@@ -168,9 +171,9 @@ func checkPermission(p string) string {
 	if base, ok := strings.CutSuffix(p, errand.EveryTenant); ok {
 		return checkEveryTenant(p, base)
 	}
-	for _, a := range onlyEveryTenant {
-		if strings.HasPrefix(p, a) {
-			return fmt.Sprintf("%q: what it reaches is every tenant's, so it is granted only as %s%s", p, a, errand.EveryTenant)
+	for _, o := range onlyEveryTenant {
+		if strings.HasPrefix(p, o.action) {
+			return fmt.Sprintf("%q: %s, so it is granted only as %s%s", p, o.why, o.action, errand.EveryTenant)
 		}
 	}
 	res, rest, _ := strings.Cut(p, ":")
