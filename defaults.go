@@ -62,4 +62,16 @@ const (
 	DefaultGraphQLMaxDocumentBytes = 32 << 10
 	// DefaultGraphQLMaxSubscriptions caps the subscriptions of one GraphQL WebSocket.
 	DefaultGraphQLMaxSubscriptions = 100
+
+	// DefaultMetricsQueueInterval is the longest a scrape of /metrics reuses
+	// the queue's last reading (one store query per interval at most).
+	DefaultMetricsQueueInterval = 5 * time.Second
+	// DefaultTracingSampleRatio is the share of new traces recorded.
+	DefaultTracingSampleRatio = 1.0
+	// DefaultUsageMinuteRetention keeps usage by the minute.
+	DefaultUsageMinuteRetention = 48 * time.Hour
+	// DefaultUsageHourRetention keeps usage by the hour.
+	DefaultUsageHourRetention = 90 * 24 * time.Hour
+	// DefaultUsageFlushInterval is how often a node writes the usage it counted.
+	DefaultUsageFlushInterval = 5 * time.Second
 )
