@@ -65,6 +65,10 @@ type Config struct {
 	// PageBytes bounds the event data of one History page, in bytes (at least
 	// one event). Defaults to errand.DefaultPageBytes.
 	PageBytes int64
+	// TraceParent is the W3C trace context of a publish's context (its
+	// request's span), which the event's webhook deliveries continue. Nil
+	// keeps none.
+	TraceParent func(ctx context.Context) string
 }
 
 // Service publishes to channels.
@@ -73,6 +77,7 @@ type Service struct {
 	channels  []entry
 	now       func() time.Time
 	pageBytes int64
+	trace     func(ctx context.Context) string
 }
 
 type entry struct {
@@ -89,6 +94,9 @@ func NewService(store storage.Store, chans []errand.Channel, cfg *Config) (*Serv
 	}
 	if cfg != nil && cfg.PageBytes > 0 {
 		s.pageBytes = cfg.PageBytes
+	}
+	if cfg != nil {
+		s.trace = cfg.TraceParent
 	}
 	for _, c := range chans {
 		if !ValidPattern(c.Pattern) {
@@ -194,10 +202,18 @@ func (s *Service) Publish(ctx context.Context, p errand.Principal, name, typ str
 	if err != nil {
 		return nil, err
 	}
+	s.traced(ctx, ev)
 	if err := s.store.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertEvent(ev) }); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// traced gives ev (nil: none) the trace context of ctx, for its deliveries.
+func (s *Service) traced(ctx context.Context, ev *errand.Event) {
+	if ev != nil && s.trace != nil {
+		ev.TraceParent = s.trace(ctx)
+	}
 }
 
 // Message is one event for PublishMany.
@@ -223,6 +239,7 @@ func (s *Service) PublishMany(ctx context.Context, p errand.Principal, msgs []Me
 	evs, errs := make([]*errand.Event, len(msgs)), make([]error, len(msgs))
 	for i, m := range msgs {
 		evs[i], errs[i] = s.prepare(p, m.Channel, m.Type, m.Data)
+		s.traced(ctx, evs[i])
 	}
 	skipped := make([]bool, len(msgs))
 	err := s.store.WithTx(ctx, func(tx storage.Tx) error {

@@ -43,6 +43,9 @@ type Config struct {
 	TLS         TLS                   `yaml:"tls"`
 	Audit       Audit                 `yaml:"audit"`
 	GraphQL     GraphQL               `yaml:"graphql"`
+	Metrics     Metrics               `yaml:"metrics"`
+	Tracing     Tracing               `yaml:"tracing"`
+	Usage       Usage                 `yaml:"usage"`
 	Operations  map[string]*Operation `yaml:"operations"`
 	Channels    map[string]*Channel   `yaml:"channels"`
 	// Bridges connect the event log to message brokers.
@@ -240,6 +243,7 @@ func (c *Config) applyDefaults() {
 	c.Webhooks.RotationOverlap = orD(c.Webhooks.RotationOverlap, errand.DefaultRotationOverlap)
 	c.accessDefaults()
 	c.GraphQL.applyDefaults()
+	c.telemetryDefaults()
 	if c.Artifacts.MaxBytes == 0 {
 		c.Artifacts.MaxBytes = errand.DefaultMaxArtifactBytes
 	}

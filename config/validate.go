@@ -56,6 +56,7 @@ func (c *Config) validate(l *lines) error {
 	c.validateWebhooks(bad)
 	c.validateAccess(bad)
 	c.validateGraphQL(bad)
+	c.validateTelemetry(bad)
 	for _, p := range sortedKeys(c.Channels) {
 		ch := c.Channels[p]
 		switch {

@@ -23,6 +23,7 @@ import (
 type Hub struct {
 	mu      sync.RWMutex
 	streams map[string]map[*Subscription]struct{}
+	resets  atomic.Uint64 // subscriptions cut off for falling behind
 }
 
 var _ storage.Notifier = (*Hub)(nil)
@@ -122,6 +123,7 @@ func (h *Hub) Committed(c *storage.Commit) {
 		}
 	}
 	h.mu.RUnlock()
+	h.resets.Add(uint64(len(overflow)))
 	for _, s := range overflow {
 		s.Close()
 	}
@@ -131,6 +133,10 @@ func (h *Hub) Committed(c *storage.Commit) {
 func (s *Subscription) fits(size int64) bool {
 	return s.maxBytes <= 0 || len(s.c) == 0 || s.queued.Load()+size <= s.maxBytes
 }
+
+// Resets returns how many subscriptions the hub has cut off for falling
+// behind since it was made (for metrics).
+func (h *Hub) Resets() uint64 { return h.resets.Load() }
 
 // Subscribers returns how many subscriptions are open (for metrics and tests).
 func (h *Hub) Subscribers() int {

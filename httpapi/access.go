@@ -24,6 +24,7 @@ type access struct {
 	audit   *audit.Log          // nil: nothing is recorded
 	streams *streamLimiter
 	log     *slog.Logger
+	meter   Meter // never nil (nopMeter when nothing measures)
 }
 
 // authenticate sets the request's principal from its bearer token or, where
@@ -73,7 +74,11 @@ func (a *access) principal(r *http.Request, allowTicket bool) (errand.Principal,
 // failed records a failed authentication: counted per source, so a flood of
 // bad tokens writes a few entries a minute (audit.Log.Failure).
 func (a *access) failed(r *http.Request, err error) {
-	if a.audit == nil || errand.ErrorCode(err) != errand.EUNAUTHORIZED {
+	if errand.ErrorCode(err) != errand.EUNAUTHORIZED {
+		return
+	}
+	a.meter.AuthFailed(failureReason(r))
+	if a.audit == nil {
 		return
 	}
 	a.audit.Failure(errand.AuditEntry{Action: "authenticate", Resource: r.Method + " " + r.URL.Path,
@@ -132,7 +137,11 @@ func (a *access) recordDenial(r *http.Request, err error, status int) {
 // (one authenticated by a message on r's connection).
 func (a *access) recordDenialOf(r *http.Request, p errand.Principal, err error, status int) {
 	var e *errand.Error
-	if a.audit == nil || !errors.As(err, &e) || e.Action == "" {
+	if !errors.As(err, &e) || e.Action == "" {
+		return
+	}
+	a.meter.Denied(e.Action)
+	if a.audit == nil {
 		return
 	}
 	a.audit.Record(errand.AuditEntry{Tenant: p.Tenant, Subject: p.Subject, Action: e.Action, Resource: e.Resource,

@@ -59,10 +59,14 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // observe gives each request an id (X-Request-Id, kept when the client sends a
-// sane one), logs it when done and turns a panic into a 500 problem.
-func observe(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// sane one), logs it and tells meter of it when done, and turns a panic into
+// a 500 problem. The route pattern the mux matched is set on the request
+// observe was handed, as ServeMux does on the one it is handed, so that
+// what wraps the API (the tracing handler) can name the request by it.
+func observe(log *slog.Logger, meter Meter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, in *http.Request) {
 		start := time.Now()
+		r := in
 		id := r.Header.Get("X-Request-Id")
 		if len(id) == 0 || len(id) > 64 || !printableASCII(id) { // it is logged and audited as text
 			var b [8]byte
@@ -79,6 +83,9 @@ func observe(log *slog.Logger, next http.Handler) http.Handler {
 				}
 				writeError(rec, r, log, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
 			}
+			in.Pattern = r.Pattern
+			status := cmpOr(rec.status, http.StatusOK) // a hijacked stream wrote its head itself
+			meter.Request(r.Pattern, r.Method, status, time.Since(start), isStream(r, rec, rec.status))
 			level := slog.LevelDebug
 			if rec.status >= 400 {
 				level = slog.LevelInfo
@@ -89,6 +96,13 @@ func observe(log *slog.Logger, next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
 }
 
 // limitBody caps request bodies at n bytes. A body over the cap is answered

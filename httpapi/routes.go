@@ -11,7 +11,7 @@ import (
 // the order registered (spec documents each of them; see Routes).
 func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 	r := router{mux: mux, methods: map[string][]string{}}
-	acc := &access{dev: c.Dev, auth: d.Auth, audit: d.Audit, log: d.Log,
+	acc := &access{dev: c.Dev, auth: d.Auth, audit: d.Audit, log: d.Log, meter: meterOf(d),
 		streams: &streamLimiter{max: c.MaxStreams, open: map[string]int{}}}
 	api := func(h http.Handler) http.Handler { return acc.authenticate(false, limitBody(c.MaxBodyBytes, h)) }
 	stream := func(h http.Handler) http.Handler { return acc.authenticate(true, limitBody(c.MaxBodyBytes, h)) }
@@ -19,6 +19,9 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 
 	r.handle("GET /healthz", handleHealth())
 	r.handle("GET /readyz", handleReady(acc, d.Store, d.Bridges))
+	if d.Metrics != nil {
+		r.handle("GET /metrics", handleMetrics(acc, d.Metrics))
+	}
 	if docs := d.Contracts; docs != nil { // public, as API descriptions are
 		for _, name := range []string{"openapi.json", "openapi.yaml", "asyncapi.json", "asyncapi.yaml"} {
 			r.handle("GET /v1/"+name, docs.Document(name))
@@ -71,6 +74,9 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 	}
 	if d.Audit != nil {
 		r.handle("GET /v1/audit", api(handleAudit(acc, d.Audit)))
+	}
+	if d.Usage != nil {
+		r.handle("GET /v1/usage", api(handleUsage(acc, d.Usage)))
 	}
 	r.handle("GET /v1/me", api(handleMe()))
 	if g := d.GraphQL; g != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/telemetry"
 	"github.com/errandhq/errand/webhook"
 )
 
@@ -90,6 +91,14 @@ type Deps struct {
 	// Streams ends when the server stops: event streams taken over from their
 	// request (see serveSSE) run until then. nil keeps every stream on its request.
 	Streams context.Context
+	// Meter hears every request, stream and refusal (metrics); nil hears nothing.
+	Meter Meter
+	// Metrics serves GET /metrics (to metrics:read@*, or anyone in
+	// development mode); nil serves none (metrics off, or on an address of
+	// their own).
+	Metrics http.Handler
+	// Usage serves GET /v1/usage; nil serves none.
+	Usage *telemetry.Usage
 }
 
 // NewServer returns the API as one handler.
@@ -100,7 +109,15 @@ func NewServer(d Deps, cfg *Config) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d, &c)
-	return observe(d.Log, secure(cors(c.CORSOrigins, c.CORSMaxAge, plainText(d.Log, mux)))), nil
+	return observe(d.Log, meterOf(d), secure(cors(c.CORSOrigins, c.CORSMaxAge, plainText(d.Log, mux)))), nil
+}
+
+// meterOf is d's Meter, or one that hears nothing.
+func meterOf(d Deps) Meter {
+	if d.Meter == nil {
+		return nopMeter{}
+	}
+	return d.Meter
 }
 
 // follow is a reader of one stream with the configured byte budgets.

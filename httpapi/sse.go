@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -125,10 +124,16 @@ func hijackedHead(h http.Header) []byte {
 // unauthorized problem says so). A client that left is noticed on the next
 // write, at the latest the next ping.
 func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Follow, streams context.Context) {
-	release, err := acc.acquireStream(r)
+	release, err := acc.openStream(r, transportSSE)
 	if err != nil {
 		acc.fail(w, r, err)
 		return
+	}
+	acc.meter.Subscriptions(transportSSE, 1) // a stream is one subscription
+	free := release
+	release = func() {
+		acc.meter.Subscriptions(transportSSE, -1)
+		free()
 	}
 	f.Buffer = sseBuffer
 	if f.Live {
@@ -153,7 +158,7 @@ func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Foll
 				defer release()
 				defer conn.Close()
 				defer unbind()
-				stream(ctx, acc.log, f, &connWriter{c: conn}, requestID(r.Context()))
+				stream(ctx, acc, f, &connWriter{c: conn}, requestID(r.Context()))
 			}()
 			return
 		}
@@ -168,12 +173,12 @@ func serveSSE(w http.ResponseWriter, r *http.Request, acc *access, f *event.Foll
 	}
 	ctx, unbind := acc.bindStream(r.Context(), r)
 	defer unbind()
-	stream(ctx, acc.log, f, sw, requestID(r.Context()))
+	stream(ctx, acc, f, sw, requestID(r.Context()))
 }
 
 // stream runs f into out, with pings while idle and a reset frame when the
 // cursor is older than what is kept.
-func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, reqID string) {
+func stream(ctx context.Context, acc *access, f *event.Follow, out frames, reqID string) {
 	write := func(b []byte) error {
 		if err := out.buffer(b); err != nil {
 			return err
@@ -193,10 +198,11 @@ func stream(ctx context.Context, log *slog.Logger, f *event.Follow, out frames, 
 				return
 			}
 			if err != nil && ctx.Err() == nil && !isClosed(err) {
-				log.Warn("event stream ended", "stream", f.Stream, "err", err, "request_id", reqID)
+				acc.log.Warn("event stream ended", "stream", f.Stream, "err", err, "request_id", reqID)
 			}
 			return
 		}
+		acc.meter.StreamReset(transportSSE)
 		// The client cannot resume where it asked (retention deleted events it
 		// never saw, or its cursor is not from this log): say so, then go on.
 		if write(fmt.Appendf(nil, "event: reset\ndata: {\"reason\":\"%s\",\"resume_after\":\"%d\"}\n\n", reason, resume)) != nil {

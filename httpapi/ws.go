@@ -53,11 +53,12 @@ type wsConn struct {
 	p       errand.Principal
 	denied  func(error) // records a refusal in the audit log
 	log     *slog.Logger
+	meter   Meter
 	deps    Deps
 	cfg     *Config
 	control chan []byte
 	events  chan wsEvent
-	queued  atomic.Int64 // bytes of event data in events
+	queued  atomic.Int64  // bytes of event data in events
 	room    chan struct{} // the writer took an event off the queue
 	mu      sync.Mutex
 	subs    map[string]*wsSub
@@ -84,7 +85,7 @@ type wsEvent struct {
 func handleWS(acc *access, d Deps, cfg *Config) http.Handler {
 	origins := originPatterns(cfg.CORSOrigins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := acc.acquireStream(r)
+		release, err := acc.openStream(r, transportWS)
 		if err != nil {
 			acc.fail(w, r, err)
 			return
@@ -102,7 +103,7 @@ func handleWS(acc *access, d Deps, cfg *Config) http.Handler {
 			return
 		}
 		c.SetReadLimit(wsMaxMessage)
-		ws := &wsConn{c: c, p: principal(r), log: d.Log, deps: d, cfg: cfg, control: make(chan []byte, wsControlQueue),
+		ws := &wsConn{c: c, p: principal(r), log: d.Log, meter: acc.meter, deps: d, cfg: cfg, control: make(chan []byte, wsControlQueue),
 			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{}),
 			room: make(chan struct{}, 1)}
 		// Denials on the connection go to the audit log as the request's would.
@@ -335,11 +336,15 @@ func (ws *wsConn) follow(ctx context.Context, m *wsIn) (*event.Follow, error) {
 
 // run follows one subscription; falling behind ends it with a reset message.
 func (ws *wsConn) run(ctx context.Context, sub *wsSub, f *event.Follow) {
+	ws.meter.Subscriptions(transportWS, 1)
+	defer ws.meter.Subscriptions(transportWS, -1)
 	err := f.Run(ctx)
 	if reason, resume, ok := resetFor(err); ok {
+		ws.meter.StreamReset(transportWS)
 		ws.drop(sub)
 		ws.send(map[string]any{"op": "reset", "sub": sub.id, "reason": reason, "resume_after": errand.FormatCursor(resume)})
 	} else if errors.Is(err, event.ErrSlow) {
+		ws.meter.StreamReset(transportWS)
 		ws.drop(sub)
 		ws.send(map[string]any{"op": "reset", "sub": sub.id, "reason": "slow_consumer"})
 	} else if err != nil && ctx.Err() == nil {

@@ -44,6 +44,10 @@ type Config struct {
 	// connection included) is answered 503 with Retry-After rather than
 	// holding a connection any longer. Defaults to 5 seconds.
 	ListTimeout time.Duration
+	// TraceParent is the W3C trace context of a submit's context (its
+	// request's span), kept with the job so that every later step continues
+	// the submitter's trace. Nil keeps none.
+	TraceParent func(ctx context.Context) string
 }
 
 func (c *Config) withDefaults() Config {
@@ -216,7 +220,11 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 	if err := s.check(ctx, e, &sp); err != nil {
 		return nil, err
 	}
-	return s.newJob(e.op, p, &sp), nil
+	j := s.newJob(e.op, p, &sp)
+	if s.cfg.TraceParent != nil {
+		j.TraceParent = s.cfg.TraceParent(ctx)
+	}
+	return j, nil
 }
 
 // store inserts j with its job.created event, or returns the job an earlier

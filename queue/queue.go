@@ -45,6 +45,10 @@ type Config struct {
 	Artifacts artifact.Store
 	// MaxArtifactBytes caps one artifact. Defaults to 100 MiB.
 	MaxArtifactBytes int64
+	// LeaseParent is the W3C trace context a lease of a job (just started)
+	// hands its worker (errand.Lease.TraceParent). Defaults to the job's own
+	// (the submitter's).
+	LeaseParent func(j *errand.Job) string
 }
 
 func (c *Config) withDefaults() Config {
@@ -60,6 +64,9 @@ func (c *Config) withDefaults() Config {
 	out.MaxArtifactBytes = cmp.Or(out.MaxArtifactBytes, errand.DefaultMaxArtifactBytes)
 	if out.Now == nil {
 		out.Now = errand.Now
+	}
+	if out.LeaseParent == nil {
+		out.LeaseParent = func(j *errand.Job) string { return j.TraceParent }
 	}
 	return out
 }
@@ -261,7 +268,7 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 			if err := q.start(tx, j, lp.Worker, lease, now); err != nil {
 				return err
 			}
-			out = append(out, errand.Lease{ID: j.LeaseID(), ExpiresAt: *j.LeaseExpiresAt, Job: j})
+			out = append(out, errand.Lease{ID: j.LeaseID(), ExpiresAt: *j.LeaseExpiresAt, TraceParent: q.cfg.LeaseParent(j), Job: j})
 		}
 		return nil
 	})

@@ -17,12 +17,17 @@ import (
 	"github.com/errandhq/errand/lifecycle"
 	"github.com/errandhq/errand/queue"
 	"github.com/errandhq/errand/worker"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config tunes the pool. The zero value is ready to use.
 type Config struct {
 	// Log hears what the worker loops do. Defaults to slog.Default().
 	Log *slog.Logger
+	// TracerProvider makes each job run's span (see worker.Config). Defaults
+	// to none.
+	TracerProvider trace.TracerProvider
 }
 
 // Pool runs one worker loop per operation errand runs itself.
@@ -36,8 +41,12 @@ type Pool struct {
 // operation name) against q; Start runs them.
 func New(q *queue.Queue, ops []errand.Operation, handlers map[string]worker.Handler, cfg *Config) (*Pool, error) {
 	p := &Pool{log: slog.Default()}
+	var tp trace.TracerProvider = noop.NewTracerProvider()
 	if cfg != nil && cfg.Log != nil {
 		p.log = cfg.Log
+	}
+	if cfg != nil && cfg.TracerProvider != nil {
+		tp = cfg.TracerProvider
 	}
 	host, _ := os.Hostname()
 	for _, op := range ops {
@@ -47,7 +56,8 @@ func New(q *queue.Queue, ops []errand.Operation, handlers map[string]worker.Hand
 		}
 		w, err := worker.New(worker.Config{Transport: &Transport{Q: q}, Operations: []string{op.Name},
 			Concurrency: op.Handler.Workers, Lease: time.Minute, PollWait: 30 * time.Second,
-			ShutdownTimeout: 10 * time.Second, Name: "errand-" + op.Handler.Type + "@" + host, Logger: p.log}, h)
+			ShutdownTimeout: 10 * time.Second, Name: "errand-" + op.Handler.Type + "@" + host, Logger: p.log,
+			TracerProvider: tp}, h)
 		if err != nil {
 			return nil, fmt.Errorf("runner for %s: %w", op.Name, err)
 		}

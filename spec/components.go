@@ -14,19 +14,20 @@ import (
 // names are the domain types that are components of their own; reflected
 // schemas refer to them by name.
 var names = map[reflect.Type]string{
-	reflect.TypeOf(errand.Job{}):        "Job",
-	reflect.TypeOf(errand.Problem{}):    "Problem",
-	reflect.TypeOf(errand.FieldError{}): "FieldError",
-	reflect.TypeOf(errand.Progress{}):   "Progress",
-	reflect.TypeOf(errand.Artifact{}):   "Artifact",
-	reflect.TypeOf(errand.Event{}):      "Event",
-	reflect.TypeOf(errand.Lease{}):      "Lease",
-	reflect.TypeOf(errand.Endpoint{}):   "Endpoint",
-	reflect.TypeOf(errand.Delivery{}):   "Delivery",
-	reflect.TypeOf(errand.Attempt{}):    "DeliveryAttempt",
-	reflect.TypeOf(errand.APIKey{}):     "APIKey",
-	reflect.TypeOf(errand.AuditEntry{}): "AuditEntry",
-	reflect.TypeOf(errand.Status("")):   "JobStatus",
+	reflect.TypeOf(errand.Job{}):         "Job",
+	reflect.TypeOf(errand.Problem{}):     "Problem",
+	reflect.TypeOf(errand.FieldError{}):  "FieldError",
+	reflect.TypeOf(errand.Progress{}):    "Progress",
+	reflect.TypeOf(errand.Artifact{}):    "Artifact",
+	reflect.TypeOf(errand.Event{}):       "Event",
+	reflect.TypeOf(errand.Lease{}):       "Lease",
+	reflect.TypeOf(errand.Endpoint{}):    "Endpoint",
+	reflect.TypeOf(errand.Delivery{}):    "Delivery",
+	reflect.TypeOf(errand.Attempt{}):     "DeliveryAttempt",
+	reflect.TypeOf(errand.APIKey{}):      "APIKey",
+	reflect.TypeOf(errand.AuditEntry{}):  "AuditEntry",
+	reflect.TypeOf(errand.Status("")):    "JobStatus",
+	reflect.TypeOf(errand.Percentiles{}): "Percentiles",
 }
 
 func reflected(v any) schema { return reflectStruct(reflect.TypeOf(v), names) }
@@ -98,6 +99,8 @@ func baseSchemas() map[string]any {
 		"Principal":          reflected(errand.Principal{}),
 		"BridgeStatus":       reflected(bridge.Status{}),
 		"BridgeList":         object("", schema{"bridges": arrayOf(ref("BridgeStatus"))}, "bridges"),
+		"UsageReport":        describe(reflected(errand.UsageReport{}), "A tenant's usage over a range, per operation (\"\" holds what belongs to none: channel events, webhook deliveries) and bucket, summed over every node.", nil),
+		"Percentiles":        describe(reflected(errand.Percentiles{}), "Durations in seconds: how many, and their 50th, 95th and 99th percentiles (null when none), each within 4.5 % of an observed one.", nil),
 		"JobCreatedData":     object("", schema{"operation": str(""), "status": ref("JobStatus"), "run_at": schema{"type": "string", "format": "date-time"}}, "operation", "status", "run_at"),
 		"JobStartedData":     object("", schema{"attempt": integer(""), "worker": str("The worker's name, when it gave one.")}, "attempt"),
 		"JobRetryingData":    describe(reflected(job.RetryingData{}), "", map[string]string{"reason": "The failure's code (lease_expired, timeout, result_invalid, a worker's), released or manual."}),

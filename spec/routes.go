@@ -47,8 +47,10 @@ var sse = Body{ContentType: "text/event-stream", Description: "Server-Sent Event
 // routes documents every route httpapi registers but operations' own (see
 // aliasRoute), by pattern.
 var routes = map[string]Route{
-	"GET /healthz":            {ID: "health", Tag: "Service", Summary: "Liveness: errand answers", Access: Public, Answers: []Answer{ok(200, "Alive.", "Status")}},
-	"GET /readyz":             {ID: "ready", Tag: "Service", Summary: "Readiness: the store answers and takes writes", Access: Public, Answers: []Answer{ok(200, "Ready.", "Status")}, Errors: []string{errand.EUNAVAILABLE}},
+	"GET /healthz": {ID: "health", Tag: "Service", Summary: "Liveness: errand answers", Access: Public, Answers: []Answer{ok(200, "Alive.", "Status")}},
+	"GET /readyz":  {ID: "ready", Tag: "Service", Summary: "Readiness: the store answers and takes writes", Access: Public, Answers: []Answer{ok(200, "Ready.", "Status")}, Errors: []string{errand.EUNAVAILABLE}},
+	"GET /metrics": {ID: "metrics", Tag: "Service", Summary: "Prometheus metrics (metrics:read@*)", Description: "The Prometheus text exposition format (OpenMetrics when the scraper asks for it): jobs by operation, queue depth and age, HTTP, the store, event streams, webhooks, authentication. Served on `metrics.listen` instead when that is set; open in development mode.",
+		Answers: []Answer{{Status: 200, Description: "The metrics.", ContentType: "text/plain", Schema: schema{"type": "string"}}}},
 	"GET /v1/openapi.json":    doc("openAPIJSON", "This OpenAPI 3.1 document", "application/json"),
 	"GET /v1/openapi.yaml":    doc("openAPIYAML", "This OpenAPI 3.1 document, as YAML", "application/yaml"),
 	"GET /v1/asyncapi.json":   doc("asyncAPIJSON", "The AsyncAPI 3.0 document: event streams, the WebSocket protocol, webhooks", "application/json"),
@@ -115,7 +117,14 @@ var routes = map[string]Route{
 	"DELETE /v1/keys/{id}":       {ID: "revokeKey", Tag: "Auth", Summary: "Revoke an API key (at once, on every node)", Answers: []Answer{ok(200, "The key, revoked.", "APIKey")}, Errors: []string{errand.ENOTFOUND}},
 	"GET /v1/audit":              {ID: "audit", Tag: "Auth", Summary: "The audit log, newest first", Query: []Param{qLimit, {Name: "action", Description: "Only this action.", Schema: schema{"type": "string"}}, {Name: "subject", Description: "Only this subject's entries.", Schema: schema{"type": "string"}}, {Name: "outcome", Description: "Only this outcome.", Schema: schema{"enum": []string{"ok", "denied", "failed"}}}, {Name: "after", Description: "Only entries after this id.", Schema: schema{"type": "string"}}, {Name: "before", Description: "Only entries before this id (the next page: next_cursor).", Schema: schema{"type": "string"}}}, Answers: []Answer{ok(200, "A page of entries.", "AuditPage")}, Errors: []string{errand.ECURSOR, errand.EINVALID}},
 	"GET /v1/bridges":            {ID: "listBridges", Tag: "Operations", Summary: "The broker bridges: state, cursors, lag, counters, last errors", Description: "Those acting in the caller's tenant with `bridges:read`; every bridge with `bridges:read@*`.", Answers: []Answer{ok(200, "The bridges.", "BridgeList")}},
-	"GET /v1/me":                 {ID: "me", Tag: "Auth", Summary: "Who the caller is: subject, tenant, roles, permissions", Answers: []Answer{ok(200, "The principal.", "Principal")}},
+	"GET /v1/usage": {ID: "usage", Tag: "Auth", Summary: "The tenant's usage, per operation and minute or hour (usage:read)", Description: "Jobs submitted, succeeded, failed and canceled, run time and queue wait percentiles, channel events published, webhook deliveries and artifact bytes, summed over every node. Another tenant's (`tenant=`) takes `usage:read@*`.",
+		Query: []Param{{Name: "from", Description: "The first bucket's time, RFC 3339 (default: an hour before `to`, a day for `step=hour`).", Schema: schema{"type": "string", "format": "date-time"}},
+			{Name: "to", Description: "Buckets starting before this time (default: now).", Schema: schema{"type": "string", "format": "date-time"}},
+			{Name: "step", Description: "The buckets' width.", Schema: schema{"enum": []string{"minute", "hour"}, "default": "minute"}},
+			{Name: "operation", Description: "Only this operation's usage.", Schema: schema{"type": "string"}},
+			{Name: "tenant", Description: "Another tenant's usage (usage:read@*).", Schema: schema{"type": "string"}}},
+		Answers: []Answer{ok(200, "The usage.", "UsageReport")}, Errors: []string{errand.EINVALID}},
+	"GET /v1/me": {ID: "me", Tag: "Auth", Summary: "Who the caller is: subject, tenant, roles, permissions", Answers: []Answer{ok(200, "The principal.", "Principal")}},
 
 	"POST /v1/leases": {ID: "lease", Tag: "Workers", Summary: "Lease jobs (long-polls up to wait_seconds)", Access: Worker, Body: jsonBody("LeaseRequest", "Which operations, how many jobs, how long to wait and hold them."),
 		Answers: []Answer{ok(200, "The leases; an empty list when no job came in time.", "LeaseList")}, Errors: []string{errand.EINVALID, errand.EOPNOTFOUND}},

@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"github.com/errandhq/errand/config"
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
+	"github.com/errandhq/errand/telemetry"
 	"github.com/errandhq/errand/webhook"
 	"gopkg.in/yaml.v3"
 )
@@ -37,7 +39,7 @@ func allRoutes(t testing.TB, cfg *config.Config) []string {
 		t.Fatal(err)
 	}
 	return httpapi.Routes(httpapi.Deps{Jobs: jobs, Webhooks: &webhook.Service{}, Auth: &auth.Authenticator{},
-		Audit: &audit.Log{}, Contracts: &Server{}}, nil)
+		Audit: &audit.Log{}, Contracts: &Server{}, Metrics: http.NotFoundHandler(), Usage: &telemetry.Usage{}}, nil)
 }
 
 // TestGolden: the documents for the example configuration and for one with

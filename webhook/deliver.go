@@ -59,6 +59,32 @@ type Config struct {
 	Now func() time.Time
 	// Log defaults to slog.Default().
 	Log *slog.Logger
+	// Meter hears every attempt and every endpoint disabled (metrics, usage).
+	// Defaults to none.
+	Meter Meter
+	// Tracer makes each attempt's span; without one an attempt sends the
+	// traceparent its delivery keeps, as it is.
+	Tracer Tracer
+}
+
+// Meter hears what the deliverer does, for metrics and usage analytics. Its
+// methods must be quick.
+type Meter interface {
+	// Attempted reports an attempt of a delivery of tenant: its outcome
+	// (succeeded, failed, timeout, error, gone, skipped) and how long it took.
+	Attempted(tenant, outcome string, latency time.Duration)
+	// EndpointDisabled reports an endpoint of tenant errand disabled, and
+	// why (gone, failing).
+	EndpointDisabled(tenant, reason string)
+}
+
+// Tracer traces delivery attempts.
+type Tracer interface {
+	// Attempt starts the span of an attempt of x to target under the trace x
+	// keeps; it returns the traceparent to send ("" for none) and the
+	// function that ends the span with the answer's status (0 for none) and
+	// the error ("" for none).
+	Attempt(ctx context.Context, x *errand.Delivery, target string) (traceparent string, end func(status int, err string))
 }
 
 func (c *Config) withDefaults() Config {
@@ -283,6 +309,9 @@ func (d *Deliverer) deliver(ctx context.Context, l *lane, x *errand.Delivery) {
 	if ctx.Err() != nil {
 		return // shutting down: not the receiver's fault; sent again after restart
 	}
+	if m := d.cfg.Meter; m != nil {
+		m.Attempted(x.Tenant, out.kind(), out.latency)
+	}
 	if err := d.record(ctx, x, out); err != nil && !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
 		d.cfg.Log.Error("record webhook attempt", "delivery", x.ID, "err", err)
 	}
@@ -299,6 +328,24 @@ type outcome struct {
 	response   string
 	retryAfter time.Duration
 	ok, gone   bool
+	timeout    bool // no answer in time
+}
+
+// kind is the outcome as Meter names it.
+func (o *outcome) kind() string {
+	switch {
+	case o.skip != "":
+		return "skipped"
+	case o.ok:
+		return "succeeded"
+	case o.gone:
+		return "gone"
+	case o.timeout:
+		return "timeout"
+	case o.status == 0:
+		return "error"
+	}
+	return "failed"
 }
 
 // maxResponse is how much of an answer's body is kept with the attempt.
@@ -345,11 +392,19 @@ func (d *Deliverer) attempt(ctx context.Context, x *errand.Delivery) outcome {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "errand-webhooks/1")
 	signing.SetHeaders(req.Header, x.ID, out.at, x.Payload, secrets...)
+	tp, endSpan := x.TraceParent, func(int, string) {}
+	if d.cfg.Tracer != nil {
+		tp, endSpan = d.cfg.Tracer.Attempt(ctx, x, target)
+	}
+	if tp != "" {
+		req.Header.Set("Traceparent", tp)
+	}
+	defer func() { endSpan(out.status, out.err) }()
 	start := time.Now()
 	resp, err := d.client.Do(req)
 	if err != nil {
 		out.latency = time.Since(start)
-		out.err = describe(err, d.cfg.Timeout)
+		out.err, out.timeout = describe(err, d.cfg.Timeout), errors.Is(err, context.DeadlineExceeded)
 		return out
 	}
 	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
@@ -396,8 +451,9 @@ func describe(err error, timeout time.Duration) string {
 // delivery's new state, the attempt, and the endpoint's health.
 func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome) error {
 	var changed, retry bool
+	var disabled string
 	err := d.store.WithTx(ctx, func(tx storage.Tx) error {
-		changed, retry = false, false
+		changed, retry, disabled = false, false, ""
 		if out.skip != "" {
 			if out.skip == "endpoint deleted" {
 				return storage.ErrNotFound
@@ -434,11 +490,17 @@ func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome)
 			return nil
 		}
 		var err error
-		changed, err = d.health(tx, out)
+		changed, disabled, err = d.health(tx, out)
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if disabled != "" {
+		d.cfg.Log.Warn("webhook endpoint disabled", "endpoint", x.EndpointID, "reason", disabled, "url", out.endpoint.URL)
+		if m := d.cfg.Meter; m != nil {
+			m.EndpointDisabled(x.Tenant, disabled)
+		}
 	}
 	if changed {
 		if err := d.o.Reload(ctx); err != nil {
@@ -453,16 +515,16 @@ func (d *Deliverer) record(ctx context.Context, x *errand.Delivery, out outcome)
 
 // health keeps an endpoint's failing_since and disables it after a 410 or after
 // failing for DisableAfter; the disabling commits with an endpoint.disabled
-// event. It reports whether the endpoint changed.
-func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
+// event. It reports whether the endpoint changed, and why it was disabled
+// ("" when it was not).
+func (d *Deliverer) health(tx storage.Tx, out outcome) (changed bool, disabled string, err error) {
 	if out.ok && out.endpoint.FailingSince == nil {
-		return false, nil
+		return false, "", nil
 	}
 	ep, err := tx.GetEndpoint(out.endpoint.ID)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	changed := false
 	if out.ok {
 		if ep.FailingSince != nil {
 			ep.FailingSince, changed = nil, true
@@ -478,24 +540,23 @@ func (d *Deliverer) health(tx storage.Tx, out outcome) (bool, error) {
 			reason = "failing"
 		}
 		if reason != "" && !ep.Disabled {
-			ep.Disabled, ep.DisabledReason, changed = true, reason, true
+			ep.Disabled, ep.DisabledReason, changed, disabled = true, reason, true, reason
 			b, err := json.Marshal(ep) // the event's data is the endpoint
 			if err != nil {
-				return false, err
+				return false, "", err
 			}
 			exp := out.at.Add(d.cfg.Retention)
 			if err := tx.InsertEvent(&errand.Event{Stream: errand.StreamWebhooks, Tenant: ep.Tenant,
 				Type: errand.EventEndpointDisabled, Time: out.at, Data: b, ExpiresAt: &exp}); err != nil {
-				return false, err
+				return false, "", err
 			}
-			d.cfg.Log.Warn("webhook endpoint disabled", "endpoint", ep.ID, "reason", reason, "url", ep.URL)
 		}
 	}
 	if !changed {
-		return false, nil
+		return false, "", nil
 	}
 	ep.UpdatedAt = out.at
-	return true, tx.UpdateEndpoint(ep)
+	return true, disabled, tx.UpdateEndpoint(ep)
 }
 
 // poke wakes the sweeper to look at when the next delivery is due.

@@ -133,9 +133,9 @@ func (o *Outbox) EventAppended(tx storage.Tx, e *errand.Event) error {
 		now := o.now()
 		next := now.Add(o.claim)
 		d.ID, d.Tenant, d.EventType, d.Status = o.ids.New("msg", now), e.Tenant, e.Type, errand.DeliveryPending
-		d.CreatedAt, d.NextAttemptAt, d.Payload = now, &next, payload
+		d.CreatedAt, d.NextAttemptAt, d.Payload, d.TraceParent = now, &next, payload, e.TraceParent
 		if e.Job != nil {
-			d.JobID = e.Job.ID
+			d.JobID, d.TraceParent = e.Job.ID, e.Job.TraceParent // the delivery continues the job's trace
 		}
 		return tx.InsertDelivery(d)
 	}

@@ -28,6 +28,11 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/client"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Handler runs one job and returns its result (any JSON-encodable value) or an
@@ -62,16 +67,23 @@ type Config struct {
 	Logger *slog.Logger
 	// Transport, when set, replaces HTTP (URL, Token and HTTPClient are then unused).
 	Transport Transport
+	// TracerProvider makes a span for each job run ("process <operation>"),
+	// continuing the trace its lease names (the job's attempt in errand's
+	// trace), so the handler's own spans join the submitter's trace.
+	// Defaults to OpenTelemetry's global provider (a no-op until the program
+	// sets one).
+	TracerProvider trace.TracerProvider
 }
 
 // Worker leases and runs jobs.
 type Worker struct {
-	cfg   Config
-	h     Handler
-	t     Transport
-	log   *slog.Logger
-	done  chan completion
-	slots chan struct{}
+	cfg    Config
+	h      Handler
+	t      Transport
+	log    *slog.Logger
+	tracer trace.Tracer
+	done   chan completion
+	slots  chan struct{}
 }
 
 // New returns a worker; it does nothing until Run.
@@ -96,7 +108,11 @@ func New(cfg Config, h Handler) (*Worker, error) {
 		}
 		t = NewHTTPTransport(client.New(cfg.URL, opts...))
 	}
-	w := &Worker{cfg: cfg, h: h, t: t, log: cmp.Or(cfg.Logger, slog.Default()),
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	w := &Worker{cfg: cfg, h: h, t: t, log: cmp.Or(cfg.Logger, slog.Default()), tracer: tp.Tracer(instrumentation),
 		done: make(chan completion, cfg.Concurrency), slots: make(chan struct{}, cfg.Concurrency)}
 	return w, nil
 }
@@ -106,8 +122,12 @@ type Job struct {
 	*errand.Job
 	// LeaseID identifies the lease this worker holds.
 	LeaseID string
-	w       *Worker
-	cancel  context.CancelCauseFunc
+	// TraceParent is the W3C trace context of the job's run (its span, or the
+	// lease's context when the worker records none), for a handler to send on
+	// (as errand's http and exec handlers do); "" when the job has none.
+	TraceParent string
+	w           *Worker
+	cancel      context.CancelCauseFunc
 }
 
 // Progress reports how far along the job is (0 to 100) and extends the lease.
@@ -222,11 +242,17 @@ func (w *Worker) lease(ctx context.Context, n int) ([]errand.Lease, error) {
 func (w *Worker) run(hard context.Context, l errand.Lease) {
 	ctx, cancel := context.WithCancelCause(hard)
 	defer cancel(nil)
-	j := &Job{Job: l.Job, LeaseID: l.ID, w: w, cancel: cancel}
+	ctx, span := w.startSpan(ctx, l)
+	defer span.End()
+	j := &Job{Job: l.Job, LeaseID: l.ID, TraceParent: traceParent(ctx), w: w, cancel: cancel}
 	stopBeats := w.keepAlive(ctx, j)
 	result, err := w.call(ctx, j)
 	stopBeats()
 	cause := context.Cause(ctx)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
 	switch {
 	case errors.Is(cause, ErrLeaseLost):
 		return // someone else has the job now
@@ -237,6 +263,26 @@ func (w *Worker) run(hard context.Context, l errand.Lease) {
 	default:
 		w.fail(j, err)
 	}
+}
+
+// instrumentation names the SDK's tracer.
+const instrumentation = "github.com/errandhq/errand/worker"
+
+// startSpan starts the span of a job's run, under the trace its lease names.
+func (w *Worker) startSpan(ctx context.Context, l errand.Lease) (context.Context, trace.Span) {
+	if l.TraceParent != "" {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": l.TraceParent})
+	}
+	return w.tracer.Start(ctx, "process "+l.Job.Operation, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("errand.job.id", l.Job.ID), attribute.String("errand.operation", l.Job.Operation),
+			attribute.Int("errand.job.attempt", l.Job.Attempt)))
+}
+
+// traceParent is ctx's span as a traceparent ("" for none).
+func traceParent(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
 }
 
 // call runs the handler, turning a panic into an error.

@@ -91,6 +91,9 @@ func (r *Runner) command(j *worker.Job, dir string, stdout *capped, stderr *prog
 	cmd.Dir = h.Dir
 	cmd.Env = append(os.Environ(), "ERRAND_JOB_ID="+j.ID, "ERRAND_ATTEMPT="+strconv.Itoa(j.Attempt),
 		"ERRAND_OPERATION="+j.Operation, "ERRAND_ARTIFACTS_DIR="+dir)
+	if j.TraceParent != "" { // the environment as a trace context carrier, as OpenTelemetry specifies it
+		cmd.Env = append(cmd.Env, "TRACEPARENT="+j.TraceParent)
+	}
 	for k, v := range h.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -2,7 +2,8 @@
 // Tasks: the job's input is the body; a 2xx answer is the result.
 //
 // Each request carries Errand-Job-Id, Errand-Attempt, Errand-Operation, a W3C
-// traceparent (one trace id per job, a new span per attempt) and a Standard
+// traceparent (the job's run in the submitter's trace; for a job that came
+// without one, a trace id of the job's own and a new span per attempt) and a Standard
 // Webhooks signature (webhook-id is the job id, stable across attempts, so the
 // target can use it to drop duplicates). Redirects are not followed.
 //
@@ -14,6 +15,7 @@ package httptarget
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -94,7 +96,7 @@ func (r *Runner) request(ctx context.Context, j *worker.Job) (*http.Request, err
 	h.Set("Errand-Job-Id", j.ID)
 	h.Set("Errand-Attempt", strconv.Itoa(j.Attempt))
 	h.Set("Errand-Operation", j.Operation)
-	h.Set("traceparent", traceparent(j.ID))
+	h.Set("traceparent", cmp.Or(j.TraceParent, traceparent(j.ID)))
 	signing.SetHeaders(h, j.ID, time.Now(), body, r.secret)
 	return req, nil
 }
