@@ -36,6 +36,7 @@ import (
 	"github.com/errandhq/errand/signing"
 	"github.com/errandhq/errand/spec"
 	"github.com/errandhq/errand/storage"
+	"github.com/errandhq/errand/telemetry"
 	"github.com/errandhq/errand/webhook"
 	"github.com/errandhq/errand/worker"
 	"github.com/spf13/cobra"
@@ -85,14 +86,16 @@ func loadConfig(cmd *cobra.Command, file string, getenv func(string) string) (*c
 	return config.Load(config.Source{File: file, Getenv: getenv, Flags: flags})
 }
 
+// newLogger is the configured logger; records logged under a traced
+// context carry its trace_id and span_id.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // app is a running errand: store, services, maintenance and HTTP server.
@@ -114,6 +117,7 @@ type app struct {
 	audit      *audit.Log
 	certs      *certHolder     // nil without TLS
 	contracts  *spec.Server    // the OpenAPI and AsyncAPI documents and /docs
+	obs        observability   // metrics, traces, usage
 	services   lifecycle.Group // started in order, stopped in reverse
 	server     *http.Server
 	listener   net.Listener
@@ -135,11 +139,15 @@ func startApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, 
 	applyMemoryLimit(log, int64(cfg.MemoryLimit)) // so that GOGC=400 cannot hold a spike's memory
 	raiseFileLimit()                              // each subscriber is an open connection
 	a := &app{log: log, cfg: cfg, served: make(chan error, 1)}
-	var err error
-	if a.backing, err = openStore(ctx, cfg, log, time.Minute); err != nil {
+	if err := a.obs.newTracing(cfg, log); err != nil {
 		return nil, err
 	}
-	a.store, a.artifacts = a.backing.store, a.backing.artifacts
+	var err error
+	if a.backing, err = openStore(ctx, cfg, log, time.Minute, &a.obs.observers); err != nil {
+		return nil, err
+	}
+	// Requests' writes get a span each (store commit) while errand traces.
+	a.store, a.artifacts = a.obs.tracing.Store(a.backing.store), a.backing.artifacts
 	if err := a.start(ctx); err != nil {
 		a.Stop(context.WithoutCancel(ctx))
 		return nil, err
@@ -153,15 +161,22 @@ func (a *app) start(ctx context.Context) error {
 	if err := a.build(ctx); err != nil {
 		return err
 	}
+	a.services.Add("tracing", a.obs.tracing) // stopped last: it sends the spans of everything before it
 	if l := a.backing.leader; l != nil {
 		a.services.Add("leader", l) // first, so maintenance may lead from its first pass
 	}
 	a.services.Add("audit", a.audit)
 	a.services.Add("auth", a.auth)
+	if u := a.obs.usage; u != nil {
+		a.services.Add("usage", u) // its last flush comes after everything that counts has stopped
+	}
 	a.services.Add("webhooks", a.webhooks) // before anything writes events whose deliveries it sends
 	a.services.Add("maintainer", a.maintainer)
 	a.services.Add("runners", a.runners)
 	a.services.Add("bridges", a.bridges) // after what runs jobs; before the API, which shows them
+	if m := a.obs.metrics; m != nil && a.cfg.Metrics.Listen != "" {
+		a.services.Add("metrics", &metricsServer{addr: a.cfg.Metrics.Listen, handler: m.Handler(), log: a.log})
+	}
 	a.services.Add("http", lifecycle.Func{OnStart: a.listen, OnStop: a.shutdown})
 	return a.services.Start(ctx)
 }
@@ -175,31 +190,37 @@ func (a *app) build(ctx context.Context) error {
 	a.hub = hub
 	a.store.Listen(hub) // SSE, WebSocket and waits hear committed events
 	a.store.Listen(sig) // long-polling workers wake when jobs are ready
-	if a.webhooks, err = newWebhooks(a.store, cfg, a.log, a.backing.lead); err != nil {
+	pageBytes := int64(cfg.HTTP.PageBytes)
+	if a.channels, err = channel.NewService(a.store, cfg.ChannelList(), &channel.Config{PageBytes: pageBytes,
+		TraceParent: telemetry.TraceParent}); err != nil {
+		return err
+	}
+	if err := a.obs.build(cfg, a.backing, a.store, hub, opNames(cfg), a.channels, a.log); err != nil {
+		return err
+	}
+	if a.webhooks, err = newWebhooks(a.store, cfg, a.log, a.backing.lead, &a.obs); err != nil {
 		return err
 	}
 	a.store.Hook(a.webhooks)   // every event's deliveries commit with it (the outbox)
 	a.store.Listen(a.webhooks) // first attempts of committed deliveries; endpoint changes on any node
-	pageBytes := int64(cfg.HTTP.PageBytes)
-	if a.channels, err = channel.NewService(a.store, cfg.ChannelList(), &channel.Config{PageBytes: pageBytes}); err != nil {
-		return err
-	}
 	ops, err := a.withSecrets(ctx, cfg.OperationList())
 	if err != nil {
 		return err
 	}
 	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait),
 		Artifacts: a.artifacts, CheckCallback: a.webhooks.CheckCallbackURL, PageBytes: pageBytes,
-		ListTimeout: time.Duration(cfg.HTTP.ListTimeout)}); err != nil {
+		ListTimeout: time.Duration(cfg.HTTP.ListTimeout), TraceParent: telemetry.TraceParent}); err != nil {
 		return err
 	}
 	if a.queue, err = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
 		MaxLease: time.Duration(cfg.Workers.MaxLease), MaxWait: time.Duration(cfg.HTTP.MaxWait), MaxJobs: cfg.Workers.MaxJobs,
-		MaxLeaseBytes: pageBytes, Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes}); err != nil {
+		MaxLeaseBytes: pageBytes, Artifacts: a.artifacts, MaxArtifactBytes: cfg.Artifacts.MaxBytes,
+		LeaseParent: a.obs.tracing.LeaseParent}); err != nil {
 		return err
 	}
 	a.maintainer = queue.NewMaintainer(a.queue, &queue.MaintainConfig{Lead: a.backing.lead, Log: a.log})
-	if a.runners, err = runner.New(a.queue, ops, handlers(ops), &runner.Config{Log: a.log}); err != nil {
+	if a.runners, err = runner.New(a.queue, ops, handlers(ops), &runner.Config{Log: a.log,
+		TracerProvider: a.obs.tracing.Provider()}); err != nil {
 		return err
 	}
 	if a.bridges, err = bridge.New(bridge.Deps{Store: a.store, Channels: a.channels, Jobs: a.jobs, Dialers: dialers(),
@@ -210,9 +231,18 @@ func (a *app) build(ctx context.Context) error {
 	return a.buildAccess(ctx)
 }
 
+// opNames are the declared operations' names.
+func opNames(cfg *config.Config) []string {
+	var out []string
+	for _, op := range cfg.OperationList() {
+		out = append(out, op.Name)
+	}
+	return out
+}
+
 // newWebhooks makes the webhook service from the configuration. Development
 // mode also lets deliveries reach loopback.
-func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger, lead func() bool) (*webhook.Service, error) {
+func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger, lead func() bool, obs *observability) (*webhook.Service, error) {
 	w := cfg.Webhooks
 	allow := w.AllowPrivate
 	if cfg.Dev {
@@ -228,7 +258,8 @@ func newWebhooks(store storage.Store, cfg *config.Config, log *slog.Logger, lead
 	}
 	return webhook.New(store, &webhook.Config{Timeout: time.Duration(w.Timeout), Schedule: schedule,
 		Concurrency: w.Concurrency, RateLimit: w.RateLimit, DisableAfter: time.Duration(w.DisableAfter),
-		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log, Lead: lead})
+		Retention: time.Duration(w.Retention), RotationOverlap: time.Duration(w.RotationOverlap), Guard: guard, Log: log, Lead: lead,
+		Meter: obs.webhookMeter(), Tracer: obs.tracing})
 }
 
 // withSecrets gives each http operation without a configured secret one errand
@@ -276,6 +307,7 @@ func (a *app) listen(ctx context.Context) error {
 	a.contracts = &spec.Server{}
 	deps := httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
 		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, GraphQL: gql, Bridges: a.bridges, Streams: base, Contracts: a.contracts}
+	a.obs.httpDeps(a.cfg, &deps)
 	httpCfg := &httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 		MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
 		CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,
@@ -285,6 +317,7 @@ func (a *app) listen(ctx context.Context) error {
 		cancel()
 		return err
 	}
+	handler = a.obs.tracing.Handler(handler) // outermost: the request's span is in every log line and commit under it
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)            // over TLS, by ALPN

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/errandhq/errand/bridge"
 	"io"
+	"net/http"
 
 	"github.com/errandhq/errand/audit"
 	"github.com/errandhq/errand/auth"
@@ -12,6 +13,7 @@ import (
 	"github.com/errandhq/errand/httpapi"
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/spec"
+	"github.com/errandhq/errand/telemetry"
 	"github.com/errandhq/errand/webhook"
 	"github.com/spf13/cobra"
 )
@@ -66,6 +68,13 @@ func specRoutes(cfg *config.Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.Routes(httpapi.Deps{Jobs: jobs, Webhooks: &webhook.Service{}, Auth: &auth.Authenticator{},
-		Audit: &audit.Log{}, Contracts: &spec.Server{}, GraphQL: &graphql.Server{}}, &httpapi.Config{Dev: cfg.Dev}), nil
+	d := httpapi.Deps{Jobs: jobs, Webhooks: &webhook.Service{}, Auth: &auth.Authenticator{},
+		Audit: &audit.Log{}, Contracts: &spec.Server{}, GraphQL: &graphql.Server{}}
+	if cfg.Metrics.On() && cfg.Metrics.Listen == "" {
+		d.Metrics = http.NotFoundHandler()
+	}
+	if cfg.Usage.On() {
+		d.Usage = &telemetry.Usage{}
+	}
+	return httpapi.Routes(d, &httpapi.Config{Dev: cfg.Dev}), nil
 }

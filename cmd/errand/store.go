@@ -38,15 +38,21 @@ func isPostgres(store string) bool {
 }
 
 // openStore opens the configured store. An unreachable PostgreSQL is retried
-// (with the reason logged) for up to wait before giving up.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, wait time.Duration) (*backing, error) {
+// (with the reason logged) for up to wait before giving up. obs (optional)
+// hears the store's commits.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, wait time.Duration, obs ...storage.Observer) (*backing, error) {
+	var o storage.Observer
+	if len(obs) > 0 {
+		o = obs[0]
+	}
 	if !isPostgres(cfg.Store) {
-		return openSQLite(ctx, cfg, log)
+		return openSQLite(ctx, cfg, log, o)
 	}
 	dsn, pcfg, err := postgres.ParseURL(cfg.Store)
 	if err != nil {
 		return nil, err
 	}
+	pcfg.Observer = o
 	deadline := time.Now().Add(wait)
 	var s *postgres.Store
 	for backoff := 500 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
@@ -79,12 +85,12 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, wait t
 	return b, nil
 }
 
-func openSQLite(ctx context.Context, cfg *config.Config, log *slog.Logger) (*backing, error) {
+func openSQLite(ctx context.Context, cfg *config.Config, log *slog.Logger, obs storage.Observer) (*backing, error) {
 	path, scfg, err := sqlite.ParseURL(cfg.Store)
 	if err != nil {
 		return nil, err
 	}
-	scfg.Log = log
+	scfg.Log, scfg.Observer = log, obs
 	s, err := sqlite.Open(ctx, path, scfg)
 	if err != nil {
 		return nil, err
