@@ -25,7 +25,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	// The commands that talk to a server share --server, --token and --output.
 	var cf clientFlags
 	for _, c := range []*cobra.Command{newSubmitCmd(&cf, stdin, stdout), newJobsCmd(&cf, stdout, stderr),
-		newOperationsCmd(&cf, stdout), newWorkerCmd(&cf, stderr), newAuditCmd(&cf, stdout)} {
+		newOperationsCmd(&cf, stdout), newWorkerCmd(&cf, stderr), newAuditCmd(&cf, stdout), newUsageCmd(&cf, stdout)} {
 		cf.add(c, getenv)
 		root.AddCommand(c)
 	}
