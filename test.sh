@@ -6,12 +6,14 @@ cd "$(dirname "$0")"
 
 # What the tests need beyond Go, from Debian: pdfinfo (checks the demo's PDF),
 # Chromium (browser tests, driven headless by chromedp; nothing downloads a
-# browser of its own), python3 (a urllib client).
+# browser of its own), python3 (a urllib client), promtool (`promtool check
+# metrics` on /metrics; Debian ships it in the prometheus package).
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
 need pdfinfo || missing+=(poppler-utils)
 need chromium || missing+=(chromium)
 need python3 || missing+=(python3)
+need promtool || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
