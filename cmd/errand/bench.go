@@ -38,6 +38,11 @@ type benchOptions struct {
 	nodes int
 	// urls are the in-process nodes' URLs (the first is the target's).
 	urls []string
+	// telemetry and rounds: --telemetry runs in a telemetry mode, or in each
+	// in turn (benchtelemetry.go); extra is configuration the in-process
+	// server gets beside benchConfig (top-level keys).
+	telemetry, extra string
+	rounds           int
 }
 
 func (o *benchOptions) flags(cmd *cobra.Command) {
@@ -87,7 +92,7 @@ func (o *benchOptions) target(ctx context.Context, stderr io.Writer, extraOps st
 		cleanup = func() { drop(); rm() }
 		facts["synchronous"] = "PostgreSQL (its own settings)"
 	}
-	cfgText := benchConfig + extraOps + fmt.Sprintf("store: %q\n", store)
+	cfgText := benchConfig + extraOps + fmt.Sprintf("store: %q\n", store) + o.extra
 	if o.auth != "" {
 		cfgText += o.auth
 	} else {
@@ -153,7 +158,8 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
 		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout), newBenchQueuedCmd(stdout),
-		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr), newBenchGraphQLCmd(stdout), newBenchBridgeCmd(stdout, stderr))
+		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr), newBenchGraphQLCmd(stdout), newBenchBridgeCmd(stdout, stderr),
+		newBenchScrapeCmd(stdout))
 	return cmd
 }
 
@@ -163,7 +169,10 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "submit",
 		Short: "POST /v1/jobs → durable 202: throughput at full load, p50/p99 at half load, against a trivial net/http baseline",
 		Args:  cobra.NoArgs,
-		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, facts map[string]any) (any, error) {
+		RunE: o.orTelemetry(stdout, stderr, "submit", func(ctx context.Context, url string, _ []string) (bench.Result, error) {
+			return bench.Run(ctx, bench.Load{Name: "submit", URL: url + "/v1/jobs", Body: []byte(`{"operation":"bench","input":{"type":"monthly"}}`),
+				Header: http.Header{"Content-Type": {"application/json"}}, Concurrency: o.concurrency, Duration: o.duration, WantStatus: 202}), nil
+		}, func(ctx context.Context, url string, facts map[string]any) (any, error) {
 			l := bench.Load{Name: "submit: full load", URL: url + "/v1/jobs", Body: []byte(`{"operation":"bench","input":{"type":"monthly"}}`),
 				Header: http.Header{"Content-Type": {"application/json"}}, Concurrency: o.concurrency, Duration: o.duration, WantStatus: 202}
 			base, err := bench.Baseline(ctx, l)
@@ -179,6 +188,7 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 		}),
 	}
 	o.flags(cmd)
+	o.addTelemetryFlags(cmd)
 	return cmd
 }
 
@@ -190,7 +200,15 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "cycle",
 		Short: "Submits while pull workers lease and complete (in batches, or one job a request with --per-job): completed jobs a second",
 		Args:  cobra.NoArgs,
-		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, facts map[string]any) (any, error) {
+		RunE: o.orTelemetry(stdout, stderr, "cycle", func(ctx context.Context, url string, urls []string) (bench.Result, error) {
+			if len(urls) == 0 {
+				urls = []string{url}
+			}
+			r := bench.Cycle(ctx, urls, bench.CycleParams{Operation: "bench", Producers: o.concurrency, Workers: workers,
+				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob, Duration: o.duration})
+			return bench.Result{Concurrency: r.Producers, Requests: int(r.Completed), PerSecond: r.JobsPerSec,
+				P50ms: r.CompleteP50ms, P99ms: r.CompleteP99ms}, nil
+		}, func(ctx context.Context, url string, facts map[string]any) (any, error) {
 			urls := o.urls
 			if len(urls) == 0 {
 				urls = []string{url}
@@ -217,6 +235,7 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&submitBatch, "submit-batch", 1, "jobs per submit request (above 1: POST /v1/job-batches)")
 	cmd.Flags().BoolVar(&perJob, "per-job", false, "workers lease one job a request and complete it with POST /v1/leases/{id}/complete, as Python, Node and curl workers do")
 	cmd.Flags().BoolVar(&baseline, "baseline", false, "also measure a trivial net/http 202 server in the same run and print the cycle as a ratio of it")
+	o.addTelemetryFlags(cmd)
 	return cmd
 }
 
@@ -512,7 +531,7 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		for _, x := range r {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t\n", x.Name, x.Concurrency, x.Requests, x.Errors, x.PerSecond, x.P50ms, x.P99ms, x.Maxms)
 		}
-		for _, k := range []string{"submit_vs_baseline", "api_key_vs_off", "jwt_vs_off"} {
+		for _, k := range []string{"submit_vs_baseline", "api_key_vs_off", "jwt_vs_off", "bare_vs_off", "metrics_vs_off", "tracing_vs_off"} {
 			if v, ok := facts[k]; ok {
 				fmt.Fprintf(tw, "%s\t%v\t\t\t\t\t\t\t\n", strings.ReplaceAll(k, "_vs_", " / "), v)
 			}
