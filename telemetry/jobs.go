@@ -171,10 +171,12 @@ type queueCollector struct {
 
 func newQueueCollector(m *Metrics) *queueCollector {
 	return &queueCollector{m: m,
-		queued: prometheus.NewDesc("errand_jobs_queued", "Jobs queued (due, waiting for a worker), by operation.", []string{"operation"}, nil),
-		oldest: prometheus.NewDesc("errand_jobs_oldest_queued_age_seconds",
-			"How long the longest-waiting queued job has been due, by operation (0 when none is queued).", []string{"operation"}, nil),
-		rdesc: prometheus.NewDesc("errand_jobs_running", "Jobs running (leased), by operation.", []string{"operation"}, nil)}
+		queued: prometheus.NewDesc("errand_jobs_queued", "Jobs queued (due, waiting for a worker), by operation: the store's, "+
+			"so every node reports the same (aggregate with max).", []string{"operation"}, nil),
+		oldest: prometheus.NewDesc("errand_jobs_oldest_queued_age_seconds", "How long the longest-waiting queued job has been due, "+
+			"by operation (0 when none is queued): the store's, every node reports the same.", []string{"operation"}, nil),
+		rdesc: prometheus.NewDesc("errand_jobs_running", "Jobs running (leased), by operation: the store's, every node reports the same.",
+			[]string{"operation"}, nil)}
 }
 
 func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
