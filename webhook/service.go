@@ -358,9 +358,10 @@ func (s *Service) Redeliver(ctx context.Context, p errand.Principal, id string) 
 	if err != nil {
 		return nil, err
 	}
+	answer := *x // taken first: once queued, x is its lane's to send (payload and all) and record
+	answer.Payload = nil
 	s.d.enqueue(x)
-	x.Payload = nil
-	return x, nil
+	return &answer, nil
 }
 
 // restart makes x due now (claimed by this node) at the start of the schedule.

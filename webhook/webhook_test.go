@@ -3,10 +3,12 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -423,4 +425,94 @@ func wired(store storage.Store, cfg *Config) *Service {
 	store.Hook(s)
 	store.Listen(s)
 	return s
+}
+
+// TestRedeliverSendsThePayload: a redelivery sends the delivery's body again,
+// whole, with its webhook-id and its event's traceparent, however quickly
+// its lane picks it up (the answer to the request leaves the payload out).
+func TestRedeliverSendsThePayload(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	var traces []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies, traces = append(bodies, string(b)), append(traces, r.Header.Get("traceparent"))
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	guard, _ := netguard.New([]string{"127.0.0.0/8"})
+	s := wired(teststore.Open(t), &Config{Guard: guard})
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(ctx)
+	u, events := recv.URL+"/h", []string{"channel:orders.*"}
+	ep, err := s.Create(ctx, errand.DevPrincipal, EndpointInput{URL: &u, Events: &events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	if err := s.store.WithTx(ctx, func(tx storage.Tx) error {
+		return tx.InsertEvent(&errand.Event{Stream: "orders.eu", Tenant: "default", Type: "x", Time: errand.Now(),
+			Data: []byte(`{"n":1}`), TraceParent: tp})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := func() ([]string, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(bodies), slices.Clone(traces)
+	}
+	waitFor := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if b, _ := got(); len(b) >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d deliveries, want %d", len(bodies), n)
+			}
+		}
+	}
+	waitFor(1)
+	var ds []*errand.Delivery
+	for deadline := time.Now().Add(10 * time.Second); len(ds) == 0 || ds[0].Status != errand.DeliverySucceeded; time.Sleep(10 * time.Millisecond) {
+		ds, _, _ = s.Deliveries(ctx, errand.DevPrincipal, DeliveryPage{EndpointID: ep.ID})
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery did not succeed: %+v", ds)
+		}
+	}
+	for range 20 {
+		before, _ := got()
+		x, err := s.Redeliver(ctx, errand.DevPrincipal, ds[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Payload != nil {
+			t.Errorf("Redeliver answered the payload")
+		}
+		waitFor(len(before) + 1)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			s.d.mu.Lock()
+			_, busy := s.d.pending[ds[0].ID]
+			s.d.mu.Unlock()
+			if !busy {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the redelivery is still being sent")
+			}
+		}
+	}
+	bs, ts := got()
+	for i, b := range bs {
+		if b != bs[0] || !strings.Contains(b, `"n":1`) {
+			t.Fatalf("delivery %d sent %q, want the first's %q", i, b, bs[0])
+		}
+		if ts[i] != tp {
+			t.Fatalf("delivery %d sent traceparent %q, want the event's %q", i, ts[i], tp)
+		}
+	}
 }
