@@ -192,7 +192,7 @@ func (fakeHub) Resets() uint64   { return 1 }
 // the store; the next scrape after it reads again.
 func TestQueueReadingCached(t *testing.T) {
 	var reads atomic.Int32
-	m, _ := NewMetrics(&MetricsConfig{Operations: []string{"report"}, QueueInterval: 200 * time.Millisecond,
+	m, _ := NewMetrics(&MetricsConfig{Operations: []string{"report"}, QueueInterval: time.Second,
 		Queue: func() ([]storage.QueueStat, error) {
 			reads.Add(1)
 			return []storage.QueueStat{{Operation: "report", Status: errand.StatusQueued, Count: 7, Oldest: time.Now().Add(-time.Minute)},
@@ -209,7 +209,7 @@ func TestQueueReadingCached(t *testing.T) {
 	if n := reads.Load(); n != 1 {
 		t.Errorf("5 scrapes in a row read the queue %d times, want once", n)
 	}
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	body := scrape()
 	if n := reads.Load(); n != 2 {
 		t.Errorf("a scrape after the interval: %d reads in all, want 2", n)
