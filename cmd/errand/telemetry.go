@@ -36,7 +36,7 @@ func (o *observability) newTracing(cfg *config.Config, log *slog.Logger) error {
 	var err error
 	o.tracing, err = telemetry.NewTracing(&telemetry.TracingConfig{Endpoint: t.Endpoint, Headers: t.Headers,
 		SampleRatio: t.SampleRatio, ServiceName: t.ServiceName, Version: buildVersion(), Log: log})
-	if err == nil {
+	if err == nil && o.tracing.Enabled() {
 		o.observers.Add(o.tracing) // job spans from the commits
 	}
 	return err
