@@ -65,8 +65,11 @@ func TestGenerateFigure(t *testing.T) {
 	}
 	t.Logf("200 operations, 200 channels: %v (OpenAPI %d KB JSON, AsyncAPI %d KB JSON, page %d KB)", best,
 		len(d.OpenAPIJSON)>>10, len(d.AsyncAPIJSON)>>10, len(d.Page)>>10)
-	if best > 50*time.Millisecond && !testing.Short() && !raceEnabled {
-		t.Errorf("generating took %v, want under 50ms", best)
+	// The figure (under 50 ms) is BenchmarkGenerate's, read on a quiet
+	// machine; here only a regression by an order of magnitude fails, so a
+	// loaded CI machine cannot make this test flake.
+	if best > 500*time.Millisecond && !testing.Short() && !raceEnabled {
+		t.Errorf("generating took %v, an order of magnitude over its 50 ms figure", best)
 	}
 }
 
