@@ -96,3 +96,9 @@ func Transports() []Transport {
 		},
 	}}
 }
+
+// The transports' names as the metrics count them (errand_streams{transport}).
+const (
+	transportWS  = "graphql-ws"
+	transportSSE = "graphql-sse"
+)

@@ -60,6 +60,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, a httpapi.Acce
 			return
 		}
 		defer release()
+		m := a.Meter() // a stream is one subscription
+		m.StreamOpened(transportSSE)
+		m.Subscriptions(transportSSE, 1)
+		defer func() { m.StreamClosed(transportSSE); m.Subscriptions(transportSSE, -1) }()
 	}
 	ctx, unbind := a.Bind(r.Context(), p)
 	defer unbind()

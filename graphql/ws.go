@@ -223,13 +223,15 @@ func (ws *wsConn) accept(ctx context.Context, raw json.RawMessage, pre *errand.P
 		ws.close(closeForbidden, "Forbidden: "+errand.ErrorMessage(err))
 		return nil, false
 	}
-	release, err := ws.a.OpenStream(p)
+	free, err := ws.a.OpenStream(p)
 	if err != nil {
 		ws.close(closeTryAgainLater, errand.ErrorMessage(err))
 		return nil, false
 	}
 	ws.who = caller{p: p, r: ws.r, a: ws.a}
-	return release, true
+	m := ws.a.Meter()
+	m.StreamOpened(transportWS)
+	return func() { free(); m.StreamClosed(transportWS) }, true
 }
 
 func firstOf(s ...string) string {
@@ -338,6 +340,8 @@ func (ws *wsConn) operate(ctx context.Context, sub *wsSub, raw json.RawMessage) 
 			return
 		}
 		defer release()
+		ws.a.Meter().Subscriptions(transportWS, 1)
+		defer ws.a.Meter().Subscriptions(transportWS, -1)
 	}
 	err = ws.s.run(ctx, &c, op, &wsResults{ws: ws, sub: sub, ctx: ctx})
 	switch {

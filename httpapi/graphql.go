@@ -45,6 +45,9 @@ type Access interface {
 	// Act records an administrative act of p in the audit log and waits for
 	// its commit.
 	Act(r *http.Request, p errand.Principal, action, resource, detail string)
+	// Meter hears GraphQL's streams and subscriptions for the metrics, as
+	// the API's own (transports graphql-ws, graphql-sse).
+	Meter() Meter
 }
 
 // RequestID is the id observe gave the request whose context ctx is.
@@ -98,6 +101,8 @@ func (l *lent) Credential(ctx context.Context, r *http.Request, token, ticket st
 }
 
 func (l *lent) OpenStream(p errand.Principal) (func(), error) { return l.acc.acquireStreamOf(p) }
+
+func (l *lent) Meter() Meter { return l.acc.meter }
 
 func (l *lent) Bind(parent context.Context, p errand.Principal) (context.Context, context.CancelFunc) {
 	return l.acc.bind(parent, p)

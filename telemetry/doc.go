@@ -23,6 +23,8 @@
 //
 // Transports built later (GraphQL, broker bridges) feed the same Metrics:
 // StreamOpened/StreamClosed/Subscriptions/StreamReset with their transport's
-// name, BridgeMessages and BridgeLag; their publishes continue a job's trace
-// from Event.TraceParent or the job's TraceParent (ContextOf).
+// name (graphql-ws, graphql-sse); the bridges are read at each scrape through
+// WatchBridges (messages, errors, lag and connection per route). A bridge's
+// publishes may continue a job's trace from Event.TraceParent or the job's
+// TraceParent (ContextOf).
 package telemetry

@@ -26,8 +26,9 @@ func exposed(t *testing.T) map[string]bool {
 	m.Request("GET /v1/jobs/{id}", "GET", 200, time.Millisecond, false)
 	m.Attempted("a", "succeeded", time.Millisecond)
 	m.EndpointDisabled("a", "gone")
-	m.BridgeMessages("nats", "out", 1)
-	m.BridgeLag("nats", "0", time.Second)
+	m.WatchBridges(func() []BridgeSample {
+		return []BridgeSample{{Bridge: "nats", Route: "orders", Direction: "out", Up: true, Messages: 3, Lag: 2}}
+	})
 	m.AuthFailed("missing")
 	m.Denied("jobs:submit")
 	m.StreamOpened("sse")

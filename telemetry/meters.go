@@ -133,11 +133,11 @@ type streamMetrics struct {
 
 // Transports are the stream transport labels errand knows; a transport
 // built later adds its own name.
-var Transports = []string{"sse", "websocket", "graphql"}
+var Transports = []string{"sse", "websocket", "graphql-ws", "graphql-sse"}
 
 func newStreamMetrics(r *prometheus.Registry) streamMetrics {
 	s := streamMetrics{
-		conns: gaugeVec(r, "errand_stream_connections", "Event-stream connections open on this node, by transport (sse, websocket, graphql).", "transport"),
+		conns: gaugeVec(r, "errand_stream_connections", "Event-stream connections open on this node, by transport (sse, websocket, graphql-ws, graphql-sse).", "transport"),
 		subs:  gaugeVec(r, "errand_stream_subscriptions", "Subscriptions open on this node's event streams, by transport.", "transport"),
 		resets: counterVec(r, "errand_stream_resets_total",
 			"Subscriptions reset because they fell behind (their buffer overflowed, or their cursor was older than the history), by transport.", "transport"),
@@ -234,29 +234,75 @@ func (m *Metrics) AuthFailed(reason string) { m.auth.failures.WithLabelValues(re
 // Denied counts a refusal of action (a permission, never its object).
 func (m *Metrics) Denied(action string) { m.auth.denials.WithLabelValues(action).Inc() }
 
-// bridgeMetrics are the broker bridges' messages and lag (fed by bridges).
-type bridgeMetrics struct {
-	messages *prometheus.CounterVec
-	lag      *prometheus.GaugeVec
+// BridgeSample is one bridge route's state as the bridges report it, read
+// when /metrics is scraped.
+type BridgeSample struct {
+	Bridge, Route string
+	// Direction is out (a publish route, or the replies route) or in (a
+	// subscribe route).
+	Direction string
+	Up        bool
+	// Messages and Errors are counted since this node started.
+	Messages, Errors uint64
+	// Lag is how many log positions the log's head is past a publish
+	// route's cursor (-1: not known here, e.g. a standby's route).
+	Lag int64
 }
 
-func newBridgeMetrics(r *prometheus.Registry) bridgeMetrics {
-	return bridgeMetrics{
-		messages: counterVec(r, "errand_bridge_messages_total", "Messages a broker bridge moved, by bridge and direction: out (published to the broker) or in.",
-			"bridge", "direction"),
-		lag: gaugeVec(r, "errand_bridge_lag_seconds", "How far a bridge's publish route is behind the event log (the age of the oldest event it has not published), by bridge and route.",
-			"bridge", "route"),
+// bridgeCollector reads the bridges' routes at scrape time.
+type bridgeCollector struct {
+	mu                        sync.Mutex
+	source                    func() []BridgeSample
+	messages, errors, lag, up *prometheus.Desc
+}
+
+func newBridgeCollector(r *prometheus.Registry) *bridgeCollector {
+	c := &bridgeCollector{
+		messages: prometheus.NewDesc("errand_bridge_messages_total", "Messages a broker bridge's route moved since this node started, by bridge, route and direction: out (confirmed by the broker) or in (committed).", []string{"bridge", "route", "direction"}, nil),
+		errors:   prometheus.NewDesc("errand_bridge_errors_total", "Failures of a bridge's route (a publish not confirmed, a commit that failed), each retried.", []string{"bridge", "route", "direction"}, nil),
+		lag:      prometheus.NewDesc("errand_bridge_lag_events", "How many log positions a bridge's publish route is behind the log's head (on the node that runs the route).", []string{"bridge", "route"}, nil),
+		up:       prometheus.NewDesc("errand_bridge_up", "Whether a bridge's connection to its broker is up (1) or not (0).", []string{"bridge"}, nil),
+	}
+	r.MustRegister(c)
+	return c
+}
+
+func (c *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.messages
+	ch <- c.errors
+	ch <- c.lag
+	ch <- c.up
+}
+
+func (c *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	source := c.source
+	c.mu.Unlock()
+	if source == nil {
+		return
+	}
+	up := map[string]bool{}
+	for _, s := range source() {
+		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(s.Messages), s.Bridge, s.Route, s.Direction)
+		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(s.Errors), s.Bridge, s.Route, s.Direction)
+		if s.Lag >= 0 && s.Direction == "out" {
+			ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(s.Lag), s.Bridge, s.Route)
+		}
+		up[s.Bridge] = up[s.Bridge] || s.Up
+	}
+	for b, u := range up {
+		v := 0.0
+		if u {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, b)
 	}
 }
 
-// BridgeMessages counts n messages a bridge (by its configured name) moved
-// in direction "in" or "out".
-func (m *Metrics) BridgeMessages(bridge, direction string, n int) {
-	m.bridges.messages.WithLabelValues(bridge, direction).Add(float64(n))
-}
-
-// BridgeLag sets how far behind the log a bridge's publish route (by its
-// configured name or index) is.
-func (m *Metrics) BridgeLag(bridge, route string, lag time.Duration) {
-	m.bridges.lag.WithLabelValues(bridge, route).Set(lag.Seconds())
+// WatchBridges has /metrics report the bridges' routes, read from source at
+// each scrape.
+func (m *Metrics) WatchBridges(source func() []BridgeSample) {
+	m.bridges.mu.Lock()
+	defer m.bridges.mu.Unlock()
+	m.bridges.source = source
 }

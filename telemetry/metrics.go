@@ -73,7 +73,7 @@ type Metrics struct {
 	streams  streamMetrics
 	webhooks webhookMetrics
 	auth     authMetrics
-	bridges  bridgeMetrics
+	bridges  *bridgeCollector
 	queue    *queueCollector
 
 	opSet    map[string]bool
@@ -132,7 +132,7 @@ func (m *Metrics) build() {
 	m.streams = newStreamMetrics(r)
 	m.webhooks = newWebhookMetrics(r)
 	m.auth = newAuthMetrics(r)
-	m.bridges = newBridgeMetrics(r)
+	m.bridges = newBridgeCollector(r)
 	m.events = map[string]prometheus.Counter{}
 	for _, kind := range []string{"job", "channel", "webhooks"} {
 		m.events[kind] = events.WithLabelValues(kind)

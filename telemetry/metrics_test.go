@@ -162,8 +162,9 @@ func TestMetricsLint(t *testing.T) {
 	m.Request("/", "BREW", 404, time.Millisecond, false)
 	m.Attempted("a", "succeeded", 10*time.Millisecond)
 	m.EndpointDisabled("a", "gone")
-	m.BridgeMessages("nats", "out", 3)
-	m.BridgeLag("nats", "0", time.Second)
+	m.WatchBridges(func() []BridgeSample {
+		return []BridgeSample{{Bridge: "nats", Route: "orders", Direction: "out", Up: true, Messages: 3, Lag: 2}}
+	})
 	problems, err := testutil.GatherAndLint(m.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +177,9 @@ func TestMetricsLint(t *testing.T) {
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{`errand_build_info{goversion=`, `version="1.2.3"`, `errand_http_requests_total{code="4xx",method="other",route="/"} 1`,
 		`errand_http_requests_total{code="2xx",method="GET",route="/v1/jobs/{id}"} 1`, `errand_store_pool_max_connections 4`,
-		`errand_jobs_queued{operation="report"} 0`, `errand_hub_subscriptions 3`} {
+		`errand_jobs_queued{operation="report"} 0`, `errand_hub_subscriptions 3`,
+		`errand_bridge_messages_total{bridge="nats",direction="out",route="orders"} 3`, `errand_bridge_lag_events{bridge="nats",route="orders"} 2`,
+		`errand_bridge_up{bridge="nats"} 1`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -113,6 +114,12 @@ func TestBridgeNATS(t *testing.T) {
 	}
 	if rep := sub[2].(map[string]any); rep["invalid"] != 1.0 || !strings.Contains(fmt.Sprint(rep["last_invalid"]), "validation_failed") {
 		t.Errorf("status of the refusing route: %v, want 1 invalid", rep)
+	}
+	// /metrics reads the same counters (open in --dev).
+	if code, _, body := s.do("GET", "/metrics", ""); code != http.StatusOK ||
+		!strings.Contains(string(body), `errand_bridge_messages_total{bridge="n1",direction="in",route="`) ||
+		!strings.Contains(string(body), `errand_bridge_up{bridge="n1"} 1`) {
+		t.Errorf("/metrics: %d, want the bridge's routes and connection:\n%.2000s", code, body)
 	}
 }
 

@@ -5,7 +5,35 @@ import (
 
 	"github.com/errandhq/errand/bridge"
 	"github.com/errandhq/errand/spec"
+	"github.com/errandhq/errand/telemetry"
 )
+
+// bridgeSamples is what /metrics reports of the bridges: each route's
+// messages, errors and lag, and whether its bridge's connection is up.
+func bridgeSamples(st []bridge.Status) []telemetry.BridgeSample {
+	var out []telemetry.BridgeSample
+	for _, b := range st {
+		up := b.State == bridge.StateUp
+		add := func(r bridge.RouteStatus, dir string, n uint64) {
+			lag := int64(-1)
+			if r.Lag != nil {
+				lag = *r.Lag
+			}
+			out = append(out, telemetry.BridgeSample{Bridge: b.Name, Route: r.Name, Direction: dir, Up: up,
+				Messages: n, Errors: r.Errors, Lag: lag})
+		}
+		for _, r := range b.Publish {
+			add(r, "out", r.MessagesOut)
+		}
+		for _, r := range b.Subscribe {
+			add(r, "in", r.MessagesIn)
+		}
+		if b.Replies != nil {
+			add(*b.Replies, "out", b.Replies.MessagesOut)
+		}
+	}
+	return out
+}
 
 // bridgeContract puts every configured bridge in the AsyncAPI document: a
 // server per broker with its binding, a channel per route (its subject,

@@ -228,6 +228,9 @@ func (a *app) build(ctx context.Context) error {
 		return err
 	}
 	a.store.Listen(a.bridges) // commits wake the publish routes
+	if m := a.obs.metrics; m != nil {
+		m.WatchBridges(func() []telemetry.BridgeSample { return bridgeSamples(a.bridges.Status("", true)) })
+	}
 	return a.buildAccess(ctx)
 }
 
