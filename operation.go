@@ -29,6 +29,9 @@ type Operation struct {
 	Wait time.Duration
 	// Retention is how long a finished job is kept. Defaults to 168 hours.
 	Retention time.Duration
+	// Flow is the operation's flow control: rate limit, start rate, per-key
+	// concurrency, fairness, backpressure, unique jobs.
+	Flow Flow
 }
 
 // Handler says how an operation's jobs run.

@@ -112,6 +112,9 @@ type HTTP struct {
 	// the OpenAPI and AsyncAPI documents and /docs name it. Defaults to
 	// http(s)://<listen> as bound, localhost for an unspecified host.
 	PublicURL string `yaml:"public_url"`
+	// RateLimit admits every request of a key (principal by default) at a
+	// rate; none by default.
+	RateLimit RateLimit `yaml:"rate_limit"`
 	// MaxWait caps Prefer: wait=N and long-polls. Defaults to 60s.
 	MaxWait Duration `yaml:"max_wait"`
 	// ReadHeaderTimeout bounds reading request headers. Defaults to 10s.
@@ -173,6 +176,18 @@ type Operation struct {
 	Concurrency  int      `yaml:"concurrency"`
 	Wait         Duration `yaml:"wait"`
 	Retention    Duration `yaml:"retention"`
+	// RateLimit admits submits per key (each job of a batch counts).
+	RateLimit RateLimit `yaml:"rate_limit"`
+	// StartRate caps the jobs that start per second across the cluster ("10/s").
+	StartRate string `yaml:"start_rate"`
+	// ConcurrencyKey caps the jobs running at once per key.
+	ConcurrencyKey ConcurrencyKey `yaml:"concurrency_key"`
+	// Fairness shares leases between keys by weighted round robin.
+	Fairness Fairness `yaml:"fairness"`
+	// MaxQueued refuses submits beyond a queue depth (503 queue_full).
+	MaxQueued MaxQueued `yaml:"max_queued"`
+	// Unique makes a duplicate submit answer the existing job.
+	Unique Unique `yaml:"unique"`
 }
 
 // Handler says how jobs of an operation run.
@@ -295,6 +310,7 @@ func (c *Config) OperationList() []errand.Operation {
 			Retry: errand.RetryPolicy{MaxAttempts: o.Retry.MaxAttempts, Initial: time.Duration(o.Retry.Initial),
 				Max: time.Duration(o.Retry.Max)},
 			Concurrency: o.Concurrency, Wait: time.Duration(o.Wait), Retention: time.Duration(o.Retention),
+			Flow: o.flow(),
 		}.WithDefaults())
 	}
 	return out

@@ -40,6 +40,9 @@ func (c *Config) validate(l *lines) error {
 		bad([]string{"http", "max_body_bytes"}, "must be between 1024 and 1073741824")
 	}
 	c.validateLimits(bad)
+	for _, e := range c.HTTP.RateLimit.validate(false) {
+		bad(append([]string{"http", "rate_limit"}, e.path...), "%s", e.msg)
+	}
 	if u, err := url.Parse(c.HTTP.PublicURL); c.HTTP.PublicURL != "" &&
 		(err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "") {
 		bad([]string{"http", "public_url"}, "%q is not an http:// or https:// URL without query or fragment", c.HTTP.PublicURL)
@@ -115,6 +118,7 @@ func (o *Operation) validate(name string, c *Config, routes map[string]string) [
 		bad(msg, append([]string{"result_schema"}, path...)...)
 	}
 	errs = append(errs, o.validateNumbers(c)...)
+	errs = append(errs, o.validateFlow()...)
 	return errs
 }
 
