@@ -84,6 +84,7 @@ type Worker struct {
 	tracer trace.Tracer
 	done   chan completion
 	slots  chan struct{}
+	beats  beats
 }
 
 // New returns a worker; it does nothing until Run.
@@ -113,7 +114,8 @@ func New(cfg Config, h Handler) (*Worker, error) {
 		tp = otel.GetTracerProvider()
 	}
 	w := &Worker{cfg: cfg, h: h, t: t, log: cmp.Or(cfg.Logger, slog.Default()), tracer: tp.Tracer(instrumentation),
-		done: make(chan completion, cfg.Concurrency), slots: make(chan struct{}, cfg.Concurrency)}
+		done: make(chan completion, cfg.Concurrency), slots: make(chan struct{}, cfg.Concurrency),
+		beats: beats{every: cfg.Heartbeat, due: map[*Job]time.Time{}}}
 	return w, nil
 }
 
@@ -127,7 +129,9 @@ type Job struct {
 	// (as errand's http and exec handlers do); "" when the job has none.
 	TraceParent string
 	w           *Worker
+	ctx         context.Context // the run's: ends when the job must stop
 	cancel      context.CancelCauseFunc
+	beating     sync.WaitGroup // a heartbeat of the job in flight
 }
 
 // Progress reports how far along the job is (0 to 100) and extends the lease.
@@ -179,6 +183,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var jobs sync.WaitGroup
 	completerDone := make(chan struct{})
 	go func() { w.completer(); close(completerDone) }()
+	go w.beats.run(hard, func(j *Job) { _ = w.heartbeat(j.ctx, j, nil) }) // a lost lease cancels j.ctx
 	w.leaseLoop(ctx, hard, &jobs)
 	finished := make(chan struct{})
 	go func() { jobs.Wait(); close(finished) }()
@@ -244,10 +249,10 @@ func (w *Worker) run(hard context.Context, l errand.Lease) {
 	defer cancel(nil)
 	ctx, span := w.startSpan(ctx, l)
 	defer span.End()
-	j := &Job{Job: l.Job, LeaseID: l.ID, TraceParent: traceParent(ctx), w: w, cancel: cancel}
-	stopBeats := w.keepAlive(ctx, j)
+	j := &Job{Job: l.Job, LeaseID: l.ID, TraceParent: traceParent(ctx), w: w, ctx: ctx, cancel: cancel}
+	w.beats.add(j)
 	result, err := w.call(ctx, j)
-	stopBeats()
+	w.beats.remove(j)
 	cause := context.Cause(ctx)
 	if err != nil {
 		span.RecordError(err)
@@ -295,26 +300,52 @@ func (w *Worker) call(ctx context.Context, j *Job) (res any, err error) {
 	return w.h(ctx, j)
 }
 
-// keepAlive heartbeats until the returned function is called.
-func (w *Worker) keepAlive(ctx context.Context, j *Job) func() {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(w.cfg.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = w.heartbeat(ctx, j, nil) // a lost lease cancels ctx
+// beats extends the leases of a worker's running jobs from one goroutine,
+// rather than a goroutine and a ticker per job: each job is beaten about every
+// Heartbeat (within a quarter of it), each heartbeat on a goroutine of its own
+// so that a slow one holds up no other.
+type beats struct {
+	every time.Duration
+	mu    sync.Mutex
+	due   map[*Job]time.Time // when each running job's next heartbeat is due
+}
+
+// add starts beating j, a Heartbeat from now.
+func (b *beats) add(j *Job) {
+	b.mu.Lock()
+	b.due[j] = time.Now().Add(b.every)
+	b.mu.Unlock()
+}
+
+// remove stops beating j; once it returns, no heartbeat of j is in flight.
+func (b *beats) remove(j *Job) {
+	b.mu.Lock()
+	delete(b.due, j)
+	b.mu.Unlock()
+	j.beating.Wait()
+}
+
+// run sends the heartbeats that are due until ctx ends.
+func (b *beats) run(ctx context.Context, beat func(*Job)) {
+	t := time.NewTicker(max(b.every/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			b.mu.Lock()
+			for j, at := range b.due {
+				if now.Before(at) || j.ctx.Err() != nil {
+					continue
+				}
+				b.due[j] = now.Add(b.every)
+				j.beating.Add(1)
+				go func() { defer j.beating.Done(); beat(j) }()
 			}
+			b.mu.Unlock()
 		}
-	}()
-	return func() { close(stop); <-done }
+	}
 }
 
 // heartbeat extends the lease; a cancel request or a lost lease ends the job's context.
@@ -368,7 +399,6 @@ func (w *Worker) deliver(send func(context.Context) error) error {
 type completion struct {
 	job    *Job
 	result json.RawMessage
-	sent   chan struct{}
 }
 
 func (w *Worker) complete(j *Job, result any) {
@@ -377,9 +407,7 @@ func (w *Worker) complete(j *Job, result any) {
 		w.fail(j, Permanent(fmt.Errorf("the result is not JSON-encodable: %w", err)))
 		return
 	}
-	c := completion{job: j, result: b, sent: make(chan struct{})}
-	w.done <- c
-	<-c.sent
+	w.done <- completion{job: j, result: b} // the completer sends it; the slot is free for the next lease
 }
 
 // completer sends completions in batches: whatever finished while the previous
@@ -405,11 +433,6 @@ func (w *Worker) completer() {
 }
 
 func (w *Worker) sendBatch(batch []completion) {
-	defer func() {
-		for _, c := range batch {
-			close(c.sent)
-		}
-	}()
 	items := make([]Completion, len(batch))
 	for i, c := range batch {
 		items[i] = Completion{LeaseID: c.job.LeaseID, Result: c.result}
