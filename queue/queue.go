@@ -250,7 +250,7 @@ func validSeconds(s float64) bool { return s >= 0 && s <= math.MaxFloat64 }
 // claim leases what is queued now, honouring priority and concurrency limits.
 func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) ([]errand.Lease, error) {
 	var out []errand.Lease
-	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error { // a worker waits
 		out = out[:0]
 		jobs, cut, err := q.candidates(tx, lp)
 		if err != nil {
@@ -377,7 +377,7 @@ func held(tx storage.Tx, scope Scope, leaseID string, now time.Time) (*errand.Jo
 // onLease runs fn on the job of a held lease in one transaction and returns the job.
 func (q *Queue) onLease(ctx context.Context, leaseID string, fn func(tx storage.Tx, j *errand.Job, now time.Time) error) (*errand.Job, error) {
 	var out *errand.Job
-	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error { // a worker waits
 		now := q.cfg.Now().UTC()
 		j, err := held(tx, q.scope, leaseID, now)
 		if err != nil {
@@ -494,7 +494,7 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 			ids = append(ids, id)
 		}
 	}
-	err := q.store.WithTx(ctx, func(tx storage.Tx) error {
+	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error { // a worker waits
 		if err := tx.LockJobs(ids); err != nil {
 			return err
 		}

@@ -451,3 +451,15 @@ type ListDeliveriesParams struct {
 	Before string
 	Limit  int
 }
+
+// urgentKey marks a context whose write holds a worker up.
+type urgentKey struct{}
+
+// Urgent marks ctx's writes as ones a worker waits on (a lease, a completion,
+// a heartbeat): a driver that groups commits may run them ahead of the others
+// queued, and cut a long group of others short for them. Nothing else changes:
+// an urgent write is as durable and as isolated as any.
+func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
+
+// IsUrgent reports whether ctx was marked by Urgent.
+func IsUrgent(ctx context.Context) bool { v, _ := ctx.Value(urgentKey{}).(bool); return v }

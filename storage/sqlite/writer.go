@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,8 +18,9 @@ var errClosed = errand.Errorf(errand.EUNAVAILABLE, "the store is shutting down")
 
 // request is one caller's transaction waiting for the writer.
 type request struct {
-	fn   func(storage.Tx) error
-	done chan error
+	fn     func(storage.Tx) error
+	done   chan error
+	urgent bool // see storage.Urgent
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
@@ -29,6 +31,7 @@ type writer struct {
 	conn    *sql.Conn
 	stmts   writeStmts
 	reqs    chan *request
+	urgent  chan *request // storage.Urgent calls: they go first and cut a group of others short
 	quit    chan struct{}
 	stopped chan struct{}
 	ctx     context.Context // for statements: a caller's cancel must never interrupt a shared transaction
@@ -42,7 +45,7 @@ func startWriter(ctx context.Context, s *Store) (*writer, error) {
 		return nil, fmt.Errorf("writer connection: %w", err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	w := &writer{store: s, conn: conn, reqs: make(chan *request, s.cfg.MaxBatch),
+	w := &writer{store: s, conn: conn, reqs: make(chan *request, s.cfg.MaxBatch), urgent: make(chan *request, s.cfg.MaxBatch),
 		quit: make(chan struct{}), stopped: make(chan struct{}), ctx: wctx, cancel: cancel}
 	if err := w.stmts.prepare(ctx, conn); err != nil {
 		cancel()
@@ -56,9 +59,13 @@ func startWriter(ctx context.Context, s *Store) (*writer, error) {
 // do hands fn to the writer and waits until its batch has committed.
 func (w *writer) do(ctx context.Context, fn func(storage.Tx) error) error {
 	r := requestPool.Get().(*request)
-	r.fn = fn
+	r.fn, r.urgent = fn, storage.IsUrgent(ctx)
+	lane := w.reqs
+	if r.urgent {
+		lane = w.urgent
+	}
 	select {
-	case w.reqs <- r:
+	case lane <- r:
 	case <-w.quit:
 		requestPool.Put(r)
 		return errClosed
@@ -92,38 +99,92 @@ func (w *writer) stop() {
 	<-w.stopped
 }
 
+// loop runs group commits. A group is either the urgent calls waiting (all of
+// them, up to MaxBatch) or the others: those a cut group left over, then those
+// queued. A group of others is cut short after the call that runs when an
+// urgent one arrives (its rest goes first in the next group of others), so a
+// worker's completion waits for at most one call, not for a whole group of
+// submits, and then commits in a group of its own kind.
 func (w *writer) loop() {
 	defer close(w.stopped)
 	defer w.conn.Close()
 	defer w.stmts.close()
 	defer w.cancel()
 	batch := make([]*request, 0, w.store.cfg.MaxBatch)
+	var rest []*request // the uncommitted tail of a cut group
 	for {
-		select {
-		case r := <-w.reqs:
-			batch = append(batch[:0], r)
-		case <-w.quit:
-			w.drain()
-			return
-		}
-	fill:
-		for len(batch) < cap(batch) {
+		batch = batch[:0]
+		if len(rest) == 0 {
 			select {
+			case r := <-w.urgent:
+				batch = append(batch, r)
 			case r := <-w.reqs:
 				batch = append(batch, r)
-			default:
-				break fill
+			case <-w.quit:
+				w.drain(nil)
+				return
 			}
 		}
-		w.commit(batch)
+		batch = w.fill(batch, &rest)
+		if done := w.commit(batch); done < len(batch) { // cut short: its rest goes first among the others
+			rest = append(slices.Clone(batch[done:]), rest...)
+		}
+		select {
+		case <-w.quit:
+			w.drain(rest)
+			return
+		default:
+		}
 	}
 }
 
-// drain fails the requests still queued when the writer stops.
-func (w *writer) drain() {
+// fill completes a group: the urgent calls waiting if the group is urgent
+// (or empty and there are some), else the cut group's rest and then the
+// others queued, up to MaxBatch.
+func (w *writer) fill(batch []*request, rest *[]*request) []*request {
+	urgent := len(batch) > 0 && batch[0].urgent
+	if len(batch) == 0 {
+		select {
+		case r := <-w.urgent:
+			batch, urgent = append(batch, r), true
+		default:
+		}
+	}
+	if urgent {
+		for len(batch) < cap(batch) {
+			select {
+			case r := <-w.urgent:
+				batch = append(batch, r)
+			default:
+				return batch
+			}
+		}
+		return batch
+	}
+	n := min(len(*rest), cap(batch)-len(batch))
+	batch = append(batch, (*rest)[:n]...)
+	*rest = (*rest)[n:]
+	for len(batch) < cap(batch) {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// drain fails the requests left over and those still queued when the writer stops.
+func (w *writer) drain(rest []*request) {
+	for _, r := range rest {
+		r.done <- errClosed
+	}
 	for {
 		select {
 		case r := <-w.reqs:
+			r.done <- errClosed
+		case r := <-w.urgent:
 			r.done <- errClosed
 		default:
 			return
@@ -131,8 +192,11 @@ func (w *writer) drain() {
 	}
 }
 
-// commit runs batch in one transaction, one savepoint per request.
-func (w *writer) commit(batch []*request) {
+// commit runs batch in one transaction, one savepoint per request, and
+// returns how many of its requests it ran and answered: all of them, or, when
+// an urgent call arrived during a group of others, those up to the call that
+// was running then.
+func (w *writer) commit(batch []*request) int {
 	errs := make([]error, len(batch))
 	tx := newTxn(w)
 	var all storage.Commit
@@ -155,6 +219,10 @@ func (w *writer) commit(batch []*request) {
 		if errs[i] == nil {
 			all.Add(&tx.c)
 		}
+		if err == nil && i+1 < len(batch) && !r.urgent && len(w.urgent) > 0 {
+			batch, errs = batch[:i+1], errs[:i+1]
+			break
+		}
 	}
 	if err == nil {
 		err = w.exec(w.stmts.commit)
@@ -174,6 +242,7 @@ func (w *writer) commit(batch []*request) {
 	for i, r := range batch {
 		r.done <- w.store.space.Observe(errs[i])
 	}
+	return len(batch)
 }
 
 // observe tells the store's Observer of a group commit or of its failure.
