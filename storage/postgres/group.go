@@ -34,24 +34,40 @@ const maxGroup = 256
 
 func (s *Store) startWriters(n int) {
 	s.reqs = make(chan *request, maxGroup*n)
+	s.urgent = make(chan *request, maxGroup*n)
 	for range n {
 		go s.writer()
 	}
 }
 
+// writer runs groups: the urgent calls waiting (storage.Urgent: a worker
+// waits on each) in groups of their own, taken before the others, so that a
+// worker's completion never waits behind a group of submits.
 func (s *Store) writer() {
 	group := make([]*request, 0, maxGroup)
 	for {
+		group = group[:0]
 		select {
-		case r := <-s.reqs:
-			group = append(group[:0], r)
-		case <-s.quit:
-			return
+		case r := <-s.urgent:
+			group = append(group, r)
+		default:
+			select {
+			case r := <-s.urgent:
+				group = append(group, r)
+			case r := <-s.reqs:
+				group = append(group, r)
+			case <-s.quit:
+				return
+			}
+		}
+		lane := s.reqs
+		if isUrgent(group[0]) {
+			lane = s.urgent
 		}
 	fill:
 		for len(group) < maxGroup {
 			select {
-			case r := <-s.reqs:
+			case r := <-lane:
 				group = append(group, r)
 			default:
 				break fill
@@ -61,11 +77,17 @@ func (s *Store) writer() {
 	}
 }
 
+func isUrgent(r *request) bool { return storage.IsUrgent(r.ctx) }
+
 // submit hands fn to a writer and waits for its outcome.
 func (s *Store) submit(ctx context.Context, fn func(storage.Tx) error) (*request, error) {
 	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	lane := s.reqs
+	if storage.IsUrgent(ctx) {
+		lane = s.urgent
+	}
 	select {
-	case s.reqs <- r:
+	case lane <- r:
 	case <-s.quit:
 		return nil, errand.Errorf(errand.EUNAVAILABLE, "the store is shutting down")
 	case <-ctx.Done():

@@ -113,6 +113,7 @@ type Store struct {
 	qHead  string // reads the highest seq handed out (LogHead)
 	tail   *tailer
 	reqs   chan *request
+	urgent chan *request // storage.Urgent calls, grouped apart and taken first
 	quit   chan struct{}
 	notify storage.Notifiers
 	hooks  storage.Hooks
