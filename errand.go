@@ -75,6 +75,16 @@ type Job struct {
 	// deliveries — continues the submitter's trace on any node, after any
 	// restart. Empty when the submit carried none and errand traced nothing.
 	TraceParent string `json:"-"`
+	// QueueKey is the value of the operation's max_queued key for the job
+	// (Flow.MaxQueued.Key), set at submit: the queue it counts in. Empty
+	// when the operation bounds its queue as a whole, or not at all.
+	QueueKey string `json:"-"`
+	// QueuePosition and EstimatedStartAt are shown while the job is queued
+	// (GET /v1/jobs/{id}): how many queued jobs of its operation run before
+	// it, plus one, and when it may start at the operation's recent drain
+	// rate (an estimate; nil when nothing drained lately). Not stored.
+	QueuePosition    *int       `json:"queue_position,omitempty"`
+	EstimatedStartAt *time.Time `json:"estimated_start_at,omitempty"`
 }
 
 // jobLinks are the related resources of a job.

@@ -57,6 +57,12 @@ func (j *Job) AppendJSON(b []byte) []byte {
 	b = appendTimePtr(b, j.StartedAt)
 	b = append(b, `,"finished_at":`...)
 	b = appendTimePtr(b, j.FinishedAt)
+	if j.QueuePosition != nil {
+		b = append(b, `,"queue_position":`...)
+		b = strconv.AppendInt(b, int64(*j.QueuePosition), 10)
+		b = append(b, `,"estimated_start_at":`...)
+		b = appendTimePtr(b, j.EstimatedStartAt)
+	}
 	b = append(b, `,"artifacts":`...)
 	if len(j.Artifacts) == 0 {
 		b = append(b, `[]`...)

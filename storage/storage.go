@@ -137,6 +137,7 @@ type Reader interface {
 	AccessReader
 	BridgeReader
 	TelemetryReader
+	FlowReader
 }
 
 // Tx is what domain logic may do inside a write transaction (see Store.WithTx:
@@ -205,6 +206,7 @@ type Tx interface {
 	AccessTx
 	BridgeTx
 	TelemetryTx
+	FlowTx
 }
 
 // EventHook runs inside the transaction of every event appended, right after

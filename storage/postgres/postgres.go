@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -111,6 +112,8 @@ type Store struct {
 	dsn    string
 	qSeqs  string // takes $1 event seqs from the events' sequence, named once at Open
 	qHead  string // reads the highest seq handed out (LogHead)
+	// swept is when this store last forgot full rate-limit buckets (µs).
+	swept  atomic.Int64
 	tail   *tailer
 	reqs   chan *request
 	urgent chan *request // storage.Urgent calls, grouped apart and taken first
@@ -316,7 +319,7 @@ func retryable(err error) bool {
 	if !errors.As(err, &pe) {
 		return false
 	}
-	return pe.Code == "40001" || pe.Code == "40P01" || (pe.Code == "23505" && pe.ConstraintName == "jobs_idempotency")
+	return pe.Code == "40001" || pe.Code == "40P01" || (pe.Code == "23505" && (pe.ConstraintName == "jobs_idempotency" || pe.ConstraintName == "job_unique_key"))
 }
 
 // unavailable marks a failure to reach the database: clients get 503.

@@ -99,6 +99,8 @@ type Store struct {
 	notify storage.Notifiers
 	hooks  storage.Hooks
 	space  storage.Space // whether writes are failing for want of disk space
+	// buckets are the rate limits' (one node: the process holds them exactly).
+	buckets storage.Buckets
 }
 
 var _ storage.Store = (*Store)(nil)

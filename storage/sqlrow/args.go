@@ -49,6 +49,15 @@ func TraceParent(j *errand.Job) *string {
 	return &tp
 }
 
+// QueueKey is j's queue key, or nil (NULL) when it has none.
+func QueueKey(j *errand.Job) *string {
+	if j.QueueKey == "" {
+		return nil
+	}
+	k := j.QueueKey
+	return &k
+}
+
 // JobInsertArgs are the arguments of Queries.InsertJob (in JobColumns' order).
 func JobInsertArgs(j *errand.Job) ([]any, error) {
 	c, err := EncodeJob(j)
@@ -60,7 +69,7 @@ func JobInsertArgs(j *errand.Job) ([]any, error) {
 		j.CancelRequested, storage.NullBytes(c.Metadata), j.CallbackURL, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt),
 		storage.MicrosPtr(j.StartedAt), storage.MicrosPtr(j.FinishedAt), j.LeaseToken, storage.MicrosPtr(j.LeaseExpiresAt),
 		j.Worker, storage.NullString(j.IdempotencyKey), j.RequestHash, storage.MicrosPtr(j.ExpiresAt),
-		storage.NullBytes(c.Artifacts), storage.NullString(j.TraceParent)}, nil
+		storage.NullBytes(c.Artifacts), storage.NullString(j.TraceParent), storage.NullString(j.QueueKey)}, nil
 }
 
 // JobUpdateArgs are the arguments of Queries.UpdateJob.

@@ -76,13 +76,16 @@ func ScanJob(r Row) (*errand.Job, error) {
 	var result, jerr, progress, metadata, artifacts []byte
 	var created, runAt int64
 	var started, finished, leaseExp, expires *int64
-	var idem, trace *string
+	var idem, trace, queueKey *string
 	err := r.Scan(&j.ID, &j.Tenant, &j.Owner, &j.Operation, &status, &j.Input, &result, &jerr, &progress,
 		&j.Attempt, &j.MaxAttempts, &j.Priority, &j.TimeoutSeconds, &j.CancelRequested, &metadata,
 		&j.CallbackURL, &created, &runAt, &started, &finished, &j.LeaseToken, &leaseExp, &j.Worker, &idem,
-		&j.RequestHash, &expires, &artifacts, &trace)
+		&j.RequestHash, &expires, &artifacts, &trace, &queueKey)
 	if err != nil {
 		return nil, err
+	}
+	if queueKey != nil {
+		j.QueueKey = *queueKey
 	}
 	if trace != nil {
 		j.TraceParent = *trace

@@ -1,0 +1,19 @@
+-- Admission (#15). A job of an operation whose max_queued counts per key
+-- keeps the key's value (queue_key): the submit counts the queued jobs that
+-- share it, from the index below (NULL for every other job, so the index
+-- holds only those).
+ALTER TABLE jobs ADD COLUMN queue_key TEXT;
+CREATE INDEX jobs_queued_key ON jobs (operation, queue_key) WHERE status = 'queued' AND queue_key IS NOT NULL;
+
+-- Unique jobs: which job holds a unique key of an operation. A submit with
+-- the key reads it; the job answers for the key while it has not finished
+-- or finished within the window, after which the next submit takes the
+-- record over. The primary key makes two submits of one key one job.
+CREATE TABLE job_unique (
+  operation TEXT NOT NULL,
+  key       TEXT NOT NULL,
+  job_id    TEXT NOT NULL,
+  PRIMARY KEY (operation, key)
+) WITHOUT ROWID;
+
+-- Rate-limit buckets live in the process on SQLite (one node: exact).
