@@ -49,6 +49,8 @@ type Error struct {
 	Fields []FieldError
 	// RetryAfter, when set, tells the client how long to wait before trying again.
 	RetryAfter time.Duration
+	// Rate, on a rate_limited refusal, is the state of the limit that refused.
+	Rate *RateStatus
 	// Action and Resource, on a refusal (see Deny and Hidden), say what was refused
 	// for the audit log.
 	Action, Resource string

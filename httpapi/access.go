@@ -25,6 +25,7 @@ type access struct {
 	streams *streamLimiter
 	log     *slog.Logger
 	meter   Meter // never nil (nopMeter when nothing measures)
+	limits  limits
 }
 
 // authenticate sets the request's principal from its bearer token or, where

@@ -32,7 +32,7 @@ type submitRequest struct {
 func (s *submitRequest) params(r *http.Request) (job.SubmitParams, error) {
 	sp := job.SubmitParams{Operation: s.Operation, Input: s.Input, Delay: s.DelaySeconds, Priority: s.Priority,
 		Attempts: s.MaxAttempts, Timeout: s.TimeoutSeconds, Metadata: s.Metadata, Callback: s.CallbackURL,
-		IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Header: r.Header.Get}
 	if s.Operation == "" {
 		return sp, &errand.Error{Code: errand.EVALIDATION, Message: "the request has invalid fields",
 			Fields: []errand.FieldError{{Pointer: "/operation", Message: "required"}}}
@@ -78,20 +78,27 @@ func handleRouteSubmit(acc *access, jobs *job.Service, c *Config, operation stri
 			}
 		}
 		return submit(w, r, jobs, c, job.SubmitParams{Operation: operation, Input: bytes.TrimSpace(body),
-			IdempotencyKey: r.Header.Get("Idempotency-Key")})
+			IdempotencyKey: r.Header.Get("Idempotency-Key"), Header: r.Header.Get})
 	})
 }
 
 // submit creates the job and answers 202, or 200 with the finished job when the
-// client (or the operation's default) waits and the job finishes in time.
+// client (or the operation's default) waits and the job finishes in time. A
+// duplicate of a unique job answers that job, 200 with Errand-Duplicate-Of.
 func submit(w http.ResponseWriter, r *http.Request, jobs *job.Service, c *Config, sp job.SubmitParams) error {
 	p := principal(r)
-	j, replayed, err := jobs.Submit(r.Context(), p, sp)
+	sub, err := jobs.SubmitJob(r.Context(), p, sp)
 	if err != nil {
 		return err
 	}
-	if replayed {
+	j, pending := sub.Job, http.StatusAccepted
+	setRateFields(w.Header(), r.Context())
+	switch sub.Outcome {
+	case job.Replayed:
 		w.Header().Set("Idempotent-Replayed", "true")
+	case job.Duplicate:
+		w.Header().Set("Errand-Duplicate-Of", j.ID)
+		pending = http.StatusOK
 	}
 	op, _ := jobs.Operation(j.Operation)
 	pref := parsePrefer(r.Header)
@@ -108,7 +115,7 @@ func submit(w http.ResponseWriter, r *http.Request, jobs *job.Service, c *Config
 	case j.Status.Terminal() && pref.wait >= 0:
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	}
-	writeJob(w, j, http.StatusAccepted)
+	writeJob(w, j, pending)
 	return nil
 }
 
@@ -146,6 +153,9 @@ func handleGetJob(acc *access, jobs *job.Service, c *Config) http.Handler {
 			j, err = jobs.Get(r.Context(), p, r.PathValue("id"))
 		}
 		if err != nil {
+			return err
+		}
+		if err := jobs.Place(r.Context(), j); err != nil {
 			return err
 		}
 		writeJob(w, j, http.StatusOK)
@@ -356,6 +366,7 @@ func handleSubmitBatch(acc *access, jobs *job.Service) http.Handler {
 		if accepted == 0 {
 			status = http.StatusUnprocessableEntity
 		}
+		setRateFields(w.Header(), r.Context())
 		encode(w, status, submittedList(res))
 		return nil
 	})

@@ -64,6 +64,10 @@ type operationView struct {
 	// SigningSecret is what an http handler's target verifies calls with; only
 	// on the single-operation view.
 	SigningSecret string `json:"signing_secret,omitempty"`
+	// Queued and DrainRate are the queue's depth and how many of its jobs
+	// started per second lately (job.QueueState); only on the
+	// single-operation view.
+	*job.QueueState
 }
 
 func viewOperation(op errand.Operation) operationView {
@@ -94,6 +98,11 @@ func handleGetOperation(acc *access, jobs *job.Service) http.Handler {
 		if op.Handler.Type == errand.HandlerHTTP && p.Can(errand.PermKeysManage, "") {
 			v.SigningSecret = op.Handler.Secret
 		}
+		q, err := jobs.Queue(r.Context(), op.Name)
+		if err != nil {
+			return err
+		}
+		v.QueueState = &q
 		encode(w, http.StatusOK, v)
 		return nil
 	})

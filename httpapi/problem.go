@@ -72,6 +72,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "internal error", "err", err, "request_id", requestID(r.Context()),
 			"method", r.Method, "path", errand.RedactLeases(r.URL.Path))
 	}
+	setRateFields(w.Header(), r.Context())
 	var e *errand.Error
 	if errors.As(err, &e) && e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))

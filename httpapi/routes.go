@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+
+	"github.com/errandhq/errand/admit"
 	"slices"
 	"sort"
 	"strings"
@@ -12,10 +14,17 @@ import (
 func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 	r := router{mux: mux, methods: map[string][]string{}}
 	acc := &access{dev: c.Dev, auth: d.Auth, audit: d.Audit, log: d.Log, meter: meterOf(d),
-		streams: &streamLimiter{max: c.MaxStreams, open: map[string]int{}}}
-	api := func(h http.Handler) http.Handler { return acc.authenticate(false, limitBody(c.MaxBodyBytes, h)) }
-	stream := func(h http.Handler) http.Handler { return acc.authenticate(true, limitBody(c.MaxBodyBytes, h)) }
-	upload := func(h http.Handler) http.Handler { return acc.authenticate(false, limitBody(c.MaxArtifactBytes, h)) }
+		streams: &streamLimiter{max: c.MaxStreams, open: map[string]int{}},
+		limits:  limits{limiter: admit.NewLimiter(d.Store, nil), http: c.RateLimit}}
+	api := func(h http.Handler) http.Handler {
+		return acc.authenticate(false, acc.rateLimit(limitBody(c.MaxBodyBytes, h)))
+	}
+	stream := func(h http.Handler) http.Handler {
+		return acc.authenticate(true, acc.rateLimit(limitBody(c.MaxBodyBytes, h)))
+	}
+	upload := func(h http.Handler) http.Handler {
+		return acc.authenticate(false, acc.rateLimit(limitBody(c.MaxArtifactBytes, h)))
+	}
 
 	r.handle("GET /healthz", handleHealth())
 	r.handle("GET /readyz", handleReady(acc, d.Store, d.Bridges))

@@ -49,6 +49,10 @@ type Config struct {
 	// catches up from the store (SSE) or is reset (WebSocket). Defaults to
 	// errand.DefaultStreamBufferBytes.
 	StreamBufferBytes int64
+	// RateLimit is http.rate_limit: every authenticated request of a key
+	// (and every submit and publish on a WebSocket) takes a token; nil
+	// limits nothing (the default).
+	RateLimit *errand.RateLimit
 }
 
 func (c *Config) withDefaults() Config {

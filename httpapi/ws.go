@@ -65,6 +65,10 @@ type wsConn struct {
 	closing chan struct{}
 	once    sync.Once
 	ended   atomic.Bool // closed because the credential ended
+	// takeHTTP takes http.rate_limit for a message (access.takeHTTP);
+	// header reads the upgrade request's headers (header keys).
+	takeHTTP func(ctx context.Context, p errand.Principal, header func(string) string) error
+	header   func(string) string
 }
 
 // wsSub is one subscription; dead once unsubscribed or reset, after which its
@@ -105,7 +109,7 @@ func handleWS(acc *access, d Deps, cfg *Config) http.Handler {
 		c.SetReadLimit(wsMaxMessage)
 		ws := &wsConn{c: c, p: principal(r), log: d.Log, meter: acc.meter, deps: d, cfg: cfg, control: make(chan []byte, wsControlQueue),
 			events: make(chan wsEvent, wsEventQueue), subs: map[string]*wsSub{}, closing: make(chan struct{}),
-			room: make(chan struct{}, 1)}
+			room: make(chan struct{}, 1), takeHTTP: acc.takeHTTP, header: r.Header.Get}
 		// Denials on the connection go to the audit log as the request's would.
 		ws.denied = func(err error) { acc.recordDenial(r, err, Problem(err).Status) }
 		if d.Streams == nil {
@@ -193,10 +197,19 @@ func (ws *wsConn) handle(ctx context.Context, m *wsIn) {
 	case "unsubscribe":
 		ws.unsubscribe(m)
 	case "publish":
+		if err := ws.takeHTTP(ctx, ws.p, ws.header); err != nil {
+			ws.fail(m.ID, err)
+			return
+		}
 		e, err := ws.deps.Channels.Publish(ctx, ws.p, m.Channel, m.Type, m.Data)
 		ws.reply(m.ID, err, func() any { return published{ID: e.Cursor(), Channel: e.Stream, Time: e.Time} })
 	case "submit":
-		j, _, err := ws.deps.Jobs.Submit(ctx, ws.p, job.SubmitParams{Operation: m.Operation, Input: m.Input, Priority: m.Priority, Delay: m.Delay})
+		if err := ws.takeHTTP(ctx, ws.p, ws.header); err != nil {
+			ws.fail(m.ID, err)
+			return
+		}
+		j, _, err := ws.deps.Jobs.Submit(ctx, ws.p, job.SubmitParams{Operation: m.Operation, Input: m.Input, Priority: m.Priority,
+			Delay: m.Delay, Header: ws.header})
 		ws.reply(m.ID, err, func() any { return j })
 	default:
 		ws.fail(m.ID, errand.Errorf(errand.EINVALID, "unknown op %q: use subscribe, unsubscribe, publish, submit or ping", errand.Truncate(m.Op, 100)))

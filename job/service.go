@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/admit"
 	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/event"
 	"github.com/errandhq/errand/jsonguard"
@@ -48,6 +49,11 @@ type Config struct {
 	// request's span), kept with the job so that every later step continues
 	// the submitter's trace. Nil keeps none.
 	TraceParent func(ctx context.Context) string
+	// Limiter takes operations' rate limits. Nil: one over the store.
+	Limiter *admit.Limiter
+	// Drain measures operations' drain rates (queue_full's Retry-After,
+	// queued jobs' estimated start). Nil: one over the store.
+	Drain *admit.Drain
 }
 
 func (c *Config) withDefaults() Config {
@@ -66,12 +72,14 @@ func (c *Config) withDefaults() Config {
 
 // Service runs the jobs API.
 type Service struct {
-	store storage.Store
-	hub   *event.Hub
-	ops   map[string]*entry
-	names []string
-	cfg   Config
-	ids   errand.IDGenerator
+	store   storage.Store
+	hub     *event.Hub
+	ops     map[string]*entry
+	names   []string
+	cfg     Config
+	ids     errand.IDGenerator
+	limiter *admit.Limiter
+	drain   *admit.Drain
 }
 
 // entry is a declared operation with its compiled input schema.
@@ -85,6 +93,13 @@ func NewService(store storage.Store, hub *event.Hub, ops []errand.Operation, cfg
 	s := &Service{store: store, hub: hub, ops: make(map[string]*entry, len(ops)), cfg: cfg.withDefaults()}
 	if s.cfg.MaxWait < 0 {
 		return nil, errors.New("job service config: max wait must not be negative")
+	}
+	s.limiter, s.drain = s.cfg.Limiter, s.cfg.Drain
+	if s.limiter == nil {
+		s.limiter = admit.NewLimiter(store, s.cfg.Now)
+	}
+	if s.drain == nil {
+		s.drain = admit.NewDrain(store, s.cfg.Now)
 	}
 	for _, op := range ops {
 		op = op.WithDefaults()
@@ -171,6 +186,9 @@ type SubmitParams struct {
 	// fails the submit (in SubmitMany, the whole batch). It may run more than
 	// once (see storage.Store.WithTx).
 	InTx func(tx storage.Tx, j *errand.Job) error `json:"-"`
+	// Header returns a header of the request that submitted (for flow keys
+	// header:Name); nil when the submit came in another way (a bridge).
+	Header func(name string) string `json:"-"`
 }
 
 // ErrSkip, returned by a submit's InTx, stores nothing for that submit.
@@ -188,21 +206,38 @@ const (
 	MaxIdempotency   = 255
 )
 
-// Submit creates a job. replayed is true when an earlier job with the same
-// idempotency key and the same request is returned instead.
-func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParams) (j *errand.Job, replayed bool, err error) {
-	if j, err = s.prepare(ctx, p, sp); err != nil {
-		return nil, false, err
+// Submit creates a job. replayed is true when an earlier job is returned
+// instead: the one made with the same idempotency key and the same request,
+// or the one holding the submit's unique key (SubmitJob tells them apart).
+func (s *Service) Submit(ctx context.Context, p errand.Principal, sp SubmitParams) (*errand.Job, bool, error) {
+	sub, err := s.SubmitJob(ctx, p, sp)
+	return sub.Job, sub.Outcome != Created, err
+}
+
+// SubmitJob creates a job, after the operation's admission: its rate limit
+// (rate_limited), its unique key (the job holding it answers: Duplicate) and
+// its max_queued (queue_full).
+func (s *Service) SubmitJob(ctx context.Context, p errand.Principal, sp SubmitParams) (Submitted, error) {
+	j, err := s.prepare(ctx, p, sp)
+	if err != nil {
+		return Submitted{}, err
 	}
+	op := &s.ops[sp.Operation].op
+	src := keySource(&p, j, &sp)
+	if err := s.takeRate(ctx, op, rateKey(op, src), 1); err != nil {
+		return Submitted{}, err
+	}
+	a := admissionOf(op, src, j)
+	var out Submitted
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
-		j, replayed, err = store(tx, j, p.LegacyOwner(), sp.InTx)
+		out, err = store(tx, j, p.LegacyOwner(), sp.InTx, a)
 		return err
 	})
 	if err != nil {
-		return nil, false, err
+		return Submitted{}, s.queueFull(ctx, j.Operation, err)
 	}
-	return j, replayed, nil
+	return out, nil
 }
 
 // prepare checks one submit and makes its job (not yet stored).
@@ -230,10 +265,10 @@ func (s *Service) prepare(ctx context.Context, p errand.Principal, sp SubmitPara
 // store inserts j with its job.created event, or returns the job an earlier
 // submit of the same owner with the same idempotency key made (replayed); a
 // submit stored before migration 0008 is found under the owner's legacy form.
-func store(tx storage.Tx, j *errand.Job, legacy string, inTx func(storage.Tx, *errand.Job) error) (*errand.Job, bool, error) {
+func store(tx storage.Tx, j *errand.Job, legacy string, inTx func(storage.Tx, *errand.Job) error, a admission) (Submitted, error) {
 	if inTx != nil {
 		if err := inTx(tx, j); err != nil {
-			return nil, false, err
+			return Submitted{}, err
 		}
 	}
 	if j.IdempotencyKey != "" {
@@ -243,19 +278,35 @@ func store(tx storage.Tx, j *errand.Job, legacy string, inTx func(storage.Tx, *e
 		}
 		if err == nil {
 			if prev.RequestHash != j.RequestHash {
-				return nil, false, errand.Errorf(errand.EIDEMPOTENCY, "idempotency key %q was used with a different request", j.IdempotencyKey)
+				return Submitted{}, errand.Errorf(errand.EIDEMPOTENCY, "idempotency key %q was used with a different request", j.IdempotencyKey)
 			}
-			return prev, true, nil
+			return Submitted{prev, Replayed}, nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
-			return nil, false, err
+			return Submitted{}, err
 		}
+	}
+	held := false
+	if a.unique != "" {
+		prev, exists, err := holder(tx, j, a)
+		if err != nil || prev != nil {
+			return Submitted{prev, Duplicate}, err
+		}
+		held = exists
+	}
+	if err := checkQueue(tx, j, a); err != nil {
+		return Submitted{}, err
 	}
 	st := Create(j, j.CreatedAt)
 	if err := tx.InsertJob(j); err != nil {
-		return nil, false, err
+		return Submitted{}, err
 	}
-	return j, false, Append(tx, j, st.Event, st.Data, j.CreatedAt)
+	if a.unique != "" {
+		if err := tx.PutUniqueJob(j.Operation, a.unique, j.ID, held); err != nil {
+			return Submitted{}, err
+		}
+	}
+	return Submitted{j, Created}, Append(tx, j, st.Event, st.Data, j.CreatedAt)
 }
 
 // MaxBatch is the most jobs one SubmitMany takes.
@@ -272,24 +323,78 @@ func (s *Service) SubmitMany(ctx context.Context, p errand.Principal, sps []Subm
 	for i, sp := range sps {
 		jobs[i], errs[i] = s.prepare(ctx, p, sp)
 	}
+	adms, err := s.admitBatch(ctx, p, sps, jobs, errs)
+	if err != nil {
+		return nil, nil, err
+	}
 	out := make([]*errand.Job, len(sps))
-	err := s.store.WithTx(ctx, func(tx storage.Tx) error {
+	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		for i, j := range jobs {
+			out[i] = nil
 			if j == nil {
 				continue
 			}
-			stored, _, err := store(tx, j, p.LegacyOwner(), sps[i].InTx)
+			sub, err := store(tx, j, p.LegacyOwner(), sps[i].InTx, adms[i])
 			if errand.ErrorCode(err) == errand.EINTERNAL && !errors.Is(err, ErrSkip) {
 				return err
 			}
-			out[i], errs[i] = stored, err
+			out[i], errs[i] = sub.Job, err
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	for i, e := range errs {
+		errs[i] = s.queueFull(ctx, sps[i].Operation, e)
+	}
 	return out, errs, nil
+}
+
+// admitBatch takes the batch's rate limits, each job counting (the jobs of
+// one operation and key value take their tokens at once: all or none), and
+// returns each job's admission. A job refused is dropped (jobs[i] = nil)
+// with its error in errs.
+func (s *Service) admitBatch(ctx context.Context, p errand.Principal, sps []SubmitParams, jobs []*errand.Job, errs []error) ([]admission, error) {
+	type group struct {
+		op    *errand.Operation
+		value string
+		idx   []int
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	adms := make([]admission, len(jobs))
+	for i, j := range jobs {
+		if j == nil {
+			continue
+		}
+		op := &s.ops[j.Operation].op
+		src := keySource(&p, j, &sps[i])
+		adms[i] = admissionOf(op, src, j)
+		if op.Flow.RateLimit == nil {
+			continue
+		}
+		v := rateKey(op, src)
+		g := byKey[op.Name+"\x00"+v]
+		if g == nil {
+			g = &group{op: op, value: v}
+			byKey[op.Name+"\x00"+v] = g
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, i)
+	}
+	for _, g := range groups {
+		err := s.takeRate(ctx, g.op, g.value, len(g.idx))
+		if errand.ErrorCode(err) == errand.EINTERNAL {
+			return nil, err
+		}
+		for _, i := range g.idx {
+			if err != nil {
+				jobs[i], errs[i] = nil, err
+			}
+		}
+	}
+	return adms, nil
 }
 
 // check validates sp against the limits and the operation's schema.

@@ -46,6 +46,9 @@ type FlowReader interface {
 	// QueueAhead counts the queued jobs of j's operation that run before j
 	// (priority, then run_at, then id, as QueuedJobs orders them).
 	QueueAhead(ctx context.Context, j *errand.Job) (int, error)
+	// Started counts the jobs of operation whose (latest) attempt started at
+	// or after since, and returns the earliest such start (zero when none).
+	Started(ctx context.Context, operation string, since time.Time) (int, time.Time, error)
 }
 
 // FlowTx is what admission checks in a submit's transaction.

@@ -314,7 +314,8 @@ func (a *app) listen(ctx context.Context) error {
 	httpCfg := &httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 		MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
 		CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,
-		ReplayBytes: int64(a.cfg.HTTP.ReplayBytes), StreamBufferBytes: int64(a.cfg.HTTP.StreamBufferBytes)}
+		ReplayBytes: int64(a.cfg.HTTP.ReplayBytes), StreamBufferBytes: int64(a.cfg.HTTP.StreamBufferBytes),
+		RateLimit: a.cfg.HTTP.Limit()}
 	handler, err := httpapi.NewServer(deps, httpCfg)
 	if err != nil {
 		cancel()

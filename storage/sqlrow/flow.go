@@ -3,6 +3,7 @@ package sqlrow
 import (
 	"context"
 	"reflect"
+	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
@@ -15,8 +16,8 @@ import (
 
 // FlowQueries are admission's statements, named as the methods that run them.
 type FlowQueries struct {
-	CountQueued, CountQueuedKey, QueueDepth, QueueAhead string
-	UniqueJob, InsertUniqueJob, UpdateUniqueJob         string
+	CountQueued, CountQueuedKey, QueueDepth, QueueAhead, Started string
+	UniqueJob, InsertUniqueJob, UpdateUniqueJob                  string
 }
 
 // flowBodies read the jobs_queued index (operation, priority DESC, run_at,
@@ -28,6 +29,7 @@ var flowBodies = FlowQueries{
 	QueueDepth:     `SELECT count(*) FROM jobs WHERE status = 'queued' AND operation = ?`,
 	QueueAhead: `SELECT count(*) FROM jobs WHERE status = 'queued' AND operation = ?
 		AND (priority > ? OR (priority = ? AND (run_at < ? OR (run_at = ? AND id < ?))))`,
+	Started:         `SELECT count(*), min(started_at) FROM jobs WHERE operation = ? AND started_at >= ?`,
 	UniqueJob:       `SELECT job_id FROM job_unique WHERE operation = ? AND key = ?` + lockRow,
 	InsertUniqueJob: `INSERT INTO job_unique (operation, key, job_id) VALUES (?, ?, ?)`,
 	UpdateUniqueJob: `UPDATE job_unique SET job_id = ? WHERE operation = ? AND key = ?`,
@@ -95,4 +97,15 @@ func (r *Reader) QueueAhead(ctx context.Context, j *errand.Job) (int, error) {
 	at := storage.Micros(j.RunAt)
 	err := r.DB.QueryRow(ctx, r.Dialect.flow().QueueAhead, j.Operation, j.Priority, j.Priority, at, at, j.ID).Scan(&n)
 	return n, r.Interpret(err)
+}
+
+// Started counts an operation's jobs started since a time, with the earliest start.
+func (r *Reader) Started(ctx context.Context, operation string, since time.Time) (int, time.Time, error) {
+	var n int
+	var first *int64
+	err := r.DB.QueryRow(ctx, r.Dialect.flow().Started, operation, storage.Micros(since)).Scan(&n, &first)
+	if err != nil || first == nil {
+		return n, time.Time{}, r.Interpret(err)
+	}
+	return n, storage.FromMicros(*first), nil
 }

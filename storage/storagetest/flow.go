@@ -20,6 +20,7 @@ var flowTests = map[string]func(*testing.T, storage.Store){
 	"QueueAhead":             testQueueAhead,
 	"UniqueJob":              testUniqueJob,
 	"UniqueJobConcurrently":  testUniqueJobConcurrently,
+	"Started":                testStarted,
 }
 
 // take takes n tokens from key at T0+at (5 a second, bursts of 5).
@@ -196,5 +197,29 @@ func testUniqueJobConcurrently(t *testing.T, s storage.Store) {
 		if id != jobs[0].ID {
 			t.Errorf("submit %d answered %q, want the one job %s", i, id, jobs[0].ID)
 		}
+	}
+}
+
+// testStarted: the jobs of an operation started at or after a time, and the
+// earliest of those starts.
+func testStarted(t *testing.T, s storage.Store) {
+	var jobs []*errand.Job
+	for i, at := range []time.Duration{-time.Minute, 0, 10 * time.Second, 20 * time.Second} {
+		j := Job(fmt.Sprintf("job_%d", i))
+		started := T0.Add(at)
+		j.Status, j.StartedAt = errand.StatusRunning, &started
+		jobs = append(jobs, j)
+	}
+	other := Job("job_other")
+	other.Operation = "other"
+	other.StartedAt = &T0
+	insertJobs(t, s, append(jobs, other, Job("job_queued"))...)
+	n, first, err := s.Started(ctx, "report", T0)
+	if err != nil || n != 3 || !first.Equal(T0) {
+		t.Errorf("Started(report, T0) = %d, %s, %v; want 3, %s", n, first, err, T0)
+	}
+	n, first, err = s.Started(ctx, "report", T0.Add(time.Hour))
+	if err != nil || n != 0 || !first.IsZero() {
+		t.Errorf("Started(report, +1h) = %d, %s, %v; want 0, zero time", n, first, err)
 	}
 }

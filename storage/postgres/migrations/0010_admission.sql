@@ -27,3 +27,8 @@ CREATE UNLOGGED TABLE rate_limits (
   tat      BIGINT NOT NULL,
   admitted BOOLEAN NOT NULL
 );
+
+-- The drain rate (jobs of an operation that started lately, per second)
+-- behind queue_full's Retry-After and a queued job's estimated_start_at:
+-- counted from this index over the last minute, on every node alike.
+CREATE INDEX jobs_started ON jobs (operation, started_at) WHERE started_at IS NOT NULL;

@@ -17,3 +17,8 @@ CREATE TABLE job_unique (
 ) WITHOUT ROWID;
 
 -- Rate-limit buckets live in the process on SQLite (one node: exact).
+
+-- The drain rate (jobs of an operation that started lately, per second)
+-- behind queue_full's Retry-After and a queued job's estimated_start_at:
+-- counted from this index over the last minute, on every node alike.
+CREATE INDEX jobs_started ON jobs (operation, started_at) WHERE started_at IS NOT NULL;
