@@ -213,3 +213,75 @@ func TestHTTPRateLimit(t *testing.T) {
 		t.Errorf("another principal: RateLimit-Policy %q, RateLimit %q; want \"http\";q=5;w=1 and r=4", h.Get("RateLimit-Policy"), h.Get("RateLimit"))
 	}
 }
+
+// TestRateLimitCluster: on three nodes over one PostgreSQL the limit is one
+// limit: 20 rapid submits spread over the nodes admit 5; a sustained flood
+// at 50/s burst 10 (global key) for 3 s admits no more than 5 % over what
+// the limit allows; concurrent duplicates of a unique job make one job.
+func TestRateLimitCluster(t *testing.T) {
+	t.Parallel()
+	store := "ERRAND_STORE=" + pgURL(t)
+	cfg := admitConfig("")
+	first := startServerEnv(t, cfg, true, store)
+	nodes := []*server{first, startServerEnv(t, cfg, true, store), startServerEnv(t, cfg, true, store)}
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.URL+"/v1/jobs")
+	}
+	start := time.Now()
+	as := burst(t, urls, `{"operation":"limited","input":{}}`, bootA, 20)
+	wantAccepted(t, "20 rapid submits over 3 nodes", checkRateRefusals(t, as), time.Since(start))
+	if a := post(t, urls[1], `{"operation":"limited","input":{}}`, bootB); a.status != 202 {
+		t.Errorf("another principal on another node = %d %s, want 202", a.status, a.body)
+	}
+
+	accepted, allowed, took := flood(t, urls, bootA, 3*time.Second)
+	over := float64(accepted)/allowed - 1
+	t.Logf("3 nodes, 50/s burst 10, %s: %d accepted, %.0f allowed: %+.1f %%", took.Round(time.Millisecond), accepted, allowed, over*100)
+	if over > 0.05 {
+		t.Errorf("3 nodes let %d through where the limit allows %.0f: %.1f %% over, want at most 5 %%", accepted, allowed, over*100)
+	}
+	if float64(accepted) < allowed*0.9 {
+		t.Errorf("3 nodes let %d through where the limit allows %.0f: the limit held back what it should admit", accepted, allowed)
+	}
+
+	ids := map[string]int{}
+	for _, a := range burst(t, urls, `{"operation":"once","input":{"report_id":"cluster"}}`, bootA, 30) {
+		var j struct{ ID string }
+		_ = json.Unmarshal(a.body, &j)
+		if a.status != 202 && (a.status != 200 || a.header.Get("Errand-Duplicate-Of") != j.ID) {
+			t.Errorf("unique submit = %d (Errand-Duplicate-Of %q) %s", a.status, a.header.Get("Errand-Duplicate-Of"), a.body)
+		}
+		ids[j.ID]++
+	}
+	if len(ids) != 1 {
+		t.Errorf("30 concurrent submits of one unique key over 3 nodes made %d jobs (%v), want 1", len(ids), ids)
+	}
+}
+
+// flood submits sustained jobs from 12 clients over the nodes for d and
+// returns how many were accepted and how many the limit allows in the time
+// it took (its burst plus its rate over the time).
+func flood(t *testing.T, urls []string, token string, d time.Duration) (accepted int, allowed float64, took time.Duration) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := range 12 {
+		wg.Go(func() {
+			for i := 0; time.Since(start) < d; i++ {
+				a := post(t, urls[(g+i)%len(urls)], `{"operation":"sustained","input":{}}`, token)
+				if a.status == 202 {
+					mu.Lock()
+					accepted++
+					mu.Unlock()
+				} else if a.status != 429 {
+					t.Errorf("sustained submit = %d %s", a.status, a.body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took = time.Since(start)
+	return accepted, 10 + 50*took.Seconds(), took
+}
