@@ -285,3 +285,177 @@ func flood(t *testing.T, urls []string, token string, d time.Duration) (accepted
 	took = time.Since(start)
 	return accepted, 10 + 50*took.Seconds(), took
 }
+
+// queuedJob is what the tests read of a job's place in its queue.
+type queuedJob struct {
+	ID               string     `json:"id"`
+	Status           string     `json:"status"`
+	QueuePosition    *int       `json:"queue_position"`
+	EstimatedStartAt *time.Time `json:"estimated_start_at"`
+	StartedAt        *time.Time `json:"started_at"`
+}
+
+func readQueued(t *testing.T, s *server, id string) queuedJob {
+	t.Helper()
+	status, _, b := s.call("GET", "/v1/jobs/"+id, "", bootA)
+	if status != 200 {
+		t.Fatalf("GET /v1/jobs/%s = %d %s", id, status, b)
+	}
+	var j queuedJob
+	mustJSON(t, b, &j)
+	return j
+}
+
+// TestMaxQueued: max_queued 100 refuses the 101st submit with 503
+// queue_full and Retry-After; a per-key bound counts each key apart; as a
+// steady worker drains the queue, a job's queue_position counts down and
+// its estimated_start_at is within 2× of when it actually starts; the
+// operation shows its depth and drain rate.
+func TestMaxQueued(t *testing.T) {
+	t.Parallel()
+	s := startServerWith(t, admitConfig(""), true)
+	items := strings.TrimSuffix(strings.Repeat(`{"operation":"bounded"},`, 100), ",")
+	a := post(t, s.URL+"/v1/job-batches", `{"jobs":[`+items+`]}`, bootA)
+	var batch struct{ Jobs []struct{ Job struct{ ID string } } }
+	mustJSON(t, a.body, &batch)
+	if a.status != 202 || len(batch.Jobs) != 100 || batch.Jobs[99].Job.ID == "" {
+		t.Fatalf("a batch of 100 = %d %s", a.status, a.body)
+	}
+	last := batch.Jobs[99].Job.ID
+	a = post(t, s.URL+"/v1/jobs", `{"operation":"bounded"}`, bootA)
+	if ra, _ := strconv.Atoi(a.header.Get("Retry-After")); a.status != 503 || !strings.Contains(string(a.body), `"code":"queue_full"`) || ra < 1 {
+		t.Errorf("the 101st submit = %d, Retry-After %q, %s; want 503 queue_full with Retry-After", a.status, a.header.Get("Retry-After"), a.body)
+	}
+	for i, c := range []struct {
+		customer string
+		status   int
+	}{{"c1", 202}, {"c1", 202}, {"c1", 503}, {"c2", 202}} {
+		if a := post(t, s.URL+"/v1/jobs", `{"operation":"perkey","input":{"customer":"`+c.customer+`"}}`, bootA); a.status != c.status {
+			t.Errorf("per-key submit %d (%s) = %d %s, want %d", i, c.customer, a.status, a.body, c.status)
+		}
+	}
+	if j := readQueued(t, s, last); j.QueuePosition == nil || *j.QueuePosition != 100 || j.EstimatedStartAt != nil {
+		t.Errorf("the last job before any drain: position %v, estimate %v; want 100 and none", j.QueuePosition, j.EstimatedStartAt)
+	}
+
+	ctx := ctxTimeout(t, 30*time.Second)
+	go func() { // a steady worker: one job every 50 ms
+		for tick := time.NewTicker(50 * time.Millisecond); ctx.Err() == nil; <-tick.C {
+			s.call("POST", "/v1/leases", `{"operations":["bounded"],"max_jobs":1,"wait_seconds":0}`, bootA)
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	asked, j := time.Now(), readQueued(t, s, last)
+	if j.QueuePosition == nil || j.EstimatedStartAt == nil {
+		t.Fatalf("the last job while draining: %+v, want a position and an estimate", j)
+	}
+	estimate := j.EstimatedStartAt.Sub(asked)
+	positions := []int{*j.QueuePosition}
+	for j.Status == "queued" && ctx.Err() == nil {
+		time.Sleep(500 * time.Millisecond)
+		if j = readQueued(t, s, last); j.QueuePosition != nil {
+			positions = append(positions, *j.QueuePosition)
+		}
+	}
+	if j.StartedAt == nil {
+		t.Fatalf("the last job never started: %+v", j)
+	}
+	actual := j.StartedAt.Sub(asked)
+	t.Logf("positions %v; estimated start in %s, actual %s", positions, estimate.Round(time.Millisecond), actual.Round(time.Millisecond))
+	if ratio := estimate.Seconds() / actual.Seconds(); ratio < 0.5 || ratio > 2 {
+		t.Errorf("estimated start in %s, actual %s: ratio %.2f, want within 2×", estimate, actual, ratio)
+	}
+	for i := 1; i < len(positions); i++ {
+		if positions[i] >= positions[i-1] {
+			t.Errorf("queue positions %v do not count down", positions)
+			break
+		}
+	}
+	status, _, b := s.call("GET", "/v1/operations/bounded", "", bootA)
+	var op struct {
+		Queued    *int     `json:"queued"`
+		DrainRate *float64 `json:"drain_rate"`
+	}
+	mustJSON(t, b, &op)
+	if status != 200 || op.Queued == nil || *op.Queued != 0 || op.DrainRate == nil || *op.DrainRate < 10 || *op.DrainRate > 30 {
+		t.Errorf("GET /v1/operations/bounded = %d %s, want queued 0 and a drain rate near 20/s", status, b)
+	}
+	if a := post(t, s.URL+"/v1/jobs", `{"operation":"bounded"}`, bootA); a.status != 202 {
+		t.Errorf("a submit once the queue drained = %d %s, want 202", a.status, a.body)
+	}
+}
+
+// TestUniqueJobs: a duplicate of a unique job, while it runs and within the
+// window after it finished, answers that job (200, Errand-Duplicate-Of);
+// after the window a submit makes a new job; concurrent duplicates make one
+// job; a submit without the key's value is no duplicate; Idempotency-Key
+// still replays as before.
+func TestUniqueJobs(t *testing.T) {
+	t.Parallel()
+	s := startServerWith(t, admitConfig(""), true)
+	submit := func(input string, header ...string) (answer, string) {
+		a := post(t, s.URL+"/v1/jobs", `{"operation":"once","input":`+input+`}`, bootA, header...)
+		var j struct{ ID string }
+		_ = json.Unmarshal(a.body, &j)
+		return a, j.ID
+	}
+	a, first := submit(`{"report_id":"r1"}`)
+	if a.status != 202 || a.header.Get("Errand-Duplicate-Of") != "" {
+		t.Fatalf("first submit = %d (Errand-Duplicate-Of %q) %s, want 202", a.status, a.header.Get("Errand-Duplicate-Of"), a.body)
+	}
+	dup := func(what, input, want string) {
+		t.Helper()
+		a, id := submit(input)
+		if a.status != 200 || id != want || a.header.Get("Errand-Duplicate-Of") != want {
+			t.Errorf("%s = %d %s (Errand-Duplicate-Of %q), want 200 with job %s", what, a.status, id, a.header.Get("Errand-Duplicate-Of"), want)
+		}
+	}
+	dup("a duplicate while queued", `{"report_id":"r1","other":1}`, first)
+	if a, id := submit(`{"report_id":"r2"}`); a.status != 202 || id == first {
+		t.Errorf("another key = %d %s, want a new job", a.status, id)
+	}
+	for range 2 {
+		if a, id := submit(`{"other":1}`); a.status != 202 || id == first {
+			t.Errorf("a submit without report_id = %d %s, want a new job", a.status, id)
+		}
+	}
+	_, idem := submit(`{"report_id":"r3"}`, "Idempotency-Key", "k1")
+	if a, id := submit(`{"report_id":"r3"}`, "Idempotency-Key", "k1"); a.header.Get("Idempotent-Replayed") != "true" || id != idem {
+		t.Errorf("an idempotent replay = %s (Idempotent-Replayed %q), want %s replayed", id, a.header.Get("Idempotent-Replayed"), idem)
+	}
+
+	status, _, b := s.call("POST", "/v1/leases", `{"operations":["once"],"max_jobs":10,"wait_seconds":0}`, bootA)
+	var leases struct {
+		Leases []struct {
+			LeaseID string `json:"lease_id"`
+			Job     struct{ ID string }
+		}
+	}
+	mustJSON(t, b, &leases)
+	for _, l := range leases.Leases {
+		if l.Job.ID == first {
+			dup("a duplicate while it runs", `{"report_id":"r1"}`, first)
+			if st, _, b := s.call("POST", "/v1/leases/"+l.LeaseID+"/complete", `{"result":{}}`, bootA); st != 200 {
+				t.Fatalf("complete = %d %s", st, b)
+			}
+		}
+	}
+	if status != 200 {
+		t.Fatalf("lease = %d %s", status, b)
+	}
+	dup("a duplicate within the window after it finished", `{"report_id":"r1"}`, first)
+	time.Sleep(2100 * time.Millisecond)
+	a, next := submit(`{"report_id":"r1"}`)
+	if a.status != 202 || next == first {
+		t.Errorf("a submit after the window = %d %s, want a new job", a.status, next)
+	}
+	ids := map[string]int{}
+	for _, a := range burst(t, []string{s.URL + "/v1/jobs"}, `{"operation":"once","input":{"report_id":"r9"}}`, bootA, 20) {
+		var j struct{ ID string }
+		_ = json.Unmarshal(a.body, &j)
+		ids[j.ID]++
+	}
+	if len(ids) != 1 {
+		t.Errorf("20 concurrent duplicates made %d jobs: %v", len(ids), ids)
+	}
+}
