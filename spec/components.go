@@ -37,7 +37,9 @@ func baseSchemas() map[string]any {
 	jobSchema := describe(reflected(errand.Job{}), "A job: one request to run an operation.", map[string]string{
 		"input": "The input it was submitted with.", "result": "What its worker returned; null until it succeeds.",
 		"error": "Why its last attempt failed; null unless it failed.", "attempt": "Attempts started so far.",
-		"run_at": "When it runs (or ran): its submit time, or later for a delay, a run_at or a retry's backoff."})
+		"run_at":             "When it runs (or ran): its submit time, or later for a delay, a run_at or a retry's backoff.",
+		"queue_position":     "While queued, on GET /v1/jobs/{id}: its place in its operation's queue (1 runs next).",
+		"estimated_start_at": "While queued, on GET /v1/jobs/{id}: when it may start at the operation's recent drain rate — an estimate (null when nothing drained lately)."})
 	props := jobSchema["properties"].(schema)
 	props["links"] = object("", schema{"self": str("The job's URL."), "events": str("Its event stream.")}, "self", "events")
 	jobSchema["required"] = append(jobSchema["required"].([]string), "links")
@@ -115,7 +117,9 @@ func operationView() schema {
 		"input_schema": schema{"description": "The JSON Schema its input must match."}, "result_schema": schema{"description": "The JSON Schema its results must match."},
 		"handler": schema{"enum": []string{"pull", "http", "exec"}}, "timeout_seconds": integer(""), "max_attempts": integer(""),
 		"concurrency": integer("0: unlimited."), "wait_seconds": schema{"type": "number"}, "retention_seconds": integer(""),
-		"signing_secret": str("An http handler's signing secret (key managers only).")},
+		"signing_secret": str("An http handler's signing secret (key managers only)."),
+		"queued":         integer("How many of its jobs are queued now (GET /v1/operations/{name} only)."),
+		"drain_rate":     schema{"type": "number", "description": "How many of its jobs started per second over the last minute, every node's (GET /v1/operations/{name} only): what queue_full's Retry-After and estimated_start_at are computed from."}},
 		"name", "handler", "timeout_seconds", "max_attempts", "concurrency", "wait_seconds", "retention_seconds")
 }
 

@@ -233,6 +233,9 @@ func (m *model) problems(method string, rt Route) map[string]problemAnswer {
 	codes := slices.Clone(rt.Errors)
 	if rt.Access != Public {
 		codes = append(codes, errand.EUNAUTHORIZED, errand.EFORBIDDEN, errand.EUNAVAILABLE, errand.EINTERNAL)
+		if c := m.in.Config; c != nil && c.HTTP.Limit() != nil { // http.rate_limit counts every authenticated request
+			codes = append(codes, errand.ERATELIMITED)
+		}
 	}
 	if rt.Body != nil && cmp.Or(rt.Body.ContentType, "application/json") == "application/json" {
 		codes = append(codes, errand.EMALFORMED, errand.EVALIDATION, errand.ETOOLARGE)
@@ -259,6 +262,10 @@ func (m *model) problems(method string, rt Route) map[string]problemAnswer {
 		}
 		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || status == http.StatusInsufficientStorage {
 			r.Headers = map[string]any{"Retry-After": schema{"$ref": "#/components/headers/Retry-After"}}
+		}
+		if status == http.StatusTooManyRequests {
+			r.Headers["RateLimit"] = schema{"$ref": "#/components/headers/RateLimit"}
+			r.Headers["RateLimit-Policy"] = schema{"$ref": "#/components/headers/RateLimit-Policy"}
 		}
 		if status == http.StatusUnauthorized {
 			r.Headers = map[string]any{"WWW-Authenticate": schema{"$ref": "#/components/headers/WWW-Authenticate"}}
@@ -289,8 +296,8 @@ func problemDetail(code string) string {
 	return map[string]string{
 		errand.EVALIDATION:    "input does not match the operation's schema",
 		errand.EUNAUTHORIZED:  "authentication is required",
-		errand.EQUEUEFULL:     "the operation has too many jobs waiting; try again later",
-		errand.ERATELIMITED:   "too many requests; try again after Retry-After seconds",
+		errand.EQUEUEFULL:     "operation \"generate-report\" has 10000 jobs queued, its max_queued: retry in 4s",
+		errand.ERATELIMITED:   "rate limit generate-report (5/s, burst 5) reached: retry in 200ms",
 		errand.ERESULTINVALID: "the result does not match the operation's result_schema; the attempt failed",
 		errand.ELEASEEXPIRED:  "the lease ended, was completed or was taken over",
 	}[code]
@@ -334,6 +341,11 @@ var headers = map[string]any{
 	"Idempotent-Replayed": hdr("true when the answer is the job an earlier submit with the same Idempotency-Key made.", schema{"type": "string", "enum": []string{"true"}}),
 	"Preference-Applied":  hdr("The Prefer preference honoured: respond-async, or wait=N.", schema{"type": "string"}),
 	"WWW-Authenticate":    hdr("Bearer realm=\"errand\".", schema{"type": "string"}),
+	"RateLimit": hdr("The state of each rate limit that applied (draft-ietf-httpapi-ratelimit-headers-10): a list of the policies' names, each with r (requests remaining now) and t (seconds until the quota is whole again), e.g. `\"generate-report\";r=4;t=1`.",
+		schema{"type": "string"}),
+	"RateLimit-Policy": hdr("The rate limits that applied (draft-ietf-httpapi-ratelimit-headers-10): `\"http\"` for http.rate_limit, an operation's name for its rate_limit, each with q (the quota: its burst) and w (the seconds a spent quota takes to come back), e.g. `\"generate-report\";q=5;w=1`.",
+		schema{"type": "string"}),
+	"Errand-Duplicate-Of": hdr("The id of the job answered instead of a new one: the submit's unique key (the operation's unique) is held by that job.", schema{"type": "string"}),
 }
 
 func hdr(desc string, s schema) schema { return schema{"description": desc, "schema": s} }

@@ -63,7 +63,7 @@ var routes = map[string]Route{
 		Answers: submitAnswers("Job"), Errors: submitErrors},
 	"POST /v1/job-batches": {ID: "submitJobs", Tag: "Jobs", Summary: "Submit many jobs in one commit", Description: "Each job is accepted or refused on its own: `202` when at least one was accepted, `422` when none was.",
 		Body:    jsonBody("SubmitBatch", "Jobs as POST /v1/jobs takes them, each with its own idempotency key."),
-		Answers: []Answer{ok(202, "Each job, or why it was refused.", "SubmittedList")}, Errors: []string{errand.EINVALID, errand.EOPNOTFOUND, errand.EIDEMPOTENCY, errand.EQUEUEFULL, errand.ESTORAGEFULL}},
+		Answers: []Answer{ok(202, "Each job, or why it was refused (rate_limited: each job counts against its operation's rate_limit; queue_full: beyond its max_queued).", "SubmittedList", "RateLimit", "RateLimit-Policy")}, Errors: []string{errand.EINVALID, errand.EOPNOTFOUND, errand.EIDEMPOTENCY, errand.EQUEUEFULL, errand.ESTORAGEFULL}},
 	"GET /v1/jobs": {ID: "listJobs", Tag: "Jobs", Summary: "List jobs, newest first", Description: "Only the jobs the caller may read.",
 		Query:   []Param{{Name: "operation", Description: "Only this operation's jobs.", Schema: schema{"type": "string"}}, {Name: "status", Description: "Only jobs in this status.", Schema: ref("JobStatus")}, qLimit, qCursor},
 		Answers: []Answer{ok(200, "A page of jobs.", "JobList")}, Errors: []string{errand.EINVALID, errand.ECURSOR}},
@@ -148,7 +148,7 @@ var submitErrors = []string{errand.EINVALID, errand.EOPNOTFOUND, errand.EIDEMPOT
 // submitAnswers are a submit's answers, the job described by jobSchema.
 func submitAnswers(jobSchema string) []Answer {
 	return []Answer{
-		ok(202, "Stored; the job runs in the background. Poll Location after Retry-After seconds, or follow its events.", jobSchema, "Location", "Retry-After", "Idempotent-Replayed", "Preference-Applied"),
-		ok(200, "The job finished within the wait it was submitted with (Prefer: wait=N or the operation's wait).", jobSchema, "Location", "Idempotent-Replayed", "Preference-Applied"),
+		ok(202, "Stored; the job runs in the background. Poll Location after Retry-After seconds, or follow its events.", jobSchema, "Location", "Retry-After", "Idempotent-Replayed", "Preference-Applied", "RateLimit", "RateLimit-Policy"),
+		ok(200, "The job finished within the wait it was submitted with (Prefer: wait=N or the operation's wait); or, with Errand-Duplicate-Of, the job that holds the submit's unique key (the operation's unique), answered instead of a new one.", jobSchema, "Location", "Idempotent-Replayed", "Preference-Applied", "Errand-Duplicate-Of", "RateLimit", "RateLimit-Policy"),
 	}
 }
