@@ -22,19 +22,39 @@ import (
 	"github.com/errandhq/errand/storage"
 )
 
-// Limiter takes rate limits' tokens from the store's buckets.
-type Limiter struct {
-	store storage.FlowReader
-	now   func() time.Time
+// LimiterConfig tunes a Limiter. The zero value is ready to use.
+type LimiterConfig struct {
+	// Now is the clock. Defaults to errand.Now.
+	Now func() time.Time
+	// Lease, when positive, lets the limiter take a key's tokens from the
+	// store ahead of its requests, to hand out over the next Lease (see
+	// lease.go): a store shared over the network (PostgreSQL) is then asked
+	// once for many requests. It never admits more than the store's bucket
+	// gave; tokens not handed out in time lapse unused. Defaults to 0: every
+	// take asks the store (SQLite's in-process buckets).
+	Lease time.Duration
 }
 
-// NewLimiter returns a limiter over store's buckets; now is the clock
-// (nil: errand.Now).
-func NewLimiter(store storage.FlowReader, now func() time.Time) *Limiter {
-	if now == nil {
-		now = errand.Now
+// Limiter takes rate limits' tokens from the store's buckets.
+type Limiter struct {
+	store  storage.FlowReader
+	now    func() time.Time
+	lease  time.Duration
+	mu     sync.Mutex
+	locals map[string]*local
+	swept  time.Time
+}
+
+// NewLimiter returns a limiter over store's buckets.
+func NewLimiter(store storage.FlowReader, cfg *LimiterConfig) *Limiter {
+	var c LimiterConfig
+	if cfg != nil {
+		c = *cfg
 	}
-	return &Limiter{store: store, now: now}
+	if c.Now == nil {
+		c.Now = errand.Now
+	}
+	return &Limiter{store: store, now: c.Now, lease: c.Lease, locals: map[string]*local{}}
 }
 
 // Take takes n tokens of lim for the key's value (n is 1 for a request, the
@@ -45,12 +65,20 @@ func NewLimiter(store storage.FlowReader, now func() time.Time) *Limiter {
 func (l *Limiter) Take(ctx context.Context, policy string, lim *errand.RateLimit, value string, n int) (errand.RateStatus, error) {
 	now := l.now()
 	iv := lim.Rate.Interval()
-	t, err := l.store.TakeTokens(ctx, storage.TakeParams{Key: BucketKey(policy, lim, value), N: n, Interval: iv,
-		Burst: lim.Burst, Now: now})
+	p := storage.TakeParams{Key: BucketKey(policy, lim, value), N: n, Interval: iv, Burst: lim.Burst, Now: now}
+	var t storage.Take
+	var err error
+	extra := 0 // tokens still held here after this take
+	if l.lease > 0 {
+		t, extra, err = l.leased(ctx, p)
+	} else {
+		t, err = l.store.TakeTokens(ctx, p)
+	}
 	if err != nil {
 		return errand.RateStatus{}, fmt.Errorf("rate limit %s: %w", policy, err)
 	}
 	st := Status(policy, lim, t.TAT, now)
+	st.Remaining = min(st.Remaining+extra, lim.Burst)
 	Record(ctx, st)
 	if t.Admitted {
 		return st, nil

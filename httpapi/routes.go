@@ -15,7 +15,10 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 	r := router{mux: mux, methods: map[string][]string{}}
 	acc := &access{dev: c.Dev, auth: d.Auth, audit: d.Audit, log: d.Log, meter: meterOf(d),
 		streams: &streamLimiter{max: c.MaxStreams, open: map[string]int{}},
-		limits:  limits{limiter: admit.NewLimiter(d.Store, nil), http: c.RateLimit}}
+		limits:  limits{limiter: d.Limiter, http: c.RateLimit}}
+	if acc.limits.limiter == nil {
+		acc.limits.limiter = admit.NewLimiter(d.Store, nil)
+	}
 	api := func(h http.Handler) http.Handler {
 		return acc.authenticate(false, acc.rateLimit(limitBody(c.MaxBodyBytes, h)))
 	}

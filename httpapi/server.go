@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/admit"
 	"github.com/errandhq/errand/audit"
 	"github.com/errandhq/errand/auth"
 	"github.com/errandhq/errand/bridge"
@@ -103,6 +104,8 @@ type Deps struct {
 	Metrics http.Handler
 	// Usage serves GET /v1/usage; nil serves none.
 	Usage *telemetry.Usage
+	// Limiter takes http.rate_limit (Config.RateLimit); nil: one over Store.
+	Limiter *admit.Limiter
 }
 
 // NewServer returns the API as one handler.

@@ -96,7 +96,7 @@ func NewService(store storage.Store, hub *event.Hub, ops []errand.Operation, cfg
 	}
 	s.limiter, s.drain = s.cfg.Limiter, s.cfg.Drain
 	if s.limiter == nil {
-		s.limiter = admit.NewLimiter(store, s.cfg.Now)
+		s.limiter = admit.NewLimiter(store, &admit.LimiterConfig{Now: s.cfg.Now})
 	}
 	if s.drain == nil {
 		s.drain = admit.NewDrain(store, s.cfg.Now)

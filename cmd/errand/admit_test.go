@@ -316,7 +316,9 @@ func TestMaxQueued(t *testing.T) {
 	s := startServerWith(t, admitConfig(""), true)
 	items := strings.TrimSuffix(strings.Repeat(`{"operation":"bounded"},`, 100), ",")
 	a := post(t, s.URL+"/v1/job-batches", `{"jobs":[`+items+`]}`, bootA)
-	var batch struct{ Jobs []struct{ Job struct{ ID string } } }
+	var batch struct {
+		Jobs []struct{ Job struct{ ID string } }
+	}
 	mustJSON(t, a.body, &batch)
 	if a.status != 202 || len(batch.Jobs) != 100 || batch.Jobs[99].Job.ID == "" {
 		t.Fatalf("a batch of 100 = %d %s", a.status, a.body)

@@ -17,7 +17,7 @@ import (
 // table with --store).
 const admissionOps = `  bench-limited:
     input_schema: { type: object }
-    rate_limit: { rate: "10000000/s", burst: 10000000 }
+    rate_limit: { rate: "100000/s", burst: 100000 }
 `
 
 // admissionFigures are bench admission's results: each run, the medians

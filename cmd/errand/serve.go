@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/admit"
 	"github.com/errandhq/errand/artifact"
 	"github.com/errandhq/errand/audit"
 	"github.com/errandhq/errand/auth"
@@ -118,11 +119,29 @@ type app struct {
 	certs      *certHolder     // nil without TLS
 	contracts  *spec.Server    // the OpenAPI and AsyncAPI documents and /docs
 	obs        observability   // metrics, traces, usage
+	limiter    *admit.Limiter  // rate limits: operations' (jobs) and http.rate_limit (the API)
 	services   lifecycle.Group // started in order, stopped in reverse
 	server     *http.Server
 	listener   net.Listener
 	cancel     context.CancelFunc // ends long polls at shutdown
 	served     chan error
+}
+
+// limiterLease is how long a node holds rate-limit tokens it took from
+// PostgreSQL's shared buckets ahead of its requests (admit.LimiterConfig.Lease):
+// one round trip serves many requests of a busy key, and a token not handed
+// out within it lapses unused (never admitted twice).
+const limiterLease = 100 * time.Millisecond
+
+// newLimiter is the rate limiter of the store: on PostgreSQL, leasing tokens
+// from the buckets every node shares; on SQLite, asking its in-process
+// buckets for each.
+func newLimiter(store storage.Store, cfg *config.Config) *admit.Limiter {
+	c := &admit.LimiterConfig{}
+	if isPostgres(cfg.Store) {
+		c.Lease = limiterLease
+	}
+	return admit.NewLimiter(store, c)
 }
 
 // gcPercent is the GC target errand runs with unless GOGC says otherwise. Jobs live
@@ -207,9 +226,10 @@ func (a *app) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.limiter = newLimiter(a.store, cfg)
 	if a.jobs, err = job.NewService(a.store, hub, ops, &job.Config{MaxWait: time.Duration(cfg.HTTP.MaxWait),
 		Artifacts: a.artifacts, CheckCallback: a.webhooks.CheckCallbackURL, PageBytes: pageBytes,
-		ListTimeout: time.Duration(cfg.HTTP.ListTimeout), TraceParent: telemetry.TraceParent}); err != nil {
+		ListTimeout: time.Duration(cfg.HTTP.ListTimeout), TraceParent: telemetry.TraceParent, Limiter: a.limiter}); err != nil {
 		return err
 	}
 	if a.queue, err = queue.New(a.store, sig, ops, &queue.Config{DefaultLease: time.Duration(cfg.Workers.DefaultLease),
@@ -309,7 +329,8 @@ func (a *app) listen(ctx context.Context) error {
 	}
 	a.contracts = &spec.Server{}
 	deps := httpapi.Deps{Log: a.log, Jobs: a.jobs, Queue: a.queue, Channels: a.channels, Hub: a.hub,
-		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, GraphQL: gql, Bridges: a.bridges, Streams: base, Contracts: a.contracts}
+		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, GraphQL: gql, Bridges: a.bridges, Streams: base, Contracts: a.contracts,
+		Limiter: a.limiter}
 	a.obs.httpDeps(a.cfg, &deps)
 	httpCfg := &httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 		MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,

@@ -11,7 +11,8 @@ import (
 // table (migration 0010): the row lock serializes the takes of one bucket
 // across nodes, and the statement commits on its own without waiting for a
 // WAL flush (nothing it writes is logged). $1 key, $2 now, $3 the take's
-// cost N·Interval, $4 the bucket's depth Burst·Interval, all µs. A SET's
+// cost N·Interval, $4 the bucket's depth Burst·Interval, all in nanoseconds
+// (a rate of a million a second has an interval under a microsecond). A SET's
 // expressions all read the row as it was.
 const qTakeTokens = `INSERT INTO rate_limits AS r (key, tat, admitted)
 	VALUES ($1, CASE WHEN $3::bigint <= $4::bigint THEN $2::bigint + $3::bigint ELSE $2::bigint END, $3::bigint <= $4::bigint)
@@ -27,15 +28,14 @@ const qSweepBuckets = `DELETE FROM rate_limits WHERE tat < $1`
 // TakeTokens takes from the bucket shared by every node on the schema; once
 // a minute a node also forgets the full buckets.
 func (s *Store) TakeTokens(ctx context.Context, p storage.TakeParams) (storage.Take, error) {
-	now := storage.Micros(p.Now)
 	var tat int64
 	var t storage.Take
-	err := s.pool.QueryRow(ctx, qTakeTokens, p.Key, now, int64(p.N)*p.Interval.Microseconds(),
-		int64(p.Burst)*p.Interval.Microseconds()).Scan(&tat, &t.Admitted)
+	err := s.pool.QueryRow(ctx, qTakeTokens, p.Key, p.Now.UnixNano(), int64(p.N)*p.Interval.Nanoseconds(),
+		int64(p.Burst)*p.Interval.Nanoseconds()).Scan(&tat, &t.Admitted)
 	if err != nil {
 		return storage.Take{}, interpretError(err)
 	}
-	t.TAT = storage.FromMicros(tat)
+	t.TAT = time.Unix(0, tat).UTC()
 	if !t.Admitted && t.TAT.Before(p.Now) {
 		t.TAT = p.Now // a bucket never used, refused a take larger than it holds
 	}
@@ -48,5 +48,5 @@ func (s *Store) sweepBuckets(ctx context.Context, now time.Time) {
 	if storage.Micros(now)-last < time.Minute.Microseconds() || !s.swept.CompareAndSwap(last, storage.Micros(now)) {
 		return
 	}
-	_, _ = s.pool.Exec(ctx, qSweepBuckets, storage.Micros(now)) // best effort: the next sweep catches up
+	_, _ = s.pool.Exec(ctx, qSweepBuckets, now.UnixNano()) // best effort: the next sweep catches up
 }

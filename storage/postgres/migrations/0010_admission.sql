@@ -18,7 +18,7 @@ CREATE TABLE job_unique (
 );
 
 -- Rate-limit buckets (GCRA), one row per limit and key value, shared by
--- every node: tat is the bucket's theoretical arrival time (µs since the
+-- every node: tat is the bucket's theoretical arrival time (ns since the
 -- epoch). Unlogged: a take writes no WAL and waits for no fsync, and a
 -- crash empties the table (every bucket starts full), which a rate limit
 -- can afford.
