@@ -40,7 +40,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, a httpapi.Acc
 	gr := media == mediaGraphQL
 	p, err := a.Authenticate(r, false)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="errand"`)
+		if errand.ErrorCode(err) == errand.EUNAUTHORIZED {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="errand"`)
+		}
 		s.writeHTTPError(w, r, err, gr, 0)
 		return
 	}

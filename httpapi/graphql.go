@@ -62,15 +62,18 @@ type lent struct {
 
 var _ Access = (*lent)(nil)
 
+// Authenticate authenticates a GraphQL request and takes its token of
+// http.rate_limit (as every other request does).
 func (l *lent) Authenticate(r *http.Request, allowTicket bool) (errand.Principal, error) {
-	if l.acc.dev {
-		return errand.DevPrincipal, nil
+	p := errand.DevPrincipal
+	if !l.acc.dev {
+		var err error
+		if p, err = l.acc.principal(r, allowTicket); err != nil {
+			l.acc.failed(r, err)
+			return p, err
+		}
 	}
-	p, err := l.acc.principal(r, allowTicket)
-	if err != nil {
-		l.acc.failed(r, err)
-	}
-	return p, err
+	return p, l.acc.takeHTTP(r.Context(), p, r.Header.Get)
 }
 
 func (l *lent) Credential(ctx context.Context, r *http.Request, token, ticket string) (errand.Principal, error) {

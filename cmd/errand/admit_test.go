@@ -159,6 +159,9 @@ func TestRateLimitSubmits(t *testing.T) {
 		t.Errorf("a batch of 1 with none left = %d %s, want rate_limited", a.status, a.body)
 	}
 	wsSubmit(t, s, bootB, "rate_limited")
+	if _, r := gql(t, s, bootB, `mutation { submitJob(operation: "limited") { id } }`, nil); !strings.Contains(fmt.Sprint(r), "rate_limited") {
+		t.Errorf("a GraphQL submit of a spent limit = %+v, want a rate_limited error", r)
+	}
 }
 
 // wsSubmit submits a limited job on a WebSocket as token and wants the reply
@@ -207,6 +210,9 @@ func TestHTTPRateLimit(t *testing.T) {
 	}
 	if codes[200] < 5 || codes[200] > 6 || codes[429] < 2 {
 		t.Errorf("8 requests at 5/s burst 5: %v, want 5 (or 6) 200 and the rest 429", codes)
+	}
+	if status, _ := gql(t, s, bootA, `{ operations { name } }`, nil); status != 429 {
+		t.Errorf("a GraphQL query of a spent principal = %d, want 429", status)
 	}
 	_, h, _ := s.do("GET", "/v1/me", "", "Authorization", "Bearer "+bootB)
 	if h.Get("RateLimit-Policy") != `"http";q=5;w=1` || h.Get("RateLimit") != `"http";r=4;t=1` {
