@@ -118,3 +118,23 @@ func flood3(s storage.Store, lim *errand.RateLimit, d time.Duration) (requests, 
 	wg.Wait()
 	return nRequests.Load(), nAdmitted.Load(), c.takes.Load(), time.Since(start)
 }
+
+// BenchmarkTake is one take of a limit never reached: what a submit or a
+// request pays for its rate limit (SQLite: the in-process bucket;
+// PostgreSQL: the shared bucket, leased or asked each time).
+func BenchmarkTake(b *testing.B) {
+	lim := limit("100000000/s", 100000000)
+	run := func(b *testing.B, s storage.Store, lease time.Duration) {
+		l := admit.NewLimiter(s, &admit.LimiterConfig{Lease: lease})
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := l.Take(context.Background(), "op", lim, "alice", 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("sqlite", func(b *testing.B) { run(b, teststore.Open(b), 0) })
+	b.Run("postgres-leased", func(b *testing.B) { run(b, teststore.OpenPostgres(b), 100*time.Millisecond) })
+	b.Run("postgres-each", func(b *testing.B) { run(b, teststore.OpenPostgres(b), 0) })
+}
