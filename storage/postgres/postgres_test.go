@@ -255,7 +255,10 @@ func TestUpgrade0008(t *testing.T) {
 		}
 		defer conn.Close(ctx)
 		// What the migrations after 0008 made goes too, so that they run again.
-		for _, q := range []string{"DROP INDEX " + schema + ".jobs_queued_tenant", "DROP TABLE " + schema + ".usage",
+		for _, q := range []string{"DROP TABLE " + schema + ".job_unique", "DROP TABLE " + schema + ".rate_limits",
+			"ALTER TABLE " + schema + ".jobs DROP COLUMN queue_key", // and its indexes
+			"DROP INDEX " + schema + ".jobs_started",
+			"DROP INDEX " + schema + ".jobs_queued_tenant", "DROP TABLE " + schema + ".usage",
 			"ALTER TABLE " + schema + ".jobs DROP COLUMN trace_parent",
 			"ALTER TABLE " + schema + ".webhook_deliveries DROP COLUMN trace_parent",
 			"DELETE FROM " + schema + ".errand_migrations WHERE version >= 8"} {

@@ -18,6 +18,9 @@ import (
 type FlowQueries struct {
 	CountQueued, CountQueuedKey, QueueDepth, QueueAhead, Started string
 	UniqueJob, InsertUniqueJob, UpdateUniqueJob                  string
+	// DeleteUnique (SQLite) and DeleteEventsUnique (PostgreSQL: with the
+	// job's events, one statement) forget the unique key a deleted job held.
+	DeleteUnique, DeleteEventsUnique string
 }
 
 // flowBodies read the jobs_queued index (operation, priority DESC, run_at,
@@ -33,6 +36,9 @@ var flowBodies = FlowQueries{
 	UniqueJob:       `SELECT job_id FROM job_unique WHERE operation = ? AND key = ?` + lockRow,
 	InsertUniqueJob: `INSERT INTO job_unique (operation, key, job_id) VALUES (?, ?, ?)`,
 	UpdateUniqueJob: `UPDATE job_unique SET job_id = ? WHERE operation = ? AND key = ?`,
+	DeleteUnique:    `DELETE FROM job_unique WHERE job_id = ?`,
+	DeleteEventsUnique: `WITH u AS (DELETE FROM job_unique WHERE job_id = $1)
+		DELETE FROM events WHERE stream = $1`,
 }
 
 // FlowQueries renders admission's statements for the dialect.

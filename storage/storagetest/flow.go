@@ -158,6 +158,11 @@ func testUniqueJob(t *testing.T, s storage.Store) {
 	}
 	err = s.WithTx(ctx, func(tx storage.Tx) error { return tx.PutUniqueJob("report", "r9", "job_9", true) })
 	wantNotFound(t, "PutUniqueJob replacing a key nobody holds", err)
+	insertJobs(t, s, Job("job_del"))
+	tx(t, s, func(tx storage.Tx) error { return tx.PutUniqueJob("report", "del", "job_del", false) })
+	tx(t, s, func(tx storage.Tx) error { return tx.DeleteJob("job_del") })
+	_, err = readErr(s, func(tx storage.Tx) (string, error) { return tx.UniqueJob("report", "del") })
+	wantNotFound(t, "UniqueJob of a key whose job was deleted", err)
 }
 
 // testUniqueJobConcurrently: 20 transactions at once each make a job for

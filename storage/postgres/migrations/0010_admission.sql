@@ -16,6 +16,8 @@ CREATE TABLE job_unique (
   job_id    TEXT NOT NULL,
   CONSTRAINT job_unique_key PRIMARY KEY (operation, key)
 );
+-- A deleted job forgets the key it held (DeleteJob).
+CREATE INDEX job_unique_job ON job_unique (job_id);
 
 -- Rate-limit buckets (GCRA), one row per limit and key value, shared by
 -- every node: tat is the bucket's theoretical arrival time (ns since the

@@ -15,6 +15,8 @@ CREATE TABLE job_unique (
   job_id    TEXT NOT NULL,
   PRIMARY KEY (operation, key)
 ) WITHOUT ROWID;
+-- A deleted job forgets the key it held (DeleteJob).
+CREATE INDEX job_unique_job ON job_unique (job_id);
 
 -- Rate-limit buckets live in the process on SQLite (one node: exact).
 
