@@ -2,10 +2,12 @@ package admit_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/admit"
@@ -137,4 +139,30 @@ func BenchmarkTake(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { run(b, teststore.Open(b), 0) })
 	b.Run("postgres-leased", func(b *testing.B) { run(b, teststore.OpenPostgres(b), 100*time.Millisecond) })
 	b.Run("postgres-each", func(b *testing.B) { run(b, teststore.OpenPostgres(b), 0) })
+}
+
+// TestBucketKey: a limit's buckets are apart per policy, limit and value;
+// values a text column cannot hold (NUL, bytes that are not UTF-8) or long
+// ones are hashed, still apart.
+func TestBucketKey(t *testing.T) {
+	lim, other := limit("5/s", 5), limit("5/s", 6)
+	keys := map[string]string{}
+	for _, c := range []struct {
+		name, policy string
+		lim          *errand.RateLimit
+		value        string
+	}{
+		{"a value", "op", lim, "alice"}, {"another value", "op", lim, "bob"}, {"another policy", "http", lim, "alice"},
+		{"another burst", "op", other, "alice"}, {"empty", "op", lim, ""}, {"NUL", "op", lim, "a\x00b"}, {"NUL 2", "op", lim, "a\x00c"},
+		{"not UTF-8", "op", lim, "\xff\xfe"}, {"long", "op", lim, strings.Repeat("x", 1000)}, {"long 2", "op", lim, strings.Repeat("x", 999) + "y"},
+	} {
+		k := admit.BucketKey(c.policy, c.lim, c.value)
+		if prev, ok := keys[k]; ok {
+			t.Errorf("BucketKey(%s) = BucketKey(%s) = %q", c.name, prev, k)
+		}
+		keys[k] = c.name
+		if strings.ContainsRune(k, 0) || !utf8.ValidString(k) || len(k) > 200 {
+			t.Errorf("BucketKey(%s) = %q: not text a database keeps, or long", c.name, k)
+		}
+	}
 }
