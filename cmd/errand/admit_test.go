@@ -223,7 +223,8 @@ func TestHTTPRateLimit(t *testing.T) {
 // TestRateLimitCluster: on three nodes over one PostgreSQL the limit is one
 // limit: 20 rapid submits spread over the nodes admit 5; a sustained flood
 // at 50/s burst 10 (global key) for 3 s admits no more than 5 % over what
-// the limit allows; concurrent duplicates of a unique job make one job.
+// the limit allows; max_queued holds on every node; concurrent duplicates of
+// a unique job make one job.
 func TestRateLimitCluster(t *testing.T) {
 	t.Parallel()
 	store := "ERRAND_STORE=" + pgURL(t)
@@ -249,6 +250,16 @@ func TestRateLimitCluster(t *testing.T) {
 	}
 	if float64(accepted) < allowed*0.9 {
 		t.Errorf("3 nodes let %d through where the limit allows %.0f: the limit held back what it should admit", accepted, allowed)
+	}
+
+	items := strings.TrimSuffix(strings.Repeat(`{"operation":"bounded"},`, 100), ",")
+	if a := post(t, strings.Replace(urls[0], "/v1/jobs", "/v1/job-batches", 1), `{"jobs":[`+items+`]}`, bootA); a.status != 202 {
+		t.Fatalf("a batch of 100 = %d %s", a.status, a.body)
+	}
+	for i, u := range urls {
+		if a := post(t, u, `{"operation":"bounded"}`, bootA); a.status != 503 || a.header.Get("Retry-After") == "" {
+			t.Errorf("a submit on node %d beyond max_queued = %d (Retry-After %q) %s, want 503 queue_full", i+1, a.status, a.header.Get("Retry-After"), a.body)
+		}
 	}
 
 	ids := map[string]int{}
