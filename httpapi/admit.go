@@ -75,8 +75,10 @@ func setRateFields(h http.Header, ctx context.Context) {
 		policies[i] = name + ";q=" + strconv.Itoa(st.Quota) + ";w=" + strconv.Itoa(ceilSeconds(st.Window, 1))
 		states[i] = name + ";r=" + strconv.Itoa(st.Remaining) + ";t=" + strconv.Itoa(ceilSeconds(st.Reset, 0))
 	}
-	h.Set("RateLimit-Policy", strings.Join(policies, ", "))
-	h.Set("RateLimit", strings.Join(states, ", "))
+	// As the draft spells them (Set would send Ratelimit; names are
+	// case-insensitive, HTTP/2 lowercases them anyway).
+	h["RateLimit-Policy"] = []string{strings.Join(policies, ", ")}
+	h["RateLimit"] = []string{strings.Join(states, ", ")}
 }
 
 // ceilSeconds is d in whole seconds, rounded up, at least floor.
