@@ -251,7 +251,7 @@ func cors(origins []string, maxAge time.Duration, next http.Handler) http.Handle
 		allowed := any || slices.Contains(origins, origin)
 		if allowed {
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "Location, Retry-After, X-Request-Id, Preference-Applied, Idempotent-Replayed")
+			h.Set("Access-Control-Expose-Headers", "Location, Retry-After, X-Request-Id, Preference-Applied, Idempotent-Replayed, Errand-Duplicate-Of, RateLimit, RateLimit-Policy")
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if allowed {
