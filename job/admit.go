@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -195,4 +196,60 @@ func (s *Service) Queue(ctx context.Context, operation string) (QueueState, erro
 		return QueueState{}, fmt.Errorf("drain rate: %w", err)
 	}
 	return QueueState{Queued: n, DrainRate: rate}, nil
+}
+
+// queueDepths spare a submit the count of its queue while the queue is far
+// from its max_queued: each operation's depth, read at most once a second,
+// plus the jobs this node admitted since. Only within depthMargin of the
+// bound does the submit's transaction count (exactly, up to the bound), so
+// a bound of 10,000 costs a submit nothing until its queue nears it. The
+// margin absorbs what the reading misses: submits in flight while it was
+// taken (at most the node's concurrent submits) and, on PostgreSQL, other
+// nodes' submits since.
+type queueDepths struct {
+	mu sync.Mutex
+	m  map[string]*depth
+}
+
+type depth struct {
+	queued int       // at the last reading
+	added  int       // jobs this node let by without a count since
+	at     time.Time // when read
+}
+
+// depthMargin is how near its bound a queue is counted in the transaction.
+const depthMargin = 1000
+
+// depthFresh is how long a reading of a queue's depth is used.
+const depthFresh = time.Second
+
+// skipCount clears a's bound when the operation's queue (a whole-operation
+// bound, not a per-key one) is far below it.
+func (q *queueDepths) skipCount(ctx context.Context, r storage.FlowReader, op *errand.Operation, a *admission) {
+	if a.maxQueued == 0 || a.maxQueued <= depthMargin || !op.Flow.MaxQueued.Key.IsZero() {
+		return
+	}
+	now := time.Now()
+	q.mu.Lock()
+	d := q.m[op.Name]
+	q.mu.Unlock()
+	if d == nil || now.Sub(d.at) > depthFresh {
+		n, err := r.QueueDepth(ctx, op.Name)
+		if err != nil {
+			return // the transaction counts
+		}
+		d = &depth{queued: n, at: now}
+		q.mu.Lock()
+		if q.m == nil {
+			q.m = map[string]*depth{}
+		}
+		q.m[op.Name] = d
+		q.mu.Unlock()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if d.queued+d.added+depthMargin < a.maxQueued {
+		d.added++
+		a.maxQueued = 0
+	}
 }

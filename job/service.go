@@ -80,6 +80,7 @@ type Service struct {
 	ids     errand.IDGenerator
 	limiter *admit.Limiter
 	drain   *admit.Drain
+	depths  queueDepths
 }
 
 // entry is a declared operation with its compiled input schema.
@@ -228,6 +229,7 @@ func (s *Service) SubmitJob(ctx context.Context, p errand.Principal, sp SubmitPa
 		return Submitted{}, err
 	}
 	a := admissionOf(op, src, j)
+	s.depths.skipCount(ctx, s.store, op, &a)
 	var out Submitted
 	err = s.store.WithTx(ctx, func(tx storage.Tx) error {
 		var err error
@@ -371,6 +373,7 @@ func (s *Service) admitBatch(ctx context.Context, p errand.Principal, sps []Subm
 		op := &s.ops[j.Operation].op
 		src := keySource(&p, j, &sps[i])
 		adms[i] = admissionOf(op, src, j)
+		s.depths.skipCount(ctx, s.store, op, &adms[i])
 		if op.Flow.RateLimit == nil {
 			continue
 		}

@@ -32,6 +32,8 @@ func admitConfig(extra string) string {
     max_queued: 100
   perkey:
     max_queued: { limit: 2, key: "input:/customer" }
+  big:
+    max_queued: 1500
   once:
     unique: { key: "input:/report_id", window: 2s }
 ` + fmt.Sprintf(`auth:
@@ -352,6 +354,15 @@ func TestMaxQueued(t *testing.T) {
 		if a := post(t, s.URL+"/v1/jobs", `{"operation":"perkey","input":{"customer":"`+c.customer+`"}}`, bootA); a.status != c.status {
 			t.Errorf("per-key submit %d (%s) = %d %s, want %d", i, c.customer, a.status, a.body, c.status)
 		}
+	}
+	big := strings.TrimSuffix(strings.Repeat(`{"operation":"big"},`, 500), ",")
+	for i := range 3 { // far from the bound the submits are not counted, near it they are
+		if a := post(t, s.URL+"/v1/job-batches", `{"jobs":[`+big+`]}`, bootA); a.status != 202 || strings.Contains(string(a.body), "queue_full") {
+			t.Fatalf("batch %d of 500 under max_queued 1500 = %d, queue_full in it: %v", i+1, a.status, strings.Contains(string(a.body), "queue_full"))
+		}
+	}
+	if a := post(t, s.URL+"/v1/jobs", `{"operation":"big"}`, bootA); a.status != 503 {
+		t.Errorf("the 1501st submit = %d %s, want 503 queue_full", a.status, a.body)
 	}
 	if j := readQueued(t, s, last); j.QueuePosition == nil || *j.QueuePosition != 100 || j.EstimatedStartAt != nil {
 		t.Errorf("the last job before any drain: position %v, estimate %v; want 100 and none", j.QueuePosition, j.EstimatedStartAt)

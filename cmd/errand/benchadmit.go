@@ -18,6 +18,9 @@ import (
 const admissionOps = `  bench-limited:
     input_schema: { type: object }
     rate_limit: { rate: "100000/s", burst: 100000 }
+  bench-bounded:
+    input_schema: { type: object }
+    max_queued: 1000000
 `
 
 // admissionFigures are bench admission's results: each run, the medians
@@ -32,6 +35,7 @@ type admissionFigures struct {
 func newBenchAdmissionCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
 	var rounds int
+	var bounded bool
 	cmd := &cobra.Command{
 		Use:   "admission",
 		Short: "POST /v1/jobs with an operation rate_limit configured but not reached, against none, in turn on one server: the throughput ratio",
@@ -46,6 +50,9 @@ func newBenchAdmissionCmd(stdout, stderr io.Writer) *cobra.Command {
 		per := map[string][]bench.Result{}
 		for round := range max(rounds, 1) {
 			ops := []string{"bench", "bench-limited"}
+			if bounded {
+				ops = append(ops, "bench-bounded")
+			}
 			if round%2 == 1 { // neither goes first every time (warm-up, drift)
 				slices.Reverse(ops)
 			}
@@ -56,6 +63,9 @@ func newBenchAdmissionCmd(stdout, stderr io.Writer) *cobra.Command {
 			}
 		}
 		f.Unlimited, f.Limited = medianResult(per["bench"]), medianResult(per["bench-limited"])
+		if bounded {
+			f.Runs = append(f.Runs, medianResult(per["bench-bounded"]))
+		}
 		if f.Unlimited.PerSecond > 0 {
 			f.LimitedVsNone = f.Limited.PerSecond / f.Unlimited.PerSecond
 		}
@@ -64,6 +74,7 @@ func newBenchAdmissionCmd(stdout, stderr io.Writer) *cobra.Command {
 	})
 	o.flags(cmd)
 	cmd.Flags().IntVar(&rounds, "rounds", 3, "runs of each, in turn; the figures are the medians")
+	cmd.Flags().BoolVar(&bounded, "max-queued", false, "also an operation with max_queued: 1000000 (each submit counts the queue, which grows over the run)")
 	return cmd
 }
 
