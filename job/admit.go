@@ -153,16 +153,25 @@ func (s *Service) queueFull(ctx context.Context, operation string, err error) er
 		Message: fmt.Sprintf("operation %q has %d jobs queued, its max_queued: retry in %s", operation, qf.queued, wait.Round(time.Second))}
 }
 
+// MaxQueuePosition is the deepest place in a queue Place shows: finding a
+// job's place reads an index entry per job ahead of it, which a point read
+// must not turn into a scan.
+const MaxQueuePosition = 1000
+
 // Place shows a queued job's place in its operation's queue: its position
 // (1 is next) and when it may start at the recent drain rate (an estimate,
-// nil when nothing drained lately). Other jobs are left as they are.
+// nil when nothing drained lately). Other jobs, and jobs with more than
+// MaxQueuePosition ahead, are left as they are.
 func (s *Service) Place(ctx context.Context, j *errand.Job) error {
 	if j.Status != errand.StatusQueued {
 		return nil
 	}
-	ahead, err := s.store.QueueAhead(ctx, j)
+	ahead, err := s.store.QueueAhead(ctx, j, MaxQueuePosition)
 	if err != nil {
 		return fmt.Errorf("queue position: %w", err)
+	}
+	if ahead >= MaxQueuePosition {
+		return nil
 	}
 	pos := ahead + 1
 	j.QueuePosition = &pos

@@ -38,7 +38,7 @@ func baseSchemas() map[string]any {
 		"input": "The input it was submitted with.", "result": "What its worker returned; null until it succeeds.",
 		"error": "Why its last attempt failed; null unless it failed.", "attempt": "Attempts started so far.",
 		"run_at":             "When it runs (or ran): its submit time, or later for a delay, a run_at or a retry's backoff.",
-		"queue_position":     "While queued, on GET /v1/jobs/{id}: its place in its operation's queue (1 runs next).",
+		"queue_position":     "While queued, on GET /v1/jobs/{id}: its place in its operation's queue (1 runs next); absent beyond the first 1,000.",
 		"estimated_start_at": "While queued, on GET /v1/jobs/{id}: when it may start at the operation's recent drain rate — an estimate (null when nothing drained lately)."})
 	props := jobSchema["properties"].(schema)
 	props["links"] = object("", schema{"self": str("The job's URL."), "events": str("Its event stream.")}, "self", "events")

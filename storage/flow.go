@@ -44,8 +44,10 @@ type FlowReader interface {
 	// QueueDepth counts the queued jobs of operation.
 	QueueDepth(ctx context.Context, operation string) (int, error)
 	// QueueAhead counts the queued jobs of j's operation that run before j
-	// (priority, then run_at, then id, as QueuedJobs orders them).
-	QueueAhead(ctx context.Context, j *errand.Job) (int, error)
+	// (priority, then run_at, then id, as QueuedJobs orders them), at most
+	// limit of them (a count past it answers limit: the count reads an
+	// index entry per job).
+	QueueAhead(ctx context.Context, j *errand.Job, limit int) (int, error)
 	// Started counts the jobs of operation whose (latest) attempt started at
 	// or after since, and returns the earliest such start (zero when none).
 	Started(ctx context.Context, operation string, since time.Time) (int, time.Time, error)

@@ -30,8 +30,8 @@ var flowBodies = FlowQueries{
 	CountQueued:    `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND operation = ? LIMIT ?) q`,
 	CountQueuedKey: `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND operation = ? AND queue_key = ? LIMIT ?) q`,
 	QueueDepth:     `SELECT count(*) FROM jobs WHERE status = 'queued' AND operation = ?`,
-	QueueAhead: `SELECT count(*) FROM jobs WHERE status = 'queued' AND operation = ?
-		AND (priority > ? OR (priority = ? AND (run_at < ? OR (run_at = ? AND id < ?))))`,
+	QueueAhead: `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND operation = ?
+		AND (priority > ? OR (priority = ? AND (run_at < ? OR (run_at = ? AND id < ?)))) LIMIT ?) q`,
 	Started:         `SELECT count(*), min(started_at) FROM jobs WHERE operation = ? AND started_at >= ?`,
 	UniqueJob:       `SELECT job_id FROM job_unique WHERE operation = ? AND key = ?` + lockRow,
 	InsertUniqueJob: `INSERT INTO job_unique (operation, key, job_id) VALUES (?, ?, ?)`,
@@ -97,11 +97,11 @@ func (r *Reader) QueueDepth(ctx context.Context, operation string) (int, error) 
 	return n, r.Interpret(err)
 }
 
-// QueueAhead counts the queued jobs of j's operation that run before it.
-func (r *Reader) QueueAhead(ctx context.Context, j *errand.Job) (int, error) {
+// QueueAhead counts the queued jobs of j's operation that run before it, up to limit.
+func (r *Reader) QueueAhead(ctx context.Context, j *errand.Job, limit int) (int, error) {
 	var n int
 	at := storage.Micros(j.RunAt)
-	err := r.DB.QueryRow(ctx, r.Dialect.flow().QueueAhead, j.Operation, j.Priority, j.Priority, at, at, j.ID).Scan(&n)
+	err := r.DB.QueryRow(ctx, r.Dialect.flow().QueueAhead, j.Operation, j.Priority, j.Priority, at, at, j.ID, limit).Scan(&n)
 	return n, r.Interpret(err)
 }
 

@@ -130,8 +130,11 @@ func testQueueAhead(t *testing.T, s storage.Store) {
 	insertJobs(t, s, jobs...)
 	order := read(t, s, func(tx storage.Tx) ([]*errand.Job, error) { return tx.QueuedJobs("", "report", 10, 0) })
 	for i, j := range order {
-		if n, err := s.QueueAhead(ctx, j); err != nil || n != i {
+		if n, err := s.QueueAhead(ctx, j, 100); err != nil || n != i {
 			t.Errorf("QueueAhead(%s) = %d, %v; want %d (its place in QueuedJobs)", j.ID, n, err, i)
+		}
+		if n, err := s.QueueAhead(ctx, j, 2); err != nil || n != min(i, 2) {
+			t.Errorf("QueueAhead(%s, limit 2) = %d, %v; want %d", j.ID, n, err, min(i, 2))
 		}
 	}
 	if len(order) != len(jobs) {
