@@ -24,6 +24,11 @@ const qQueueStats = `SELECT operation, 'queued', count(*), min(run_at) FROM jobs
 	UNION ALL SELECT operation, 'running', count(*), NULL FROM jobs WHERE status = 'running' GROUP BY operation
 	ORDER BY 1, 2`
 
+// qTenantQueueStats is qQueueStats of one tenant's jobs.
+const qTenantQueueStats = `SELECT operation, 'queued', count(*), min(run_at) FROM jobs WHERE status = 'queued' AND tenant = ? GROUP BY operation
+	UNION ALL SELECT operation, 'running', count(*), NULL FROM jobs WHERE status = 'running' AND tenant = ? GROUP BY operation
+	ORDER BY 1, 2`
+
 // qPutUsage writes one node's row of a bucket whole (the node holds the
 // bucket's running totals, so a second write of the same row changes nothing).
 const qPutUsage = `INSERT INTO usage (` + UsageColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -38,7 +43,17 @@ const qExpireUsage = `DELETE FROM usage WHERE (tenant, step, bucket, operation, 
 
 // QueueStats counts the queued and running jobs of each operation.
 func (r *Reader) QueueStats(ctx context.Context) ([]storage.QueueStat, error) {
-	return list(ctx, r, "queue stats", qQueueStats, nil, func(row Row) (storage.QueueStat, error) {
+	return list(ctx, r, "queue stats", qQueueStats, nil, scanQueueStat)
+}
+
+// TenantQueueStats counts the queued and running jobs of each operation in
+// one tenant.
+func (r *Reader) TenantQueueStats(ctx context.Context, tenant string) ([]storage.QueueStat, error) {
+	return list(ctx, r, "tenant queue stats", qTenantQueueStats, []any{tenant, tenant}, scanQueueStat)
+}
+
+func scanQueueStat(row Row) (storage.QueueStat, error) {
+	{
 		var st storage.QueueStat
 		var status string
 		var oldest *int64
@@ -48,7 +63,7 @@ func (r *Reader) QueueStats(ctx context.Context) ([]storage.QueueStat, error) {
 			st.Oldest = storage.FromMicros(*oldest)
 		}
 		return st, err
-	})
+	}
 }
 
 // ListUsage reads every node's usage rows of a tenant's buckets.
