@@ -99,6 +99,8 @@ type Deps struct {
 	Metrics http.Handler
 	// Usage serves GET /v1/usage; nil serves none.
 	Usage *telemetry.Usage
+	// UI serves the dashboard at /ui/ (package ui); nil serves none.
+	UI UI
 }
 
 // NewServer returns the API as one handler.
