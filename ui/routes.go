@@ -165,8 +165,12 @@ func prettyJSON(v any) string {
 	if json.Unmarshal(raw, &out) != nil {
 		return string(raw)
 	}
-	b, _ := json.MarshalIndent(out, "", "  ")
-	return string(b)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the template escapes; \u003c would hide what the input holds
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func formatTime(t time.Time) string {

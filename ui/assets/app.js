@@ -13,6 +13,7 @@
   const rows = document.querySelector("[data-live-list]");
   if (rows) {
     const es = new EventSource(rows.dataset.liveList);
+    es.onopen = function () { rows.dataset.state = "open"; };
     es.addEventListener("row", function (e) {
       const d = JSON.parse(e.data);
       const old = rows.querySelector('tr[data-id="' + CSS.escape(d.id) + '"]');
@@ -34,6 +35,7 @@
   const job = document.querySelector("[data-live-job]");
   if (job) {
     const es = new EventSource(job.dataset.liveJob);
+    es.onopen = function () { job.dataset.state = "open"; };
     es.addEventListener("job", function (e) {
       const d = JSON.parse(e.data);
       document.getElementById("panel").replaceChildren(fragment(d.panel));
@@ -47,6 +49,7 @@
   const tail = document.querySelector("[data-live-channel]");
   if (tail) {
     const es = new EventSource(tail.dataset.liveChannel);
+    es.onopen = function () { tail.dataset.state = "open"; };
     es.addEventListener("message", function (e) {
       const d = JSON.parse(e.data);
       tail.prepend(fragment(d.html));
