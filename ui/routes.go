@@ -124,17 +124,19 @@ func urlQuery(s string) string { return url.QueryEscape(s) }
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
-	"json":    prettyJSON,
-	"time":    formatTime,
-	"ptime":   func(t *time.Time) string { return formatTime(derefTime(t)) },
-	"ago":     ago,
-	"percent": percent,
-	"query":   func(s string) string { return url.QueryEscape(s) },
-	"path":    func(s string) string { return url.PathEscape(s) },
-	"join":    strings.Join,
-	"add":     func(a, b int) int { return a + b },
-	"bytes":   humanBytes,
-	"brief":   brief,
+	"json":     prettyJSON,
+	"time":     formatTime,
+	"ptime":    func(t *time.Time) string { return formatTime(derefTime(t)) },
+	"ago":      ago,
+	"percent":  percent,
+	"query":    func(s string) string { return url.QueryEscape(s) },
+	"path":     func(s string) string { return url.PathEscape(s) },
+	"join":     strings.Join,
+	"add":      func(a, b int) int { return a + b },
+	"bytes":    humanBytes,
+	"brief":    brief,
+	"list":     func(s ...string) []string { return s },
+	"concrete": func(pattern string) bool { return !strings.ContainsAny(pattern, "*>") },
 	"panelOf": func(pg page) panelData {
 		jp, _ := pg.Data.(jobPage)
 		return panelData{Job: jp.Job, P: pg.P, CSRF: pg.CSRF}
