@@ -35,7 +35,7 @@ const uiOps = `  batch:
 // ends; no page logs an error it was not meant to.
 func TestUI(t *testing.T) {
 	t.Parallel()
-	cfg := strings.Replace(authzConfig(""), "  runs-here:\n", uiOps+"  runs-here:\n", 1)
+	cfg := strings.Replace(authzConfig(""), "  runs-here:\n", uiOps+"  runs-here:\n", 1) + "webhooks: { allow_private: [\"127.0.0.0/8\"] }\n"
 	s := startServerWith(t, cfg, true)
 	b := newBrowser(t)
 	u := &uiDriver{t: t, s: s, b: b}
@@ -149,8 +149,22 @@ func TestUI(t *testing.T) {
 	}
 	u.signOut()
 
-	// Tenant B sees none of tenant A's jobs, even by URL.
-	u.signIn(bootB, "/ui/jobs")
+	// Tenant B sees none of tenant A's jobs, endpoints or keys, even by URL.
+	var ep endpointCreated
+	mustJSON(t, u.call("POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/acme-hooks","description":"acme's"}`, bootA, 201), &ep)
+	u.signIn(bootB, "/ui/webhooks")
+	if html := u.eval(`document.body.innerHTML`); strings.Contains(html, ep.ID) || strings.Contains(html, "acme-hooks") {
+		t.Errorf("tenant B's webhooks page shows tenant A's endpoint")
+	}
+	u.open("/ui/access")
+	if html := u.eval(`document.body.innerHTML`); strings.Contains(html, `"rep"`) || strings.Contains(html, ">rep<") || !strings.Contains(html, "API keys") {
+		t.Errorf("tenant B's access page shows tenant A's key (or no keys section)")
+	}
+	u.open("/ui/webhooks/" + ep.ID)
+	if body := u.eval(`document.body.innerText`); strings.Contains(body, "acme-hooks") || !strings.Contains(body, "Not Found") {
+		t.Errorf("tenant B opens tenant A's endpoint by URL: %s", body)
+	}
+	u.open("/ui/jobs")
 	page := u.eval(`document.body.innerHTML`)
 	for _, id := range append([]string{report.ID, failed, xss.ID, own.ID}, batch...) {
 		if strings.Contains(page, id) {
