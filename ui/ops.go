@@ -1,13 +1,18 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/telemetry"
 )
 
@@ -29,19 +34,15 @@ type opRow struct {
 	Schema   string
 }
 
-// chart is a bar chart of a series, drawn as SVG by the template.
+// chart is a bar chart of a series per minute, drawn as one SVG path (a
+// page of 200 operations holds 600 of them: one element each, not 60).
 type chart struct {
-	Bars []bar
-	Max  int64
+	D     string // the path's d: one bar per minute
+	Max   int64
+	Total int64
 }
 
-type bar struct {
-	X, Y, H float64
-	N       int64
-	T       time.Time
-}
-
-// chartOf draws points over the minutes from..to in a 120×32 box.
+// chartOf draws the n minutes from from as bars in a 120×32 box.
 func chartOf(points []errand.UsagePoint, from time.Time, n int, value func(*errand.UsageCounts) int64) chart {
 	var c chart
 	vals := make([]int64, n)
@@ -53,16 +54,56 @@ func chartOf(points []errand.UsagePoint, from time.Time, n int, value func(*erra
 	}
 	for _, v := range vals {
 		c.Max = max(c.Max, v)
+		c.Total += v
 	}
+	if c.Max == 0 {
+		return c
+	}
+	var b strings.Builder
 	w := 120.0 / float64(n)
 	for i, v := range vals {
-		h := 0.0
-		if c.Max > 0 {
-			h = 30 * float64(v) / float64(c.Max)
+		if v == 0 {
+			continue
 		}
-		c.Bars = append(c.Bars, bar{X: float64(i) * w, Y: 32 - h, H: h, N: v, T: from.Add(time.Duration(i) * time.Minute)})
+		h := max(30*float64(v)/float64(c.Max), 1)
+		fmt.Fprintf(&b, "M%.1f 32v-%.1fh%.1fv%.1fz", float64(i)*w, h, w*0.8, h)
 	}
+	c.D = b.String()
 	return c
+}
+
+// queueCache keeps each tenant's queue gauges for a moment: the count reads
+// every queued job's index entry, and every open overview asks for it.
+type queueCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	byTen map[string]queueEntry
+}
+
+type queueEntry struct {
+	at    time.Time
+	stats []storage.QueueStat
+}
+
+// get returns tenant's gauges, read at most ttl ago.
+func (c *queueCache) get(ctx context.Context, s storage.Reader, tenant string) ([]storage.QueueStat, error) {
+	c.mu.Lock()
+	e, ok := c.byTen[tenant]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < c.ttl {
+		return e.stats, nil
+	}
+	stats, err := s.TenantQueueStats(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byTen == nil || len(c.byTen) > 10000 {
+		c.byTen = map[string]queueEntry{}
+	}
+	c.byTen[tenant] = queueEntry{at: time.Now(), stats: stats}
+	return stats, nil
 }
 
 // overviewPage is the data of /ui/.
@@ -89,7 +130,7 @@ func (d *Dashboard) operationRows(r *http.Request, wh *who) ([]*opRow, string, t
 		byName[op.Name] = row
 	}
 	if wh.p.CanAny(errand.PermJobsRead) {
-		stats, err := d.d.Store.TenantQueueStats(r.Context(), wh.p.Tenant)
+		stats, err := d.queueStats.get(r.Context(), d.d.Store, wh.p.Tenant)
 		if err != nil {
 			return nil, "", time.Time{}, time.Time{}, err
 		}

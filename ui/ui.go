@@ -64,6 +64,9 @@ type Config struct {
 	// Ping is how often a live page's stream sends a comment to keep its
 	// connection open. Defaults to 15 seconds.
 	Ping time.Duration
+	// QueueInterval is how long the queue's gauges (depth, oldest job) the
+	// overview and operations pages show may be old. Defaults to 2 seconds.
+	QueueInterval time.Duration
 	// Version is shown in the footer.
 	Version string
 }
@@ -76,6 +79,9 @@ type Dashboard struct {
 	pages    map[string]*template.Template
 	access   httpapi.Access
 	api      http.Handler
+	// queueStats caches the overview's queue gauges per tenant for
+	// Config.QueueInterval.
+	queueStats *queueCache
 }
 
 var _ httpapi.UI = (*Dashboard)(nil)
@@ -88,7 +94,8 @@ func New(d Deps, cfg *Config) (*Dashboard, error) {
 	}
 	c.SessionTTL = cmp.Or(c.SessionTTL, 12*time.Hour)
 	c.Ping = cmp.Or(c.Ping, 15*time.Second)
-	if c.SessionTTL < 0 || c.Ping < 0 {
+	c.QueueInterval = cmp.Or(c.QueueInterval, 2*time.Second)
+	if c.SessionTTL < 0 || c.Ping < 0 || c.QueueInterval < 0 {
 		return nil, errors.New("ui config: session TTL and ping must be positive")
 	}
 	if d.Jobs == nil || d.Hub == nil || d.Store == nil || d.Channels == nil {
@@ -99,7 +106,7 @@ func New(d Deps, cfg *Config) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dashboard{d: d, c: c, sessions: newSessions(c.SessionTTL), pages: pages}, nil
+	return &Dashboard{d: d, c: c, sessions: newSessions(c.SessionTTL), pages: pages, queueStats: &queueCache{ttl: c.QueueInterval}}, nil
 }
 
 // parsePages parses each page's template with the layout.
