@@ -118,6 +118,7 @@ func (d *Dashboard) handleChannelLive(w http.ResponseWriter, r *http.Request, wh
 	for {
 		select {
 		case <-ctx.Done():
+			s.ended(ctx)
 			return nil
 		case <-ping.C:
 			if s.ping() != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -72,6 +73,15 @@ func (s *stream) send(typ, id string, data any) error {
 	return s.rc.Flush()
 }
 
+// ended tells the page to reload when its stream ended with the principal's
+// credential (a revoked key, an expired token): the reload signs in again.
+func (s *stream) ended(ctx context.Context) {
+	var e *errand.Error
+	if errors.As(context.Cause(ctx), &e) && e.Code == errand.EUNAUTHORIZED {
+		_ = s.send("reload", "", struct{}{})
+	}
+}
+
 func (s *stream) ping() error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := fmt.Fprint(s.w, ": ping\n\n"); err != nil {
@@ -117,6 +127,7 @@ func (d *Dashboard) handleJobsLive(w http.ResponseWriter, r *http.Request, wh *w
 	for {
 		select {
 		case <-ctx.Done():
+			s.ended(ctx)
 			return nil
 		case <-ping.C:
 			if s.ping() != nil {
@@ -209,6 +220,7 @@ func (d *Dashboard) handleJobLive(w http.ResponseWriter, r *http.Request, wh *wh
 	for {
 		select {
 		case <-ctx.Done():
+			s.ended(ctx)
 			return nil
 		case <-ping.C:
 			if s.ping() != nil {

@@ -90,8 +90,12 @@ func (d *Dashboard) handleSignInPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
+	if token == "" {
+		d.render(w, r, http.StatusUnauthorized, "sign-in", "Sign in", signInData{Next: next, Why: "Paste an API key (ek_…) or an access token."})
+		return
+	}
 	p, err := d.access.Credential(r.Context(), r, token, "")
-	if err != nil || token == "" {
+	if err != nil {
 		d.render(w, r, http.StatusUnauthorized, "sign-in", "Sign in", signInData{Next: next, Why: "That token did not sign in: " + errand.ErrorMessage(err)})
 		return
 	}

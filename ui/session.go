@@ -39,11 +39,16 @@ type selection struct {
 // several nodes a browser keeps to the node it signed in on (sticky
 // sessions), or signs in again.
 type sessions struct {
-	mu   sync.Mutex
-	byID map[string]*session
-	ttl  time.Duration
-	now  func() time.Time
+	mu    sync.Mutex
+	byID  map[string]*session
+	ttl   time.Duration
+	now   func() time.Time
+	swept time.Time
 }
+
+// maxSessions bounds the sessions a node keeps (in development mode every
+// browser without a cookie gets one): past it, an arbitrary one is dropped.
+const maxSessions = 100000
 
 func newSessions(ttl time.Duration) *sessions {
 	return &sessions{byID: map[string]*session{}, ttl: ttl, now: time.Now}
@@ -59,10 +64,19 @@ func (ss *sessions) create(token string, expires *time.Time) *session {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	for id, o := range ss.byID { // sweep: sign-ins are rare, sessions few
-		if !now.Before(o.expires) {
-			delete(ss.byID, id)
+	if now.Sub(ss.swept) > time.Minute {
+		ss.swept = now
+		for id, o := range ss.byID {
+			if !now.Before(o.expires) {
+				delete(ss.byID, id)
+			}
 		}
+	}
+	for id := range ss.byID {
+		if len(ss.byID) < maxSessions {
+			break
+		}
+		delete(ss.byID, id)
 	}
 	ss.byID[s.id] = s
 	return s
