@@ -60,7 +60,9 @@ func UIPages(ctx context.Context, base string, pages map[string]string, samples 
 }
 
 // Fill submits n jobs of operation to the server at url in batches of 1,000.
-func Fill(ctx context.Context, url, operation string, n int64) error { return fill(ctx, url, operation, n) }
+func Fill(ctx context.Context, url, operation string, n int64) error {
+	return fill(ctx, url, operation, n)
+}
 
 // WatchersResult is what n open dashboards cost the server.
 type WatchersResult struct {
