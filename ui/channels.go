@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"html/template"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/event"
 )
 
 // channelPage is the size of a page of a channel's history.
@@ -88,16 +90,26 @@ func (d *Dashboard) handleChannelLive(w http.ResponseWriter, r *http.Request, wh
 		return err
 	}
 	sub := d.d.Hub.Subscribe(name, liveBuffer, liveBytes)
-	defer sub.Close()
 	past, err := d.d.Channels.History(r.Context(), wh.p, name, seq, 1000)
 	if err != nil {
+		sub.Close()
 		return err
 	}
 	s, ctx, done, err := d.openStream(w, r, wh)
 	if err != nil {
+		sub.Close()
 		return err
 	}
-	defer done()
+	s.run(func() {
+		defer done()
+		defer sub.Close()
+		d.followChannel(ctx, s, sub, wh, past, seq)
+	})
+	return nil
+}
+
+// followChannel sends past, then the events of sub after seq.
+func (d *Dashboard) followChannel(ctx context.Context, s *stream, sub *event.Subscription, wh *who, past []*errand.Event, seq int64) {
 	send := func(e *errand.Event) error {
 		html, err := d.fragment("message", e)
 		if err != nil {
@@ -110,7 +122,7 @@ func (d *Dashboard) handleChannelLive(w http.ResponseWriter, r *http.Request, wh
 	}
 	for _, e := range past {
 		if send(e) != nil {
-			return nil
+			return
 		}
 	}
 	ping := time.NewTicker(d.c.Ping)
@@ -119,22 +131,22 @@ func (d *Dashboard) handleChannelLive(w http.ResponseWriter, r *http.Request, wh
 		select {
 		case <-ctx.Done():
 			s.ended(ctx)
-			return nil
+			return
 		case <-ping.C:
 			if s.ping() != nil {
-				return nil
+				return
 			}
 		case fr, ok := <-sub.C():
 			if !ok {
 				_ = s.send("reload", "", struct{}{})
-				return nil
+				return
 			}
 			sub.Received(fr)
 			if fr.Event.Seq <= seq || fr.Event.Tenant != wh.p.Tenant {
 				continue
 			}
 			if send(fr.Event) != nil {
-				return nil
+				return
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -22,44 +23,99 @@ const (
 	liveBytes  = 256 << 10
 )
 
-// stream is a live page's Server-Sent Events answer.
+// stream is a live page's Server-Sent Events answer. Over HTTP/1.1 it takes
+// the connection over from net/http (its buffers and reading goroutine are
+// freed) and runs on a goroutine of its own, writing to the connection
+// directly: an open dashboard then costs a goroutine, a subscription and the
+// socket. Over HTTP/2 it stays on its request.
 type stream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	conn net.Conn // set once taken over
 }
 
 // openStream starts an event stream for r's page: it counts against the
-// principal's streams (http.max_streams_per_principal) and ends when the
-// request does, the server stops, or the principal's credential ends.
+// principal's streams (http.max_streams_per_principal) and its context ends
+// when the client goes away, the server stops, or the principal's credential
+// ends. The caller runs the stream with run.
 func (d *Dashboard) openStream(w http.ResponseWriter, r *http.Request, wh *who) (*stream, context.Context, func(), error) {
 	release, err := d.access.OpenStream(wh.p)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ctx, cancel := d.access.Bind(r.Context(), wh.p)
+	s := &stream{w: w, rc: http.NewResponseController(w)}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
+	parent := r.Context()
+	if r.ProtoMajor == 1 {
+		if conn, _, err := s.rc.Hijack(); err == nil {
+			s.conn = conn
+			parent = context.WithoutCancel(r.Context()) // r's ends when the handler returns
+			h.Set("Connection", "close")
+			var head bytes.Buffer
+			head.WriteString("HTTP/1.1 200 OK\r\n")
+			_ = h.Write(&head)
+			head.WriteString("\r\nretry: 2000\n\n")
+			_ = conn.SetDeadline(time.Time{})
+			if err := s.write(head.Bytes()); err != nil {
+				conn.Close()
+				release()
+				return nil, nil, nil, err
+			}
+		}
+	}
+	ctx, cancel := d.access.Bind(parent, wh.p)
 	if base := d.access.Streams(); base != nil {
 		stop := context.AfterFunc(base, cancel)
 		prev := cancel
 		cancel = func() { stop(); prev() }
 	}
-	s := &stream{w: w, rc: http.NewResponseController(w)}
-	_ = s.rc.SetReadDeadline(time.Time{}) // the server's read timeout is for requests, not for streams
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	_, _ = fmt.Fprint(w, "retry: 2000\n\n")
-	_ = s.rc.Flush()
-	return s, ctx, func() { cancel(); release() }, nil
+	if s.conn == nil {
+		_ = s.rc.SetReadDeadline(time.Time{}) // the server's read timeout is for requests, not for streams
+		w.WriteHeader(http.StatusOK)
+		_, _ = fmt.Fprint(w, "retry: 2000\n\n")
+		_ = s.rc.Flush()
+	}
+	return s, ctx, func() {
+		cancel()
+		release()
+		if s.conn != nil {
+			s.conn.Close()
+		}
+	}, nil
 }
 
-// send writes one event (data as JSON on one line) and flushes it.
+// run runs the stream's loop: on a goroutine of its own when the connection
+// was taken over (the handler returns), else on the request's.
+func (s *stream) run(fn func()) {
+	if s.conn != nil {
+		go fn()
+		return
+	}
+	fn()
+}
+
+// write sends b to the client, within 30 seconds.
+func (s *stream) write(b []byte) error {
+	if s.conn != nil {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := s.conn.Write(b)
+		return err
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// send writes one event (data as JSON on one line).
 func (s *stream) send(typ, id string, data any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return err
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	var buf bytes.Buffer
 	if id != "" {
 		buf.WriteString("id: " + id + "\n")
@@ -67,10 +123,7 @@ func (s *stream) send(typ, id string, data any) error {
 	buf.WriteString("event: " + typ + "\ndata: ")
 	buf.Write(b)
 	buf.WriteString("\n\n")
-	if _, err := s.w.Write(buf.Bytes()); err != nil {
-		return err
-	}
-	return s.rc.Flush()
+	return s.write(buf.Bytes())
 }
 
 // ended tells the page to reload when its stream ended with the principal's
@@ -82,13 +135,7 @@ func (s *stream) ended(ctx context.Context) {
 	}
 }
 
-func (s *stream) ping() error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := fmt.Fprint(s.w, ": ping\n\n"); err != nil {
-		return err
-	}
-	return s.rc.Flush()
-}
+func (s *stream) ping() error { return s.write([]byte(": ping\n\n")) }
 
 // fragment renders a partial template of the page set to HTML.
 func (d *Dashboard) fragment(name string, data any) (template.HTML, error) {
@@ -116,34 +163,43 @@ func (d *Dashboard) handleJobsLive(w http.ResponseWriter, r *http.Request, wh *w
 		return err
 	}
 	sub := d.d.Hub.Subscribe(event.AllJobs, liveBuffer, liveBytes)
-	defer sub.Close()
 	s, ctx, done, err := d.openStream(w, r, wh)
 	if err != nil {
+		sub.Close()
 		return err
 	}
-	defer done()
+	s.run(func() {
+		defer done()
+		defer sub.Close()
+		d.followJobs(ctx, s, sub, wh, f)
+	})
+	return nil
+}
+
+// followJobs sends the rows of the jobs events in sub are about.
+func (d *Dashboard) followJobs(ctx context.Context, s *stream, sub *event.Subscription, wh *who, f jobFilter) {
 	ping := time.NewTicker(d.c.Ping)
 	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.ended(ctx)
-			return nil
+			return
 		case <-ping.C:
 			if s.ping() != nil {
-				return nil
+				return
 			}
 		case fr, ok := <-sub.C():
 			if !ok { // fell behind: the page reloads its list
 				_ = s.send("reload", "", struct{}{})
-				return nil
+				return
 			}
 			sub.Received(fr)
 			if fr.Event.Tenant != wh.p.Tenant {
 				continue
 			}
 			if err := d.sendRow(ctx, s, wh, f, fr.Event.Stream); err != nil {
-				return nil
+				return
 			}
 		}
 	}
@@ -195,23 +251,34 @@ func (d *Dashboard) handleJobLive(w http.ResponseWriter, r *http.Request, wh *wh
 		return err
 	}
 	sub := d.d.Hub.Subscribe(j.ID, liveBuffer, liveBytes)
-	defer sub.Close()
 	past, err := d.d.Jobs.Events(r.Context(), wh.p, id, errand.FormatCursor(seq), 1000)
 	if err != nil {
+		sub.Close()
 		return err
 	}
 	if j.Status.Terminal() && len(past) == 0 {
+		sub.Close()
 		w.WriteHeader(http.StatusNoContent) // nothing more will come: EventSource stops
 		return nil
 	}
 	s, ctx, done, err := d.openStream(w, r, wh)
 	if err != nil {
+		sub.Close()
 		return err
 	}
-	defer done()
+	s.run(func() {
+		defer done()
+		defer sub.Close()
+		d.followJob(ctx, s, sub, wh, past, seq)
+	})
+	return nil
+}
+
+// followJob sends past, then the events of sub after seq, until the terminal one.
+func (d *Dashboard) followJob(ctx context.Context, s *stream, sub *event.Subscription, wh *who, past []*errand.Event, seq int64) {
 	for _, e := range past {
 		if end, err := d.sendJobEvent(ctx, s, wh, e); end || err != nil {
-			return nil
+			return
 		}
 		seq = e.Seq
 	}
@@ -221,15 +288,15 @@ func (d *Dashboard) handleJobLive(w http.ResponseWriter, r *http.Request, wh *wh
 		select {
 		case <-ctx.Done():
 			s.ended(ctx)
-			return nil
+			return
 		case <-ping.C:
 			if s.ping() != nil {
-				return nil
+				return
 			}
 		case fr, ok := <-sub.C():
 			if !ok {
 				_ = s.send("reload", "", struct{}{})
-				return nil
+				return
 			}
 			sub.Received(fr)
 			if fr.Event.Seq <= seq || fr.Event.Tenant != wh.p.Tenant {
@@ -237,7 +304,7 @@ func (d *Dashboard) handleJobLive(w http.ResponseWriter, r *http.Request, wh *wh
 			}
 			seq = fr.Event.Seq
 			if end, err := d.sendJobEvent(ctx, s, wh, fr.Event); end || err != nil {
-				return nil
+				return
 			}
 		}
 	}
