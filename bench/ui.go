@@ -31,18 +31,18 @@ type PageResult struct {
 // millisecond), and reports the percentiles. The server runs in development
 // mode, so no sign-in is needed.
 func UIPages(ctx context.Context, base string, pages map[string]string, samples int) ([]PageResult, error) {
-	return UIPagesEvery(ctx, base, pages, samples, 0)
+	return UIPagesWith(ctx, base, pages, samples, 3)
 }
 
-// UIPagesEvery is UIPages with a pause between requests (longer than the
-// dashboard's queue cache: every request then reads the queue afresh).
-func UIPagesEvery(ctx context.Context, base string, pages map[string]string, samples int, pause time.Duration) ([]PageResult, error) {
+// UIPagesWith is UIPages with warm requests not timed first (0: the first
+// request is timed, as a page's first view after a start).
+func UIPagesWith(ctx context.Context, base string, pages map[string]string, samples, warm int) ([]PageResult, error) {
 	hc := &http.Client{Transport: NewTransport(1), Timeout: time.Minute}
 	var out []PageResult
 	for name, path := range pages {
 		r := PageResult{Name: name, Path: path, Samples: samples}
 		lat := make([]time.Duration, 0, samples)
-		for i := range samples + 3 { // three to warm up
+		for i := range samples + warm {
 			start := time.Now()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 			resp, err := hc.Do(req)
@@ -54,10 +54,9 @@ func UIPagesEvery(ctx context.Context, base string, pages map[string]string, sam
 			if err != nil || resp.StatusCode != http.StatusOK {
 				return out, fmt.Errorf("GET %s: %d %v", path, resp.StatusCode, err)
 			}
-			if i >= 3 {
+			if i >= warm {
 				lat = append(lat, time.Since(start))
 			}
-			time.Sleep(pause)
 			r.Bytes = len(b)
 		}
 		r.P50ms, r.P99ms, r.Maxms = percentiles(lat)

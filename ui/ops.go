@@ -73,37 +73,69 @@ func chartOf(points []errand.UsagePoint, from time.Time, n int, value func(*erra
 }
 
 // queueCache keeps each tenant's queue gauges for a moment: the count reads
-// every queued job's index entry, and every open overview asks for it.
+// every queued job's index entry (half a second at a million queued jobs on
+// SQLite), and every open overview asks for it. Past its TTL an entry is
+// still served while one refresh runs in the background, so only a tenant's
+// first view after a start waits for the count.
 type queueCache struct {
 	mu    sync.Mutex
 	ttl   time.Duration
-	byTen map[string]queueEntry
+	byTen map[string]*queueEntry
 }
 
 type queueEntry struct {
-	at    time.Time
-	stats []storage.QueueStat
+	at         time.Time
+	stats      []storage.QueueStat
+	refreshing bool
 }
 
-// get returns tenant's gauges, read at most ttl ago.
+// get returns tenant's gauges, read at most ttl ago, or the last ones while
+// a newer read runs.
 func (c *queueCache) get(ctx context.Context, s storage.Reader, tenant string) ([]storage.QueueStat, error) {
 	c.mu.Lock()
-	e, ok := c.byTen[tenant]
-	c.mu.Unlock()
-	if ok && time.Since(e.at) < c.ttl {
+	e := c.byTen[tenant]
+	switch {
+	case e != nil && time.Since(e.at) < c.ttl:
+		c.mu.Unlock()
+		return e.stats, nil
+	case e != nil:
+		if !e.refreshing {
+			e.refreshing = true
+			go c.refresh(context.WithoutCancel(ctx), s, tenant)
+		}
+		c.mu.Unlock()
 		return e.stats, nil
 	}
+	c.mu.Unlock()
 	stats, err := s.TenantQueueStats(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
+	c.put(tenant, stats)
+	return stats, nil
+}
+
+func (c *queueCache) refresh(ctx context.Context, s storage.Reader, tenant string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	stats, err := s.TenantQueueStats(ctx, tenant)
+	c.mu.Lock()
+	if e := c.byTen[tenant]; e != nil {
+		e.refreshing = false
+	}
+	c.mu.Unlock()
+	if err == nil {
+		c.put(tenant, stats)
+	}
+}
+
+func (c *queueCache) put(tenant string, stats []storage.QueueStat) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byTen == nil || len(c.byTen) > 10000 {
-		c.byTen = map[string]queueEntry{}
+		c.byTen = map[string]*queueEntry{}
 	}
-	c.byTen[tenant] = queueEntry{at: time.Now(), stats: stats}
-	return stats, nil
+	c.byTen[tenant] = &queueEntry{at: time.Now(), stats: stats}
 }
 
 // overviewPage is the data of /ui/.

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	cryptotls "crypto/tls"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -138,5 +140,36 @@ func TestPages(t *testing.T) {
 func TestPrettyJSON(t *testing.T) {
 	if got := prettyJSON([]byte(`{"x":"<script>&"}`)); got != "{\n  \"x\": \"<script>&\"\n}" {
 		t.Errorf("prettyJSON = %q", got)
+	}
+}
+
+// TestCookie: HttpOnly and SameSite=Strict always; over TLS Secure, with the
+// __Host- prefix, for path / and no domain.
+func TestCookie(t *testing.T) {
+	s := newSessions(time.Hour).create("ek_x", nil)
+	for _, tls := range []bool{false, true} {
+		r := httptest.NewRequest("GET", "/ui/", nil)
+		if tls {
+			r.TLS = &cryptotls.ConnectionState{}
+		}
+		w := httptest.NewRecorder()
+		setCookie(w, r, s)
+		c := w.Header().Get("Set-Cookie")
+		want := []string{"HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="}
+		name := "errand_session="
+		if tls {
+			want, name = append(want, "Secure"), "__Host-errand_session="
+		}
+		if !strings.HasPrefix(c, name+s.id) || strings.Contains(c, "Domain=") {
+			t.Errorf("TLS %v: cookie %q, want %s…", tls, c, name)
+		}
+		for _, part := range want {
+			if !strings.Contains(c, part) {
+				t.Errorf("TLS %v: cookie %q lacks %s", tls, c, part)
+			}
+		}
+		if !tls && strings.Contains(c, "Secure") {
+			t.Errorf("a cookie over plain HTTP is Secure: %q", c)
+		}
 	}
 }

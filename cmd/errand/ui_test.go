@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,15 @@ func TestUI(t *testing.T) {
 	b := newBrowser(t)
 	u := &uiDriver{t: t, s: s, b: b}
 
+	dest := *screenshots
+	if dest == "" {
+		dest = t.TempDir()
+	}
+	for _, width := range []int64{390, 1280} {
+		u.viewport(width)
+		u.open("/ui/sign-in")
+		u.screenshot(filepath.Join(dest, fmt.Sprintf("sign-in-%d.png", width)))
+	}
 	u.signIn(bootA, "/ui/jobs")
 	u.waitJS(`document.querySelector("[data-live-list]")?.dataset.state === "open"`)
 
@@ -188,6 +198,24 @@ func TestUI(t *testing.T) {
 		u.open("/ui/jobs")
 		return strings.HasPrefix(u.path(), "/ui/sign-in")
 	})
+
+	// An OAuth access token (client credentials of a key) signs in as the key.
+	oauthID, oauthKey := newKey(t, s, bootA, "oauth-client", "admin")
+	status, _, body = s.do("POST", "/v1/oauth/token", "grant_type=client_credentials&client_id="+oauthID+"&client_secret="+oauthKey,
+		"Content-Type", "application/x-www-form-urlencoded")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	mustJSON(t, body, &tok)
+	if status != 200 || tok.AccessToken == "" {
+		t.Fatalf("token: %d %s", status, body)
+	}
+	u.signIn(tok.AccessToken, "/ui/jobs/"+report.ID)
+	u.waitJS(`document.getElementById("status").textContent.includes("succeeded")`)
+	if me := u.eval(`document.querySelector(".tenant").textContent`); me != "acme" {
+		t.Errorf("signed in with an access token, the tenant shown is %q", me)
+	}
+	u.signOut()
 
 	if errs := u.unexpected(); len(errs) > 0 {
 		t.Errorf("the pages logged errors: %q", errs)
