@@ -133,10 +133,13 @@ func parsePages() (map[string]*template.Template, error) {
 // Handler serves the dashboard; httpapi mounts it at /ui/ and lends it its
 // access (authentication, audit, stream limits) and the API (pause and
 // resume go through the REST routes).
+// Each call serves with its own access and API (httpapi.Routes calls it on a
+// route table it throws away); sessions are the Dashboard's, shared.
 func (d *Dashboard) Handler(a httpapi.Access, api http.Handler) http.Handler {
-	d.access, d.api = a, api
+	served := *d
+	served.access, served.api = a, api
 	mux := http.NewServeMux()
-	d.routes(mux)
+	served.routes(mux)
 	cop := http.NewCrossOriginProtection()
 	return headers(cop.Handler(mux))
 }
