@@ -193,11 +193,15 @@ func TestUI(t *testing.T) {
 	// A revoked key's session stops working at its next request.
 	keyID, key := newKey(t, s, bootA, "short-lived", "admin")
 	u.signIn(key, "/ui/jobs")
+	u.waitJS(`document.querySelector("[data-live-list]")?.dataset.state === "open"`)
 	u.call("DELETE", "/v1/keys/"+keyID, "", bootA, 200)
-	u.waitFor(func() bool {
-		u.open("/ui/jobs")
-		return strings.HasPrefix(u.path(), "/ui/sign-in")
-	})
+	// The open page's stream ends with the key and the page reloads, to sign-in.
+	u.waitFor(func() bool { return strings.HasPrefix(u.path(), "/ui/sign-in") })
+	u.waitJS(`document.readyState === "complete"`)
+	u.open("/ui/jobs")
+	if p := u.path(); !strings.HasPrefix(p, "/ui/sign-in") {
+		t.Errorf("with a revoked key's session, /ui/jobs led to %s", p)
+	}
 
 	// An OAuth access token (client credentials of a key) signs in as the key.
 	oauthID, oauthKey := newKey(t, s, bootA, "oauth-client", "admin")
