@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -415,4 +416,97 @@ func (u *uiDriver) failJobs(token, op string, n int) []string {
 		u.call("POST", "/v1/leases/"+l.ID+"/fail", `{"error":{"code":"boom","message":"it broke"},"retry":false}`, token, 200)
 	}
 	return ids
+}
+
+// TestUIPortal: a tenant's admin serves itself in the dashboard — adds a
+// webhook endpoint (its secret shown once), disables and enables it,
+// rotates its secret, redelivers a delivery; makes an API key with a role
+// (its token shown once, and it signs in) and revokes it; reads the audit
+// log filtered; publishes to a channel and sees it in the live tail.
+func TestUIPortal(t *testing.T) {
+	t.Parallel()
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	defer hook.Close()
+	cfg := strings.Replace(authzConfig(""), "  runs-here:\n", uiOps+"  runs-here:\n", 1) + "webhooks: { allow_private: [\"127.0.0.0/8\"] }\n"
+	s := startServerWith(t, cfg, true)
+	u := &uiDriver{t: t, s: s, b: newBrowser(t)}
+	u.signIn(bootA, "/ui/webhooks")
+
+	// An endpoint, from the form; its secret is on the answer and nowhere after.
+	u.eval(fmt.Sprintf(`document.querySelector('input[name="url"]').value = %q;
+		document.querySelector('input[name="events"]').value = "job.succeeded, job.failed"; 1`, hook.URL+"/hooks"))
+	u.click("#create-endpoint")
+	u.waitJS(`document.getElementById("new-secret")?.textContent.startsWith("whsec_")`)
+	secret := u.eval(`document.getElementById("new-secret").textContent`)
+	epPath := u.path()
+	u.open("/ui/webhooks")
+	epURL := u.eval(`document.querySelector("tbody a").getAttribute("href")`)
+	u.open(epURL)
+	if html := u.eval(`document.body.innerHTML`); strings.Contains(html, secret) {
+		t.Errorf("the endpoint's secret is shown again (created at %s)", epPath)
+	}
+	u.click("#disable")
+	u.waitJS(`document.body.textContent.includes("disabled") && !!document.getElementById("enable")`)
+	u.click("#enable")
+	u.waitJS(`!!document.getElementById("disable")`)
+	u.eval(`window.confirm = () => true; 1`)
+	u.click("#rotate")
+	u.waitJS(`document.getElementById("new-secret")?.textContent.startsWith("whsec_")`)
+	if rotated := u.eval(`document.getElementById("new-secret").textContent`); rotated == secret {
+		t.Errorf("rotating kept the secret")
+	}
+
+	// A job finishes: its delivery is listed with its attempt, and redelivered.
+	lease := u.lease(bootA, u.submit(bootA, "echo", `{}`).Operation)
+	u.call("POST", "/v1/leases/"+lease+"/complete", `{"result":{}}`, bootA, 200)
+	u.waitFor(func() bool {
+		u.open(epURL)
+		return u.eval(`document.querySelectorAll(".delivery tbody tr td").length >= 5`) == "true"
+	})
+	if got := u.eval(`document.querySelector(".delivery tbody tr td:nth-child(3)").textContent`); got != "204" {
+		t.Errorf("the delivery's attempt shows status %q, want 204", got)
+	}
+	u.eval(`document.querySelector(".delivery").open = true; 1`)
+	u.click(`.delivery form button`)
+	u.waitJS(`document.querySelector(".flash")?.textContent.includes("Redelivering")`)
+
+	// A key, from the form: its token is shown once and signs in; then revoked.
+	u.open("/ui/access")
+	u.eval(`document.querySelector("details.panel").open = true;
+		document.querySelector('input[name="name"]').value = "portal-reporter";
+		document.querySelector('input[name="roles"]').value = "reporter"; 1`)
+	u.click("#create-key")
+	u.waitJS(`document.getElementById("new-token")?.textContent.startsWith("ek_")`)
+	token := u.eval(`document.getElementById("new-token").textContent`)
+	if status, _, b := s.call("GET", "/v1/me", "", token); status != 200 || !strings.Contains(string(b), `"acme"`) {
+		t.Errorf("the new key: GET /v1/me = %d %s", status, b)
+	}
+	u.open("/ui/access")
+	if strings.Contains(u.eval(`document.body.innerHTML`), token) {
+		t.Errorf("the key's token is shown again")
+	}
+	u.eval(`window.confirm = () => true; 1`)
+	u.click(`tr:has(td:first-child) form[action$="/revoke"] button`)
+	u.waitJS(`document.querySelector(".flash")?.textContent.includes("Revoked")`)
+	if status, _, _ := s.call("GET", "/v1/me", "", token); status != 401 {
+		t.Errorf("a key revoked in the dashboard still authenticates: %d", status)
+	}
+	u.open("/ui/access?action=keys:revoke")
+	if n := u.eval(`[...document.querySelectorAll("tbody code")].filter(c => c.textContent === "keys:revoke").length`); n == "0" {
+		t.Errorf("the audit log filtered by keys:revoke shows no revocation")
+	}
+
+	// A channel: publish from the form, see it in the live tail.
+	u.open("/ui/channels/orders.eu")
+	u.waitJS(`document.querySelector("[data-live-channel]")?.dataset.state === "open"`)
+	u.call("POST", "/v1/channels/orders.eu/events", `{"type":"order.created","data":{"from":"the api"}}`, bootA, 202)
+	u.waitJS(`document.getElementById("tail").textContent.includes("the api")`)
+	u.eval(`document.querySelector('input[name="type"]').value = "order.noted";
+		document.querySelector('textarea[name="data"]').value = '{"from":"the form"}'; 1`)
+	u.click("#publish")
+	u.waitJS(`document.getElementById("tail")?.textContent.includes("the form")`)
+
+	if errs := u.unexpected(); len(errs) > 0 {
+		t.Errorf("the pages logged errors: %q", errs)
+	}
 }
