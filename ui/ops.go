@@ -268,7 +268,9 @@ func (d *Dashboard) handleOperations(w http.ResponseWriter, r *http.Request, wh 
 				for _, row := range rows {
 					if row.Op.Name == name {
 						row.Pausable, row.Paused = true, paused
-						row.CanPause = wh.p.Can("operations:pause", name)
+						// Pausing acts on every tenant's jobs: operator-level
+						// (operations:pause@*), or anyone in development mode.
+						row.CanPause = d.c.Dev || wh.p.CanEveryTenant("operations:pause", name)
 					}
 				}
 			}
