@@ -112,6 +112,24 @@ func TestUI(t *testing.T) {
 	u.waitJS(`document.getElementById("input").textContent.includes("<script>window.pwned=1</script>")`)
 	u.waitJS(`window.pwned === undefined && !document.querySelector("#input script, #input img")`)
 
+	// Search by idempotency key and by metadata.
+	status, _, body = s.call("POST", "/v1/jobs", `{"operation":"echo","input":{},"metadata":{"customer":"c-42"}}`, bootA, "Idempotency-Key", "order-9001")
+	var tagged errand.Job
+	mustJSON(t, body, &tagged)
+	if status != 202 {
+		t.Fatalf("submit with a key: %d %s", status, body)
+	}
+	for _, q := range []string{"order-9001", "customer%3Dc-42", "c-42"} {
+		u.open("/ui/jobs?q=" + q)
+		if rows := u.eval(`[...document.querySelectorAll("#job-rows tr")].map(r => r.dataset.id).join(" ")`); rows != tagged.ID {
+			t.Errorf("search %s found %q, want only %s", q, rows, tagged.ID)
+		}
+	}
+	u.open("/ui/jobs?q=" + tagged.ID)
+	if p := u.path(); p != "/ui/jobs/"+tagged.ID {
+		t.Errorf("search by the job's id led to %s", p)
+	}
+
 	// A state-changing request without the CSRF token is refused.
 	queued := u.submit(bootA, "echo", `{}`)
 	u.open("/ui/jobs/" + queued.ID)
