@@ -221,9 +221,10 @@ func (d *Dashboard) sendRow(ctx context.Context, s *stream, wh *who, f jobFilter
 
 // panelData is a job's panel: the job and what the principal may do to it.
 type panelData struct {
-	Job  *errand.Job
-	P    *errand.Principal
-	CSRF string
+	Job      *errand.Job
+	Attempts []attempt
+	P        *errand.Principal
+	CSRF     string
 }
 
 // jobEvent is a live job page's update: the panel and the new timeline entry.
@@ -316,7 +317,11 @@ func (d *Dashboard) sendJobEvent(ctx context.Context, s *stream, wh *who, e *err
 	if err != nil {
 		return true, err
 	}
-	panel, err := d.fragment("panel", panelData{Job: j, P: &wh.p, CSRF: wh.s.csrf})
+	events, err := d.d.Jobs.Events(ctx, wh.p, j.ID, "", 1000) // the attempts are told by them all
+	if err != nil {
+		return true, err
+	}
+	panel, err := d.fragment("panel", panelData{Job: j, Attempts: attemptsOf(events), P: &wh.p, CSRF: wh.s.csrf})
 	if err != nil {
 		return true, err
 	}

@@ -143,7 +143,7 @@ var funcs = template.FuncMap{
 	"concrete": func(pattern string) bool { return !strings.ContainsAny(pattern, "*>") },
 	"panelOf": func(pg page) panelData {
 		jp, _ := pg.Data.(jobPage)
-		return panelData{Job: jp.Job, P: pg.P, CSRF: pg.CSRF}
+		return panelData{Job: jp.Job, Attempts: attemptsOf(jp.Events), P: pg.P, CSRF: pg.CSRF}
 	},
 	"seconds": func(f *float64) string {
 		if f == nil {

@@ -173,3 +173,26 @@ func TestCookie(t *testing.T) {
 		}
 	}
 }
+
+// TestAttempts: each job.started opens an attempt, the next retrying or
+// terminal event closes it with its outcome and error.
+func TestAttempts(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	ev := func(typ, data string, s int) *errand.Event {
+		return &errand.Event{Type: typ, Data: []byte(data), Time: t0.Add(time.Duration(s) * time.Second)}
+	}
+	got := attemptsOf([]*errand.Event{
+		ev(errand.EventJobCreated, `{}`, 0),
+		ev(errand.EventJobStarted, `{"attempt":1,"worker":"w1"}`, 1),
+		ev(errand.EventJobProgress, `{"percent":50}`, 2),
+		ev(errand.EventJobRetrying, `{"attempt":1,"reason":"failed","error":{"code":"boom","detail":"it broke"}}`, 3),
+		ev(errand.EventJobStarted, `{"attempt":2,"worker":"w2"}`, 4),
+		ev(errand.EventJobFailed, `{"status":"failed","error":{"code":"boom","detail":"again"}}`, 5),
+		ev(errand.EventJobStarted, `{"attempt":3,"worker":"w1"}`, 6),
+	})
+	if len(got) != 3 || got[0].Outcome != "retrying (failed)" || got[0].Error != "boom: it broke" || got[0].Worker != "w1" ||
+		!got[0].Ended.Equal(t0.Add(3*time.Second)) || got[1].Outcome != "failed" || got[1].Error != "boom: again" ||
+		got[2].Outcome != "" || !got[2].Ended.IsZero() {
+		t.Errorf("attempts = %+v", got)
+	}
+}

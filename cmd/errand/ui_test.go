@@ -81,6 +81,9 @@ func TestUI(t *testing.T) {
 	failed := u.failJobs(bootA, "flaky", 1)[0]
 	u.open("/ui/jobs/" + failed)
 	u.waitJS(`document.getElementById("status").textContent.includes("failed")`)
+	if got := u.eval(`document.querySelector("#attempts tbody").innerText`); !strings.Contains(got, "failed") || !strings.Contains(got, "boom: it broke") {
+		t.Errorf("the failed job's attempts read %q", got)
+	}
 	u.click("#retry")
 	u.waitJS(`document.getElementById("status")?.textContent.includes("queued")`)
 	if j := u.job(bootA, failed); j.Status != errand.StatusQueued {
