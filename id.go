@@ -52,6 +52,15 @@ func (g *IDGenerator) New(prefix string, now time.Time) string {
 	return prefix + "_" + encode128(u)
 }
 
+// FloorID returns the lowest id with prefix that a generator makes at t:
+// every id made before t sorts below it, every id made at or after t not.
+// Ids being time-ordered, it turns a time into a bound of a keyset page.
+func FloorID(prefix string, t time.Time) string {
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[0:8], uint64(max(t.UnixMilli(), 0))<<16)
+	return prefix + "_" + encode128(u)
+}
+
 // encode128 writes 128 bits as 26 Crockford base-32 characters.
 func encode128(u [16]byte) string {
 	hi := binary.BigEndian.Uint64(u[0:8])

@@ -44,3 +44,18 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestFloorID: ids made before t sort below FloorID(t), ids made at or after
+// it do not, and FloorID is a valid id (a cursor may hold it).
+func TestFloorID(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var g IDGenerator
+	before, at := g.New("job", t0.Add(-time.Millisecond)), g.New("job", t0.Add(time.Millisecond))
+	floor := FloorID("job", t0)
+	if !(before < floor) || !(floor < at) {
+		t.Errorf("FloorID = %s; want between %s and %s", floor, before, at)
+	}
+	if !ValidID("job", floor) {
+		t.Errorf("FloorID %s is not a valid id", floor)
+	}
+}

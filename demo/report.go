@@ -34,6 +34,8 @@ operations:
     timeout: 2m
     retry: { max_attempts: 3, initial: 1s, max: 10s }
     concurrency: 4
+channels:
+  "reports.*": { history: 1h, description: "Reports' news, for the dashboard's live tail (errand publish reports.monthly …)" }
 `
 
 // StepDelay is how long each of the report's steps takes (the demo is meant to be

@@ -11,6 +11,7 @@ package event
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -90,7 +91,13 @@ func (h *Hub) remove(s *Subscription) {
 	})
 }
 
-// Committed delivers a commit's events to the subscribers of their streams.
+// AllJobs is the stream name that subscribes to every job's events, of every
+// tenant (the dashboard's live job list filters them by tenant). It holds a
+// control character, so it is never the name of a job or channel stream.
+const AllJobs = "\x00jobs"
+
+// Committed delivers a commit's events to the subscribers of their streams
+// (and a job's events to the subscribers of AllJobs).
 func (h *Hub) Committed(c *storage.Commit) {
 	if len(c.Events) == 0 {
 		return
@@ -98,35 +105,46 @@ func (h *Hub) Committed(c *storage.Commit) {
 	var overflow []*Subscription
 	h.mu.RLock()
 	for _, e := range c.Events {
-		subs := h.streams[e.Stream]
-		if len(subs) == 0 {
+		subs, all := h.streams[e.Stream], h.streams[AllJobs]
+		if !strings.HasPrefix(e.Stream, "job_") {
+			all = nil
+		}
+		if len(subs) == 0 && len(all) == 0 {
 			continue
 		}
 		d := &Frame{Event: e} // one per event, shared by every subscriber
 		size := e.Bytes()
-		for s := range subs {
-			if s.reset.Load() {
-				continue
-			}
-			if !s.fits(size) {
-				s.reset.Store(true)
-				overflow = append(overflow, s)
-				continue
-			}
-			select {
-			case s.c <- d:
-				s.queued.Add(size)
-			default:
-				s.reset.Store(true)
-				overflow = append(overflow, s)
-			}
-		}
+		overflow = deliver(subs, d, size, overflow)
+		overflow = deliver(all, d, size, overflow)
 	}
 	h.mu.RUnlock()
 	h.resets.Add(uint64(len(overflow)))
 	for _, s := range overflow {
 		s.Close()
 	}
+}
+
+// deliver queues d for each of subs, and returns overflow with those whose
+// buffer is full added.
+func deliver(subs map[*Subscription]struct{}, d *Frame, size int64, overflow []*Subscription) []*Subscription {
+	for s := range subs {
+		if s.reset.Load() {
+			continue
+		}
+		if !s.fits(size) {
+			s.reset.Store(true)
+			overflow = append(overflow, s)
+			continue
+		}
+		select {
+		case s.c <- d:
+			s.queued.Add(size)
+		default:
+			s.reset.Store(true)
+			overflow = append(overflow, s)
+		}
+	}
+	return overflow
 }
 
 // fits reports whether an event of size bytes may wait in the buffer.

@@ -51,3 +51,25 @@ func TestHubBufferBytes(t *testing.T) {
 		t.Fatalf("the cut-off subscriber had %d events waiting, want 1 (a second would pass 1000 bytes)", n)
 	}
 }
+
+// TestHubAllJobs: a subscriber of AllJobs receives every job's events, once
+// each, in log order, and no channel's.
+func TestHubAllJobs(t *testing.T) {
+	hub := event.NewHub()
+	all := hub.Subscribe(event.AllJobs, 10, 0)
+	one := hub.Subscribe("job_A", 10, 0)
+	defer all.Close()
+	defer one.Close()
+	hub.Committed(&storage.Commit{Events: []*errand.Event{
+		{Seq: 1, Stream: "job_A", Tenant: "t"}, {Seq: 2, Stream: "orders", Tenant: "t"}, {Seq: 3, Stream: "job_B", Tenant: "u"}}})
+	var got []int64
+	for len(all.C()) > 0 {
+		got = append(got, (<-all.C()).Event.Seq)
+	}
+	if len(got) != 2 || got[0] != 1 || got[1] != 3 {
+		t.Errorf("AllJobs received %v, want [1 3]", got)
+	}
+	if len(one.C()) != 1 {
+		t.Errorf("job_A's subscriber has %d events, want 1", len(one.C()))
+	}
+}

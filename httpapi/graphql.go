@@ -15,6 +15,14 @@ type GraphQL interface {
 	Handler(a Access) http.Handler
 }
 
+// UI serves the dashboard at /ui/ (package ui implements it). httpapi lends
+// it an Access, as it does GraphQL, and the API itself: what the dashboard
+// does through the REST routes (with the signed-in principal's credential)
+// goes through the same authentication, permission checks and audit.
+type UI interface {
+	Handler(a Access, api http.Handler) http.Handler
+}
+
 // Access is what httpapi lends a transport it does not implement itself.
 type Access interface {
 	// Authenticate returns the principal of r: its bearer token or, with

@@ -97,6 +97,11 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 		r.handle("POST /v1/graphql", h)
 	}
 	r.handle("GET /v1/bridges", api(handleBridges(acc, d.Bridges)))
+	if d.UI != nil { // it signs in by a session cookie of its own
+		h := limitBody(c.MaxBodyBytes, d.UI.Handler(&lent{acc: acc, streams: d.Streams, origins: originPatterns(c.CORSOrigins)}, mux))
+		r.handle("GET /ui/", h)
+		r.handle("POST /ui/", h)
+	}
 
 	r.handle("POST /v1/leases", api(handleLease(acc, d.Queue)))
 	r.handle("POST /v1/leases/complete", api(worker(acc, handleCompleteBatch(acc, d.Queue))))

@@ -106,6 +106,8 @@ type Deps struct {
 	Usage *telemetry.Usage
 	// Limiter takes http.rate_limit (Config.RateLimit); nil: one over Store.
 	Limiter *admit.Limiter
+	// UI serves the dashboard at /ui/ (package ui); nil serves none.
+	UI UI
 }
 
 // NewServer returns the API as one handler.

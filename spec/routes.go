@@ -56,6 +56,8 @@ var routes = map[string]Route{
 	"GET /v1/asyncapi.json":   doc("asyncAPIJSON", "The AsyncAPI 3.0 document: event streams, the WebSocket protocol, webhooks", "application/json"),
 	"GET /v1/asyncapi.yaml":   doc("asyncAPIYAML", "The AsyncAPI 3.0 document, as YAML", "application/yaml"),
 	"GET /docs":               doc("docs", "The API's documentation, for people", "text/html"),
+	"GET /ui/":                doc("dashboard", "The dashboard: jobs, operations, channels, webhooks and access, in a browser (signed in with an API key; a session cookie)", "text/html"),
+	"POST /ui/":               {ID: "dashboardAction", Tag: "Service", Summary: "What the dashboard's forms do (a session cookie and its CSRF token)", Access: Public, Answers: []Answer{{Status: http.StatusSeeOther, Description: "Done: on to the page that shows it."}}, Errors: []string{errand.EFORBIDDEN}},
 	"GET /docs/assets/{name}": {ID: "docsAsset", Tag: "Service", Summary: "A file the documentation page uses", Access: Public, Answers: []Answer{{Status: 200, Description: "The file.", ContentType: "text/css", Schema: schema{"type": "string"}, Alt: []Body{{ContentType: "text/javascript", Schema: schema{"type": "string"}}, {ContentType: "image/svg+xml", Schema: schema{"type": "string"}}}}}, Errors: []string{errand.ENOTFOUND}},
 
 	"POST /v1/jobs": {ID: "submitJob", Tag: "Jobs", Summary: "Submit a job", Description: "Answers `202 Accepted` once the job is stored, with its URL in `Location` and when to poll in `Retry-After`. With `Prefer: wait=N` (or the operation's `wait`), a job that finishes in time is answered `200` with its result.",

@@ -39,8 +39,13 @@ func allRoutes(t testing.TB, cfg *config.Config) []string {
 		t.Fatal(err)
 	}
 	return httpapi.Routes(httpapi.Deps{Jobs: jobs, Webhooks: &webhook.Service{}, Auth: &auth.Authenticator{},
-		Audit: &audit.Log{}, Contracts: &Server{}, Metrics: http.NotFoundHandler(), Usage: &telemetry.Usage{}}, nil)
+		Audit: &audit.Log{}, Contracts: &Server{}, Metrics: http.NotFoundHandler(), Usage: &telemetry.Usage{}, UI: noUI{}}, nil)
 }
+
+// noUI stands for the dashboard (package ui), whose routes errand serve always registers.
+type noUI struct{}
+
+func (noUI) Handler(httpapi.Access, http.Handler) http.Handler { return http.NotFoundHandler() }
 
 // TestGolden: the documents for the example configuration and for one with
 // every kind of operation, channel and setting (go test ./spec -update

@@ -108,6 +108,9 @@ type TelemetryReader interface {
 	// QueueStats counts the scheduled, queued and running jobs of every
 	// operation that has any, in operation then status order.
 	QueueStats(ctx context.Context) ([]QueueStat, error)
+	// TenantQueueStats is QueueStats of one tenant's jobs (the dashboard's
+	// overview of a tenant).
+	TenantQueueStats(ctx context.Context, tenant string) ([]QueueStat, error)
 	// ListUsage returns every node's usage rows that p selects, by bucket,
 	// operation and node.
 	ListUsage(ctx context.Context, p ListUsageParams) ([]UsageRow, error)

@@ -159,7 +159,7 @@ func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
 		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout), newBenchQueuedCmd(stdout),
 		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr), newBenchGraphQLCmd(stdout), newBenchBridgeCmd(stdout, stderr),
-		newBenchScrapeCmd(stdout), newBenchAdmissionCmd(stdout, stderr))
+		newBenchScrapeCmd(stdout), newBenchAdmissionCmd(stdout, stderr), newBenchUICmd(stdout))
 	return cmd
 }
 

@@ -67,6 +67,8 @@ func runDemo(ctx context.Context, listen, dir string, stdout, stderr io.Writer) 
 func printDemoBanner(w io.Writer, url, db string) {
 	fmt.Fprintf(w, `errand demo is running at %[1]s (data in %[2]s; Ctrl-C to stop)
 
+Dashboard: %[1]s/ui/ (jobs live as they run, operations, channels, webhooks; no sign-in in the demo)
+
 Ask for a report: errand answers 202 Accepted at once, with the job's URL in Location.
   curl -si %[1]s/generate-report -d '{"type":"monthly"}'
 

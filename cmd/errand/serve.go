@@ -38,6 +38,7 @@ import (
 	"github.com/errandhq/errand/spec"
 	"github.com/errandhq/errand/storage"
 	"github.com/errandhq/errand/telemetry"
+	"github.com/errandhq/errand/ui"
 	"github.com/errandhq/errand/webhook"
 	"github.com/errandhq/errand/worker"
 	"github.com/spf13/cobra"
@@ -332,6 +333,12 @@ func (a *app) listen(ctx context.Context) error {
 		Store: a.store, Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, GraphQL: gql, Bridges: a.bridges, Streams: base, Contracts: a.contracts,
 		Limiter: a.limiter}
 	a.obs.httpDeps(a.cfg, &deps)
+	if deps.UI, err = ui.New(ui.Deps{Log: a.log, Jobs: a.jobs, Channels: a.channels, Hub: a.hub, Store: a.store,
+		Webhooks: a.webhooks, Auth: a.auth, Audit: a.audit, Usage: deps.Usage, Bridges: a.bridges},
+		&ui.Config{Dev: a.cfg.Dev, Version: buildVersion()}); err != nil {
+		cancel()
+		return err
+	}
 	httpCfg := &httpapi.Config{Dev: a.cfg.Dev, MaxBodyBytes: a.cfg.HTTP.MaxBodyBytes, MaxWait: time.Duration(a.cfg.HTTP.MaxWait),
 		MaxArtifactBytes: a.cfg.Artifacts.MaxBytes, CORSOrigins: a.cfg.HTTP.CORS.Origins,
 		CORSMaxAge: time.Duration(a.cfg.HTTP.CORS.MaxAge), MaxStreams: maxStreams,

@@ -14,6 +14,7 @@ import (
 	"github.com/errandhq/errand/job"
 	"github.com/errandhq/errand/spec"
 	"github.com/errandhq/errand/telemetry"
+	"github.com/errandhq/errand/ui"
 	"github.com/errandhq/errand/webhook"
 	"github.com/spf13/cobra"
 )
@@ -69,7 +70,7 @@ func specRoutes(cfg *config.Config) ([]string, error) {
 		return nil, err
 	}
 	d := httpapi.Deps{Jobs: jobs, Webhooks: &webhook.Service{}, Auth: &auth.Authenticator{},
-		Audit: &audit.Log{}, Contracts: &spec.Server{}, GraphQL: &graphql.Server{}}
+		Audit: &audit.Log{}, Contracts: &spec.Server{}, GraphQL: &graphql.Server{}, UI: &ui.Dashboard{}}
 	if cfg.Metrics.On() && cfg.Metrics.Listen == "" {
 		d.Metrics = http.NotFoundHandler()
 	}

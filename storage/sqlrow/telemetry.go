@@ -24,6 +24,12 @@ const qQueueStats = `SELECT operation, 'queued', count(*), min(run_at) FROM jobs
 	UNION ALL SELECT operation, 'running', count(*), NULL FROM jobs WHERE status = 'running' GROUP BY operation
 	ORDER BY 1, 2`
 
+// qTenantQueueStats is qQueueStats of one tenant's jobs, read from the
+// jobs_queue_stats index alone (migration 0013); the oldest run_at of running
+// jobs is dropped by the scanner.
+const qTenantQueueStats = `SELECT operation, status, count(*), min(run_at) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')
+	GROUP BY operation, status ORDER BY 1, 2`
+
 // qPutUsage writes one node's row of a bucket whole (the node holds the
 // bucket's running totals, so a second write of the same row changes nothing).
 const qPutUsage = `INSERT INTO usage (` + UsageColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -38,7 +44,23 @@ const qExpireUsage = `DELETE FROM usage WHERE (tenant, step, bucket, operation, 
 
 // QueueStats counts the queued and running jobs of each operation.
 func (r *Reader) QueueStats(ctx context.Context) ([]storage.QueueStat, error) {
-	return list(ctx, r, "queue stats", qQueueStats, nil, func(row Row) (storage.QueueStat, error) {
+	return list(ctx, r, "queue stats", qQueueStats, nil, scanQueueStat)
+}
+
+// TenantQueueStats counts the queued and running jobs of each operation in
+// one tenant.
+func (r *Reader) TenantQueueStats(ctx context.Context, tenant string) ([]storage.QueueStat, error) {
+	stats, err := list(ctx, r, "tenant queue stats", qTenantQueueStats, []any{tenant}, scanQueueStat)
+	for i := range stats {
+		if stats[i].Status != errand.StatusQueued {
+			stats[i].Oldest = time.Time{}
+		}
+	}
+	return stats, err
+}
+
+func scanQueueStat(row Row) (storage.QueueStat, error) {
+	{
 		var st storage.QueueStat
 		var status string
 		var oldest *int64
@@ -48,7 +70,7 @@ func (r *Reader) QueueStats(ctx context.Context) ([]storage.QueueStat, error) {
 			st.Oldest = storage.FromMicros(*oldest)
 		}
 		return st, err
-	})
+	}
 }
 
 // ListUsage reads every node's usage rows of a tenant's buckets.

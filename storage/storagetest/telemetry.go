@@ -16,10 +16,11 @@ import (
 // the queue's gauges, usage rows, and the trace context jobs and deliveries
 // keep.
 var telemetryTests = map[string]func(*testing.T, storage.Store){
-	"QueueStats":   testQueueStats,
-	"Usage":        testUsage,
-	"UsageExpire":  testUsageExpire,
-	"TraceParents": testTraceParents,
+	"QueueStats":       testQueueStats,
+	"TenantQueueStats": testTenantQueueStats,
+	"Usage":            testUsage,
+	"UsageExpire":      testUsageExpire,
+	"TraceParents":     testTraceParents,
 }
 
 // testQueueStats: queued jobs counted per operation with the earliest run_at,
@@ -64,6 +65,29 @@ func testQueueStats(t *testing.T, s storage.Store) {
 			!got[i].Oldest.Equal(want[i].Oldest) {
 			t.Errorf("QueueStats[%d] = %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// testTenantQueueStats: only the tenant's queued and running jobs are counted.
+func testTenantQueueStats(t *testing.T, s storage.Store) {
+	var jobs []*errand.Job
+	for i, tenant := range []string{"acme", "acme", "globex", "globex", "globex"} {
+		j := Job(fmt.Sprintf("job_%d", i+1))
+		j.Tenant, j.RunAt = tenant, T0.Add(time.Duration(-i)*time.Minute)
+		jobs = append(jobs, j)
+	}
+	insertJobs(t, s, jobs...)
+	for tenant, want := range map[string]storage.QueueStat{
+		"acme":   {Operation: "report", Status: errand.StatusQueued, Count: 2, Oldest: T0.Add(-time.Minute)},
+		"globex": {Operation: "report", Status: errand.StatusQueued, Count: 3, Oldest: T0.Add(-4 * time.Minute)},
+	} {
+		got, err := s.TenantQueueStats(ctx, tenant)
+		if err != nil || len(got) != 1 || got[0].Count != want.Count || !got[0].Oldest.Equal(want.Oldest) {
+			t.Errorf("TenantQueueStats(%q) = %+v, %v; want [%+v]", tenant, got, err, want)
+		}
+	}
+	if got, err := s.TenantQueueStats(ctx, "initech"); err != nil || len(got) != 0 {
+		t.Errorf("TenantQueueStats of a tenant without jobs = %+v, %v; want none", got, err)
 	}
 }
 
