@@ -200,7 +200,8 @@ func wsSubmit(t *testing.T, s *server, token, code string) {
 // whatever its route, and answers with its RateLimit fields.
 func TestHTTPRateLimit(t *testing.T) {
 	t.Parallel()
-	cfg := strings.Replace(admitConfig(""), "http: { max_body_bytes: 65536 }", `http: { max_body_bytes: 65536, rate_limit: { rate: "5/s", burst: 5 } }`, 1)
+	cfg := strings.Replace(admitConfig("channels:\n  \"orders.*\": { history: 1h }\n"), "http: { max_body_bytes: 65536 }",
+		`http: { max_body_bytes: 65536, rate_limit: { rate: "5/s", burst: 5 } }`, 1)
 	s := startServerWith(t, cfg, true)
 	codes := map[int]int{}
 	for range 8 {
@@ -219,6 +220,36 @@ func TestHTTPRateLimit(t *testing.T) {
 	_, h, _ := s.do("GET", "/v1/me", "", "Authorization", "Bearer "+bootB)
 	if h.Get("RateLimit-Policy") != `"http";q=5;w=1` || h.Get("RateLimit") != `"http";r=4;t=1` {
 		t.Errorf("another principal: RateLimit-Policy %q, RateLimit %q; want \"http\";q=5;w=1 and r=4", h.Get("RateLimit-Policy"), h.Get("RateLimit"))
+	}
+
+	time.Sleep(1100 * time.Millisecond) // whole again: the upgrade takes one, four publishes pass
+	ctx := ctxTimeout(t, 5*time.Second)
+	c, _, err := websocket.Dial(ctx, strings.Replace(s.URL, "http", "ws", 1)+"/v1/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + bootA}}, Subprotocols: []string{"errand.v1"}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.CloseNow()
+	codes = map[int]int{}
+	for i := range 8 {
+		if err := wsjson.Write(ctx, c, map[string]any{"op": "publish", "id": strconv.Itoa(i), "channel": "orders.eu", "type": "t", "data": map[string]any{}}); err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Error *struct{ Code string } }
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case m.Error == nil:
+			codes[200]++
+		case m.Error.Code == "rate_limited":
+			codes[429]++
+		default:
+			t.Errorf("publish %d: %+v", i, m.Error)
+		}
+	}
+	if codes[200] < 4 || codes[200] > 5 || codes[429] < 3 {
+		t.Errorf("8 WebSocket publishes with 4 tokens left: %v, want 4 (or 5) published and the rest rate_limited", codes)
 	}
 }
 
