@@ -128,17 +128,23 @@ func (ws *wsConn) serve(ctx context.Context, pre *errand.Principal) {
 	defer release()
 	bound, unbind := ws.a.Bind(ctx, ws.who.p)
 	defer unbind()
-	ctx, cancel := context.WithCancel(bound)
+	ops, cancel := context.WithCancel(bound) // the operations end with the credential
 	defer cancel()
+	// Reads and writes do not: coder/websocket drops a connection without a
+	// close frame when a read's or a write's context ends, and the client
+	// must be told 4401 first. They end once that close is done.
+	rw, endRW := context.WithCancel(ctx)
+	defer endRW()
 	stop := context.AfterFunc(bound, func() {
 		if e := credentialEnded(bound); e != nil {
 			ws.close(closeUnauthorized, "Unauthorized: "+e.Message)
 		}
+		endRW()
 	})
 	defer stop()
-	go ws.write(ctx)
+	go ws.write(rw)
 	ws.sendControl(wsMessage{Type: "connection_ack"})
-	err := ws.read(ctx)
+	err := ws.read(rw, ops)
 	ws.stopAll()
 	switch {
 	case ws.ended.Load():
@@ -255,8 +261,9 @@ func (ws *wsConn) readMessage(ctx context.Context) (*wsMessage, error) {
 	return &m, nil
 }
 
-// read handles messages after connection_ack until the connection ends.
-func (ws *wsConn) read(ctx context.Context) error {
+// read handles messages after connection_ack until the connection ends;
+// the operations it starts run under ops.
+func (ws *wsConn) read(ctx, ops context.Context) error {
 	for {
 		m, err := ws.readMessage(ctx)
 		if err != nil {
@@ -267,7 +274,7 @@ func (ws *wsConn) read(ctx context.Context) error {
 			ws.sendControl(wsMessage{Type: "pong", Payload: m.Payload})
 		case "pong":
 		case "subscribe":
-			if !ws.subscribe(ctx, m) {
+			if !ws.subscribe(ops, m) {
 				return nil
 			}
 		case "complete":
