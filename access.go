@@ -13,8 +13,8 @@ import (
 //
 // A permission acts in the principal's own tenant unless it ends in "@*"
 // (EveryTenant): then it is operator-level and acts in every tenant. Only
-// workers:lease, audit:read, bridges:read, usage:read, metrics:read and
-// oauth:rotate-key take it; admin never implies it.
+// workers:lease, audit:read, bridges:read, usage:read, metrics:read,
+// operations:pause and oauth:rotate-key take it; admin never implies it.
 const (
 	PermAdmin          = "admin"
 	PermJobsSubmit     = "jobs:submit"        // object: operation
@@ -40,6 +40,10 @@ const (
 	// PermMetricsRead scrapes GET /metrics, which counts every tenant's work:
 	// it is granted only as metrics:read@*.
 	PermMetricsRead = "metrics:read"
+	// PermOperationsPause pauses and resumes an operation's leases (object:
+	// operation). An operation's jobs are every tenant's, so it is granted only
+	// as operations:pause[:operations]@*.
+	PermOperationsPause = "operations:pause"
 )
 
 // EveryTenant ends an operator-level permission: workers:lease:*@* leases every

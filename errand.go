@@ -85,6 +85,14 @@ type Job struct {
 	// rate (an estimate; nil when nothing drained lately). Not stored.
 	QueuePosition    *int       `json:"queue_position,omitempty"`
 	EstimatedStartAt *time.Time `json:"estimated_start_at,omitempty"`
+	// ConcurrencyKey is the value of the operation's concurrency_key for this
+	// job, taken at submit, as StoredKey keeps it ("" when the operation has
+	// none): at most the key's limit of jobs with the same value run at once.
+	ConcurrencyKey string `json:"-"`
+	// FairKey is the value of the operation's fairness key for this job, taken
+	// at submit, as StoredKey keeps it ("" when the operation has none): leases
+	// are shared between the values.
+	FairKey string `json:"-"`
 }
 
 // jobLinks are the related resources of a job.

@@ -69,6 +69,14 @@ func (k FlowKey) String() string {
 // IsZero reports whether no key is set.
 func (k FlowKey) IsZero() bool { return k.Kind == "" }
 
+// StoredKey is how a job keeps a flow key's value (Job.ConcurrencyKey,
+// Job.FairKey): the value after "=", so that a job of an operation with the
+// key never keeps "" (which means: none), whatever the value.
+func StoredKey(value string) string { return "=" + value }
+
+// KeyValue is the value a stored key holds (StoredKey's inverse).
+func KeyValue(stored string) string { return strings.TrimPrefix(stored, "=") }
+
 // KeySource is what a key's value is taken from at submit.
 type KeySource struct {
 	Principal *Principal

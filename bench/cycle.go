@@ -37,6 +37,12 @@ type CycleResult struct {
 	// (with --baseline), and JobsPerSec's ratio to it.
 	BaselinePerSec float64 `json:"baseline_per_second,omitempty"`
 	VsBaseline     float64 `json:"vs_baseline,omitempty"`
+	// Tenants is how many tenants the jobs' inputs name (with --fairness);
+	// FIFOPerSec is the same load's rate on an operation without fairness in
+	// the same run, and VsFIFO JobsPerSec's ratio to it.
+	Tenants    int     `json:"tenants,omitempty"`
+	FIFOPerSec float64 `json:"fifo_per_second,omitempty"`
+	VsFIFO     float64 `json:"vs_fifo,omitempty"`
 }
 
 // CycleParams shape a full-cycle run.
@@ -49,6 +55,9 @@ type CycleParams struct {
 	// PerJob makes each worker lease one job and complete it with its own request.
 	PerJob   bool
 	Duration time.Duration
+	// Tenants, when positive, makes the jobs' inputs name that many tenants in
+	// turn (input.tenant): submits go in batches of at least Tenants jobs.
+	Tenants int
 }
 
 // Cycle runs producers submitting jobs of operation (one a request, or
@@ -68,6 +77,10 @@ func Cycle(ctx context.Context, urls []string, p CycleParams) CycleResult {
 		if submitBatch > 1 {
 			load.URL = url + "/v1/job-batches"
 			load.Body = []byte(`{"jobs":[` + strings.TrimSuffix(strings.Repeat(one+",", submitBatch), ",") + `]}`)
+		}
+		if p.Tenants > 0 {
+			submitBatch = max(submitBatch, p.Tenants)
+			load.URL, load.Body = url+"/v1/job-batches", tenantBatch(operation, submitBatch, p.Tenants)
 		}
 		wg.Add(1)
 		go func() {
@@ -96,7 +109,8 @@ func Cycle(ctx context.Context, urls []string, p CycleParams) CycleResult {
 	el := time.Since(start).Seconds()
 	r := CycleResult{Name: "full cycle", Submitted: submitted.Load(), Completed: completed.Load(), Seconds: el,
 		JobsPerSec: float64(completed.Load()) / el, SubmitPerSec: float64(submitted.Load()) / el,
-		Producers: producers, Workers: workers, Batch: batch, SubmitBatch: max(1, submitBatch), PerJob: p.PerJob}
+		Producers: producers, Workers: workers, Batch: batch, SubmitBatch: max(1, submitBatch), PerJob: p.PerJob,
+		Tenants: p.Tenants}
 	if p.PerJob {
 		r.Name, r.Batch = "full cycle, one complete per job", 1
 		r.CompleteP50ms, r.CompleteP99ms, _ = percentiles(slices.Concat(lat...))

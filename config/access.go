@@ -154,13 +154,14 @@ var actions = []string{errand.PermJobsSubmit, errand.PermJobsRead, errand.PermJo
 // everyTenantActions are the actions that take @* (operator-level), each
 // named in full: a wildcard never reaches across tenants.
 var everyTenantActions = []string{errand.PermWorkersLease, errand.PermAuditRead, errand.PermBridgesRead, errand.PermUsageRead,
-	errand.PermMetricsRead, errand.PermOAuthRotate}
+	errand.PermMetricsRead, errand.PermOAuthRotate, errand.PermOperationsPause}
 
 // onlyEveryTenant are the actions granted only operator-level, with why:
 // what they reach is every tenant's.
 var onlyEveryTenant = []struct{ action, why string }{
 	{errand.PermOAuthRotate, "the signing key is every tenant's"},
 	{errand.PermMetricsRead, "the metrics count every tenant's work"},
+	{errand.PermOperationsPause, "an operation's leases are every tenant's"},
 }
 
 // checkPermission says what is wrong with a permission string, or "".
@@ -202,8 +203,8 @@ func checkEveryTenant(p, base string) string {
 	if !slices.Contains(everyTenantActions, res+":"+verb) {
 		return fmt.Sprintf("%q: only %s take @* (every tenant), each named in full", p, strings.Join(everyTenantActions, ", "))
 	}
-	if hasObj && (obj == "" || res+":"+verb != errand.PermWorkersLease) {
-		return fmt.Sprintf("%q: only workers:lease takes an object (operations) before @*", p)
+	if hasObj && (obj == "" || (res+":"+verb != errand.PermWorkersLease && res+":"+verb != errand.PermOperationsPause)) {
+		return fmt.Sprintf("%q: only workers:lease and operations:pause take an object (operations) before @*", p)
 	}
 	return ""
 }

@@ -68,32 +68,43 @@ type operationView struct {
 	// started per second lately (job.QueueState); only on the
 	// single-operation view.
 	*job.QueueState
+	flowView
 }
 
-func viewOperation(op errand.Operation) operationView {
+func viewOperation(op errand.Operation, st operationState) operationView {
 	return operationView{Name: op.Name, Description: op.Description, Route: op.Route, InputSchema: op.InputSchema,
 		ResultSchema: op.ResultSchema, Handler: op.Handler.Type, TimeoutSeconds: int(op.Timeout.Seconds()), MaxAttempts: op.Retry.MaxAttempts,
-		Concurrency: op.Concurrency, WaitSeconds: op.Wait.Seconds(), RetentionSeconds: int(op.Retention.Seconds())}
+		Concurrency: op.Concurrency, WaitSeconds: op.Wait.Seconds(), RetentionSeconds: int(op.Retention.Seconds()),
+		flowView: viewFlow(op.Flow, st, op.Name)}
 }
 
-func handleListOperations(acc *access, jobs *job.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleListOperations(acc *access, jobs *job.Service, s storage.Reader) http.Handler {
+	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
+		st, err := readOperationState(r.Context(), s)
+		if err != nil {
+			return err
+		}
 		out := []operationView{}
 		for _, op := range jobs.Visible(principal(r)) {
-			out = append(out, viewOperation(op))
+			out = append(out, viewOperation(op, st))
 		}
 		encode(w, http.StatusOK, map[string]any{"operations": out})
+		return nil
 	})
 }
 
-func handleGetOperation(acc *access, jobs *job.Service) http.Handler {
+func handleGetOperation(acc *access, jobs *job.Service, s storage.Reader) http.Handler {
 	return acc.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p := principal(r)
 		op, err := jobs.Describe(p, r.PathValue("name"))
 		if err != nil {
 			return err
 		}
-		v := viewOperation(op)
+		st, err := readOperationState(r.Context(), s)
+		if err != nil {
+			return err
+		}
+		v := viewOperation(op, st)
 		// The signing secret is the operator's: only key managers see it.
 		if op.Handler.Type == errand.HandlerHTTP && p.Can(errand.PermKeysManage, "") {
 			v.SigningSecret = op.Handler.Secret

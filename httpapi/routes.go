@@ -51,8 +51,10 @@ func addRoutes(mux *http.ServeMux, d Deps, c *Config) []string {
 	r.handle("POST /v1/jobs/{id}/retry", api(handleRetryJob(acc, d.Jobs)))
 	r.handle("GET /v1/jobs/{id}/events", stream(handleJobEvents(acc, d.Jobs, d.Store, d.Hub, d.Streams, c)))
 	r.handle("GET /v1/jobs/{id}/artifacts/{name}", api(handleGetArtifact(acc, d.Jobs)))
-	r.handle("GET /v1/operations", api(handleListOperations(acc, d.Jobs)))
-	r.handle("GET /v1/operations/{name}", api(handleGetOperation(acc, d.Jobs)))
+	r.handle("GET /v1/operations", api(handleListOperations(acc, d.Jobs, d.Store)))
+	r.handle("GET /v1/operations/{name}", api(handleGetOperation(acc, d.Jobs, d.Store)))
+	r.handle("POST /v1/operations/{name}/pause", api(handlePause(acc, d.Queue, d.Jobs, d.Store, true)))
+	r.handle("POST /v1/operations/{name}/resume", api(handlePause(acc, d.Queue, d.Jobs, d.Store, false)))
 
 	r.handle("GET /v1/ws", stream(handleWS(acc, d, c)))
 	r.handle("GET /v1/channels", api(handleListChannels(d.Channels)))

@@ -502,7 +502,18 @@ func (s *Service) newJob(op errand.Operation, p errand.Principal, sp *SubmitPara
 	if sp.IdempotencyKey != "" {
 		j.RequestHash = requestHash(sp)
 	}
+	flowKeys(j, op.Flow, errand.KeySource{Principal: &p, Input: sp.Input, Header: sp.Header})
 	return j
+}
+
+// flowKeys sets the job's concurrency and fair keys from what submitted it.
+func flowKeys(j *errand.Job, f errand.Flow, src errand.KeySource) {
+	if ck := f.ConcurrencyKey; ck != nil {
+		j.ConcurrencyKey = errand.StoredKey(ck.Key.Value(src))
+	}
+	if fr := f.Fairness; fr != nil {
+		j.FairKey = errand.StoredKey(fr.Key.Value(src))
+	}
 }
 
 // requestHash fingerprints what a submit asked for, ignoring JSON white space.

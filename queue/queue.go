@@ -89,6 +89,7 @@ type Queue struct {
 	results map[string]*schema.Schema // the operations' result_schema, compiled
 	cfg     Config
 	scope   Scope
+	shares  *fairShares
 }
 
 // New returns a queue over the declared operations. It leases and acts on
@@ -96,7 +97,8 @@ type Queue struct {
 // worker's requests go through For(ScopeOf(principal)).
 func New(store storage.Store, signal *Signal, ops []errand.Operation, cfg *Config) (*Queue, error) {
 	q := &Queue{store: store, signal: signal, ops: make(map[string]errand.Operation, len(ops)),
-		results: map[string]*schema.Schema{}, cfg: cfg.withDefaults(), scope: AllTenants}
+		results: map[string]*schema.Schema{}, cfg: cfg.withDefaults(), scope: AllTenants,
+		shares: &fairShares{by: map[string]*fairShare{}}}
 	if err := q.cfg.validate(); err != nil {
 		return nil, fmt.Errorf("queue config: %w", err)
 	}
@@ -215,15 +217,24 @@ func (q *Queue) Lease(ctx context.Context, lp LeaseParams) ([]errand.Lease, erro
 	}
 	wake, stop := q.signal.Watch(lp.Operations)
 	defer stop()
+	dueTimer := time.NewTimer(time.Hour)
+	defer dueTimer.Stop()
 	for {
-		leases, err := q.claim(ctx, lp, lease)
+		leases, next, err := q.claim(ctx, lp, lease)
 		if err != nil || len(leases) > 0 || timeout == nil {
 			return leases, err
 		}
+		var due <-chan time.Time
+		if !next.IsZero() { // start_rate lets a start happen then
+			dueTimer.Reset(max(next.Sub(q.cfg.Now()), time.Millisecond))
+			due = dueTimer.C
+		}
 		select {
 		case <-wake:
+		case <-due:
 		case <-timeout:
-			return q.claim(ctx, lp, lease)
+			leases, _, err := q.claim(ctx, lp, lease)
+			return leases, err
 		case <-ctx.Done():
 			return nil, nil
 		}
@@ -247,12 +258,19 @@ func seconds(s float64, def, limit time.Duration) time.Duration {
 // negative (JSON carries no NaN or infinity; Go callers could).
 func validSeconds(s float64) bool { return s >= 0 && s <= math.MaxFloat64 }
 
-// claim leases what is queued now, honouring priority and concurrency limits.
-func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) ([]errand.Lease, error) {
+// claim leases what is queued now, honouring priority, concurrency limits and
+// flow control; next, when not zero, is when start_rate lets a start happen.
+func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) ([]errand.Lease, time.Time, error) {
 	var out []errand.Lease
-	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error { // a worker waits
+	var next time.Time
+	var fair []take // what fair claims started, charged once committed
+	// A worker waits for it: urgent.
+	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error {
 		out = out[:0]
-		jobs, cut, err := q.candidates(tx, lp)
+		var jobs []*errand.Job
+		var cut bool
+		var err error
+		jobs, cut, next, fair, err = q.candidates(tx, lp)
 		if err != nil {
 			return err
 		}
@@ -272,7 +290,12 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 		}
 		return nil
 	})
-	return out, err
+	if err == nil {
+		for _, t := range fair {
+			t.fair.charge(t.started)
+		}
+	}
+	return out, next, err
 }
 
 // candidates picks the jobs to lease: the best of each operation, within its
@@ -280,9 +303,10 @@ func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) 
 // MaxLeaseBytes allow. cut reports that the byte budget ran out (queued jobs
 // may be left). When it does, operations earlier by name fill it first: each
 // operation's read gets what the ones before left of it.
-func (q *Queue) candidates(tx storage.Tx, lp LeaseParams) (jobs []*errand.Job, cut bool, err error) {
+func (q *Queue) candidates(tx storage.Tx, lp LeaseParams) (jobs []*errand.Job, cut bool, next time.Time, fair []take, err error) {
 	var all []*errand.Job
 	budget, used := q.cfg.MaxLeaseBytes, int64(0)
+	now := q.cfg.Now().UTC()
 	for _, name := range lp.Operations {
 		if used >= budget {
 			break
@@ -291,22 +315,28 @@ func (q *Queue) candidates(tx storage.Tx, lp LeaseParams) (jobs []*errand.Job, c
 		if c := q.ops[name].Concurrency; c > 0 {
 			running, err := tx.CountRunning(name)
 			if err != nil {
-				return nil, false, fmt.Errorf("count running %s: %w", name, err)
+				return nil, false, time.Time{}, nil, fmt.Errorf("count running %s: %w", name, err)
 			}
 			limit = min(limit, c-running)
 		}
 		if limit <= 0 {
 			continue
 		}
-		tenant, _ := q.scope.tenant(name) // checked by Lease
-		jobs, err := tx.QueuedJobs(tenant, name, limit, budget-used)
+		t, err := q.claimOperation(tx, name, limit, budget-used, now)
 		if err != nil {
-			return nil, false, fmt.Errorf("queued jobs of %s: %w", name, err)
+			return nil, false, time.Time{}, nil, err
 		}
-		for _, j := range jobs {
+		if t.fair != nil {
+			fair = append(fair, t)
+		}
+		for _, j := range t.jobs {
 			used += j.Bytes()
 		}
-		all = append(all, jobs...)
+		all = append(all, t.jobs...)
+		cut = cut || t.left
+		if !t.next.IsZero() && (next.IsZero() || t.next.Before(next)) {
+			next = t.next
+		}
 	}
 	if len(lp.Operations) > 1 {
 		slices.SortFunc(all, func(a, b *errand.Job) int {
@@ -318,7 +348,7 @@ func (q *Queue) candidates(tx storage.Tx, lp LeaseParams) (jobs []*errand.Job, c
 		bytes += all[n].Bytes()
 		n++
 	}
-	return all[:n], used >= budget, nil
+	return all[:n], cut || used >= budget, next, fair, nil
 }
 
 func (q *Queue) start(tx storage.Tx, j *errand.Job, worker string, lease time.Duration, now time.Time) error {
@@ -384,7 +414,11 @@ func (q *Queue) onLease(ctx context.Context, leaseID string, fn func(tx storage.
 			return err
 		}
 		out = j
-		return fn(tx, j, now)
+		if err := fn(tx, j, now); err != nil {
+			return err
+		}
+		q.freed(tx, j)
+		return nil
 	})
 	return out, err
 }
@@ -503,7 +537,9 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 			j, err := held(tx, q.scope, c.LeaseID, now)
 			var refused error
 			if err == nil {
-				refused, err = q.succeed(tx, j, c.Result, now)
+				if refused, err = q.succeed(tx, j, c.Result, now); err == nil {
+					q.freed(tx, j)
+				}
 			}
 			out[i] = Outcome{Job: j, Err: cmp.Or(err, refused)}
 			if errand.ErrorCode(err) == errand.EINTERNAL {
@@ -563,7 +599,11 @@ func (q *Queue) endAttempt(tx storage.Tx, j *errand.Job, p *errand.Problem, retr
 // expire records the end of an attempt whose lease ran out or whose timeout passed.
 func (q *Queue) expire(tx storage.Tx, j *errand.Job, now time.Time) error {
 	op := q.operation(j)
-	return job.Record(tx, j, job.Expire(j, op, job.Backoff(op.Retry, j.Attempt), now), now)
+	if err := job.Record(tx, j, job.Expire(j, op, job.Backoff(op.Retry, j.Attempt), now), now); err != nil {
+		return err
+	}
+	q.freed(tx, j)
+	return nil
 }
 
 // operation is the declared operation of a stored job (the defaults for one

@@ -117,10 +117,18 @@ func operationView() schema {
 		"input_schema": schema{"description": "The JSON Schema its input must match."}, "result_schema": schema{"description": "The JSON Schema its results must match."},
 		"handler": schema{"enum": []string{"pull", "http", "exec"}}, "timeout_seconds": integer(""), "max_attempts": integer(""),
 		"concurrency": integer("0: unlimited."), "wait_seconds": schema{"type": "number"}, "retention_seconds": integer(""),
-		"signing_secret": str("An http handler's signing secret (key managers only)."),
-		"queued":         integer("How many of its jobs are queued now (GET /v1/operations/{name} only)."),
-		"drain_rate":     schema{"type": "number", "description": "How many of its jobs started per second over the last minute, every node's (GET /v1/operations/{name} only): what queue_full's Retry-After and estimated_start_at are computed from."}},
-		"name", "handler", "timeout_seconds", "max_attempts", "concurrency", "wait_seconds", "retention_seconds")
+		"signing_secret":  str("An http handler's signing secret (key managers only)."),
+		"queued":          integer("How many of its jobs are queued now (GET /v1/operations/{name} only)."),
+		"drain_rate":      schema{"type": "number", "description": "How many of its jobs started per second over the last minute, every node's (GET /v1/operations/{name} only): what queue_full's Retry-After and estimated_start_at are computed from."},
+		"paused":          schema{"type": "boolean", "description": "Its leases are paused (POST …/pause), on every node."},
+		"running":         integer("How many of its jobs run now, on every node."),
+		"start_rate":      str("The most jobs started per period across the cluster (\"10/s\")."),
+		"concurrency_key": object("The most jobs running at once per key.", schema{"key": str("principal, tenant, global, input:/pointer or header:Name."), "limit": integer("")}, "key", "limit"),
+		"fairness":        object("Leases are shared between the key's values by weighted round robin.", schema{"key": str(""), "weights": schema{"type": "object", "additionalProperties": schema{"type": "integer"}, "description": "Weights of some values (default 1)."}}, "key"),
+		"rate_limit":      object("Submits admitted per key.", schema{"rate": str(""), "burst": integer(""), "key": str("")}, "rate", "burst", "key"),
+		"max_queued":      object("Submits beyond this queue depth are refused (queue_full).", schema{"limit": integer(""), "key": str("Per key, when set.")}, "limit"),
+		"unique":          object("A submit whose key matches a job not finished, or finished within the window, answers that job.", schema{"key": str(""), "window_seconds": schema{"type": "number"}}, "key", "window_seconds")},
+		"name", "handler", "timeout_seconds", "max_attempts", "concurrency", "wait_seconds", "retention_seconds", "paused", "running")
 }
 
 func failRequest() schema {

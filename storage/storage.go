@@ -138,6 +138,7 @@ type Reader interface {
 	BridgeReader
 	TelemetryReader
 	FlowReader
+	ScheduleReader
 }
 
 // Tx is what domain logic may do inside a write transaction (see Store.WithTx:
@@ -207,6 +208,7 @@ type Tx interface {
 	BridgeTx
 	TelemetryTx
 	FlowTx
+	ScheduleTx
 }
 
 // EventHook runs inside the transaction of every event appended, right after

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -67,6 +68,9 @@ channels:
 operations:
   bench:
     input_schema: { type: object }
+  bench-fair:
+    input_schema: { type: object }
+    fairness: { key: "input:/tenant" }
 `
 
 // target returns the URL to benchmark, starting an in-process server (with the
@@ -155,7 +159,7 @@ func (o *benchOptions) scratch(facts map[string]any) (string, func(), error) {
 
 func newBenchCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure errand over loopback HTTP (submit, cycle, latency)"}
-	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr),
+	cmd.AddCommand(newBenchSubmitCmd(stdout, stderr), newBenchCycleCmd(stdout, stderr), newBenchLatencyCmd(stdout, stderr), newBenchUnluckyCmd(stdout, stderr),
 		newBenchHandlerCmd("exec", stdout, stderr), newBenchHandlerCmd("http", stdout, stderr),
 		newBenchFanoutCmd(stdout, stderr), newBenchStormCmd(stdout, stderr), newBenchConnsCmd(stdout), newBenchWatchCmd(stdout), newBenchQueuedCmd(stdout),
 		newBenchWebhooksCmd(stdout), newBenchAuthCmd(stdout, stderr), newBenchGraphQLCmd(stdout), newBenchBridgeCmd(stdout, stderr),
@@ -194,7 +198,7 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 
 func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
-	var workers, batch, submitBatch int
+	var workers, batch, submitBatch, tenants int
 	var perJob, baseline bool
 	cmd := &cobra.Command{
 		Use:   "cycle",
@@ -221,8 +225,12 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 					return nil, err
 				}
 			}
-			r := bench.Cycle(ctx, urls, bench.CycleParams{Operation: "bench", Producers: o.concurrency, Workers: workers,
-				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob, Duration: o.duration})
+			p := bench.CycleParams{Operation: "bench", Producers: o.concurrency, Workers: workers,
+				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob, Duration: o.duration, Tenants: tenants}
+			if tenants > 0 {
+				return fairCycle(ctx, urls, p, o.rounds), nil
+			}
+			r := bench.Cycle(ctx, urls, p)
 			if baseline && base.PerSecond > 0 {
 				r.BaselinePerSec, r.VsBaseline = base.PerSecond, r.JobsPerSec/base.PerSecond
 			}
@@ -235,7 +243,60 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&submitBatch, "submit-batch", 1, "jobs per submit request (above 1: POST /v1/job-batches)")
 	cmd.Flags().BoolVar(&perJob, "per-job", false, "workers lease one job a request and complete it with POST /v1/leases/{id}/complete, as Python, Node and curl workers do")
 	cmd.Flags().BoolVar(&baseline, "baseline", false, "also measure a trivial net/http 202 server in the same run and print the cycle as a ratio of it")
+	cmd.Flags().IntVar(&tenants, "fairness", 0, "jobs name this many tenants in turn (input.tenant, batches of at least that many): the cycle on an operation with fairness on them (bench-fair) and on plain FIFO (bench), in turn --rounds times, and the median of the rounds' ratios")
 	o.addTelemetryFlags(cmd)
+	return cmd
+}
+
+// fairCycle runs the cycle on plain FIFO (bench) and with fairness
+// (bench-fair), in turn, rounds times (drift on a shared machine favours
+// neither), and reports the fair runs' totals with the median of each
+// round's ratio to its FIFO run.
+func fairCycle(ctx context.Context, urls []string, p bench.CycleParams, rounds int) bench.CycleResult {
+	var fifo, fair []bench.CycleResult
+	var ratios []float64
+	for range max(rounds, 1) {
+		p.Operation = "bench"
+		a := bench.Cycle(ctx, urls, p)
+		p.Operation = "bench-fair"
+		b := bench.Cycle(ctx, urls, p)
+		fifo, fair = append(fifo, a), append(fair, b)
+		ratios = append(ratios, b.JobsPerSec/max(a.JobsPerSec, 1))
+	}
+	sum := func(rs []bench.CycleResult) (c, s int64, secs float64) {
+		for _, r := range rs {
+			c, s, secs = c+r.Completed, s+r.Submitted, secs+r.Seconds
+		}
+		return c, s, secs
+	}
+	r := fair[0]
+	c, s, secs := sum(fair)
+	r.Name = fmt.Sprintf("full cycle, fairness over %d tenants", p.Tenants)
+	r.Completed, r.Submitted, r.Seconds, r.JobsPerSec, r.SubmitPerSec = c, s, secs, float64(c)/secs, float64(s)/secs
+	fc, _, fsecs := sum(fifo)
+	r.FIFOPerSec = float64(fc) / fsecs
+	slices.Sort(ratios)
+	r.VsFIFO = ratios[len(ratios)/2]
+	return r
+}
+
+// newBenchUnluckyCmd measures fairness' promise: one tenant floods, another's
+// job is leased soon all the same.
+func newBenchUnluckyCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o benchOptions
+	var samples int
+	var flood int64
+	cmd := &cobra.Command{
+		Use:   "unlucky",
+		Short: "One tenant floods an operation with fairness; another's job, submit → leased: p50/p99",
+		Args:  cobra.NoArgs,
+		RunE: o.runE(stdout, stderr, func(ctx context.Context, url string, _ map[string]any) (any, error) {
+			return bench.Unlucky(ctx, url, "bench-fair", flood, samples)
+		}),
+	}
+	o.flags(cmd)
+	cmd.Flags().Int64Var(&flood, "flood", 100_000, "jobs the flooding tenant queues first")
+	cmd.Flags().IntVar(&samples, "samples", 200, "the unlucky tenant's jobs to time, one at a time")
 	return cmd
 }
 
@@ -549,6 +610,10 @@ func report(w io.Writer, asJSON bool, facts map[string]any, results any) error {
 		fmt.Fprintf(tw, "%s\t%d×%d\t%d×%d\t%d\t%d\t%.0f\t%.0f\t\n", r.Name, r.Producers, r.SubmitBatch, r.Workers, r.Batch, r.Submitted, r.Completed, r.JobsPerSec, r.SubmitPerSec)
 		if r.PerJob {
 			fmt.Fprintf(tw, "one completion: p50 %.2f ms, p99 %.2f ms\t\t\t\t\t\t\t\n", r.CompleteP50ms, r.CompleteP99ms)
+		}
+		if r.FIFOPerSec > 0 {
+			fmt.Fprintf(tw, "plain FIFO, same load\t\t\t\t\t%.0f\t\t\n", r.FIFOPerSec)
+			fmt.Fprintf(tw, "fairness / FIFO (median of rounds)\t\t\t\t\t%.3f\t\t\n", r.VsFIFO)
 		}
 		if r.BaselinePerSec > 0 {
 			fmt.Fprintf(tw, "baseline: net/http trivial 202\t%d\t\t\t\t%.0f\t\t\n", r.Producers, r.BaselinePerSec)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -261,5 +262,34 @@ func newOperationsCmd(f *clientFlags, stdout io.Writer) *cobra.Command {
 			})
 		},
 	})
+	cmd.AddCommand(newPauseCmd(f, stdout, "pause", "Pause an operation's leases on every node (submits are still accepted)"),
+		newPauseCmd(f, stdout, "resume", "Resume a paused operation's leases"))
 	return cmd
+}
+
+// newPauseCmd is `errand operations pause NAME` or `resume NAME`.
+func newPauseCmd(f *clientFlags, stdout io.Writer, verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Name    string `json:"name"`
+				Paused  bool   `json:"paused"`
+				Running int    `json:"running"`
+			}
+			if _, err := c.Do(cmd.Context(), "POST", "/v1/operations/"+url.PathEscape(args[0])+"/"+verb, nil, nil, &out); err != nil {
+				return err
+			}
+			return f.print(stdout, out, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "NAME\tPAUSED\tRUNNING")
+				fmt.Fprintf(tw, "%s\t%t\t%d\n", out.Name, out.Paused, out.Running)
+			})
+		},
+	}
 }

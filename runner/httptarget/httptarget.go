@@ -11,6 +11,11 @@
 // as the artifact "response"); 408, 429, 5xx, time-outs and connection errors →
 // retried with backoff, honouring Retry-After; other 3xx/4xx → failed without
 // retry, with the target's answer in the job's error.
+//
+// A 429 or 503 also slows the whole operation on this node (see gate): no
+// call before its Retry-After has passed, then calls at once ramp back up
+// (AIMD). The job whose call was answered so is a failed attempt, retried
+// after the Retry-After like any other (it counts against max_attempts).
 package httptarget
 
 import (
@@ -45,6 +50,7 @@ type Runner struct {
 	op     errand.Operation
 	secret string
 	client *http.Client
+	gate   *gate
 }
 
 // New returns the runner for op, signing with secret.
@@ -52,12 +58,19 @@ func New(op errand.Operation, secret string) *Runner {
 	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: max(op.Handler.Workers, 2),
 		IdleConnTimeout: 90 * time.Second, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		ResponseHeaderTimeout: op.Handler.Timeout}
-	return &Runner{op: op, secret: secret, client: &http.Client{Transport: tr,
+	return &Runner{op: op, secret: secret, gate: newGate(op.Handler.Workers), client: &http.Client{Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// Run calls the target once for j.
+// Run calls the target once for j, when the operation's gate lets it (see
+// gate: a target that answered 429 or 503 is called again by no one on this
+// node before its Retry-After, then ramps back up).
 func (r *Runner) Run(ctx context.Context, j *worker.Job) (any, error) {
+	if err := r.gate.acquire(ctx); err != nil {
+		return nil, err
+	}
+	outcome, after := callOther, time.Duration(0)
+	defer func() { r.gate.release(outcome, after) }()
 	ctx, cancel := context.WithTimeout(ctx, r.op.Handler.Timeout)
 	defer cancel()
 	req, err := r.request(ctx, j)
@@ -68,6 +81,12 @@ func (r *Runner) Run(ctx context.Context, j *worker.Job) (any, error) {
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return nil, r.transportError(ctx, err, time.Since(start))
+	}
+	switch c := resp.StatusCode; {
+	case c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable:
+		outcome, after = callPushedBack, retryAfter(resp.Header.Get("Retry-After"))
+	case c >= 200 && c < 300:
+		outcome = callSucceeded
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))

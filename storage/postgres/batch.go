@@ -176,7 +176,8 @@ func wrap(what string, err error) error {
 const qInsertJobs = `INSERT INTO jobs (` + sqlrow.JobColumns + `) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],
 	$4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[], $10::int[], $11::int[], $12::int[],
 	$13::int[], $14::bool[], $15::bytea[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[],
-	$21::text[], $22::bigint[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bytea[], $28::text[], $29::text[])`
+	$21::text[], $22::bigint[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bytea[], $28::text[], $29::text[],
+	$30::text[], $31::text[])`
 
 func (t *txn) queueInserts(p *pipeline) {
 	n := len(t.inserts)
@@ -189,7 +190,9 @@ func (t *txn) queueInserts(p *pipeline) {
 	created, runAt := make([]int64, n), make([]int64, n)
 	started, finished, leaseExp, expires := make([]*int64, n), make([]*int64, n), make([]*int64, n), make([]*int64, n)
 	idem, trace, queueKey := make([]*string, n), make([]*string, n), make([]*string, n)
+	ckey, fkey := make([]string, n), make([]string, n)
 	for i, j := range t.inserts {
+		ckey[i], fkey[i] = j.ConcurrencyKey, j.FairKey
 		id[i], tenant[i], owner[i], op[i], status[i] = j.ID, j.Tenant, j.Owner, j.Operation, string(j.Status)
 		cb[i], token[i], worker[i], hash[i] = j.CallbackURL, j.LeaseToken, j.Worker, j.RequestHash
 		input[i] = []byte(j.Input)
@@ -206,7 +209,7 @@ func (t *txn) queueInserts(p *pipeline) {
 		return wrap("insert jobs", err)
 	}, qInsertJobs, id, tenant, owner, op, status, input, result, jerr, progress, attempt,
 		maxAttempts, prio, timeout, cancel, meta, cb, created, runAt, started, finished, token, leaseExp, worker,
-		idem, hash, expires, arts, trace, queueKey)
+		idem, hash, expires, arts, trace, queueKey, ckey, fkey)
 }
 
 const qUpdateJobs = `UPDATE jobs AS j SET status = v.status, result = v.result, error = v.error,
@@ -277,7 +280,8 @@ func (t *txn) copyJobs() error {
 			int32(j.Attempt), int32(j.MaxAttempts), int32(j.Priority), int32(j.TimeoutSeconds), j.CancelRequested,
 			j.json.Metadata, j.CallbackURL, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt),
 			microsOf(j.StartedAt), microsOf(j.FinishedAt), j.LeaseToken, microsOf(j.LeaseExpiresAt), j.Worker,
-			sqlrow.IdempotencyKey(&j.Job), j.RequestHash, microsOf(j.ExpiresAt), j.json.Artifacts, sqlrow.TraceParent(&j.Job), sqlrow.QueueKey(&j.Job)}
+			sqlrow.IdempotencyKey(&j.Job), j.RequestHash, microsOf(j.ExpiresAt), j.json.Artifacts, sqlrow.TraceParent(&j.Job), sqlrow.QueueKey(&j.Job),
+			j.ConcurrencyKey, j.FairKey}
 	}
 	t.inserts = t.inserts[:0]
 	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"jobs"}, jobColumns, pgx.CopyFromRows(rows)); err != nil {

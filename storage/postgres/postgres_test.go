@@ -261,6 +261,8 @@ func TestUpgrade0008(t *testing.T) {
 			"DROP INDEX " + schema + ".jobs_queued_tenant", "DROP TABLE " + schema + ".usage",
 			"ALTER TABLE " + schema + ".jobs DROP COLUMN trace_parent",
 			"ALTER TABLE " + schema + ".webhook_deliveries DROP COLUMN trace_parent",
+			"ALTER TABLE " + schema + ".jobs DROP COLUMN concurrency_key", "ALTER TABLE " + schema + ".jobs DROP COLUMN fair_key",
+			"DROP TABLE " + schema + ".operation_flow",
 			"DELETE FROM " + schema + ".errand_migrations WHERE version >= 8"} {
 			if _, err := conn.Exec(ctx, q); err != nil {
 				t.Fatalf("rewind: %s: %v", q, err)

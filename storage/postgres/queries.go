@@ -254,3 +254,41 @@ func (s *Store) ListLog(ctx context.Context, after int64, limit int) ([]storage.
 	cancel()
 	return s.reader.ListLogUpTo(ctx, after, s.tail.horizon(), limit)
 }
+
+// RunningByKey counts an operation's running jobs by concurrency key, after
+// taking the operation's lock as CountRunning does (the same lock: a lease
+// checks both limits under one).
+func (t *txn) RunningByKey(operation string) (map[string]int, error) {
+	if err := t.send(false); err != nil {
+		return nil, err
+	}
+	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, t.s.lockKey("concurrency:"+operation)); err != nil {
+		return nil, fmt.Errorf("lock operation: %w", err)
+	}
+	return t.Tx.RunningByKey(operation)
+}
+
+// QueuedHeads claims the heads of several fair keys in one statement: a
+// LATERAL sub-select per key of an unnest of the quotas (FOR UPDATE, which
+// cannot go with sqlrow's UNION ALL, can in a LATERAL sub-select), in the
+// quotas' order; the byte budget is spent as rows are read.
+func (t *txn) QueuedHeads(p storage.QueuedParams, quotas []storage.KeyQuota) ([]*errand.Job, error) {
+	if len(quotas) == 0 {
+		return nil, nil
+	}
+	keys, ns := make([]string, len(quotas)), make([]int32, len(quotas))
+	for i, q := range quotas {
+		keys[i], ns[i] = q.Key, int32(q.N)
+	}
+	var w sqlrow.Where
+	sqlrow.HeadsWhere(&w, sqlrow.PostgreSQL, p, "k.key")
+	q := sqlrow.PostgreSQL.Render(`SELECT ` + sqlrow.JobColumns + ` FROM unnest(?::text[], ?::int[]) WITH ORDINALITY AS k(key, n, ord)
+		CROSS JOIN LATERAL (SELECT ` + sqlrow.JobColumns + ` FROM jobs WHERE status = 'queued' AND ` + w.SQL() + `
+		ORDER BY priority DESC, run_at, id LIMIT k.n FOR UPDATE SKIP LOCKED) j ORDER BY k.ord`)
+	rows, err := t.query(q, append([]any{keys, ns}, w.Args()...)...)
+	js, err := sqlrow.CollectBytes(rows, err, p.MaxBytes, sqlrow.ScanJob, (*errand.Job).Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("queued heads of %s: %w", p.Operation, interpretError(err))
+	}
+	return js, nil
+}

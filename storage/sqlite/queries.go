@@ -27,7 +27,10 @@ type writeStmts struct {
 var preparedWrites = []string{queries.InsertJob, queries.UpdateJob, queries.GetJob, queries.JobByIdempotencyKey,
 	queries.DeleteJob, queries.DeleteEvents, queries.InsertEvent, queries.QueuedJobs, queries.QueuedTenantJobs,
 	queries.CountRunning, queries.ExpiredLeases, queries.DueScheduled, queries.ExpiredJobs, queries.InsertDelivery,
-	queries.UpdateDelivery, queries.InsertAttempt}
+	queries.UpdateDelivery, queries.InsertAttempt, schedule.OperationFlow, schedule.LockStartTAT, schedule.PutStartTAT, schedule.RunningByKey}
+
+// schedule are the flow-control statements a lease may run.
+var schedule = sqlrow.SQLite.ScheduleQueries()
 
 func (s *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	var err error

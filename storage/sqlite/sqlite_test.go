@@ -90,7 +90,8 @@ func TestUpgrade0008(t *testing.T) {
 		defer db.Close()
 		// What the migrations after 0008 made goes too, so that they run again.
 		if _, err := db.Exec(`DROP INDEX jobs_queued_key; DROP INDEX jobs_started; DROP TABLE job_unique;
-			ALTER TABLE jobs DROP COLUMN queue_key;
+			ALTER TABLE jobs DROP COLUMN queue_key; DROP INDEX jobs_queued_fair; DROP INDEX jobs_running_key;
+			ALTER TABLE jobs DROP COLUMN concurrency_key; ALTER TABLE jobs DROP COLUMN fair_key; DROP TABLE operation_flow;
 			DROP INDEX jobs_queued_tenant; DROP TABLE usage; ALTER TABLE jobs DROP COLUMN trace_parent;
 			ALTER TABLE webhook_deliveries DROP COLUMN trace_parent; DELETE FROM errand_migrations WHERE version >= 8`); err != nil {
 			t.Fatalf("rewind: %v", err)

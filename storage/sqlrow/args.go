@@ -69,7 +69,7 @@ func JobInsertArgs(j *errand.Job) ([]any, error) {
 		j.CancelRequested, storage.NullBytes(c.Metadata), j.CallbackURL, storage.Micros(j.CreatedAt), storage.Micros(j.RunAt),
 		storage.MicrosPtr(j.StartedAt), storage.MicrosPtr(j.FinishedAt), j.LeaseToken, storage.MicrosPtr(j.LeaseExpiresAt),
 		j.Worker, storage.NullString(j.IdempotencyKey), j.RequestHash, storage.MicrosPtr(j.ExpiresAt),
-		storage.NullBytes(c.Artifacts), storage.NullString(j.TraceParent), storage.NullString(j.QueueKey)}, nil
+		storage.NullBytes(c.Artifacts), storage.NullString(j.TraceParent), storage.NullString(j.QueueKey), j.ConcurrencyKey, j.FairKey}, nil
 }
 
 // JobUpdateArgs are the arguments of Queries.UpdateJob.

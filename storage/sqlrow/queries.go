@@ -7,7 +7,7 @@ const (
 	JobColumns = `id, tenant, owner, operation, status, input, result, error, progress, attempt,
 	max_attempts, priority, timeout_seconds, cancel_requested, metadata, callback_url, created_at,
 	run_at, started_at, finished_at, lease_token, lease_expires_at, worker, idempotency_key,
-	request_hash, expires_at, artifacts, trace_parent, queue_key`
+	request_hash, expires_at, artifacts, trace_parent, queue_key, concurrency_key, fair_key`
 	EventColumns    = `seq, stream, tenant, type, time, data, expires_at`
 	EndpointColumns = `id, tenant, url, description, events, disabled, disabled_reason, rate_limit,
 	failing_since, secret, previous_secret, previous_expires_at, created_at, updated_at`
@@ -49,7 +49,7 @@ type Queries struct {
 // Render replaces.
 var bodies = Queries{
 	InsertJob: `INSERT INTO jobs (` + JobColumns + `) VALUES
-		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	UpdateJob: `UPDATE jobs SET status = ?, result = ?, error = ?, progress = ?, attempt = ?,
 		max_attempts = ?, cancel_requested = ?, run_at = ?, started_at = ?, finished_at = ?,
 		lease_token = ?, lease_expires_at = ?, worker = ?, expires_at = ?, artifacts = ? WHERE id = ?`,

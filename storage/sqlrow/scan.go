@@ -80,7 +80,7 @@ func ScanJob(r Row) (*errand.Job, error) {
 	err := r.Scan(&j.ID, &j.Tenant, &j.Owner, &j.Operation, &status, &j.Input, &result, &jerr, &progress,
 		&j.Attempt, &j.MaxAttempts, &j.Priority, &j.TimeoutSeconds, &j.CancelRequested, &metadata,
 		&j.CallbackURL, &created, &runAt, &started, &finished, &j.LeaseToken, &leaseExp, &j.Worker, &idem,
-		&j.RequestHash, &expires, &artifacts, &trace, &queueKey)
+		&j.RequestHash, &expires, &artifacts, &trace, &queueKey, &j.ConcurrencyKey, &j.FairKey)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 	tests := map[string]func(*testing.T, storage.Store){}
 	for _, group := range []map[string]func(*testing.T, storage.Store){
 		jobTests, claimTests, eventTests, commitTests, webhookTests, accessTests, groupTests, budgetTests, bridgeTests,
-		telemetryTests, flowTests,
+		telemetryTests, flowTests, scheduleTests,
 	} {
 		maps.Copy(tests, group)
 	}
