@@ -187,6 +187,7 @@ func (q *Queue) fairTake(tx storage.Tx, p storage.QueuedParams, want int, room *
 	if err != nil {
 		return take{}, err
 	}
+	none := len(keys) == 0
 	share := q.fair(p.Operation)
 	t := take{fair: share}
 	taken, byKey := map[string]bool{}, map[string]int{}
@@ -231,9 +232,10 @@ func (q *Queue) fairTake(tx storage.Tx, p storage.QueuedParams, want int, room *
 			}
 		}
 	}
-	if len(t.jobs) < want && p.MaxBytes >= 0 {
-		// Jobs without a fair key (queued before fairness was configured)
-		// and what the rounds left: in run order.
+	if len(t.jobs) < want && p.MaxBytes >= 0 && (none || len(keys) > 0) {
+		// What the rounds left, or, when no job has a fair key, those
+		// queued before fairness was configured (while keyed jobs wait,
+		// they wait behind them): in run order.
 		rest, err := fetch(tx, p, want-len(t.jobs), room, taken)
 		t.jobs, t.left = append(t.jobs, rest.jobs...), t.left || rest.left
 		return t, err

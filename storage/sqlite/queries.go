@@ -135,6 +135,16 @@ func (c conn) Query(q string, args ...any) (sqlrow.Rows, error) {
 	return rowsOf(c.w.conn.QueryContext(c.w.ctx, q, args...))
 }
 
+// QueryCached runs a statement the writer keeps prepared once it has seen it
+// (sqlrow.CachedQuerier: for statements with few texts).
+func (c conn) QueryCached(q string, args ...any) (sqlrow.Rows, error) {
+	st, err := c.w.stmts.limited.get(c.w.ctx, c.w.conn.PrepareContext, q)
+	if err != nil {
+		return nil, err
+	}
+	return rowsOf(st.QueryContext(c.w.ctx, args...))
+}
+
 func (c conn) QueryRow(q string, args ...any) sqlrow.Row {
 	if st := c.w.stmts.byQuery[q]; st != nil {
 		return st.QueryRowContext(c.w.ctx, args...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -154,7 +155,35 @@ func (t *Tx) QueuedJobsWhere(p storage.QueuedParams) ([]*errand.Job, error) {
 
 // headsPerStatement bounds the keys of one QueuedHeads statement (SQLite
 // allows 500 terms in a compound SELECT).
-const headsPerStatement = 200
+const headsPerStatement = 256
+
+// headsBody is QueuedHeads' statement with arms sub-selects, each of up to
+// limit of one key's queued jobs of an operation (cond, then the key). The
+// limit is in the text: SQLite plans a statement again whenever a LIMIT
+// bound as a parameter changes (see storage/sqlite's limit.go), and parsing
+// one of a hundred sub-selects cost more than running it.
+func headsBody(arms, limit int, cond string) string {
+	arm := `SELECT id FROM (SELECT id FROM jobs WHERE status = 'queued' AND ` + cond +
+		` AND fair_key <> '' AND fair_key = ? ORDER BY priority DESC, run_at, id LIMIT ` + strconv.Itoa(limit) + `)`
+	return `SELECT ` + JobColumns + ` FROM jobs WHERE id IN (` + strings.TrimSuffix(strings.Repeat(arm+" UNION ALL ", arms), " UNION ALL ") + `)
+		ORDER BY fair_key, priority DESC, run_at, id`
+}
+
+// CachedQuerier is a Conn that keeps the statements it is given prepared
+// (SQLite's writer): QueuedHeads' texts are few (powers of two of keys and
+// of the largest quota), so each is parsed once.
+type CachedQuerier interface {
+	QueryCached(q string, args ...any) (Rows, error)
+}
+
+// pow2 is the smallest power of two at least n.
+func pow2(n int) int {
+	p := 1
+	for p < n {
+		p *= 2
+	}
+	return p
+}
 
 // QueuedHeads claims the heads of several fair keys: one sub-select per key,
 // joined by UNION ALL (SQLite; PostgreSQL's driver does it its own way, as FOR
@@ -165,25 +194,66 @@ func (t *Tx) QueuedHeads(p storage.QueuedParams, quotas []storage.KeyQuota) ([]*
 	for len(quotas) > 0 && budget >= 0 {
 		part := quotas[:min(len(quotas), headsPerStatement)]
 		quotas = quotas[len(part):]
-		var arms []string
-		var args []any
-		for _, q := range part {
-			var w Where
-			headsWhere(&w, t.Dialect, p, q.Key)
-			arms = append(arms, `SELECT id FROM (SELECT id FROM jobs WHERE status = 'queued' AND `+w.SQL()+flowQueuedOrder+`)`)
-			args = append(args, w.Args(q.N)...)
-		}
-		q := `SELECT ` + JobColumns + ` FROM jobs WHERE id IN (` + strings.Join(arms, " UNION ALL ") + `)
-			ORDER BY fair_key, priority DESC, run_at, id`
-		rows, err := t.Conn.Query(t.Dialect.Render(q), args...)
-		js, err := CollectBytes(rows, err, budget, ScanJob, (*errand.Job).Bytes)
+		js, err := t.heads(p, part)
 		if err != nil {
 			return nil, fmt.Errorf("queued heads of %s: %w", p.Operation, t.Interpret(err))
 		}
+		js = cutHeads(js, part, budget)
 		out = append(out, js...)
 		budget = spent(budget, js)
 	}
 	return out, nil
+}
+
+// heads reads up to the largest quota of each key's queued jobs, ordered by
+// key then run order; arms are padded to a power of two with a key that is
+// none (""), so a statement's text depends only on the two powers of two
+// (and the conditions).
+func (t *Tx) heads(p storage.QueuedParams, part []storage.KeyQuota) ([]*errand.Job, error) {
+	var w Where
+	headsWhere(&w, t.Dialect, p)
+	most := 0
+	for _, q := range part {
+		most = max(most, q.N)
+	}
+	arms := pow2(len(part))
+	var args []any
+	for i := range arms {
+		key := "" // a padding arm: no key, nothing
+		if i < len(part) {
+			key = part[i].Key
+		}
+		args = append(args, w.Args(key)...)
+	}
+	q := t.Dialect.Render(headsBody(arms, pow2(most), w.SQL()))
+	var rows Rows
+	var err error
+	if c, ok := t.Conn.(CachedQuerier); ok && len(p.SkipKeys) == 0 {
+		rows, err = c.QueryCached(q, args...)
+	} else {
+		rows, err = t.Conn.Query(q, args...)
+	}
+	return Collect(rows, err, ScanJob)
+}
+
+// cutHeads keeps, of jobs ordered by fair key, each key's first quota and,
+// with a byte budget (0: none), those that fit in it (always the first).
+func cutHeads(jobs []*errand.Job, part []storage.KeyQuota, budget int64) []*errand.Job {
+	quota := make(map[string]int, len(part))
+	for _, q := range part {
+		quota[q.Key] = q.N
+	}
+	var out []*errand.Job
+	used := int64(0)
+	for _, j := range jobs {
+		if quota[j.FairKey] <= 0 || (budget > 0 && used >= budget) {
+			continue
+		}
+		quota[j.FairKey]--
+		used += j.Bytes()
+		out = append(out, j)
+	}
+	return out
 }
 
 // HeadsWhere is the condition of one fair key's queued jobs (key as given,
@@ -200,13 +270,12 @@ func HeadsWhere(w *Where, d Dialect, p storage.QueuedParams, keyExpr string) {
 	}
 }
 
-// headsWhere is the condition of one fair key's queued jobs.
-func headsWhere(w *Where, d Dialect, p storage.QueuedParams, key string) {
+// headsWhere is the condition of one key's queued jobs, less the key.
+func headsWhere(w *Where, d Dialect, p storage.QueuedParams) {
 	w.Add("operation = ?", p.Operation)
 	if p.Tenant != "" {
 		w.Add("tenant = ?", p.Tenant)
 	}
-	w.Add("fair_key <> '' AND fair_key = ?", key)
 	if len(p.SkipKeys) > 0 {
 		in, args := d.AnyOf("concurrency_key", p.SkipKeys)
 		w.Add("NOT ("+in+")", args...)
