@@ -8,7 +8,7 @@ import (
 )
 
 // qTakeTokens is storage.GCRA in one statement on the unlogged rate_limits
-// table (migration 0010): the row lock serializes the takes of one bucket
+// table (migration 0014): the row lock serializes the takes of one bucket
 // across nodes, and the statement commits on its own without waiting for a
 // WAL flush (nothing it writes is logged). $1 key, $2 now, $3 the take's
 // cost N·Interval, $4 the bucket's depth Burst·Interval, all in nanoseconds

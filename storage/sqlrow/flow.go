@@ -24,7 +24,7 @@ type FlowQueries struct {
 }
 
 // flowBodies read the jobs_queued index (operation, priority DESC, run_at,
-// id WHERE status = 'queued') and jobs_queued_key (migration 0010); a count
+// id WHERE status = 'queued') and jobs_queued_key (migration 0014); a count
 // stops at its limit, so a bound of 10,000 never reads more entries than that.
 var flowBodies = FlowQueries{
 	CountQueued:    `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND operation = ? LIMIT ?) q`,
