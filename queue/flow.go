@@ -76,8 +76,23 @@ func (q *Queue) claimKeyed(tx storage.Tx, op errand.Operation, limit int, budget
 	}
 	tenant, _ := q.scope.tenant(name) // checked by Lease
 	p := storage.QueuedParams{Tenant: tenant, Operation: name, MaxBytes: budget}
-	if op.Flow.Fairness != nil {
+	switch {
+	case op.Flow.Fairness != nil:
 		return q.fairTake(tx, p, limit, room)
+	case room == nil:
+		// No key to share or cap by: the plain claim, a statement the
+		// drivers keep prepared (QueuedJobsWhere's text is built per call,
+		// and SQLite parses it again each time: a fifth of a batched cycle's
+		// CPU).
+		js, err := tx.QueuedJobs(tenant, name, limit, budget)
+		if err != nil {
+			return take{}, fmt.Errorf("queued jobs of %s: %w", name, err)
+		}
+		var used int64
+		for _, j := range js {
+			used += j.Bytes()
+		}
+		return take{jobs: js, left: used >= budget}, nil
 	}
 	return fetch(tx, p, limit, room, map[string]bool{})
 }

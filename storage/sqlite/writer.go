@@ -31,7 +31,7 @@ type writer struct {
 	conn    *sql.Conn
 	stmts   writeStmts
 	reqs    chan *request
-	urgent  chan *request // storage.Urgent calls: they go first and cut a group of others short
+	urgent  chan *request // storage.Urgent calls: they go first and may cut a long group short
 	quit    chan struct{}
 	stopped chan struct{}
 	ctx     context.Context // for statements: a caller's cancel must never interrupt a shared transaction
@@ -99,12 +99,15 @@ func (w *writer) stop() {
 	<-w.stopped
 }
 
-// loop runs group commits. A group is either the urgent calls waiting (all of
-// them, up to MaxBatch) or the others: those a cut group left over, then those
-// queued. A group of others is cut short after the call that runs when an
-// urgent one arrives (its rest goes first in the next group of others), so a
-// worker's completion waits for at most one call, not for a whole group of
-// submits, and then commits in a group of its own kind.
+// loop runs group commits. A group takes the urgent calls waiting first
+// (storage.Urgent: a worker waits on each), then the rest a cut group left,
+// then the others queued, up to MaxBatch; so urgent calls share the group's
+// commit with the others (one WAL write of the pages they both touch) but
+// never queue behind them. A group that has run cutAfter is cut short at the
+// next call when it holds an urgent call or one is waiting: its rest goes
+// first among the others next time. A worker's completion then waits at most
+// about two cutAfters, not for a whole group of submits; a group shorter than
+// that is never cut.
 func (w *writer) loop() {
 	defer close(w.stopped)
 	defer w.conn.Close()
@@ -138,28 +141,27 @@ func (w *writer) loop() {
 	}
 }
 
-// fill completes a group: the urgent calls waiting if the group is urgent
-// (or empty and there are some), else the cut group's rest and then the
-// others queued, up to MaxBatch.
+// cutAfter is how long a group runs before an urgent call may cut it short:
+// long enough that a group of a few calls shares one commit, short enough
+// that a completion behind 64 submitters waits about a millisecond (300 µs
+// measured best of 300 µs, 1 ms and no mixing, bench cycle with and without
+// --per-job in turn).
+const cutAfter = 300 * time.Microsecond
+
+// fill completes a group: the urgent calls waiting, then the cut group's
+// rest, then the others queued, up to MaxBatch. A group begun with a normal
+// call keeps it first (it may be the rest of a cut group's order).
 func (w *writer) fill(batch []*request, rest *[]*request) []*request {
-	urgent := len(batch) > 0 && batch[0].urgent
-	if len(batch) == 0 {
-		select {
-		case r := <-w.urgent:
-			batch, urgent = append(batch, r), true
-		default:
-		}
-	}
-	if urgent {
+	if len(batch) == 0 || batch[0].urgent {
+	urgent:
 		for len(batch) < cap(batch) {
 			select {
 			case r := <-w.urgent:
 				batch = append(batch, r)
 			default:
-				return batch
+				break urgent
 			}
 		}
-		return batch
 	}
 	n := min(len(*rest), cap(batch)-len(batch))
 	batch = append(batch, (*rest)[:n]...)
@@ -193,14 +195,14 @@ func (w *writer) drain(rest []*request) {
 }
 
 // commit runs batch in one transaction, one savepoint per request, and
-// returns how many of its requests it ran and answered: all of them, or, when
-// an urgent call arrived during a group of others, those up to the call that
-// was running then.
+// returns how many of its requests it ran and answered: all of them, or,
+// when it was cut short (see loop), those up to the call that ran then.
 func (w *writer) commit(batch []*request) int {
 	errs := make([]error, len(batch))
 	tx := newTxn(w)
 	var all storage.Commit
 	began := time.Now()
+	hasUrgent := false
 	err := w.exec(w.stmts.begin)
 	for i, r := range batch {
 		if err != nil {
@@ -219,7 +221,8 @@ func (w *writer) commit(batch []*request) int {
 		if errs[i] == nil {
 			all.Add(&tx.c)
 		}
-		if err == nil && i+1 < len(batch) && !r.urgent && len(w.urgent) > 0 {
+		hasUrgent = hasUrgent || r.urgent
+		if err == nil && i+1 < len(batch) && !batch[i+1].urgent && (hasUrgent || len(w.urgent) > 0) && time.Since(began) >= cutAfter {
 			batch, errs = batch[:i+1], errs[:i+1]
 			break
 		}
