@@ -143,9 +143,9 @@ func (w *writer) loop() {
 
 // cutAfter is how long a group runs before an urgent call may cut it short:
 // long enough that a group of a few calls shares one commit, short enough
-// that a completion behind 64 submitters waits about a millisecond (300 µs
-// measured best of 300 µs, 1 ms and no mixing, bench cycle with and without
-// --per-job in turn).
+// that a completion behind 64 submitters waits about a millisecond (the best
+// of 300 µs, 1 ms and urgent groups of their own, bench cycle with and
+// without --per-job in turn).
 const cutAfter = 300 * time.Microsecond
 
 // fill completes a group: the urgent calls waiting, then the cut group's
