@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/event"
@@ -110,46 +109,22 @@ func (d *Dashboard) handleChannelLive(w http.ResponseWriter, r *http.Request, wh
 
 // followChannel sends past, then the events of sub after seq.
 func (d *Dashboard) followChannel(ctx context.Context, s *stream, sub *event.Subscription, wh *who, past []*errand.Event, seq int64) {
-	send := func(e *errand.Event) error {
+	send := func(e *errand.Event) bool {
 		html, err := d.fragment("message", e)
 		if err != nil {
-			return err
+			return true
 		}
-		seq = e.Seq
 		return s.send("message", errand.FormatCursor(e.Seq), struct {
 			HTML template.HTML `json:"html"`
-		}{html})
+		}{html}) != nil
 	}
 	for _, e := range past {
-		if send(e) != nil {
+		if send(e) {
 			return
 		}
+		seq = e.Seq
 	}
-	ping := time.NewTicker(d.c.Ping)
-	defer ping.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			s.ended(ctx)
-			return
-		case <-ping.C:
-			if s.ping() != nil {
-				return
-			}
-		case fr, ok := <-sub.C():
-			if !ok {
-				_ = s.send("reload", "", struct{}{})
-				return
-			}
-			sub.Received(fr)
-			if fr.Event.Seq <= seq || fr.Event.Tenant != wh.p.Tenant {
-				continue
-			}
-			if send(fr.Event) != nil {
-				return
-			}
-		}
-	}
+	d.follow(ctx, s, sub, wh, seq, send)
 }
 
 // handlePublish publishes the form's event (the service checks

@@ -178,6 +178,16 @@ func (d *Dashboard) handleJobsLive(w http.ResponseWriter, r *http.Request, wh *w
 
 // followJobs sends the rows of the jobs events in sub are about.
 func (d *Dashboard) followJobs(ctx context.Context, s *stream, sub *event.Subscription, wh *who, f jobFilter) {
+	d.follow(ctx, s, sub, wh, -1, func(e *errand.Event) bool {
+		return d.sendRow(ctx, s, wh, f, e.Stream) != nil
+	})
+}
+
+// follow sends the events sub delivers of the principal's tenant, after seq
+// (-1: every one, in the order they come), through each until ctx ends, the
+// client goes, each says to stop, or sub fell behind (the page reloads).
+// Pings keep the stream open meanwhile.
+func (d *Dashboard) follow(ctx context.Context, s *stream, sub *event.Subscription, wh *who, seq int64, each func(*errand.Event) (stop bool)) {
 	ping := time.NewTicker(d.c.Ping)
 	defer ping.Stop()
 	for {
@@ -190,15 +200,18 @@ func (d *Dashboard) followJobs(ctx context.Context, s *stream, sub *event.Subscr
 				return
 			}
 		case fr, ok := <-sub.C():
-			if !ok { // fell behind: the page reloads its list
+			if !ok {
 				_ = s.send("reload", "", struct{}{})
 				return
 			}
 			sub.Received(fr)
-			if fr.Event.Tenant != wh.p.Tenant {
+			if (seq >= 0 && fr.Event.Seq <= seq) || fr.Event.Tenant != wh.p.Tenant {
 				continue
 			}
-			if err := d.sendRow(ctx, s, wh, f, fr.Event.Stream); err != nil {
+			if seq >= 0 {
+				seq = fr.Event.Seq
+			}
+			if each(fr.Event) {
 				return
 			}
 		}
@@ -277,38 +290,17 @@ func (d *Dashboard) handleJobLive(w http.ResponseWriter, r *http.Request, wh *wh
 
 // followJob sends past, then the events of sub after seq, until the terminal one.
 func (d *Dashboard) followJob(ctx context.Context, s *stream, sub *event.Subscription, wh *who, past []*errand.Event, seq int64) {
+	send := func(e *errand.Event) bool {
+		end, err := d.sendJobEvent(ctx, s, wh, e)
+		return end || err != nil
+	}
 	for _, e := range past {
-		if end, err := d.sendJobEvent(ctx, s, wh, e); end || err != nil {
+		if send(e) {
 			return
 		}
 		seq = e.Seq
 	}
-	ping := time.NewTicker(d.c.Ping)
-	defer ping.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			s.ended(ctx)
-			return
-		case <-ping.C:
-			if s.ping() != nil {
-				return
-			}
-		case fr, ok := <-sub.C():
-			if !ok {
-				_ = s.send("reload", "", struct{}{})
-				return
-			}
-			sub.Received(fr)
-			if fr.Event.Seq <= seq || fr.Event.Tenant != wh.p.Tenant {
-				continue
-			}
-			seq = fr.Event.Seq
-			if end, err := d.sendJobEvent(ctx, s, wh, fr.Event); end || err != nil {
-				return
-			}
-		}
-	}
+	d.follow(ctx, s, sub, wh, seq, send)
 }
 
 // sendJobEvent sends e with the job's panel; end is true after a terminal event.
