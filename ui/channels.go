@@ -94,17 +94,7 @@ func (d *Dashboard) handleChannelLive(w http.ResponseWriter, r *http.Request, wh
 		sub.Close()
 		return err
 	}
-	s, ctx, done, err := d.openStream(w, r, wh)
-	if err != nil {
-		sub.Close()
-		return err
-	}
-	s.run(func() {
-		defer done()
-		defer sub.Close()
-		d.followChannel(ctx, s, sub, wh, past, seq)
-	})
-	return nil
+	return d.serveLive(w, r, wh, sub, func(ctx context.Context, s *stream) { d.followChannel(ctx, s, sub, wh, past, seq) })
 }
 
 // followChannel sends past, then the events of sub after seq.
@@ -118,13 +108,7 @@ func (d *Dashboard) followChannel(ctx context.Context, s *stream, sub *event.Sub
 			HTML template.HTML `json:"html"`
 		}{html}) != nil
 	}
-	for _, e := range past {
-		if send(e) {
-			return
-		}
-		seq = e.Seq
-	}
-	d.follow(ctx, s, sub, wh, seq, send)
+	d.follow(ctx, s, sub, wh, past, seq, send)
 }
 
 // handlePublish publishes the form's event (the service checks

@@ -34,6 +34,23 @@ type stream struct {
 	conn net.Conn // set once taken over
 }
 
+// serveLive opens the stream of a live page and runs fn on it, on the
+// stream's own goroutine; sub is closed when fn returns (or at once, when the
+// stream cannot open).
+func (d *Dashboard) serveLive(w http.ResponseWriter, r *http.Request, wh *who, sub *event.Subscription, fn func(ctx context.Context, s *stream)) error {
+	s, ctx, done, err := d.openStream(w, r, wh)
+	if err != nil {
+		sub.Close()
+		return err
+	}
+	s.run(func() {
+		defer done()
+		defer sub.Close()
+		fn(ctx, s)
+	})
+	return nil
+}
+
 // openStream starts an event stream for r's page: it counts against the
 // principal's streams (http.max_streams_per_principal) and its context ends
 // when the client goes away, the server stops, or the principal's credential
@@ -163,31 +180,27 @@ func (d *Dashboard) handleJobsLive(w http.ResponseWriter, r *http.Request, wh *w
 		return err
 	}
 	sub := d.d.Hub.Subscribe(event.AllJobs, liveBuffer, liveBytes)
-	s, ctx, done, err := d.openStream(w, r, wh)
-	if err != nil {
-		sub.Close()
-		return err
-	}
-	s.run(func() {
-		defer done()
-		defer sub.Close()
-		d.followJobs(ctx, s, sub, wh, f)
-	})
-	return nil
+	return d.serveLive(w, r, wh, sub, func(ctx context.Context, s *stream) { d.followJobs(ctx, s, sub, wh, f) })
 }
 
 // followJobs sends the rows of the jobs events in sub are about.
 func (d *Dashboard) followJobs(ctx context.Context, s *stream, sub *event.Subscription, wh *who, f jobFilter) {
-	d.follow(ctx, s, sub, wh, -1, func(e *errand.Event) bool {
+	d.follow(ctx, s, sub, wh, nil, -1, func(e *errand.Event) bool {
 		return d.sendRow(ctx, s, wh, f, e.Stream) != nil
 	})
 }
 
-// follow sends the events sub delivers of the principal's tenant, after seq
-// (-1: every one, in the order they come), through each until ctx ends, the
-// client goes, each says to stop, or sub fell behind (the page reloads).
-// Pings keep the stream open meanwhile.
-func (d *Dashboard) follow(ctx context.Context, s *stream, sub *event.Subscription, wh *who, seq int64, each func(*errand.Event) (stop bool)) {
+// follow sends past, then the events sub delivers of the principal's tenant
+// after the last of them (or after seq; -1: every one, in the order they
+// come), through each until ctx ends, the client goes, each says to stop, or
+// sub fell behind (the page reloads). Pings keep the stream open meanwhile.
+func (d *Dashboard) follow(ctx context.Context, s *stream, sub *event.Subscription, wh *who, past []*errand.Event, seq int64, each func(*errand.Event) (stop bool)) {
+	for _, e := range past {
+		if each(e) {
+			return
+		}
+		seq = e.Seq
+	}
 	ping := time.NewTicker(d.c.Ping)
 	defer ping.Stop()
 	for {
@@ -275,17 +288,7 @@ func (d *Dashboard) handleJobLive(w http.ResponseWriter, r *http.Request, wh *wh
 		w.WriteHeader(http.StatusNoContent) // nothing more will come: EventSource stops
 		return nil
 	}
-	s, ctx, done, err := d.openStream(w, r, wh)
-	if err != nil {
-		sub.Close()
-		return err
-	}
-	s.run(func() {
-		defer done()
-		defer sub.Close()
-		d.followJob(ctx, s, sub, wh, past, seq)
-	})
-	return nil
+	return d.serveLive(w, r, wh, sub, func(ctx context.Context, s *stream) { d.followJob(ctx, s, sub, wh, past, seq) })
 }
 
 // followJob sends past, then the events of sub after seq, until the terminal one.
@@ -294,13 +297,7 @@ func (d *Dashboard) followJob(ctx context.Context, s *stream, sub *event.Subscri
 		end, err := d.sendJobEvent(ctx, s, wh, e)
 		return end || err != nil
 	}
-	for _, e := range past {
-		if send(e) {
-			return
-		}
-		seq = e.Seq
-	}
-	d.follow(ctx, s, sub, wh, seq, send)
+	d.follow(ctx, s, sub, wh, past, seq, send)
 }
 
 // sendJobEvent sends e with the job's panel; end is true after a terminal event.
