@@ -106,6 +106,9 @@ func (t *txn) flush() error {
 			t.queueEvents(p, evs, &seqs)
 		}
 	}
+	if t.committing {
+		t.queueCommit(p)
+	}
 	if err := p.send(t); err != nil {
 		return err
 	}
@@ -153,7 +156,8 @@ func (p *pipeline) send(t *txn) error {
 	if len(p.checks) == 0 {
 		return nil
 	}
-	br := t.tx.SendBatch(t.ctx, &p.b)
+	t.queueLead(p)
+	br := t.conn.SendBatch(t.ctx, &p.b)
 	var err error
 	for _, check := range p.checks {
 		if err = check(br); err != nil {
@@ -284,7 +288,10 @@ func (t *txn) copyJobs() error {
 			j.ConcurrencyKey, j.FairKey}
 	}
 	t.inserts = t.inserts[:0]
-	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"jobs"}, jobColumns, pgx.CopyFromRows(rows)); err != nil {
+	if err := t.sendWaiting(); err != nil {
+		return err
+	}
+	if _, err := t.conn.CopyFrom(t.ctx, pgx.Identifier{"jobs"}, jobColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("insert jobs: %w", err)
 	}
 	return nil
@@ -324,7 +331,10 @@ func (t *txn) copyEvents(evs []*errand.Event) error {
 	for i, e := range evs {
 		rows[i] = []any{e.Seq, e.Stream, e.Tenant, e.Type, storage.Micros(e.Time), []byte(e.Data), microsOf(e.ExpiresAt)}
 	}
-	_, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows))
+	if err := t.sendWaiting(); err != nil {
+		return err
+	}
+	_, err := t.conn.CopyFrom(t.ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows))
 	return wrap("insert events", err)
 }
 
@@ -350,12 +360,12 @@ func (t *txn) query(q string, args ...any) (pgx.Rows, error) {
 	if err := t.send(false); err != nil {
 		return nil, err
 	}
-	return t.tx.Query(t.ctx, q, args...)
+	return t.rows(q, args...)
 }
 
 func (t *txn) queryRow(q string, args ...any) pgx.Row {
 	if err := t.send(false); err != nil {
 		return sqlrow.ErrRow{Err: err}
 	}
-	return t.tx.QueryRow(t.ctx, q, args...)
+	return t.row(q, args...)
 }

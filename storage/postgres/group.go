@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +10,6 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Group commit. Concurrent WithTx calls are taken by a few writers, each
@@ -127,11 +126,6 @@ func (s *Store) runGroup(group []*request) {
 	}
 }
 
-// errCommitUnknown marks the calls of a group whose COMMIT may or may not have
-// happened (the connection failed during it): running them again could do
-// them twice, so they answer 503.
-var errCommitUnknown = errors.New("the connection failed during COMMIT")
-
 // isAnswer reports whether err is a call's own verdict (the domain's, or the
 // database being away) rather than a statement that failed in the group.
 func isAnswer(err error) bool {
@@ -176,21 +170,16 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 		return errs, 0, false
 	}
 	defer conn.Release()
-	began := time.Now()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		s.observeFailure(err)
-		return errs, 0, false
-	}
 	t := newTxn(s)
-	t.tx, t.ctx, t.group, t.began = tx, ctx, true, began
+	t.begin(conn.Conn())
+	t.ctx, t.group, t.began = ctx, true, time.Now()
 	for i, r := range group {
 		t.beginCall()
 		var goOn bool
 		if errs[i], goOn = t.settleCall(run(r.fn, t)); !goOn {
 			// A statement failed that no savepoint covers: the transaction is
 			// lost, and with it what every call so far did.
-			_ = tx.Rollback(ctx)
+			t.rollback()
 			s.observeFailure(errStatementFailed)
 			return errs, 0, false
 		}
@@ -198,15 +187,10 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 			r.c = t.callCommit()
 		}
 	}
-	if err := t.flush(); err != nil {
-		_ = tx.Rollback(ctx)
+	if err := t.commit(); err != nil {
+		t.rollback()
 		s.observeFailure(err)
-		return errs, 0, false
-	}
-	if err := tx.Commit(ctx); err != nil {
-		s.observeFailure(err)
-		var pe *pgconn.PgError
-		if !errors.As(err, &pe) && !errors.Is(err, pgx.ErrTxCommitRollback) {
+		if errors.Is(err, errCommitUnknown) {
 			// The connection failed during COMMIT: the group may have committed.
 			for i := range errs {
 				if errs[i] == nil {
@@ -242,6 +226,9 @@ func (s *Store) observeFailure(err error) {
 // savepoint, or undoing the call failed.
 func (t *txn) settleCall(err error) (_ error, goOn bool) {
 	failed := t.aborted()
+	if t.leadFailed {
+		return cmp.Or(err, errStatementFailed), false
+	}
 	if failed && !t.call.savepoint {
 		return err, false
 	}
@@ -262,7 +249,7 @@ var errStatementFailed = errors.New("a statement of the call failed")
 // then refuses every statement until a ROLLBACK TO SAVEPOINT), or a batch of
 // updates found a job missing (t.lost; undone by the same rollback).
 func (t *txn) aborted() bool {
-	return t.lost != nil || t.tx.Conn().PgConn().TxStatus() == 'E'
+	return t.lost != nil || t.conn.PgConn().TxStatus() == 'E'
 }
 
 // call is where the current call's writes begin in the kept buffers.
@@ -294,9 +281,7 @@ func (t *txn) send(write bool) error {
 		if err := t.flushBefore(); err != nil {
 			return err
 		}
-		if _, err := t.tx.Exec(t.ctx, `SAVEPOINT call`); err != nil {
-			return err
-		}
+		t.lead = append(t.lead, `SAVEPOINT call`) // goes with the call's first statement
 		t.call.savepoint, t.call.sent = true, len(t.sent)
 	}
 	return t.flush()
@@ -318,11 +303,11 @@ func (t *txn) flushBefore() error {
 func (t *txn) abandonCall() error {
 	t.updates, t.events, t.inserts = t.updates[:t.call.updates], t.events[:t.call.events], t.inserts[:t.call.inserts]
 	t.reindex()
-	t.locked = nil
+	t.locked, t.mine = nil, nil // its locks are released with what it did
 	t.c = storage.Commit{}
 	if t.call.savepoint {
 		t.sent = t.sent[:t.call.sent] // what it sent is undone
-		_, err := t.tx.Exec(t.ctx, `ROLLBACK TO SAVEPOINT call`)
+		_, err := t.exec(`ROLLBACK TO SAVEPOINT call`)
 		if err == nil {
 			t.lost = nil
 		}
@@ -333,8 +318,7 @@ func (t *txn) abandonCall() error {
 
 func (t *txn) endCall() error {
 	if t.call.savepoint {
-		_, err := t.tx.Exec(t.ctx, `RELEASE SAVEPOINT call`)
-		return err
+		t.lead = append(t.lead, `RELEASE SAVEPOINT call`) // goes with the next statement
 	}
 	return nil
 }

@@ -54,6 +54,9 @@ type Config struct {
 	// Observer hears every transaction this node commits (its time, calls and
 	// events) and every group that failed, for metrics. Defaults to none.
 	Observer storage.Observer
+
+	// tracer sees every statement sent (tests count round trips with it).
+	tracer pgx.QueryTracer
 }
 
 var schemaRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -69,7 +72,8 @@ func (c *Config) withDefaults() Config {
 }
 
 // ParseURL reads a postgres:// (or postgresql://) URL; the errand-only query
-// parameters pool_max_conns (handled by pgx) and schema are understood.
+// parameters pool_max_conns (handled by pgx), schema and writers (Config.Writers)
+// are understood.
 func ParseURL(raw string) (string, *Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -91,6 +95,14 @@ func ParseURL(raw string) (string, *Config, error) {
 		}
 		cfg.MaxConns = int32(n)
 		q.Del("pool_max_conns")
+	}
+	if s := q.Get("writers"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 64 {
+			return "", nil, fmt.Errorf("store: writers %q must be a number from 1 to 64", s)
+		}
+		cfg.Writers = n
+		q.Del("writers")
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), cfg, nil
@@ -145,6 +157,9 @@ func Open(ctx context.Context, dsn string, cfg *Config) (*Store, error) {
 	}
 	if c.Schema != "" {
 		pc.ConnConfig.RuntimeParams["search_path"] = c.Schema
+	}
+	if c.tracer != nil {
+		pc.ConnConfig.Tracer = c.tracer
 	}
 	s := &Store{cfg: c, dsn: dsn, quit: make(chan struct{})}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
@@ -280,28 +295,21 @@ func (s *Store) runTx(ctx context.Context, t *txn, fn func(storage.Tx) error) er
 		return unavailable(err)
 	}
 	defer conn.Release()
-	tx, err := conn.Begin(tctx)
-	if err != nil {
-		return unavailable(err)
-	}
-	t.tx, t.ctx, t.began = tx, tctx, time.Now()
+	t.begin(conn.Conn())
+	t.ctx, t.began = tctx, time.Now()
 	if err := run(fn, t); err != nil {
-		_ = tx.Rollback(tctx)
+		t.rollback()
 		return err
-	}
-	if err := t.flush(); err != nil {
-		_ = tx.Rollback(tctx)
-		return err
-	}
-	if t.lost != nil { // fn went on (and returned nil) after hearing of it
-		_ = tx.Rollback(tctx)
-		return t.lost
 	}
 	// No NOTIFY inside: PostgreSQL serializes the commits of notifying
 	// transactions (a global lock held through the WAL flush), which capped
 	// throughput at one commit per fsync. The tailer announces commits after
 	// the fact, merged (see tailer.announce).
-	return tx.Commit(tctx)
+	if err := t.commit(); err != nil {
+		t.rollback()
+		return err
+	}
+	return nil
 }
 
 // run calls fn, turning a panic into an error.

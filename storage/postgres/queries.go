@@ -24,9 +24,19 @@ var queries = sqlrow.PostgreSQL.Queries()
 // concurrency lock its own.
 type txn struct {
 	sqlrow.Tx
-	s      *Store
-	tx     pgx.Tx
-	ctx    context.Context // the transaction's own: a caller's cancel never interrupts it
+	s    *Store
+	conn *pgx.Conn
+	ctx  context.Context // the transaction's own: a caller's cancel never interrupts it
+	// lead are the framing statements waiting to go in front of the next
+	// (wire.go); open is set from begin until COMMIT is sent or ROLLBACK;
+	// committing asks the next flush to end with COMMIT; commitFailed and
+	// leadFailed say a COMMIT or a framing statement failed.
+	lead                     []string
+	open, committing         bool
+	commitFailed, leadFailed bool
+	// mine are the jobs this transaction locked or inserted: an update of
+	// them cannot find the row gone (see commit).
+	mine   map[string]struct{}
 	c      storage.Commit
 	maxSeq int64
 	// lost is set when a batch of kept updates found fewer rows than it was
@@ -65,7 +75,7 @@ func (c conn) Exec(q string, args ...any) (int64, error) {
 	if err := c.t.send(true); err != nil {
 		return 0, err
 	}
-	tag, err := c.t.tx.Exec(c.t.ctx, q, args...)
+	tag, err := c.t.exec(q, args...)
 	return tag.RowsAffected(), err
 }
 
@@ -73,7 +83,7 @@ func (c conn) ExecRow(q string, args ...any) sqlrow.Row {
 	if err := c.t.send(true); err != nil {
 		return sqlrow.ErrRow{Err: err}
 	}
-	return c.t.tx.QueryRow(c.t.ctx, q, args...)
+	return c.t.row(q, args...)
 }
 
 func (c conn) Query(q string, args ...any) (sqlrow.Rows, error) {
@@ -107,7 +117,19 @@ func (t *txn) GetJob(id string) (*errand.Job, error) {
 		c := *j // the caller changes it; the kept state must not move with it
 		return &c, nil
 	}
-	return t.Tx.GetJob(id)
+	j, err := t.Tx.GetJob(id) // FOR UPDATE
+	if err == nil {
+		t.own(id)
+	}
+	return j, err
+}
+
+// own notes a job the transaction locked or inserted.
+func (t *txn) own(id string) {
+	if t.mine == nil {
+		t.mine = map[string]struct{}{}
+	}
+	t.mine[id] = struct{}{}
 }
 
 // qLockJobs reads and locks jobs by id, in id order (so two transactions
@@ -129,6 +151,7 @@ func (t *txn) LockJobs(ids []string) error {
 	}
 	for _, j := range jobs {
 		t.locked[j.ID] = j
+		t.own(j.ID)
 	}
 	return nil
 }
@@ -140,6 +163,7 @@ func (t *txn) InsertJob(j *errand.Job) error {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
 	}
 	t.inserts = append(t.inserts, k)
+	t.own(j.ID)
 	return nil
 }
 
@@ -172,7 +196,7 @@ func (t *txn) CountRunning(operation string) (int, error) {
 	if err := t.send(false); err != nil {
 		return 0, err
 	}
-	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, t.s.lockKey("concurrency:"+operation)); err != nil {
+	if _, err := t.exec(`SELECT pg_advisory_xact_lock($1)`, t.s.lockKey("concurrency:"+operation)); err != nil {
 		return 0, fmt.Errorf("lock operation: %w", err)
 	}
 	return t.Tx.CountRunning(operation)
@@ -262,7 +286,7 @@ func (t *txn) RunningByKey(operation string) (map[string]int, error) {
 	if err := t.send(false); err != nil {
 		return nil, err
 	}
-	if _, err := t.tx.Exec(t.ctx, `SELECT pg_advisory_xact_lock($1)`, t.s.lockKey("concurrency:"+operation)); err != nil {
+	if _, err := t.exec(`SELECT pg_advisory_xact_lock($1)`, t.s.lockKey("concurrency:"+operation)); err != nil {
 		return nil, fmt.Errorf("lock operation: %w", err)
 	}
 	return t.Tx.RunningByKey(operation)
