@@ -88,7 +88,9 @@ type Store interface {
 	//     append to what an earlier run left;
 	//   - hand fn values it changes in place and expect them untouched when it
 	//     runs again (copy a job before changing it, or read it again in fn).
-	// SQLite runs fn once.
+	// SQLite runs it again when a call of its group (it, or another) failed
+	// after it wrote: calls run without a savepoint each, so the group is
+	// rolled back and runs again with one per call.
 	//
 	// ctx bounds only the wait for a writer: once fn is handed over, WithTx
 	// waits for the outcome even if ctx ends, because the work may commit.

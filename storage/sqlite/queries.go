@@ -158,6 +158,7 @@ func (t *txn) reset() { t.c = storage.Commit{} }
 type conn struct{ w *writer }
 
 func (c conn) Exec(q string, args ...any) (int64, error) {
+	c.w.wrote = true
 	var res sql.Result
 	var err error
 	if st := c.w.stmts.byQuery[q]; st != nil {
@@ -172,6 +173,7 @@ func (c conn) Exec(q string, args ...any) (int64, error) {
 }
 
 func (c conn) ExecRow(q string, args ...any) sqlrow.Row {
+	c.w.wrote = true
 	if st := c.w.stmts.lastID[q]; st != nil {
 		res, err := st.ExecContext(c.w.ctx, args...)
 		if err != nil {
