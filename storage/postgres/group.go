@@ -41,18 +41,36 @@ func (s *Store) startWriters(n int) {
 
 // writer runs groups: the urgent calls waiting (storage.Urgent: a worker
 // waits on each) in groups of their own, taken before the others, so that a
-// worker's completion never waits behind a group of submits.
+// worker's completion never waits behind a group of submits. While urgent
+// calls keep coming (one came in the last urgentWindow) only one writer at a
+// time runs a group of the others: the database's CPU goes to the calls a
+// worker waits on first, as the SQLite writer's order does.
 func (s *Store) writer() {
 	group := make([]*request, 0, maxGroup)
+	recheck := time.NewTimer(time.Hour)
+	defer recheck.Stop()
 	for {
 		group = group[:0]
 		select {
 		case r := <-s.urgent:
 			group = append(group, r)
 		default:
+			if !s.takeNormal() {
+				recheck.Reset(urgentWindow)
+				select {
+				case r := <-s.urgent:
+					group = append(group, r)
+				case <-recheck.C:
+					continue
+				case <-s.quit:
+					return
+				}
+				break
+			}
 			select {
 			case r := <-s.urgent:
 				group = append(group, r)
+				s.normalRunning.Add(-1)
 			case r := <-s.reqs:
 				group = append(group, r)
 			case <-s.quit:
@@ -73,6 +91,31 @@ func (s *Store) writer() {
 			}
 		}
 		s.runGroup(group)
+		if lane == s.reqs {
+			s.normalRunning.Add(-1)
+		}
+	}
+}
+
+// urgentWindow is how long after an urgent call the others run one group at
+// a time.
+const urgentWindow = 10 * time.Millisecond
+
+// takeNormal takes a slot for a group of calls that are not urgent: any of
+// the writers' when no urgent call came within urgentWindow, else one.
+func (s *Store) takeNormal() bool {
+	limit := int32(s.cfg.Writers)
+	if time.Since(time.Unix(0, s.lastUrgent.Load())) < urgentWindow {
+		limit = 1
+	}
+	for {
+		n := s.normalRunning.Load()
+		if n >= limit {
+			return false
+		}
+		if s.normalRunning.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 
@@ -84,6 +127,7 @@ func (s *Store) submit(ctx context.Context, fn func(storage.Tx) error) (*request
 	lane := s.reqs
 	if storage.IsUrgent(ctx) {
 		lane = s.urgent
+		s.lastUrgent.Store(time.Now().UnixNano())
 	}
 	select {
 	case lane <- r:

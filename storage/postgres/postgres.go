@@ -129,10 +129,14 @@ type Store struct {
 	tail   *tailer
 	reqs   chan *request
 	urgent chan *request // storage.Urgent calls, grouped apart and taken first
-	quit   chan struct{}
-	notify storage.Notifiers
-	hooks  storage.Hooks
-	space  storage.Space // whether writes are failing for want of disk space
+	// lastUrgent is when the last urgent call came (Unix ns); normalRunning
+	// how many writers run (or wait for) a group of the others (group.go).
+	lastUrgent    atomic.Int64
+	normalRunning atomic.Int32
+	quit          chan struct{}
+	notify        storage.Notifiers
+	hooks         storage.Hooks
+	space         storage.Space // whether writes are failing for want of disk space
 }
 
 var _ storage.Store = (*Store)(nil)
