@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -160,10 +159,10 @@ func (s *Store) runGroup(group []*request) {
 		switch {
 		case ok && errs[i] == nil:
 			r.done <- nil
+		case errors.Is(errs[i], errCommitUnknown): // before isAnswer: it may wrap another call's refusal
+			r.done <- unavailable(errs[i])
 		case isAnswer(errs[i]): // the call's own answer, whatever became of the rest
 			r.done <- errs[i]
-		case errors.Is(errs[i], errCommitUnknown):
-			r.done <- unavailable(errs[i])
 		default:
 			r.done <- s.alone(r)
 		}
@@ -238,7 +237,7 @@ func (s *Store) together(group []*request) (errs []error, maxSeq int64, ok bool)
 			// The connection failed during COMMIT: the group may have committed.
 			for i := range errs {
 				if errs[i] == nil {
-					errs[i] = fmt.Errorf("%w: %w", errCommitUnknown, err)
+					errs[i] = err
 				}
 			}
 		}

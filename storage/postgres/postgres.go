@@ -46,7 +46,8 @@ type Config struct {
 	// MaxConns is the size of the connection pool. Defaults to 32.
 	MaxConns int32
 	// Writers is how many group-commit writers run transactions at once, each
-	// holding a connection while it does. Defaults to 4.
+	// holding a connection while it does; fewer than MaxConns. Defaults to 4
+	// (fewer when the pool is smaller than 5).
 	Writers int
 	// Schema, when set, holds errand's tables (created if missing); tests use one
 	// per test. Defaults to the connection's search_path (usually public).
@@ -67,7 +68,9 @@ func (c *Config) withDefaults() Config {
 		out = *c
 	}
 	out.MaxConns = cmp.Or(out.MaxConns, 32)
-	out.Writers = cmp.Or(out.Writers, 4)
+	if out.Writers == 0 { // 4, leaving the pool a connection for everything else
+		out.Writers = max(1, min(4, int(out.MaxConns)-1))
+	}
 	return out
 }
 
@@ -150,6 +153,9 @@ func Open(ctx context.Context, dsn string, cfg *Config) (*Store, error) {
 	c := cfg.withDefaults()
 	if c.Schema != "" && !schemaRe.MatchString(c.Schema) {
 		return nil, fmt.Errorf("postgres: schema %q must be a lower-case identifier", c.Schema)
+	}
+	if c.MaxConns > 1 && int32(c.Writers) >= c.MaxConns {
+		return nil, fmt.Errorf("postgres: writers (%d) must be fewer than pool_max_conns (%d): reads, the tailer and the leader need connections too", c.Writers, c.MaxConns)
 	}
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {

@@ -179,6 +179,7 @@ func (t *txn) UpdateJob(j *errand.Job) error {
 func (t *txn) DeleteJob(id string) error {
 	err := t.Tx.DeleteJob(id)
 	delete(t.locked, id)
+	delete(t.mine, id) // an update of it now finds no row (see commit)
 	return err
 }
 

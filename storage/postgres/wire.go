@@ -110,8 +110,11 @@ func (t *txn) sendWaiting() error {
 	}
 	last := t.lead[n-1]
 	t.lead = t.lead[:n-1]
-	_, err := t.exec(last)
-	return err
+	if _, err := t.exec(last); err != nil {
+		t.leadFailed = true
+		return fmt.Errorf("%w: %w", errLead, err)
+	}
+	return nil
 }
 
 // queueLead puts the framing statements waiting at the head of p.
@@ -173,14 +176,37 @@ func (t *txn) commit() error {
 		}
 		return t.sendCommit()
 	}
-	var pe *pgconn.PgError
-	if err != nil && !errors.As(err, &pe) && !t.commitFailed {
-		// The batch with the COMMIT failed, but not because the database
-		// refused a statement of it (which skips the COMMIT): the connection
-		// failed, or a result could not be read. It may have committed.
+	if err != nil && t.outcomeUnknown(err) {
 		return fmt.Errorf("%w: %w", errCommitUnknown, err)
 	}
 	return err
+}
+
+// outcomeUnknown reports, after the batch that carried the COMMIT failed with
+// err, whether the transaction may have committed. The connection says what
+// the server did: in a failed transaction ('E') a statement was refused and
+// the COMMIT skipped; idle ('I') with the COMMIT's own result an error, the
+// COMMIT failed. Idle otherwise, the COMMIT ran although a result read before
+// it failed its check (the writes are in); a connection that broke, or a
+// FATAL error, leaves it unknown. Nothing sent (pgconn.SafeToRetry) is known.
+func (t *txn) outcomeUnknown(err error) bool {
+	if pgconn.SafeToRetry(err) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC") {
+		return true
+	}
+	pc := t.conn.PgConn()
+	if pc.IsClosed() {
+		return true
+	}
+	switch pc.TxStatus() {
+	case 'E', 'T':
+		return false
+	default: // 'I'
+		return !t.commitFailed
+	}
 }
 
 // began0 reports whether BEGIN is still waiting: no statement was sent.
@@ -234,7 +260,8 @@ func commitError(err error) error {
 		return nil
 	}
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) && !errors.Is(err, pgx.ErrTxCommitRollback) {
+	fatal := errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC")
+	if fatal || (pe == nil && !errors.Is(err, pgx.ErrTxCommitRollback) && !pgconn.SafeToRetry(err)) {
 		return fmt.Errorf("%w: %w", errCommitUnknown, err)
 	}
 	return err

@@ -3,8 +3,11 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/teststore"
@@ -161,5 +164,126 @@ func TestParseURL(t *testing.T) {
 		if tt.ok && (dsn != tt.dsn || cfg.Writers != tt.writers || cfg.Schema != tt.schema) {
 			t.Errorf("ParseURL(%q) = %q, writers %d, schema %q; want %q, %d, %q", tt.in, dsn, cfg.Writers, cfg.Schema, tt.dsn, tt.writers, tt.schema)
 		}
+	}
+}
+
+// TestGroupRefusalBesideCommit: in a group whose last batch carries the
+// COMMIT, one call's event the database refuses (a NUL in text) fails that
+// call alone: the group is rolled back (the COMMIT was skipped, which the
+// connection's state says) and the other calls run again and commit.
+func TestGroupRefusalBesideCommit(t *testing.T) {
+	s := teststore.OpenPostgres(t)
+	call := func(id, stream string) func(storage.Tx) error {
+		return func(tx storage.Tx) error {
+			if err := tx.InsertJob(storagetest.Job(id)); err != nil {
+				return err
+			}
+			return tx.InsertEvent(storagetest.Event(stream, `{"n":1}`))
+		}
+	}
+	errs := postgres.RunGroup(s, call("g0", "s0"), call("g1", "s1"), call("g2", "bad\x00stream"), call("g3", "s3"))
+	for i, err := range errs {
+		if (err != nil) != (i == 2) {
+			t.Errorf("call %d: %v; want only call 2 (its NUL) to fail", i, err)
+		}
+	}
+	var e *errand.Error
+	if errors.As(errs[2], &e) && e.Code == errand.EUNAVAILABLE {
+		t.Errorf("the refused call answered %v; want its own refusal, not 503", errs[2])
+	}
+	for _, id := range []string{"g0", "g1", "g3"} {
+		if _, err := s.GetJob(context.Background(), "acme", id); err != nil {
+			t.Errorf("job %s of a call that succeeded: %v", id, err)
+		}
+	}
+	if _, err := s.GetJob(context.Background(), "acme", "g2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("job g2 of the refused call: %v; want not found", err)
+	}
+}
+
+// TestDeleteThenUpdateBesideCommit: a job deleted and then updated in one
+// call is not there to update: the call answers not found and its delete is
+// not kept (the COMMIT does not ride beside an update that can find no row).
+func TestDeleteThenUpdateBesideCommit(t *testing.T) {
+	s := teststore.OpenPostgres(t)
+	ctx := context.Background()
+	if err := s.WithTx(ctx, func(tx storage.Tx) error { return tx.InsertJob(storagetest.Job("x")) }); err != nil {
+		t.Fatal(err)
+	}
+	err := s.WithTx(ctx, func(tx storage.Tx) error {
+		j, err := tx.GetJob("x")
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteJob("x"); err != nil {
+			return err
+		}
+		j.Status = errand.StatusSucceeded
+		return tx.UpdateJob(j)
+	})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("delete then update: %v; want ErrNotFound", err)
+	}
+	if _, err := s.GetJob(ctx, "acme", "x"); err != nil {
+		t.Fatalf("after the failed call the job is gone (%v); want it kept", err)
+	}
+}
+
+// TestOthersRunBesideUrgentCalls: while urgent calls keep coming, the other
+// calls still run (one writer at a time gives them groups) and all finish.
+func TestOthersRunBesideUrgentCalls(t *testing.T) {
+	s := teststore.OpenPostgres(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	urgentDone := make(chan struct{})
+	go func() {
+		defer close(urgentDone)
+		for n := 0; ctx.Err() == nil; n++ {
+			_ = s.WithTx(storage.Urgent(context.Background()), func(tx storage.Tx) error {
+				return tx.InsertEvent(storagetest.Event("urgent", `{"n":1}`))
+			})
+		}
+	}()
+	finished := make(chan error, 64)
+	for g := range 8 {
+		go func() {
+			for k := range 8 {
+				finished <- s.WithTx(context.Background(), func(tx storage.Tx) error {
+					return tx.InsertJob(storagetest.Job(fmt.Sprintf("o%d_%d", g, k)))
+				})
+			}
+		}()
+	}
+	deadline := time.After(30 * time.Second)
+	for range 64 {
+		select {
+		case err := <-finished:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatal("calls that are not urgent did not all finish beside a stream of urgent ones in 30 s")
+		}
+	}
+	stop()
+	<-urgentDone
+}
+
+// TestWritersBelowPool: writers that would take every connection of the pool
+// are refused at Open with what to change; a small pool alone gets fewer
+// writers by default and works.
+func TestWritersBelowPool(t *testing.T) {
+	u := teststore.PostgresURL(t)
+	_, err := postgres.Open(context.Background(), u, &postgres.Config{Schema: teststore.NewSchema(t, u), MaxConns: 4, Writers: 4})
+	if err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
+		t.Fatalf("writers=4 on a pool of 4: %v; want a refusal naming pool_max_conns", err)
+	}
+	s, err := postgres.Open(context.Background(), u, &postgres.Config{Schema: teststore.NewSchema(t, u), MaxConns: 2})
+	if err != nil {
+		t.Fatalf("a pool of 2 with the default writers: %v", err)
+	}
+	defer s.Close()
+	if err := s.WithTx(context.Background(), func(tx storage.Tx) error { return tx.InsertJob(storagetest.Job("small")) }); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/storage"
+	"modernc.org/sqlite"
 )
 
 // errClosed is returned for work handed to a writer that has stopped.
@@ -208,6 +210,7 @@ func (w *writer) drain(rest []*request) {
 // apart from it: the transaction is rolled back and the group runs again with
 // a savepoint per call (storage.Store.WithTx: fn may run more than once).
 func (w *writer) commit(batch []*request) int {
+	w.began = time.Now()
 	errs, all, batch, err, again := w.group(batch, false)
 	if again {
 		_ = w.exec(w.stmts.rollback)
@@ -234,16 +237,24 @@ func (w *writer) commit(batch []*request) int {
 	return len(batch)
 }
 
+// fromDriver reports whether err came from SQLite itself (a read that hit
+// an I/O error, say): SQLite may have rolled the whole transaction back, which
+// only the savepoints' run finds out (its ROLLBACK TO fails the group).
+func fromDriver(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se)
+}
+
 // group begins the transaction and runs the calls of batch in it, each under
 // a savepoint when savepoints is set, and returns each call's error, what the
 // calls that succeeded ask to be told, the calls it ran (batch, or the part
 // of it before a cut) and the error that fails the whole group. again is set
-// when, without savepoints, a call failed after it wrote: the caller rolls
+// when, without savepoints, a call failed after it wrote (or with an error of
+// SQLite's own): the caller rolls
 // back and runs the group again with them.
 func (w *writer) group(batch []*request, savepoints bool) (errs []error, all storage.Commit, ran []*request, err error, again bool) {
 	errs = make([]error, len(batch))
 	tx := newTxn(w)
-	w.began = time.Now()
 	hasUrgent := false
 	err = w.exec(w.stmts.begin)
 	for i, r := range batch {
@@ -257,7 +268,8 @@ func (w *writer) group(batch []*request, savepoints bool) (errs []error, all sto
 				break
 			}
 		}
-		if errs[i] = w.interpret(run(r.fn, tx)); errs[i] != nil && w.wrote {
+		raw := run(r.fn, tx)
+		if errs[i] = w.interpret(raw); errs[i] != nil && (w.wrote || fromDriver(raw)) {
 			if !savepoints {
 				return errs, storage.Commit{}, batch, nil, true
 			}
