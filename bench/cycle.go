@@ -29,6 +29,9 @@ type CycleResult struct {
 	// PerJob: each worker leases one job a request and completes it with
 	// POST /v1/leases/{id}/complete, as the Python, Node and curl workers do.
 	PerJob bool `json:"per_job"`
+	// WithLease: per-job workers send each completion in their next lease
+	// request (POST /v1/leases with completions): one request a job.
+	WithLease bool `json:"with_lease,omitempty"`
 	// CompleteP50ms and CompleteP99ms are the latency of one completion
 	// request (per-job mode).
 	CompleteP50ms float64 `json:"complete_p50_ms,omitempty"`
@@ -53,8 +56,11 @@ type CycleParams struct {
 	Batch       int // jobs per lease and per completion call (batched mode)
 	SubmitBatch int // jobs per submit request (above 1: POST /v1/job-batches)
 	// PerJob makes each worker lease one job and complete it with its own request.
-	PerJob   bool
-	Duration time.Duration
+	PerJob bool
+	// WithLease (with PerJob) sends each completion in the worker's next lease
+	// request instead.
+	WithLease bool
+	Duration  time.Duration
 	// Tenants, when positive, makes the jobs' inputs name that many tenants in
 	// turn (input.tenant): submits go in batches of at least Tenants jobs.
 	Tenants int
@@ -96,8 +102,11 @@ func Cycle(ctx context.Context, urls []string, p CycleParams) CycleResult {
 		go func() {
 			defer wg.Done()
 			c := client.New(urls[w%len(urls)], client.WithHTTPClient(&http.Client{Transport: NewTransport(2)}))
+			held := "" // the lease a with-lease worker completes in its next request
 			for ctx.Err() == nil {
-				if p.PerJob {
+				if p.PerJob && p.WithLease {
+					completed.Add(int64(workWithLease(ctx, c, operation, &held, &lat[w])))
+				} else if p.PerJob {
 					completed.Add(int64(workOne(ctx, c, operation, &lat[w])))
 				} else {
 					completed.Add(int64(workOnce(ctx, c, operation, batch)))
@@ -110,9 +119,12 @@ func Cycle(ctx context.Context, urls []string, p CycleParams) CycleResult {
 	r := CycleResult{Name: "full cycle", Submitted: submitted.Load(), Completed: completed.Load(), Seconds: el,
 		JobsPerSec: float64(completed.Load()) / el, SubmitPerSec: float64(submitted.Load()) / el,
 		Producers: producers, Workers: workers, Batch: batch, SubmitBatch: max(1, submitBatch), PerJob: p.PerJob,
-		Tenants: p.Tenants}
+		WithLease: p.PerJob && p.WithLease, Tenants: p.Tenants}
 	if p.PerJob {
 		r.Name, r.Batch = "full cycle, one complete per job", 1
+		if r.WithLease {
+			r.Name = "full cycle, each complete in the next lease"
+		}
 		r.CompleteP50ms, r.CompleteP99ms, _ = percentiles(slices.Concat(lat...))
 	}
 	return r
@@ -142,6 +154,45 @@ func workOne(ctx context.Context, c *client.Client, operation string, lat *[]tim
 		return 0
 	}
 	return 1
+}
+
+// workWithLease leases one job, sending the one it leased before (held) as a
+// completion in the same request, as a worker does with POST /v1/leases'
+// completions; it records that request's latency and returns how many
+// completions succeeded.
+func workWithLease(ctx context.Context, c *client.Client, operation string, held *string, lat *[]time.Duration) int {
+	body := map[string]any{"operations": []string{operation}, "max_jobs": 1, "wait_seconds": 1, "lease_seconds": 60}
+	if *held != "" {
+		body["completions"] = []map[string]any{{"lease_id": *held, "result": json.RawMessage(`{"ok":true}`)}}
+	}
+	var out struct {
+		Leases []struct {
+			ID string `json:"lease_id"`
+		} `json:"leases"`
+		Completed []struct {
+			Status string `json:"status"`
+		} `json:"completed"`
+	}
+	start := time.Now()
+	_, err := c.Do(context.WithoutCancel(ctx), "POST", "/v1/leases", body, nil, &out)
+	if *held != "" {
+		*lat = append(*lat, time.Since(start))
+	}
+	if err != nil {
+		*held = ""
+		return 0
+	}
+	*held = ""
+	if len(out.Leases) > 0 {
+		*held = out.Leases[0].ID
+	}
+	n := 0
+	for _, d := range out.Completed {
+		if d.Status == string(errand.StatusSucceeded) {
+			n++
+		}
+	}
+	return n
 }
 
 // workOnce leases a batch and completes it in one call; it returns how many

@@ -33,11 +33,15 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 		a    appender
 		want any
 	}{
-		{"leases", leaseList{[]errand.Lease{{ID: "lease_job_1.x", ExpiresAt: now, Job: j}, {ID: "lease_2", Job: j}}},
+		{"leases", leaseList{Leases: []errand.Lease{{ID: "lease_job_1.x", ExpiresAt: now, Job: j}, {ID: "lease_2", Job: j}}},
 			struct {
 				Leases []errand.Lease `json:"leases"`
 			}{[]errand.Lease{{ID: "lease_job_1.x", ExpiresAt: now, Job: j}, {ID: "lease_2", Job: j}}}},
-		{"no leases", leaseList{[]errand.Lease{}}, struct {
+		{"leases and completed", leaseList{Leases: []errand.Lease{{ID: "lease_job_1.x", ExpiresAt: now, Job: j}},
+			Completed: []batchResult{{LeaseID: "lease_<0>", JobID: "job_0", Status: errand.StatusSucceeded}, {LeaseID: "lease_2", Error: p}}},
+			leaseList{Leases: []errand.Lease{{ID: "lease_job_1.x", ExpiresAt: now, Job: j}},
+				Completed: []batchResult{{LeaseID: "lease_<0>", JobID: "job_0", Status: errand.StatusSucceeded}, {LeaseID: "lease_2", Error: p}}}},
+		{"no leases", leaseList{Leases: []errand.Lease{}}, struct {
 			Leases []errand.Lease `json:"leases"`
 		}{[]errand.Lease{}}},
 		{"results", batchResults{{LeaseID: "lease_<1>", Job: j}, {LeaseID: "lease_2", Error: p}},

@@ -8,15 +8,21 @@ import (
 	"github.com/errandhq/errand/queue"
 )
 
-// leaseList is the answer to a lease request.
+// leaseList is the answer to a lease request: the leases, and when the
+// request carried completions, what became of each (brief: job id and
+// status, or the problem).
 type leaseList struct {
-	Leases []errand.Lease `json:"leases"`
+	Leases    []errand.Lease `json:"leases"`
+	Completed []batchResult  `json:"completed,omitempty"`
 }
 
 func (l leaseList) AppendJSON(b []byte) []byte { return l.appendParts(b, nil) }
 
 func (l leaseList) appendParts(b []byte, flush func([]byte) []byte) []byte {
 	b = appendItems(append(b, '{'), flush, "leases", l.Leases, func(b []byte, l *errand.Lease) []byte { return l.AppendJSON(b) })
+	if l.Completed != nil {
+		b = appendItems(append(b, ','), flush, "completed", l.Completed, appendBatchResult)
+	}
 	return append(b, '}')
 }
 
@@ -26,14 +32,18 @@ func handleLease(acc *access, q *queue.Queue) http.Handler {
 		if err != nil {
 			return err
 		}
-		leases, err := leasing(r, q).Lease(r.Context(), lp)
+		outcomes, leases, err := leasing(r, q).CompleteAndLease(r.Context(), lp)
 		if err != nil {
 			return err
 		}
 		if leases == nil {
 			leases = []errand.Lease{}
 		}
-		encode(w, http.StatusOK, leaseList{leases})
+		var done []batchResult
+		if len(lp.Completions) > 0 {
+			done = batchAnswer(acc, r, lp.Completions, outcomes, true)
+		}
+		encode(w, http.StatusOK, leaseList{Leases: leases, Completed: done})
 		return nil
 	})
 }
@@ -97,18 +107,20 @@ type batchResults []batchResult
 func (rs batchResults) AppendJSON(b []byte) []byte { return rs.appendParts(b, nil) }
 
 func (rs batchResults) appendParts(b []byte, flush func([]byte) []byte) []byte {
-	b = appendItems(append(b, '{'), flush, "results", rs, func(b []byte, r *batchResult) []byte {
-		b = append(b, `{"lease_id":`...)
-		b = appendPlain(b, r.LeaseID)
-		if r.JobID != "" {
-			b = append(b, `,"job_id":`...)
-			b = appendPlain(b, r.JobID)
-			b = append(b, `,"status":`...)
-			b = appendPlain(b, r.Status)
-		}
-		return appendOutcome(b, true, r.Job, r.Error)
-	})
+	b = appendItems(append(b, '{'), flush, "results", rs, appendBatchResult)
 	return append(b, '}')
+}
+
+func appendBatchResult(b []byte, r *batchResult) []byte {
+	b = append(b, `{"lease_id":`...)
+	b = appendPlain(b, r.LeaseID)
+	if r.JobID != "" {
+		b = append(b, `,"job_id":`...)
+		b = appendPlain(b, r.JobID)
+		b = append(b, `,"status":`...)
+		b = appendPlain(b, r.Status)
+	}
+	return appendOutcome(b, true, r.Job, r.Error)
 }
 
 // appendOutcome ends an entry of a batch answer with its job or its problem
@@ -138,22 +150,28 @@ func handleCompleteBatch(acc *access, q *queue.Queue) http.Handler {
 		if err != nil {
 			return err
 		}
-		res := make([]batchResult, len(outcomes))
-		for i, o := range outcomes {
-			res[i] = batchResult{LeaseID: br.Completions[i].LeaseID}
-			switch {
-			case o.Err != nil:
-				res[i].Error = Problem(o.Err)
-				acc.recordDenial(r, o.Err, res[i].Error.Status) // another tenant's lease, say
-			case br.Brief:
-				res[i].JobID, res[i].Status = o.Job.ID, o.Job.Status
-			default:
-				res[i].Job = o.Job
-			}
-		}
-		encode(w, http.StatusOK, batchResults(res))
+		encode(w, http.StatusOK, batchResults(batchAnswer(acc, r, br.Completions, outcomes, br.Brief)))
 		return nil
 	})
+}
+
+// batchAnswer is each completion's entry of an answer: its job (or, brief,
+// the job's id and status), or its problem, recorded when it is a denial.
+func batchAnswer(acc *access, r *http.Request, cs []queue.Completion, outcomes []queue.Outcome, brief bool) []batchResult {
+	res := make([]batchResult, len(outcomes))
+	for i, o := range outcomes {
+		res[i] = batchResult{LeaseID: cs[i].LeaseID}
+		switch {
+		case o.Err != nil:
+			res[i].Error = Problem(o.Err)
+			acc.recordDenial(r, o.Err, res[i].Error.Status) // another tenant's lease, say
+		case brief:
+			res[i].JobID, res[i].Status = o.Job.ID, o.Job.Status
+		default:
+			res[i].Job = o.Job
+		}
+	}
+	return res
 }
 
 func handleFail(acc *access, q *queue.Queue) http.Handler {

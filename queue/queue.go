@@ -171,6 +171,10 @@ type LeaseParams struct {
 	// LeaseSeconds is how long the worker holds each job without a heartbeat.
 	LeaseSeconds float64 `json:"lease_seconds"`
 	Worker       string  `json:"worker"`
+	// Completions are the worker's finished jobs, completed in the same commit
+	// as the lease (see CompleteAndLease): a worker taking one job a request
+	// then makes one request a job, not two.
+	Completions []Completion `json:"completions,omitempty"`
 }
 
 func (q *Queue) check(lp *LeaseParams) error {
@@ -198,15 +202,46 @@ func (q *Queue) check(lp *LeaseParams) error {
 	if len(lp.Worker) > 200 {
 		return errand.Errorf(errand.EINVALID, "worker must be at most 200 bytes")
 	}
+	if len(lp.Completions) > q.cfg.MaxJobs {
+		return errand.Errorf(errand.EINVALID, "completions: at most %d", q.cfg.MaxJobs)
+	}
 	return nil
 }
 
 // Lease takes up to MaxJobs queued jobs of the operations, waiting up to
 // WaitSeconds for work to arrive. It returns an empty list when none came.
 func (q *Queue) Lease(ctx context.Context, lp LeaseParams) ([]errand.Lease, error) {
+	_, leases, err := q.CompleteAndLease(ctx, lp)
+	return leases, err
+}
+
+// CompleteAndLease completes lp.Completions and leases jobs as Lease does,
+// the completions and the first claim in one transaction: one commit for a
+// worker's finished job and its next. Each completion's outcome is answered
+// as CompleteBatch answers it (a lease that expired fails that entry, not the
+// request); the completions are kept even when no job is there to lease
+// (the wait for one begins after they commit).
+func (q *Queue) CompleteAndLease(ctx context.Context, lp LeaseParams) ([]Outcome, []errand.Lease, error) {
 	if err := q.check(&lp); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var outcomes []Outcome
+	var before func(storage.Tx) error
+	if cs := lp.Completions; len(cs) > 0 {
+		outcomes = make([]Outcome, len(cs))
+		ids := leasedIDs(cs)
+		before = func(tx storage.Tx) error { return q.completeIn(tx, cs, ids, outcomes) }
+	}
+	leases, err := q.lease(ctx, lp, before)
+	if err != nil {
+		return nil, nil, err
+	}
+	return outcomes, leases, nil
+}
+
+// lease claims jobs, waiting up to lp.WaitSeconds for some; before, when not
+// nil, runs in the transaction of the first claim.
+func (q *Queue) lease(ctx context.Context, lp LeaseParams, before func(storage.Tx) error) ([]errand.Lease, error) {
 	lease := seconds(lp.LeaseSeconds, q.cfg.DefaultLease, q.cfg.MaxLease)
 	wait := seconds(lp.WaitSeconds, 0, q.cfg.MaxWait)
 	var timeout <-chan time.Time
@@ -220,7 +255,8 @@ func (q *Queue) Lease(ctx context.Context, lp LeaseParams) ([]errand.Lease, erro
 	dueTimer := time.NewTimer(time.Hour)
 	defer dueTimer.Stop()
 	for {
-		leases, next, err := q.claim(ctx, lp, lease)
+		leases, next, err := q.claim(ctx, lp, lease, before)
+		before = nil
 		if err != nil || len(leases) > 0 || timeout == nil {
 			return leases, err
 		}
@@ -233,7 +269,7 @@ func (q *Queue) Lease(ctx context.Context, lp LeaseParams) ([]errand.Lease, erro
 		case <-wake:
 		case <-due:
 		case <-timeout:
-			leases, _, err := q.claim(ctx, lp, lease)
+			leases, _, err := q.claim(ctx, lp, lease, nil)
 			return leases, err
 		case <-ctx.Done():
 			return nil, nil
@@ -260,13 +296,18 @@ func validSeconds(s float64) bool { return s >= 0 && s <= math.MaxFloat64 }
 
 // claim leases what is queued now, honouring priority, concurrency limits and
 // flow control; next, when not zero, is when start_rate lets a start happen.
-func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration) ([]errand.Lease, time.Time, error) {
+func (q *Queue) claim(ctx context.Context, lp LeaseParams, lease time.Duration, before func(storage.Tx) error) ([]errand.Lease, time.Time, error) {
 	var out []errand.Lease
 	var next time.Time
 	var fair []take // what fair claims started, charged once committed
 	// A worker waits for it: urgent.
 	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error {
 		out = out[:0]
+		if before != nil {
+			if err := before(tx); err != nil {
+				return err
+			}
+		}
 		var jobs []*errand.Job
 		var cut bool
 		var err error
@@ -522,33 +563,45 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]Outcome, 
 		return nil, errand.Errorf(errand.EINVALID, "a batch holds 1 to %d completions", q.cfg.MaxJobs)
 	}
 	out := make([]Outcome, len(cs))
+	ids := leasedIDs(cs)
+	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error { // a worker waits
+		return q.completeIn(tx, cs, ids, out)
+	})
+	return out, err
+}
+
+// leasedIDs are the job ids the completions' lease ids name.
+func leasedIDs(cs []Completion) []string {
 	ids := make([]string, 0, len(cs))
 	for _, c := range cs {
 		if id, _, err := parseLease(c.LeaseID); err == nil {
 			ids = append(ids, id)
 		}
 	}
-	err := q.store.WithTx(storage.Urgent(ctx), func(tx storage.Tx) error { // a worker waits
-		if err := tx.LockJobs(ids); err != nil {
+	return ids
+}
+
+// completeIn completes cs in tx, each entry's outcome into out; only an
+// internal error fails the transaction.
+func (q *Queue) completeIn(tx storage.Tx, cs []Completion, ids []string, out []Outcome) error {
+	if err := tx.LockJobs(ids); err != nil {
+		return err
+	}
+	now := q.cfg.Now().UTC()
+	for i, c := range cs {
+		j, err := held(tx, q.scope, c.LeaseID, now)
+		var refused error
+		if err == nil {
+			if refused, err = q.succeed(tx, j, c.Result, now); err == nil {
+				q.freed(tx, j)
+			}
+		}
+		out[i] = Outcome{Job: j, Err: cmp.Or(err, refused)}
+		if errand.ErrorCode(err) == errand.EINTERNAL {
 			return err
 		}
-		now := q.cfg.Now().UTC()
-		for i, c := range cs {
-			j, err := held(tx, q.scope, c.LeaseID, now)
-			var refused error
-			if err == nil {
-				if refused, err = q.succeed(tx, j, c.Result, now); err == nil {
-					q.freed(tx, j)
-				}
-			}
-			out[i] = Outcome{Job: j, Err: cmp.Or(err, refused)}
-			if errand.ErrorCode(err) == errand.EINTERNAL {
-				return err
-			}
-		}
-		return nil
-	})
-	return out, err
+	}
+	return nil
 }
 
 // FailParams says why an attempt failed and whether to try again.

@@ -199,7 +199,7 @@ func newBenchSubmitCmd(stdout, stderr io.Writer) *cobra.Command {
 func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
 	var workers, batch, submitBatch, tenants int
-	var perJob, baseline bool
+	var perJob, withLease, baseline bool
 	cmd := &cobra.Command{
 		Use:   "cycle",
 		Short: "Submits while pull workers lease and complete (in batches, or one job a request with --per-job): completed jobs a second",
@@ -209,7 +209,7 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 				urls = []string{url}
 			}
 			r := bench.Cycle(ctx, urls, bench.CycleParams{Operation: "bench", Producers: o.concurrency, Workers: workers,
-				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob, Duration: o.duration})
+				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob || withLease, WithLease: withLease, Duration: o.duration})
 			return bench.Result{Concurrency: r.Producers, Requests: int(r.Completed), PerSecond: r.JobsPerSec,
 				P50ms: r.CompleteP50ms, P99ms: r.CompleteP99ms}, nil
 		}, func(ctx context.Context, url string, facts map[string]any) (any, error) {
@@ -226,7 +226,7 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 				}
 			}
 			p := bench.CycleParams{Operation: "bench", Producers: o.concurrency, Workers: workers,
-				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob, Duration: o.duration, Tenants: tenants}
+				Batch: batch, SubmitBatch: submitBatch, PerJob: perJob || withLease, WithLease: withLease, Duration: o.duration, Tenants: tenants}
 			if tenants > 0 {
 				return fairCycle(ctx, urls, p, o.rounds), nil
 			}
@@ -242,6 +242,7 @@ func newBenchCycleCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&batch, "batch", 200, "jobs per lease and per completion call")
 	cmd.Flags().IntVar(&submitBatch, "submit-batch", 1, "jobs per submit request (above 1: POST /v1/job-batches)")
 	cmd.Flags().BoolVar(&perJob, "per-job", false, "workers lease one job a request and complete it with POST /v1/leases/{id}/complete, as Python, Node and curl workers do")
+	cmd.Flags().BoolVar(&withLease, "with-lease", false, "per-job workers send each completion in their next lease request (POST /v1/leases with completions): one request a job")
 	cmd.Flags().BoolVar(&baseline, "baseline", false, "also measure a trivial net/http 202 server in the same run and print the cycle as a ratio of it")
 	cmd.Flags().IntVar(&tenants, "fairness", 0, "jobs name this many tenants in turn (input.tenant, batches of at least that many): the cycle on an operation with fairness on them (bench-fair) and on plain FIFO (bench), in turn --rounds times, and the median of the rounds' ratios")
 	o.addTelemetryFlags(cmd)

@@ -365,3 +365,55 @@ func TestE2ECompleteBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ECompleteAndLease: a lease request that carries the worker's
+// completions finishes them in the same commit as it leases the next jobs,
+// answers each in "completed" (a lease not held fails its entry only), keeps
+// them when no job is left to lease, and refuses a malformed one whole.
+func TestE2ECompleteAndLease(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig)
+	s.do("POST", "/v1/job-batches", `{"jobs":[{"operation":"echo","input":{"n":1}},{"operation":"echo","input":{"n":2}}]}`)
+	lease := func(body string) (leases []errand.Lease, completed []map[string]json.RawMessage) {
+		t.Helper()
+		status, _, b := s.do("POST", "/v1/leases", body)
+		var res struct {
+			Leases    []errand.Lease
+			Completed []map[string]json.RawMessage
+		}
+		mustJSON(t, b, &res)
+		if status != 200 {
+			t.Fatalf("POST /v1/leases %s = %d %s", body, status, b)
+		}
+		return res.Leases, res.Completed
+	}
+	first, done := lease(`{"operations":["echo"]}`)
+	if len(first) != 1 || done != nil {
+		t.Fatalf("a plain lease: %d leases, completed %v; want one lease and no completed", len(first), done)
+	}
+	next, done := lease(fmt.Sprintf(`{"operations":["echo"],"completions":[{"lease_id":%q,"result":{"ok":1}},{"lease_id":"lease_nope.x","result":{}}]}`, first[0].ID))
+	if len(next) != 1 || next[0].Job.ID == first[0].Job.ID {
+		t.Fatalf("the lease beside the completions: %+v; want the other job", next)
+	}
+	if len(done) != 2 || string(done[0]["job_id"]) != `"`+first[0].Job.ID+`"` || string(done[0]["status"]) != `"succeeded"` || done[1]["error"] == nil {
+		t.Fatalf("completed = %v; want the first succeeded and the made-up lease refused", done)
+	}
+	// Nothing left to lease: the completion is kept all the same.
+	none, done := lease(fmt.Sprintf(`{"operations":["echo"],"wait_seconds":0.2,"completions":[{"lease_id":%q,"result":{"ok":2}}]}`, next[0].ID))
+	if len(none) != 0 || len(done) != 1 || string(done[0]["status"]) != `"succeeded"` {
+		t.Fatalf("with the queue empty: leases %v, completed %v; want none and the completion succeeded", none, done)
+	}
+	for _, l := range []errand.Lease{first[0], next[0]} {
+		_, _, b := s.do("GET", "/v1/jobs/"+l.Job.ID, "")
+		var j errand.Job
+		mustJSON(t, b, &j)
+		if j.Status != errand.StatusSucceeded || len(j.Result) == 0 {
+			t.Errorf("job %s after its completion rode on a lease: %s %s", l.Job.ID, j.Status, j.Result)
+		}
+	}
+	for _, body := range []string{`{"operations":["echo"],"completions":[{"lease_id":1}]}`, `{"operations":["echo"],"completions":{}}`} {
+		if status, _, b := s.do("POST", "/v1/leases", body); status != 400 && status != 422 {
+			t.Errorf("%s → %d %s, want 400 or 422", body, status, b)
+		}
+	}
+}
