@@ -295,6 +295,44 @@ func testBatchComplete(t *testing.T, s storage.Store) {
 	}
 }
 
+func TestCompleteAndLease(t *testing.T) { teststore.Each(t, testCompleteAndLease) }
+
+// testCompleteAndLease: completions sent with a lease are done in the same
+// transaction as its claim, so the slot a completion frees (concurrency 1
+// here) is the next job's at once; each entry answers on its own; with no job
+// left, the completion is kept.
+func testCompleteAndLease(t *testing.T, s storage.Store) {
+	op := servicetest.Op("report")
+	op.Concurrency = 1
+	h := servicetest.New(t, s, op)
+	a, b := h.Submit("report", job.SubmitParams{}), h.Submit("report", job.SubmitParams{})
+	ls := h.Lease(2, "report")
+	if len(ls) != 1 || ls[0].Job.ID != a.ID {
+		t.Fatalf("first lease = %v, want %s alone (concurrency 1)", servicetest.LeaseIDs(ls), a.ID)
+	}
+	out, next, err := h.Queue.CompleteAndLease(h.Ctx, queue.LeaseParams{Operations: []string{"report"},
+		Completions: []queue.Completion{{LeaseID: ls[0].ID, Result: servicetest.Input(`{"ok":1}`)}, {LeaseID: "lease_bogus"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out[0].Err != nil || errand.ErrorCode(out[1].Err) != errand.ELEASEEXPIRED {
+		t.Fatalf("outcomes = %+v; want the first completed and the bogus lease refused", out)
+	}
+	if len(next) != 1 || next[0].Job.ID != b.ID {
+		t.Fatalf("lease beside the completion = %v, want %s (the slot it freed)", servicetest.LeaseIDs(next), b.ID)
+	}
+	out, none, err := h.Queue.CompleteAndLease(h.Ctx, queue.LeaseParams{Operations: []string{"report"},
+		Completions: []queue.Completion{{LeaseID: next[0].ID, Result: servicetest.Input(`{"ok":2}`)}}})
+	if err != nil || len(none) != 0 || len(out) != 1 || out[0].Err != nil {
+		t.Fatalf("with nothing left: leases %v, outcomes %+v, %v", servicetest.LeaseIDs(none), out, err)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if got := h.Get(id).Status; got != errand.StatusSucceeded {
+			t.Errorf("job %s: %s, want succeeded", id, got)
+		}
+	}
+}
+
 func TestLongPollWakes(t *testing.T) { teststore.Each(t, testLongPollWakes) }
 
 func testLongPollWakes(t *testing.T, s storage.Store) {
