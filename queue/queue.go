@@ -254,9 +254,14 @@ func (q *Queue) lease(ctx context.Context, lp LeaseParams, before func(storage.T
 	defer stop()
 	dueTimer := time.NewTimer(time.Hour)
 	defer dueTimer.Stop()
+	completed := false // before has committed: its answers must reach the worker
 	for {
 		leases, next, err := q.claim(ctx, lp, lease, before)
+		completed = completed || (before != nil && err == nil)
 		before = nil
+		if err != nil && completed {
+			return nil, nil // a later claim failed: no leases, but the completions stand
+		}
 		if err != nil || len(leases) > 0 || timeout == nil {
 			return leases, err
 		}
@@ -270,6 +275,9 @@ func (q *Queue) lease(ctx context.Context, lp LeaseParams, before func(storage.T
 		case <-due:
 		case <-timeout:
 			leases, _, err := q.claim(ctx, lp, lease, nil)
+			if err != nil && completed {
+				return nil, nil
+			}
 			return leases, err
 		case <-ctx.Done():
 			return nil, nil
@@ -547,7 +555,7 @@ func (q *Queue) checkResult(j *errand.Job, result json.RawMessage) *errand.Error
 // Completion is one entry of a batch completion.
 type Completion struct {
 	LeaseID string          `json:"lease_id"`
-	Result  json.RawMessage `json:"result"`
+	Result  json.RawMessage `json:"result,omitempty"` // null when left out
 }
 
 // Outcome is what became of one entry of a batch: the job, or the error.

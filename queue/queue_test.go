@@ -1,9 +1,11 @@
 package queue_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,6 +332,45 @@ func testCompleteAndLease(t *testing.T, s storage.Store) {
 		if got := h.Get(id).Status; got != errand.StatusSucceeded {
 			t.Errorf("job %s: %s, want succeeded", id, got)
 		}
+	}
+}
+
+func TestCompletionsOutliveALaterClaim(t *testing.T) {
+	teststore.Each(t, testCompletionsOutliveALaterClaim)
+}
+
+// failLater fails every transaction but the first once armed: the store
+// going away while a lease request long-polls.
+type failLater struct {
+	storage.Store
+	armed  atomic.Bool
+	passed atomic.Int32
+}
+
+func (f *failLater) WithTx(ctx context.Context, fn func(storage.Tx) error) error {
+	if f.armed.Load() && f.passed.Add(1) > 1 {
+		return errand.Errorf(errand.EUNAVAILABLE, "the store went away (test)")
+	}
+	return f.Store.WithTx(ctx, fn)
+}
+
+// testCompletionsOutliveALaterClaim: completions that committed with a lease
+// request's first claim are answered even when a later claim of its long
+// poll fails: the worker is told they succeeded, not that the request failed.
+func testCompletionsOutliveALaterClaim(t *testing.T, s storage.Store) {
+	fs := &failLater{Store: s}
+	h := servicetest.New(t, fs, servicetest.Op("report"))
+	j := h.Submit("report", job.SubmitParams{})
+	ls := h.Lease(1, "report")
+	fs.armed.Store(true)
+	out, leases, err := h.Queue.CompleteAndLease(h.Ctx, queue.LeaseParams{Operations: []string{"report"}, WaitSeconds: 0.1,
+		Completions: []queue.Completion{{LeaseID: ls[0].ID, Result: servicetest.Input(`{"ok":1}`)}}})
+	fs.armed.Store(false)
+	if err != nil || len(leases) != 0 || len(out) != 1 || out[0].Err != nil {
+		t.Fatalf("a later claim failed: outcomes %+v, leases %d, err %v; want the completion answered, no leases, no error", out, len(leases), err)
+	}
+	if got := h.Get(j.ID).Status; got != errand.StatusSucceeded {
+		t.Fatalf("job after its completion rode on the lease: %s, want succeeded", got)
 	}
 }
 
