@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -99,6 +100,16 @@ func ParseCursor(s string) (int64, error) {
 		return 0, Errorf(ECURSOR, "cursor %q is not one errand issued", Truncate(s, 64))
 	}
 	return n, nil
+}
+
+// ResumeCursor is where a stream resumes: lastEventID (the Last-Event-ID an
+// EventSource sends when it reconnects) wins over after (a ?after= query or
+// an argument).
+func ResumeCursor(lastEventID, after string) (int64, error) {
+	if id := strings.TrimSpace(lastEventID); id != "" {
+		return ParseCursor(id)
+	}
+	return ParseCursor(after)
 }
 
 // Truncate shortens s to n bytes, marking the cut with "…" (for echoing client

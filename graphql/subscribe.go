@@ -126,10 +126,7 @@ func sendEvent(ch chan<- *errand.Event) func(context.Context, *event.Frame) (boo
 // resumeCursor is where a subscription starts: an event stream's
 // Last-Event-ID wins over the after argument.
 func resumeCursor(c *caller, after *string) (int64, error) {
-	if c.lastEventID != "" {
-		return errand.ParseCursor(c.lastEventID)
-	}
-	return errand.ParseCursor(deref(after))
+	return errand.ResumeCursor(c.lastEventID, deref(after))
 }
 
 func terminal(e *errand.Event) bool { return errand.TerminalEvent(e.Type) }

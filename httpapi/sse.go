@@ -42,13 +42,9 @@ func wantsSSE(r *http.Request) bool {
 	return false
 }
 
-// resumeCursor is where a stream resumes: Last-Event-ID (what EventSource sends
-// when it reconnects) wins over ?after=.
+// resumeCursor is where a stream resumes: Last-Event-ID wins over ?after=.
 func resumeCursor(r *http.Request) (int64, error) {
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		return errand.ParseCursor(strings.TrimSpace(id))
-	}
-	return errand.ParseCursor(r.URL.Query().Get("after"))
+	return errand.ResumeCursor(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after"))
 }
 
 // frames is where a stream's frames go: buffer collects, flush sends.

@@ -80,11 +80,7 @@ func (d *Dashboard) handleChannelLive(w http.ResponseWriter, r *http.Request, wh
 	if _, err := d.d.Channels.Subscribable(wh.p, name); err != nil {
 		return err
 	}
-	after := r.Header.Get("Last-Event-ID")
-	if after == "" {
-		after = r.URL.Query().Get("after")
-	}
-	seq, err := errand.ParseCursor(after)
+	seq, err := errand.ResumeCursor(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after"))
 	if err != nil {
 		return err
 	}

@@ -265,11 +265,7 @@ type jobEvent struct {
 // after the terminal event.
 func (d *Dashboard) handleJobLive(w http.ResponseWriter, r *http.Request, wh *who) error {
 	id := r.PathValue("id")
-	after := r.Header.Get("Last-Event-ID")
-	if after == "" {
-		after = r.URL.Query().Get("after")
-	}
-	seq, err := errand.ParseCursor(after)
+	seq, err := errand.ResumeCursor(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after"))
 	if err != nil {
 		return err
 	}
