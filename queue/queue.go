@@ -274,11 +274,7 @@ func (q *Queue) lease(ctx context.Context, lp LeaseParams, before func(storage.T
 		case <-wake:
 		case <-due:
 		case <-timeout:
-			leases, _, err := q.claim(ctx, lp, lease, nil)
-			if err != nil && completed {
-				return nil, nil
-			}
-			return leases, err
+			timeout = nil // one last claim, then the answer whatever it finds
 		case <-ctx.Done():
 			return nil, nil
 		}
