@@ -193,8 +193,7 @@ func (t *txn) outcomeUnknown(err error) bool {
 	if pgconn.SafeToRetry(err) {
 		return false
 	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC") {
+	if fatal(err) {
 		return true
 	}
 	pc := t.conn.PgConn()
@@ -260,11 +259,17 @@ func commitError(err error) error {
 		return nil
 	}
 	var pe *pgconn.PgError
-	fatal := errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC")
-	if fatal || (pe == nil && !errors.Is(err, pgx.ErrTxCommitRollback) && !pgconn.SafeToRetry(err)) {
+	if fatal(err) || (!errors.As(err, &pe) && !errors.Is(err, pgx.ErrTxCommitRollback) && !pgconn.SafeToRetry(err)) {
 		return fmt.Errorf("%w: %w", errCommitUnknown, err)
 	}
 	return err
+}
+
+// fatal reports a FATAL or PANIC error: the server ended the session, maybe
+// after a COMMIT took effect.
+func fatal(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC")
 }
 
 // rollback ends a transaction that will not commit. A connection left in a
