@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,6 +38,7 @@ func RaiseFileLimit() uint64 {
 type sseConn struct {
 	c       net.Conn
 	r       *bufio.Reader
+	body    io.Reader // the response's body, de-chunked (r reads it raw)
 	frames  atomic.Int64
 	lastID  atomic.Int64
 	dupes   atomic.Int64 // ids not greater than the one before: duplicates or disorder
@@ -69,6 +71,7 @@ func dialSSE(base, path string, lastID int64) (*sseConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("subscribe: %v %v", err, resp)
 	}
+	s.body = resp.Body
 	return s, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,29 +180,16 @@ type uiStream struct {
 }
 
 func dialUI(base, path string) (*uiStream, error) {
-	u, err := url.Parse(base)
+	sse, err := dialSSE(base, path, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GET %s: %w", path, err)
 	}
-	c, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path, u.Host); err != nil {
-		c.Close()
-		return nil, err
-	}
-	br := bufio.NewReaderSize(c, 4096)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		c.Close()
-		return nil, fmt.Errorf("GET %s: %v %v", path, resp, err)
-	}
+	c := sse.c
 	s := &uiStream{c: c}
 	var once sync.Once
 	go func() {
 		defer once.Do(func() { c.Close() })
-		sc := bufio.NewScanner(resp.Body)
+		sc := bufio.NewScanner(sse.body)
 		sc.Buffer(make([]byte, 4096), 1<<20)
 		for sc.Scan() {
 			if bytes.Equal(sc.Bytes(), []byte("event: row")) {
